@@ -1,0 +1,122 @@
+#include "agent/core/crypto.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace meshos {
+
+namespace {
+constexpr std::string_view kKeyFileHeader = "meshos-ed25519-secret-v1";
+static_assert(sizeof(crypto_generichash_state) <= 384, "Blake2b state buffer too small");
+}  // namespace
+
+Status initCrypto() {
+  if (sodium_init() < 0) return Status::internal("libsodium failed to initialise");
+  return Status::ok();
+}
+
+Hash256 blake2b256(ByteView data) {
+  Hash256 out{};
+  crypto_generichash(out.data(), out.size(), data.data(), data.size(), nullptr, 0);
+  return out;
+}
+
+Blake2b::Blake2b() {
+  crypto_generichash_init(reinterpret_cast<crypto_generichash_state*>(state_), nullptr, 0, 32);
+}
+
+Blake2b& Blake2b::update(ByteView data) {
+  crypto_generichash_update(reinterpret_cast<crypto_generichash_state*>(state_), data.data(),
+                            data.size());
+  return *this;
+}
+
+Blake2b& Blake2b::updateU64(uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+  return update(ByteView(b, 8));
+}
+
+Hash256 Blake2b::finish() {
+  Hash256 out{};
+  crypto_generichash_final(reinterpret_cast<crypto_generichash_state*>(state_), out.data(),
+                           out.size());
+  return out;
+}
+
+SigningKey SigningKey::generate() {
+  SigningKey k;
+  crypto_sign_keypair(k.public_key.data(), k.secret_key.data());
+  return k;
+}
+
+Signature SigningKey::sign(ByteView message) const {
+  Signature sig{};
+  crypto_sign_detached(sig.data(), nullptr, message.data(), message.size(), secret_key.data());
+  return sig;
+}
+
+bool verifySignature(const PublicKey& key, ByteView message, const Signature& sig) {
+  return crypto_sign_verify_detached(sig.data(), message.data(), message.size(), key.data()) == 0;
+}
+
+Result<PublicKey> publicKeyFromBase64(std::string_view text) {
+  auto bytes = fromBase64(text);
+  if (!bytes) return Status::invalid("public key is not base64");
+  if (bytes->size() != 32) {
+    return Status::invalid("public key must be 32 bytes, got " + std::to_string(bytes->size()));
+  }
+  PublicKey key{};
+  std::memcpy(key.data(), bytes->data(), 32);
+  return key;
+}
+
+std::string publicKeyToBase64(const PublicKey& key) { return toBase64(key); }
+
+Status writeKeyFile(const std::filesystem::path& path, const SigningKey& key) {
+  std::string text = std::string(kKeyFileHeader) + "\n" + toBase64(key.secret_key) + "\n";
+  std::string tmp = path.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io("cannot create " + tmp + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Status::io("cannot write key file " + path.string() + ": " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+Result<SigningKey> readKeyFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::notFound("cannot open key file " + path.string());
+  std::string header, body;
+  std::getline(in, header);
+  std::getline(in, body);
+  if (header != kKeyFileHeader) {
+    return Status::invalid("key file " + path.string() + " does not start with " +
+                           std::string(kKeyFileHeader));
+  }
+  auto secret = fromBase64(body);
+  if (!secret || secret->size() != 64) {
+    return Status::invalid("key file " + path.string() + " does not hold a 64-byte secret key");
+  }
+  SigningKey k;
+  std::memcpy(k.secret_key.data(), secret->data(), 64);
+  // The public half is derived, so a key file edited by hand cannot pair mismatched halves.
+  crypto_sign_ed25519_sk_to_pk(k.public_key.data(), k.secret_key.data());
+  if (std::memcmp(k.public_key.data(), k.secret_key.data() + 32, 32) != 0) {
+    return Status::corruption("key file " + path.string() + ": public half does not match");
+  }
+  return k;
+}
+
+}  // namespace meshos

@@ -1,0 +1,41 @@
+#include "agent/core/status.h"
+
+namespace meshos {
+
+std::string_view codeName(Code code) {
+  switch (code) {
+    case Code::kOk: return "ok";
+    case Code::kInvalidArgument: return "invalid argument";
+    case Code::kNotFound: return "not found";
+    case Code::kAlreadyExists: return "already exists";
+    case Code::kCorruption: return "corruption";
+    case Code::kUnavailable: return "unavailable";
+    case Code::kOverloaded: return "overloaded";
+    case Code::kIoError: return "i/o error";
+    case Code::kPermissionDenied: return "permission denied";
+    case Code::kDeadlineExceeded: return "deadline exceeded";
+    case Code::kNotImplemented: return "not implemented";
+    case Code::kInternal: return "internal error";
+  }
+  return "unknown";
+}
+
+std::string Status::toString() const {
+  if (isOk()) return "ok";
+  std::string out(codeName(code_));
+  if (!message_.empty()) {
+    out += ": ";
+    out += message_;
+  }
+  return out;
+}
+
+Status Status::withContext(std::string_view context) const {
+  if (isOk()) return *this;
+  std::string m(context);
+  m += ": ";
+  m += message_;
+  return Status(code_, std::move(m));
+}
+
+}  // namespace meshos
