@@ -20,6 +20,13 @@ std::string_view codeName(Code code) {
   return "unknown";
 }
 
+Code codeFromName(std::string_view name) {
+  for (int c = 0; c <= static_cast<int>(Code::kInternal); ++c) {
+    if (codeName(static_cast<Code>(c)) == name) return static_cast<Code>(c);
+  }
+  return Code::kInternal;
+}
+
 std::string Status::toString() const {
   if (isOk()) return "ok";
   std::string out(codeName(code_));

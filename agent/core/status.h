@@ -31,6 +31,8 @@ enum class Code {
 };
 
 std::string_view codeName(Code code);
+// The inverse of codeName(); unknown names give kInternal.
+Code codeFromName(std::string_view name);
 
 class [[nodiscard]] Status {
  public:

@@ -1,0 +1,99 @@
+// NodeConfig: node.toml, parsed and validated. Every key has a default except where the
+// README says otherwise; loadNodeConfig() either returns a complete, valid config or one
+// error that names the file, the line and the key ("node.toml:7: gossip.bind: ...").
+// A value type; built once by main() and copied into the components that need parts of it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/status.h"
+
+namespace meshos::config {
+
+struct HostPort {
+  std::string host;  // IP literal or host name (IPv6 without brackets)
+  uint16_t port = 0;
+  std::string toString() const;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
+};
+
+// "1.2.3.4:7946", "[::1]:7946", "host.example:7946". Port 0 is allowed only when
+// allow_port_zero (bind addresses: the OS picks a port).
+Result<HostPort> parseHostPort(std::string_view text, bool allow_port_zero);
+
+struct NodeSection {
+  std::string name;                       // default: the host name
+  std::filesystem::path data_dir = "/var/lib/meshos";
+  std::map<std::string, std::string> labels;
+  int64_t tick_interval_ms = 500;         // 10 .. 60000
+};
+
+struct GossipSection {
+  std::string cluster = "meshos";         // [A-Za-z0-9._-]{1,64}
+  HostPort bind{"0.0.0.0", 7946};
+  std::optional<HostPort> advertise;
+  std::vector<HostPort> seeds;
+  std::optional<std::filesystem::path> keyring;
+};
+
+struct ControlSection {
+  std::filesystem::path socket = "/run/meshos/agent.sock";
+  uint32_t mode = 0660;                   // written as an octal string, "0660"
+  std::optional<HostPort> metrics_http;
+};
+
+struct TrustSection {
+  std::vector<std::string> admins;        // base64 ed25519 public keys (validated)
+  int64_t threshold = 1;                  // 1 .. max(1, admins)
+};
+
+struct ExecutorSection {
+  int64_t queue_capacity = 1024;          // 1 .. 1000000
+  int64_t action_deadline_ms = 30000;     // 100 .. 3600000
+  int64_t max_attempts = 5;               // 1 .. 100: tries per action before it fails
+  int64_t retry_initial_ms = 200;         // 1 .. 600000
+  int64_t retry_max_ms = 10000;           // retry_initial_ms .. 3600000
+};
+
+struct RuntimeSection {
+  std::optional<std::filesystem::path> local;  // a file of [[daemon]] tables
+};
+
+struct LogSection {
+  std::string level = "info";             // trace debug info warn error off
+  std::string format = "text";            // text json
+};
+
+struct ProbesSection {
+  int64_t inventory_interval_ms = 5000;   // 500 .. 3600000
+};
+
+struct NodeConfig {
+  std::filesystem::path source;           // the file it came from ("" for defaults)
+  NodeSection node;
+  GossipSection gossip;
+  ControlSection control;
+  TrustSection trust;
+  ExecutorSection executor;
+  RuntimeSection runtime;
+  LogSection log;
+  ProbesSection probes;
+};
+
+// Reads and validates a file. Errors: kNotFound (missing file), kInvalidArgument (syntax,
+// unknown key, wrong type, out-of-range value), with "<file>:<line>: <key>: <what>".
+Result<NodeConfig> loadNodeConfig(const std::filesystem::path& path);
+// The same for text already in memory; source_name is used in messages.
+Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view source_name);
+
+// A commented node.toml holding every key at its default (what `meshos-agent
+// --print-default-config` writes), with data_dir and socket set as given.
+std::string defaultConfigText(const std::string& name, const std::filesystem::path& data_dir,
+                              const std::filesystem::path& socket);
+
+}  // namespace meshos::config

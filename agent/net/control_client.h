@@ -1,0 +1,32 @@
+// The client side of the control socket, for meshos-inspect, meshos-admin and tests:
+// connect, send one request, wait (bounded) for its reply. Blocking; never used on the
+// agent's loop thread.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "agent/core/bytes.h"
+#include "agent/core/status.h"
+#include "proto/control.capnp.h"
+
+namespace meshos::net {
+
+struct ControlReply {
+  enum class Kind { kJson, kText };
+  Kind kind = Kind::kJson;
+  std::string body;
+};
+
+using RequestFiller = std::function<void(proto::Request::Builder)>;
+
+// Sends the request that `fill` builds. An error reply comes back as a Status with the
+// agent's code and message; no agent at the path gives kUnavailable.
+Result<ControlReply> callAgent(const std::filesystem::path& socket, const RequestFiller& fill,
+                               int timeout_ms = 30000);
+
+// Sends raw bytes and returns the raw reply frame payload: for tests that send garbage.
+Result<Bytes> exchangeRaw(const std::filesystem::path& socket, ByteView bytes, int timeout_ms);
+
+}  // namespace meshos::net

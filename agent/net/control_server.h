@@ -1,0 +1,92 @@
+// ControlServer: the agent's unix-domain control socket on the libuv loop.
+//
+// Each connection carries length-framed Cap'n Proto requests (control_frame.h); requests on
+// one connection are handled one at a time and answered in order. The handler gets the
+// decoded request, the caller's peer credentials (SO_PEERCRED, for the audit chain) and a
+// responder it may call at once or later (after work on another thread). A malformed,
+// oversized or unknown request gets an error reply and never disturbs the agent; an
+// oversized frame also closes that connection, since its stream can no longer be trusted.
+// Loop thread only. close() stops accepting, closes connections and removes the socket;
+// the server must outlive the loop run that follows, where the close callbacks fire.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "agent/core/status.h"
+#include "proto/control.capnp.h"
+
+namespace meshos::net {
+
+struct PeerCred {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class ControlConnection;
+
+// Replies to one request. Copyable; calling it after the connection closed is a no-op;
+// only the first reply counts.
+class ControlResponder {
+ public:
+  ControlResponder() = default;
+  explicit ControlResponder(std::weak_ptr<ControlConnection> conn, uint64_t id)
+      : conn_(std::move(conn)), id_(id) {}
+  void json(std::string body) const;
+  void text(std::string body) const;
+  void error(const Status& status) const;
+
+ private:
+  std::weak_ptr<ControlConnection> conn_;
+  uint64_t id_ = 0;
+};
+
+using ControlHandler =
+    std::function<void(proto::Request::Reader request, const PeerCred& peer, ControlResponder reply)>;
+
+struct ControlCounters {
+  uint64_t connections = 0;
+  uint64_t requests = 0;
+  uint64_t malformed = 0;      // frames that did not decode, or handler errors on bad fields
+  uint64_t oversized = 0;
+  uint64_t refused_connections = 0;
+};
+
+class ControlServer {
+ public:
+  static constexpr size_t kMaxConnections = 64;
+
+  ControlServer(uv_loop_t* loop, ControlHandler handler);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds path with the given mode. If the path is held by a live agent, fails with
+  // kAlreadyExists; a stale socket (nobody answers) is removed first.
+  Status listen(const std::filesystem::path& path, uint32_t mode);
+  // Stops accepting, closes every connection, unlinks the socket. Idempotent.
+  void close();
+  const ControlCounters& counters() const { return counters_; }
+  size_t openConnections() const { return connections_.size(); }
+
+ private:
+  friend class ControlConnection;
+  static void onConnection(uv_stream_t* server, int status);
+  void forget(ControlConnection* conn);
+
+  uv_loop_t* loop_;
+  ControlHandler handler_;
+  uv_pipe_t* pipe_ = nullptr;  // freed in its close callback
+  std::filesystem::path path_;
+  std::unordered_set<std::shared_ptr<ControlConnection>> connections_;
+  ControlCounters counters_;
+};
+
+}  // namespace meshos::net

@@ -1,0 +1,145 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "agent/config/node_config.h"
+#include "agent/core/crypto.h"
+
+using namespace meshos;
+using namespace meshos::config;
+
+namespace {
+std::string errorOf(std::string_view text) {
+  auto c = parseNodeConfig(text, "node.toml");
+  REQUIRE_FALSE(c.isOk());
+  CHECK(c.status().code() == Code::kInvalidArgument);
+  return c.status().message();
+}
+bool contains(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("an empty file gives every default") {
+  auto c = parseNodeConfig("", "/etc/meshos/node.toml");
+  REQUIRE(c.isOk());
+  CHECK_FALSE(c->node.name.empty());
+  CHECK(c->node.data_dir == "/var/lib/meshos");
+  CHECK(c->node.tick_interval_ms == 500);
+  CHECK(c->gossip.bind.port == 7946);
+  CHECK(c->control.mode == 0660);
+  CHECK(c->executor.queue_capacity == 1024);
+  CHECK(c->log.level == "info");
+  CHECK(c->trust.threshold == 1);
+}
+
+TEST_CASE("a full file is read into every field") {
+  REQUIRE(initCrypto().isOk());
+  std::string admin = publicKeyToBase64(SigningKey::generate().public_key);
+  std::string text = R"(
+[node]
+name = "web-1"
+data_dir = "data"
+labels = { zone = "a", disk = "ssd" }
+tick_interval_ms = 250
+[gossip]
+cluster = "prod"
+bind = "0.0.0.0:7946"
+advertise = "10.0.0.5:7946"
+seeds = ["10.0.0.1:7946", "[fe80::1]:7000", "seed.example:7946"]
+keyring = "/etc/meshos/keyring"
+[control]
+socket = "agent.sock"
+mode = "0600"
+metrics_http = "127.0.0.1:9464"
+[trust]
+admins = [")" + admin + R"("]
+threshold = 1
+[executor]
+queue_capacity = 16
+[runtime]
+local = "local.toml"
+[log]
+level = "debug"
+format = "json"
+[probes]
+inventory_interval_ms = 1000
+)";
+  auto c = parseNodeConfig(text, "/srv/cluster/n1/node.toml");
+  REQUIRE_MESSAGE(c.isOk(), c.status().toString());
+  CHECK(c->node.name == "web-1");
+  CHECK(c->node.data_dir == "/srv/cluster/n1/data");  // relative to the file
+  CHECK(c->node.labels.at("zone") == "a");
+  CHECK(c->node.tick_interval_ms == 250);
+  CHECK(c->gossip.cluster == "prod");
+  CHECK(c->gossip.advertise->port == 7946);
+  REQUIRE(c->gossip.seeds.size() == 3);
+  CHECK(c->gossip.seeds[1].host == "fe80::1");
+  CHECK(c->gossip.seeds[1].toString() == "[fe80::1]:7000");
+  CHECK(c->control.socket == "/srv/cluster/n1/agent.sock");
+  CHECK(c->control.mode == 0600);
+  CHECK(c->control.metrics_http->port == 9464);
+  CHECK(c->trust.admins.size() == 1);
+  CHECK(c->executor.queue_capacity == 16);
+  CHECK(*c->runtime.local == "/srv/cluster/n1/local.toml");
+  CHECK(c->log.format == "json");
+  CHECK(c->probes.inventory_interval_ms == 1000);
+}
+
+TEST_CASE("unknown keys are named with their line") {
+  auto m = errorOf("[node]\nname = \"a\"\ncolour = \"blue\"\n");
+  CHECK(contains(m, "node.toml:3: node.colour: unknown key"));
+  CHECK(contains(errorOf("[nodes]\nname = \"a\"\n"), "nodes: unknown key"));
+  CHECK(contains(errorOf("[gossip]\nbind_addr = \"1.2.3.4:1\"\n"), "gossip.bind_addr"));
+}
+
+TEST_CASE("wrong types are named") {
+  CHECK(contains(errorOf("[node]\ntick_interval_ms = \"fast\"\n"),
+                 "node.toml:2: node.tick_interval_ms: expected an integer"));
+  CHECK(contains(errorOf("[node]\nname = 5\n"), "node.name: expected a string"));
+  CHECK(contains(errorOf("[gossip]\nseeds = \"1.2.3.4:5\"\n"), "gossip.seeds: expected an array"));
+  CHECK(contains(errorOf("[gossip]\nseeds = [\"1.2.3.4:5\", 7]\n"), "gossip.seeds[1]: expected a string"));
+  CHECK(contains(errorOf("node = 3\n"), "node: expected a table"));
+  CHECK(contains(errorOf("[node]\nlabels = { zone = 1 }\n"), "node.labels.zone: expected a string"));
+  CHECK(contains(errorOf("[control]\nmode = 660\n"), "control.mode: expected an octal string"));
+}
+
+TEST_CASE("out-of-range values are named") {
+  CHECK(contains(errorOf("[node]\ntick_interval_ms = 0\n"),
+                 "node.tick_interval_ms: must be between 10 and 60000, got 0"));
+  CHECK(contains(errorOf("[gossip]\nbind = \"0.0.0.0:99999\"\n"), "gossip.bind: port must be between 0 and 65535"));
+  CHECK(contains(errorOf("[gossip]\nbind = \"0.0.0.0:http\"\n"), "gossip.bind: port must be a number"));
+  CHECK(contains(errorOf("[gossip]\nbind = \"0.0.0.0\"\n"), "gossip.bind: expected \"host:port\""));
+  CHECK(contains(errorOf("[gossip]\nbind = \"example.com:1\"\n"), "gossip.bind: the host must be an IP"));
+  CHECK(contains(errorOf("[gossip]\nseeds = [\"10.0.0.1:0\"]\n"), "gossip.seeds[0]: port must be between 1"));
+  CHECK(contains(errorOf("[gossip]\nseeds = [\"::1:80\"]\n"), "needs brackets"));
+  CHECK(contains(errorOf("[gossip]\ncluster = \"a b\"\n"), "gossip.cluster"));
+  CHECK(contains(errorOf("[executor]\nqueue_capacity = -1\n"), "executor.queue_capacity"));
+  CHECK(contains(errorOf("[executor]\nretry_initial_ms = 500\nretry_max_ms = 100\n"), "executor.retry_max_ms"));
+  CHECK(contains(errorOf("[control]\nmode = \"0999\"\n"), "control.mode: expected an octal mode"));
+  CHECK(contains(errorOf("[log]\nlevel = \"loud\"\n"), "log.level"));
+  CHECK(contains(errorOf("[log]\nformat = \"xml\"\n"), "log.format"));
+  CHECK(contains(errorOf("[trust]\nadmins = [\"nope\"]\n"), "trust.admins[0]"));
+  CHECK(contains(errorOf("[trust]\nthreshold = 2\n"), "trust.threshold: must be between 1 and 1"));
+  CHECK(contains(errorOf("[node]\nname = \"\"\n"), "node.name"));
+  CHECK(contains(errorOf(std::string("[control]\nsocket = \"") + std::string(200, 'x') + "\"\n"),
+                 "control.socket"));
+}
+
+TEST_CASE("syntax errors carry the line") {
+  CHECK(contains(errorOf("[node]\nname = \n"), "node.toml:2:"));
+}
+
+TEST_CASE("a missing file is not found, with the path") {
+  auto c = loadNodeConfig("/nonexistent/node.toml");
+  REQUIRE_FALSE(c.isOk());
+  CHECK(c.status().code() == Code::kNotFound);
+  CHECK(contains(c.status().message(), "/nonexistent/node.toml"));
+}
+
+TEST_CASE("the default config text parses to the defaults") {
+  auto c = parseNodeConfig(defaultConfigText("n1", "/tmp/d", "/tmp/d/agent.sock"), "x.toml");
+  REQUIRE_MESSAGE(c.isOk(), c.status().toString());
+  CHECK(c->node.name == "n1");
+  CHECK(c->control.socket == "/tmp/d/agent.sock");
+}
