@@ -1,0 +1,113 @@
+// meshos-agent: parse flags, load the config, build the real Env over a libuv loop, run
+// the Node. Everything else lives in the libraries.
+#include <signal.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent/config/node_config.h"
+#include "agent/core/logging.h"
+#include "agent/core/node_identity.h"
+#include "agent/core/uv_loop.h"
+#include "agent/node/node.h"
+
+using namespace meshos;
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshos-agent: the meshos node agent"};
+  std::string config_path;
+  std::string log_level;
+  std::string log_format;
+  bool print_default = false;
+  bool check_only = false;
+  bool version = false;
+  app.add_option("-c,--config", config_path, "node.toml to run with");
+  app.add_option("--log-level", log_level, "override [log] level: trace debug info warn error off");
+  app.add_option("--log-format", log_format, "override [log] format: text json");
+  app.add_flag("--print-default-config", print_default, "print a node.toml with every default and exit");
+  app.add_flag("--check", check_only, "validate the config and exit (0 when valid)");
+  app.add_flag("--version", version, "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (version) {
+    std::cout << "meshos-agent " << MESHOS_VERSION << "\n";
+    return 0;
+  }
+  if (print_default) {
+    std::cout << config::defaultConfigText("node-1", "/var/lib/meshos", "/run/meshos/agent.sock");
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::cerr << "meshos-agent: --config is required (see --help)\n";
+    return 2;
+  }
+  auto cfg = config::loadNodeConfig(config_path);
+  if (!cfg) {
+    std::cerr << "meshos-agent: " << cfg.status().message() << "\n";
+    return 2;
+  }
+  if (!log_level.empty()) cfg->log.level = log_level;
+  if (!log_format.empty()) cfg->log.format = log_format;
+  if (Status s = setupLogging(cfg->log.level, cfg->log.format); !s) {
+    std::cerr << "meshos-agent: " << s.message() << "\n";
+    return 2;
+  }
+  if (check_only) {
+    std::cout << config_path << ": ok\n";
+    return 0;
+  }
+  if (Status s = initCrypto(); !s) {
+    spdlog::critical("{}", s.toString());
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg->node.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create data_dir {}: {}", cfg->node.data_dir.string(), ec.message());
+    return 1;
+  }
+  ::chmod(cfg->node.data_dir.c_str(), 0700);
+  auto identity = loadOrCreateNodeIdentity(cfg->node.data_dir);
+  if (!identity) {
+    spdlog::critical("{}", identity.status().toString());
+    return 1;
+  }
+  if (identity->created) spdlog::info("created node key {}/node.key", cfg->node.data_dir.string());
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int status = 0;
+  {
+    SystemClock clock;
+    UvTimers timers(&loop);
+    UvPoster poster(&loop);
+    poster.unref();
+    Rng rng(osSeed());
+    Env env{clock, timers, poster, rng};
+    node::Node node(&loop, env, std::move(*cfg), std::move(*identity));
+    if (Status s = node.start(); !s) {
+      spdlog::critical("{}", s.toString());
+      status = s.code() == Code::kInvalidArgument ? 2 : 1;
+    } else {
+      node.handleSignals();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      status = node.exitStatus();
+    }
+    timers.close();
+    poster.close();
+    uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks free the handles
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) spdlog::warn("handles were still open at exit");
+  return status;
+}

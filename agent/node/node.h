@@ -1,0 +1,107 @@
+// Node: the agent. Wires the cores (state fold, reconcile, executor) to an Env and a libuv
+// loop, serves the control socket, runs the tick and the staged shutdown.
+//
+// Everything here runs on the loop thread. main() builds the loop, the Env and the config,
+// constructs a Node, calls start(), runs the loop until it has no more work, and returns
+// the exit status from exitStatus().
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/config/node_config.h"
+#include "agent/core/env.h"
+#include "agent/core/node_identity.h"
+#include "agent/executor/executor.h"
+#include "agent/net/control_server.h"
+#include "agent/state/snapshot.h"
+#include "agent/state/state.h"
+
+namespace meshos::node {
+
+// A probe sampled on the tick. A failing probe (error or exception) is recorded as a
+// failed sample and skipped; it never stops the tick.
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  virtual std::string name() const = 0;
+  virtual int64_t intervalMs() const = 0;
+  virtual Result<state::ProbeSample> sample(int64_t now_ms) = 0;
+};
+
+struct ShutdownStage {
+  std::string name;
+  int64_t took_ms = 0;
+  bool timed_out = false;
+  std::string detail;
+};
+
+class Node {
+ public:
+  Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity identity);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Opens the control socket and starts the tick. On error nothing is left running.
+  Status start();
+  // Begins the staged shutdown (idempotent). done runs when every stage ended.
+  void shutdown(std::string why);
+  // Installs SIGINT/SIGTERM handlers: the first begins shutdown, the second forces exit.
+  void handleSignals();
+
+  void addProbe(std::unique_ptr<Probe> probe);
+  // Folds an event into the state (shells call this from their callbacks).
+  void handle(const state::Event& event);
+  // Runs one tick now (tests and benchmarks; the timer calls it otherwise).
+  void tick();
+
+  std::shared_ptr<const state::Snapshot> snapshot() const { return snapshot_; }
+  const state::State& state() const { return state_; }
+  const std::vector<ShutdownStage>& shutdownReport() const { return shutdown_report_; }
+  int exitStatus() const { return exit_status_; }
+
+  // Shutdown stage deadlines.
+  static constexpr int64_t kControlStageMs = 1000;
+  static constexpr int64_t kExecutorStageMs = 5000;
+
+ private:
+  class LoggingDispatcher;
+  void scheduleTick();
+  void publish();
+  void onControl(proto::Request::Reader request, const net::PeerCred& peer,
+                 net::ControlResponder reply);
+  void runStage(size_t index);
+  void finishShutdown();
+  int64_t nowMs() const { return env_.clock.monotonicMs(); }
+
+  uv_loop_t* loop_;
+  Env& env_;
+  config::NodeConfig config_;
+  NodeIdentity identity_;
+  state::State state_;
+  std::unique_ptr<LoggingDispatcher> dispatcher_;
+  std::unique_ptr<executor::Executor> executor_;
+  net::ControlServer control_;
+  std::vector<std::unique_ptr<Probe>> probes_;
+  std::vector<int64_t> probe_due_ms_;
+  std::shared_ptr<const state::Snapshot> snapshot_;
+  int64_t lists_built_at_ms_ = -1'000'000'000;
+  state::LoopLagMeter lag_;
+  int64_t next_tick_due_ns_ = 0;
+  TimerId tick_timer_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  int signals_seen_ = 0;
+  uv_signal_t* sigint_ = nullptr;
+  uv_signal_t* sigterm_ = nullptr;
+  std::vector<ShutdownStage> shutdown_report_;
+  int64_t stage_started_ms_ = 0;
+  int exit_status_ = 0;
+};
+
+}  // namespace meshos::node
