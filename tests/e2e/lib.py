@@ -1,0 +1,159 @@
+"""Helpers for end-to-end tests: temporary agents with real processes and sockets.
+
+Every wait polls with a deadline; every process started is killed at the end.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+AGENT = os.environ.get("MESHOS_AGENT", "meshos-agent")
+INSPECT = os.environ.get("MESHOS_INSPECT", "meshos-inspect")
+ADMIN = os.environ.get("MESHOS_ADMIN", "meshos-admin")
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    """One meshos-agent in its own temporary directory."""
+
+    def __init__(self, root, name, extra="", port=None):
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.name = name
+        self.socket = os.path.join(self.dir, "agent.sock")
+        self.config = os.path.join(self.dir, "node.toml")
+        self.port = port if port is not None else free_port()
+        self.proc = None
+        self.log = os.path.join(self.dir, "agent.log")
+        with open(self.config, "w") as f:
+            f.write(f"""[node]
+name = "{name}"
+data_dir = "data"
+tick_interval_ms = 100
+[gossip]
+bind = "127.0.0.1:{self.port}"
+[control]
+socket = "agent.sock"
+mode = "0600"
+{extra}
+""")
+
+    def start(self, wait=True, args=()):
+        self.proc = subprocess.Popen([AGENT, "--config", self.config, *args],
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(lambda: self.answers() or self.proc.poll() is not None, 10, f"{self.name} to serve")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.read_log()}")
+        return self
+
+    def answers(self):
+        try:
+            self.inspect("ping")
+            return True
+        except AssertionError:
+            return False
+
+    def inspect(self, *args, check=True):
+        r = subprocess.run([INSPECT, "--socket", self.socket, *args], capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"meshos-inspect {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def inspect_json(self, *args):
+        return json.loads(self.inspect(*args, "--json").stdout)
+
+    def stop(self, sig=signal.SIGTERM, timeout_s=10):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} did not stop within {timeout_s}s")
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class Workspace:
+    """A temporary directory; every agent made in it is killed on exit."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="meshos-e2e-")
+        self.agents = []
+
+    def agent(self, name, extra="", port=None):
+        a = Agent(self.root, name, extra, port)
+        self.agents.append(a)
+        return a
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for a in self.agents:
+            if a.proc and a.proc.poll() is None:
+                a.proc.kill()
+                a.proc.wait()
+        if exc[0] is not None:
+            for a in self.agents:
+                print(f"--- log of {a.name} ---\n{a.read_log()[-4000:]}")
+        shutil.rmtree(self.root, ignore_errors=True)
+        return False
+
+
+def raw_exchange(path, payload, timeout_s=5):
+    """Sends raw bytes to a control socket; returns the reply frame payload (or b'' on close)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout_s)
+        s.connect(path)
+        s.sendall(payload)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                return buf[4:]
+            buf += chunk
+        return buf[4:]
+
+
+def run_tests(tests):
+    """Runs test functions; prints a summary line; exit status 1 if any failed."""
+    failed = 0
+    for t in tests:
+        start = time.monotonic()
+        try:
+            t()
+            print(f"ok   {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            failed += 1
+            print(f"FAIL {t.__name__}: {e}", flush=True)
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    raise SystemExit(1 if failed else 0)
