@@ -1,3 +1,73 @@
 # Signed admin commits (agent/commits). Field ordinals are append-only.
+#
+# A Commit is a CommitBody plus signatures. What is signed, and what the commit hash is
+# computed over, is the same byte string:
+#
+#   "meshos-commit-v1" 0x00 || capnp::canonicalize(body)
+#
+# (the canonical Cap'n Proto encoding of the CommitBody struct: one segment, no far
+# pointers, fields in ordinal order, trailing zero words trimmed). The commit hash is
+# BLAKE2b-256 of that string. Signatures are not part of the hash, so co-signing a commit
+# does not change its identity. A key id is the signer's 32-byte ed25519 public key.
 @0xaee172fe40587336;
 $import "/capnp/c++.capnp".namespace("meshos::proto");
+
+using Spec = import "spec.capnp";
+
+struct Commit {
+  body @0 :CommitBody;
+  signatures @1 :List(CommitSignature);
+}
+
+struct CommitBody {
+  clusterId @0 :Text;          # the [gossip] cluster of the nodes that may accept it
+  seq @1 :UInt64;              # 1 for the first commit
+  parent @2 :Data;             # 32 bytes: the hash of commit seq-1; 32 zero bytes for seq 1
+  issuedAtMs @3 :Int64;        # wall clock of the issuer, ms since the Unix epoch
+  issuer @4 :Data;             # key id (32-byte public key) of the admin who built it
+  operations @5 :List(Operation);
+  note @6 :Text;               # free text shown by `meshos-admin show` and in the audit
+}
+
+struct CommitSignature {
+  keyId @0 :Data;              # 32-byte ed25519 public key
+  signature @1 :Data;          # 64-byte ed25519 signature over the signed string above
+}
+
+struct Operation {
+  union {
+    putDaemon @0 :Spec.DaemonSpec;     # create or replace a daemon (validated like a file)
+    removeDaemon @1 :Text;             # daemon name
+    scale @2 :Scale;
+    pauseDaemon @3 :Text;
+    resumeDaemon @4 :Text;
+    setMaintenance @5 :Maintenance;
+    freeze @6 :Freeze;
+    thaw @7 :Void;
+    forceRestart @8 :Text;             # daemon name: every instance restarts once
+    killRelocation @9 :Text;           # daemon name: abandon its relocations in flight
+    addAdminKey @10 :Data;             # 32-byte ed25519 public key
+    removeAdminKey @11 :Data;
+    setThreshold @12 :UInt32;
+  }
+}
+
+struct Scale {
+  daemon @0 :Text;
+  replicas @1 :Int64;
+}
+
+struct Maintenance {
+  node @0 :Text;               # node name
+  mode @1 :Mode;
+  deadlineMs @2 :Int64;        # drain: wall-clock ms by which the node must be empty
+  enum Mode {
+    active @0;                 # leave maintenance
+    drain @1;                  # move everything off, then stay empty
+  }
+}
+
+struct Freeze {
+  expiresAtMs @0 :Int64;       # absolute wall-clock ms; the freeze ends by itself then
+  reason @1 :Text;
+}

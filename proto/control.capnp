@@ -25,6 +25,7 @@ struct Request {
     daemonLogs @14 :DaemonLogs;
     placement @15 :Text;              # daemon name, or empty for all
     ping @16 :Void;
+    chainShow @17 :ChainRange;        # from = 0: the chain's state; else that record
   }
 }
 

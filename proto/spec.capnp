@@ -1,4 +1,106 @@
 # Daemon specs: what a commit or a local daemons file asks a node to run (agent/runtime,
 # agent/commits). Field ordinals are append-only.
+# Mirrors agent/spec/daemon_spec.h; agent/spec converts both ways (toCapnp / fromCapnp).
+# Durations are milliseconds, sizes bytes. A limit of -1 means "unset".
 @0xa12cb5739f9d8cb2;
 $import "/capnp/c++.capnp".namespace("meshos::proto");
+
+enum DaemonKind { service @0; job @1; cron @2; }
+enum RestartPolicy { always @0; onFailure @1; never @2; }
+enum PlacementStrategy { spread @0; binpack @1; near @2; }
+enum ConstraintOp { equals @0; in @1; notIn @2; }
+enum CheckType { exec @0; tcp @1; http @2; }
+enum DependencyCondition { started @0; healthy @1; ready @2; }
+enum OnTimeout { fail @0; warn @1; continue @2; }
+enum MissedRunPolicy { skip @0; runOnce @1; }
+
+struct EnvVar {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct Constraint {
+  label @0 :Text;
+  op @1 :ConstraintOp;
+  values @2 :List(Text);
+}
+
+struct HealthCheck {
+  type @0 :CheckType;
+  command @1 :List(Text);
+  host @2 :Text;
+  port @3 :Int64;
+  path @4 :Text;
+  intervalMs @5 :Int64;
+  timeoutMs @6 :Int64;
+  failureThreshold @7 :Int64;
+  successThreshold @8 :Int64;
+  initialDelayMs @9 :Int64;
+}
+
+struct Dependency {
+  name @0 :Text;
+  condition @1 :DependencyCondition;
+  timeoutMs @2 :Int64;
+  onTimeout @3 :OnTimeout;
+}
+
+struct DaemonSpec {
+  name @0 :Text;
+  kind @1 :DaemonKind;
+  command @2 :List(Text);
+  env @3 :List(EnvVar);
+  workdir @4 :Text;
+  user @5 :Text;
+  replicas @6 :Int64;
+  schedule @7 :Text;
+
+  cpuMillicores @8 :Int64;
+  memoryBytes @9 :Int64;
+
+  strategy @10 :PlacementStrategy;
+  near @11 :Text;
+  constraints @12 :List(Constraint);
+  capabilities @13 :List(Text);
+  maxPerNode @14 :Int64;
+
+  restart @15 :RestartPolicy;
+  backoffInitialMs @16 :Int64;
+  backoffFactor @17 :Float64;
+  backoffMaxMs @18 :Int64;
+  backoffJitter @19 :Float64;
+  backoffResetAfterMs @20 :Int64;
+
+  crashLoopMaxCrashes @21 :Int64;
+  crashLoopWindowMs @22 :Int64;
+  crashLoopCooldownMs @23 :Int64;
+
+  successExitCodes @24 :List(Int64);
+
+  # Absent (null) pointer = no such check.
+  startup @25 :HealthCheck;
+  liveness @26 :HealthCheck;
+  readiness @27 :HealthCheck;
+
+  dependsOn @28 :List(Dependency);
+
+  stopSignal @29 :Text;
+  stopGraceMs @30 :Int64;
+
+  openFiles @31 :Int64 = -1;
+  coreSize @32 :Int64 = -1;
+  memoryMax @33 :Int64 = -1;
+  cpuMaxMillicores @34 :Int64 = -1;
+  pidsMax @35 :Int64 = -1;
+
+  logMaxBytes @36 :Int64;
+  logKeepFiles @37 :Int64;
+
+  jobRetries @38 :Int64;
+  missedRuns @39 :MissedRunPolicy;
+}
+
+# A whole desired set, e.g. the daemons of one commit or one local file.
+struct DaemonSet {
+  daemons @0 :List(DaemonSpec);
+}

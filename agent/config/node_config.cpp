@@ -295,6 +295,23 @@ Status readProbes(const Reader& r, const toml::table* t, ProbesSection& s) {
   return Status::ok();
 }
 
+Status readChains(const Reader& r, const toml::table* t, ChainsSection& s) {
+  if (t == nullptr) return Status::ok();
+  MESHOS_RETURN_IF_ERROR(r.onlyKeys(
+      *t, "chains", {"checkpoint_every", "max_records_audit", "max_records_log", "max_records_failure"}));
+  MESHOS_RETURN_IF_ERROR(r.integer(*t, "chains", "checkpoint_every", s.checkpoint_every, 1, 1'000'000));
+  for (auto [key, field] : {std::pair{"max_records_audit", &s.max_records_audit},
+                            std::pair{"max_records_log", &s.max_records_log},
+                            std::pair{"max_records_failure", &s.max_records_failure}}) {
+    MESHOS_RETURN_IF_ERROR(r.integer(*t, "chains", key, *field, 0, 1'000'000'000'000));
+    if (*field != 0 && *field < 1000) {
+      return r.error(t->get(key), std::string("chains.") + key,
+                     "must be 0 (keep every record) or at least 1000, got " + std::to_string(*field));
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string HostPort::toString() const {
@@ -349,7 +366,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   NodeConfig c;
   c.source = std::string(source_name);
   MESHOS_RETURN_IF_ERROR(r.onlyKeys(root, "", {"node", "gossip", "control", "trust", "executor",
-                                               "runtime", "log", "probes"}));
+                                               "runtime", "log", "probes", "chains"}));
 #define MESHOS_SECTION(name, reader, field)          \
   {                                                  \
     auto t = r.section(root, name);                  \
@@ -364,6 +381,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   MESHOS_SECTION("runtime", readRuntime, runtime)
   MESHOS_SECTION("log", readLog, log)
   MESHOS_SECTION("probes", readProbes, probes)
+  MESHOS_SECTION("chains", readChains, chains)
 #undef MESHOS_SECTION
   // Relative paths in the file are relative to the file, so a cluster directory can move.
   auto base = std::filesystem::path(source_name).parent_path();
@@ -417,7 +435,12 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "level = \"info\"               # trace debug info warn error off\n"
     << "format = \"text\"              # text json\n\n"
     << "[probes]\n"
-    << "inventory_interval_ms = 5000\n";
+    << "inventory_interval_ms = 5000\n\n"
+    << "[chains]\n"
+    << "checkpoint_every = 1000      # sign a checkpoint every K records\n"
+    << "max_records_audit = 0        # 0 keeps every record\n"
+    << "max_records_log = 1000000\n"
+    << "max_records_failure = 1000000\n";
   return o.str();
 }
 

@@ -73,6 +73,13 @@ struct ProbesSection {
   int64_t inventory_interval_ms = 5000;   // 500 .. 3600000
 };
 
+struct ChainsSection {
+  int64_t checkpoint_every = 1000;        // 1 .. 1000000: sign a checkpoint every K records
+  int64_t max_records_audit = 0;          // 0 (keep all) or 1000 .. 10^12
+  int64_t max_records_log = 1'000'000;
+  int64_t max_records_failure = 1'000'000;
+};
+
 struct NodeConfig {
   std::filesystem::path source;           // the file it came from ("" for defaults)
   NodeSection node;
@@ -83,6 +90,7 @@ struct NodeConfig {
   RuntimeSection runtime;
   LogSection log;
   ProbesSection probes;
+  ChainsSection chains;
 };
 
 // Reads and validates a file. Errors: kNotFound (missing file), kInvalidArgument (syntax,

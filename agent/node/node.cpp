@@ -3,7 +3,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "agent/reconcile/reconcile.h"
+#include "chains/chain_json.h"
 
 namespace meshos::node {
 
@@ -14,29 +18,65 @@ struct Stage {
   int64_t deadline_ms;
 };
 
-// Shutdown order: stop taking commands, let the executor finish, close the loop's handles.
+// Shutdown order: stop taking commands, let the executor finish, make the chains durable
+// (with a final signed checkpoint), close the loop's handles.
 constexpr Stage kStages[] = {
     {"control socket", Node::kControlStageMs},
     {"executor", Node::kExecutorStageMs},
+    {"runtime", Node::kRuntimeStageMs},
+    {"chains", Node::kChainsStageMs},
     {"loop", 1000},
 };
 
+// Read-only requests that monitoring polls; they are not worth an audit record each.
+bool isPolling(proto::Request::Which w) {
+  return w == proto::Request::PING || w == proto::Request::METRICS;
+}
+
 }  // namespace
 
-// Until the process runtime is wired, actions are logged and reported as not implemented,
-// so the executor records them as failed instead of pretending they ran.
-class Node::LoggingDispatcher final : public executor::Dispatcher {
+// Carries executor actions out on the supervisor. Apply hands it the desired set; the
+// instance-level kinds arrive with placement (relocation) and are refused until then.
+class Node::RuntimeDispatcher final : public executor::Dispatcher {
  public:
-  explicit LoggingDispatcher(Node& node) : node_(node) {}
+  explicit RuntimeDispatcher(Node& node) : node_(node) {}
   void dispatch(executor::ActionId id, const state::Action& a) override {
-    spdlog::info("action {} {} ({}): no runtime is wired to carry it out",
-                 state::actionKindName(a.kind), a.instance, a.reason);
-    node_.executor_->complete(id, Status::notImplemented("no runtime wired"), node_.nowMs());
+    Status s;
+    if (a.kind != state::ActionKind::kApply) {
+      s = Status::notImplemented(std::string(state::actionKindName(a.kind)) +
+                                 " actions come with placement (issue 7)");
+    } else {
+      s = node_.applyDesired();
+      if (s) state::fold(node_.state_, state::DesiredApplied{a.generation});
+    }
+    node_.executor_->complete(id, s, node_.nowMs());
   }
 
  private:
   Node& node_;
 };
+
+namespace {
+
+// A desired daemon's generation: the first 8 bytes of the hash of its canonical spec, so a
+// changed spec (and only a changed spec) looks new.
+uint64_t specGeneration(const spec::DaemonSpec& spec) {
+  Hash256 h = blake2b256(spec::canonicalBytes(spec));
+  return readBigEndian64(ByteView(h.data(), 8)) >> 1;
+}
+
+Result<std::vector<spec::DaemonSpec>> loadLocalDaemons(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::invalid(path.string() + ": cannot read the local daemons file (runtime.local)");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto specs = spec::parseDaemonsToml(buf.str(), path.string());
+  if (!specs) return specs.status();
+  MESHOS_RETURN_IF_ERROR(spec::validateSet(*specs).withContext(path.string()));
+  return specs;
+}
+
+}  // namespace
 
 Node::Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity identity)
     : loop_(loop),
@@ -49,7 +89,7 @@ Node::Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity id
   state_.node_name = config_.node.name;
   state_.started_ms = nowMs();
   state_.now_ms = state_.started_ms;
-  dispatcher_ = std::make_unique<LoggingDispatcher>(*this);
+  dispatcher_ = std::make_unique<RuntimeDispatcher>(*this);
   executor::Options eo;
   eo.queue_capacity = static_cast<size_t>(config_.executor.queue_capacity);
   eo.action_deadline_ms = config_.executor.action_deadline_ms;
@@ -57,11 +97,22 @@ Node::Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity id
   eo.retry_initial_ms = config_.executor.retry_initial_ms;
   eo.retry_max_ms = config_.executor.retry_max_ms;
   executor_ = std::make_unique<executor::Executor>(eo, *dispatcher_);
-  executor_->onOutcome([](const executor::Outcome& o) {
-    if (o.disposition != executor::Disposition::kSucceeded) {
-      spdlog::warn("action {} {} {} after {} attempt(s): {}", state::actionKindName(o.action.kind),
-                   o.action.instance, executor::dispositionName(o.disposition), o.attempts, o.error);
+  executor_->onOutcome([this](const executor::Outcome& o) {
+    nlohmann::json payload = {{"action", state::actionKindName(o.action.kind)},
+                              {"daemon", o.action.daemon},
+                              {"instance", o.action.instance},
+                              {"generation", o.action.generation},
+                              {"reason", o.action.reason},
+                              {"disposition", executor::dispositionName(o.disposition)},
+                              {"attempts", o.attempts}};
+    if (o.disposition == executor::Disposition::kSucceeded) {
+      record(chains::ChainName::kLog, "action", payload);
+      return;
     }
+    payload["error"] = o.error;
+    spdlog::warn("action {} {} {} after {} attempt(s): {}", state::actionKindName(o.action.kind),
+                 o.action.instance, executor::dispositionName(o.disposition), o.attempts, o.error);
+    record(chains::ChainName::kFailure, "action", payload);
   });
 }
 
@@ -76,10 +127,141 @@ Node::~Node() {
   closeSignal(sigterm_);
 }
 
+Status Node::openChains() {
+  auto store = chains::ChainStore::open(config_.node.data_dir);
+  if (!store) return store.status().withContext("opening the chains database");
+  store_ = std::move(*store);
+  chains::ChainWriterOptions o;
+  o.checkpoint_every = static_cast<uint64_t>(config_.chains.checkpoint_every);
+  o.max_records = {static_cast<uint64_t>(config_.chains.max_records_audit),
+                   static_cast<uint64_t>(config_.chains.max_records_log),
+                   static_cast<uint64_t>(config_.chains.max_records_failure)};
+  chains::ChainWriter::Callbacks cb;
+  cb.on_acked = [this](const chains::AckEvent& ev) {
+    state::fold(state_, state::ChainFlushed{std::string(chains::chainNameString(ev.chain)), ev.last_seq});
+  };
+  cb.on_write_failed = [this](const chains::WriteFailure& f) {
+    ++chain_write_failures_;
+    spdlog::error("chain write failed (attempt {}, {} records): {}; retrying in {} ms", f.attempt,
+                  f.records, f.status.toString(), f.retry_in_ms);
+  };
+  auto writer = chains::ChainWriter::create(*store_, identity_.key, env_.clock, env_.poster, o, cb);
+  if (!writer) return writer.status().withContext("starting the chain writer");
+  chains_ = std::move(*writer);
+  return Status::ok();
+}
+
+void Node::record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload) {
+  if (!chains_ || chains_->closed()) return;
+  auto t = chains_->append(chain, kind, payload.dump());
+  if (!t) {
+    spdlog::warn("{} record {} not appended: {}", chains::chainNameString(chain), kind,
+                 t.status().toString());
+  }
+}
+
+Status Node::openRuntime() {
+  std::vector<spec::DaemonSpec> local;
+  if (config_.runtime.local) {
+    auto specs = loadLocalDaemons(*config_.runtime.local);
+    if (!specs) return specs.status();
+    local = std::move(*specs);
+  }
+  auto store = runtime::FileInstanceStore::open((config_.node.data_dir / "runtime" / "instances").string());
+  if (!store) return store.status().withContext("runtime instance records");
+  instance_store_ = std::move(*store);
+  runtime::RuntimeOptions ro;
+  ro.data_dir = config_.node.data_dir.string();
+  runtime_ = std::make_unique<runtime::ProcessRuntime>(loop_, env_.clock, *instance_store_, ro);
+  MESHOS_RETURN_IF_ERROR(runtime_->init().withContext("process runtime"));
+  runtime::SupervisorCallbacks cb;
+  cb.on_transition = [this](const runtime::TransitionEvent& e) {
+    instances_dirty_ = true;
+    record(chains::ChainName::kLog, "daemon.transition",
+           {{"daemon", e.daemon}, {"instance", e.instance},
+            {"from", runtime::instanceStateName(e.from)}, {"to", runtime::instanceStateName(e.to)},
+            {"reason", e.reason}});
+  };
+  cb.on_failure = [this](const runtime::FailureEvent& e) {
+    instances_dirty_ = true;
+    record(chains::ChainName::kFailure, "daemon." + e.kind,
+           {{"daemon", e.daemon}, {"instance", e.instance}, {"message", e.message}});
+  };
+  supervisor_ = std::make_unique<runtime::Supervisor>(loop_, env_.clock, env_.timers, env_.rng,
+                                                      *runtime_, *instance_store_, cb);
+  MESHOS_RETURN_IF_ERROR(supervisor_->recover().withContext("re-adopting daemons"));
+  spdlog::info("runtime: {}", runtime_->cgroupStatus());
+  setLocalDaemons(std::move(local));
+  refreshInstances();
+  return Status::ok();
+}
+
+void Node::setLocalDaemons(std::vector<spec::DaemonSpec> specs) {
+  state::DesiredDaemonsChanged ev{"local", {}};
+  for (const auto& d : specs) {
+    ev.daemons.push_back({d.name, specGeneration(d), static_cast<uint32_t>(std::max<int64_t>(1, d.replicas)),
+                          false});
+  }
+  local_specs_ = std::move(specs);
+  state::fold(state_, ev);
+}
+
+Status Node::applyDesired() {
+  if (!supervisor_) return Status::unavailable("the runtime is not running");
+  Status s = supervisor_->apply(local_specs_);
+  instances_dirty_ = true;
+  refreshInstances();
+  return s;
+}
+
+void Node::refreshInstances() {
+  if (!supervisor_ || !instances_dirty_) return;
+  instances_dirty_ = false;
+  std::map<std::string, state::Instance> now;
+  for (const auto& i : supervisor_->snapshot()) {
+    state::Instance inst;
+    inst.id = i.instance;
+    inst.daemon = i.daemon;
+    // The runtime's states are the state module's, in the same order.
+    inst.state = static_cast<state::InstanceState>(static_cast<int>(i.state));
+    inst.pid = i.pid;
+    inst.restarts = static_cast<uint32_t>(i.restarts);
+    inst.health = i.liveness == "failing" ? "unhealthy" : i.ready ? "ready" : "";
+    auto it = state_.instances.find(inst.id);
+    inst.generation = it != state_.instances.end() ? it->second.generation : 0;
+    inst.since_ms = nowMs();
+    if (it != state_.instances.end() && it->second.state == inst.state) inst.since_ms = it->second.since_ms;
+    now.emplace(inst.id, inst);
+  }
+  std::vector<std::string> gone;
+  for (const auto& [id, inst] : state_.instances) {
+    if (now.count(id) == 0) gone.push_back(id);
+  }
+  for (const auto& id : gone) {
+    state::Instance inst = state_.instances.at(id);
+    state::fold(state_, state::DaemonSignal{inst, true});
+  }
+  for (auto& [id, inst] : now) state::fold(state_, state::DaemonSignal{inst, false});
+}
+
 Status Node::start() {
-  MESHOS_RETURN_IF_ERROR(control_.listen(config_.control.socket, config_.control.mode)
-                             .withContext("control socket"));
+  MESHOS_RETURN_IF_ERROR(openChains());
+  if (Status s = openRuntime(); !s) {
+    chains_->close(kChainsStageMs).isOk();
+    if (runtime_) runtime_->close();
+    return s;
+  }
+  if (Status s = control_.listen(config_.control.socket, config_.control.mode); !s) {
+    supervisor_.reset();
+    runtime_->close();
+    chains_->close(kChainsStageMs).isOk();  // nothing was appended: just stop the thread
+    return s.withContext("control socket");
+  }
   started_ = true;
+  record(chains::ChainName::kAudit, "agent.start",
+         {{"version", MESHOS_VERSION}, {"node", config_.node.name}, {"id", identity_.id},
+          {"config", config_.source.string()}, {"pid", ::getpid()},
+          {"key_created", identity_.created}});
   next_tick_due_ns_ = env_.clock.monotonicNs();
   publish();
   scheduleTick();
@@ -151,8 +333,10 @@ void Node::tick() {
     if (!sample.ok) spdlog::warn("probe {} failed: {}", sample.probe, sample.error);
     state::fold(state_, sample);
   }
+  refreshInstances();
   for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
   executor_->poll(now);
+  refreshInstances();
   publish();
 }
 
@@ -163,6 +347,19 @@ void Node::publish() {
   in.wall_ms = env_.clock.wallMs();
   in.loop_lag = lag_.summary();
   in.sections["executor"] = executor_->toJson();
+  if (runtime_) {
+    in.sections["runtime"] = {{"cgroups", runtime_->cgroupStatus()},
+                              {"instances", state_.instances.size()},
+                              {"desired_generation", state_.desired_set_generation},
+                              {"applied_generation", state_.applied_set_generation}};
+  }
+  if (chains_) {
+    auto j = chains::summariesToJson(*chains_);
+    nlohmann::json by_name = nlohmann::json::object();
+    for (auto& c : j["chains"]) by_name[c["chain"].get<std::string>()] = c;
+    by_name["write_failures"] = chain_write_failures_;
+    in.sections["chains"] = by_name;
+  }
   in.sections["control"] = {{"connections", control_.counters().connections},
                             {"open_connections", control_.openConnections()},
                             {"requests", control_.counters().requests},
@@ -185,10 +382,20 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::METRICS: command = "metrics"; break;
     case proto::Request::MEMBERS: command = "members"; break;
     case proto::Request::DAEMONS: command = "daemons"; break;
+    case proto::Request::CHAIN_VERIFY: command = "chain-verify"; break;
+    case proto::Request::CHAIN_TAIL: command = "chain-tail"; break;
+    case proto::Request::CHAIN_SHOW: command = "chain-show"; break;
+    case proto::Request::DAEMON_CONTROL: command = "daemon-control"; break;
+    case proto::Request::DAEMON_LOGS: command = "daemon-logs"; break;
     default: command = "unsupported"; break;
   }
   state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid,
                                             peer.uid, peer.gid, nowMs()});
+  if (!isPolling(request.which()) && request.which() != proto::Request::DAEMON_CONTROL) {
+    record(chains::ChainName::kAudit, "control",
+           {{"command", command}, {"reason", request.getReason().cStr()}, {"pid", peer.pid},
+            {"uid", peer.uid}, {"gid", peer.gid}});
+  }
   switch (request.which()) {
     case proto::Request::PING:
       reply.json(nlohmann::json{{"pong", true}, {"node", identity_.id}}.dump());
@@ -202,8 +409,21 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::MEMBERS:
       reply.json(state::membersToJson(*snapshot_).dump());
       return;
-    case proto::Request::DAEMONS:
-      reply.json(state::daemonsToJson(*snapshot_).dump());
+    case proto::Request::DAEMONS: {
+      // The supervisor's own view is richer (health, backoff, stats) and current.
+      auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(*snapshot_);
+      j["desired"] = state::daemonsToJson(*snapshot_)["desired"];
+      reply.json(j.dump());
+      return;
+    }
+    case proto::Request::DAEMON_CONTROL:
+    case proto::Request::DAEMON_LOGS:
+      daemonRequest(request, peer, std::move(reply));
+      return;
+    case proto::Request::CHAIN_VERIFY:
+    case proto::Request::CHAIN_TAIL:
+    case proto::Request::CHAIN_SHOW:
+      chainRequest(request, std::move(reply));
       return;
     default:
       reply.error(Status::notImplemented(
@@ -213,11 +433,173 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
   }
 }
 
+void Node::onWorker(std::function<Result<std::string>()> work,
+                    std::function<void(Result<std::string>)> done) {
+  struct Job {
+    uv_work_t req{};
+    std::function<Result<std::string>()> work;
+    std::function<void(Result<std::string>)> done;
+    std::optional<Result<std::string>> result;
+  };
+  auto* job = new Job();
+  job->req.data = job;
+  job->work = std::move(work);
+  job->done = std::move(done);
+  uv_queue_work(
+      loop_, &job->req,
+      [](uv_work_t* r) {
+        auto* j = static_cast<Job*>(r->data);
+        try {
+          j->result = j->work();
+        } catch (const std::exception& e) {
+          j->result = Status::internal(e.what());
+        }
+      },
+      [](uv_work_t* r, int status) {
+        std::unique_ptr<Job> j(static_cast<Job*>(r->data));
+        if (status != 0) {
+          j->done(Status::unavailable("the work was cancelled"));
+        } else {
+          j->done(std::move(*j->result));
+        }
+      });
+}
+
+void Node::daemonRequest(proto::Request::Reader request, const net::PeerCred& peer,
+                         net::ControlResponder reply) {
+  if (!supervisor_) {
+    reply.error(Status::unavailable("the runtime is not running"));
+    return;
+  }
+  if (request.which() == proto::Request::DAEMON_LOGS) {
+    auto q = request.getDaemonLogs();
+    std::string instance = q.getInstance().cStr();
+    if (instance.empty()) instance = std::string(q.getName().cStr()) + "#0";
+    runtime::LogQuery lq;
+    if (q.getOffset() > 0 || q.getTailLines() == 0) {
+      lq.offset = static_cast<int64_t>(q.getOffset());
+    } else {
+      lq.tail_lines = q.getTailLines();
+    }
+    auto chunk = supervisor_->logs(instance, lq);
+    if (!chunk) {
+      reply.error(chunk.status());
+      return;
+    }
+    reply.json(nlohmann::json{{"instance", instance}, {"data", chunk->data},
+                              {"next_offset", chunk->next_offset}, {"rotated", chunk->rotated}}
+                   .dump());
+    return;
+  }
+  auto c = request.getDaemonControl();
+  std::string target = c.getInstance().size() > 0 ? c.getInstance().cStr() : c.getName().cStr();
+  std::string op;
+  Status s;
+  switch (c.getOp()) {
+    case proto::DaemonControl::Op::RESTART: op = "restart"; s = supervisor_->restart(target); break;
+    case proto::DaemonControl::Op::PAUSE: op = "pause"; s = supervisor_->pause(target); break;
+    case proto::DaemonControl::Op::RESUME: op = "resume"; s = supervisor_->resume(target); break;
+    case proto::DaemonControl::Op::QUARANTINE: op = "quarantine"; s = supervisor_->quarantine(target); break;
+    case proto::DaemonControl::Op::STOP: op = "stop"; s = supervisor_->stop(target); break;
+    case proto::DaemonControl::Op::START: op = "start"; s = supervisor_->start(target); break;
+    case proto::DaemonControl::Op::TRIGGER: {
+      op = "trigger";
+      auto r = supervisor_->trigger(target);
+      s = r.status();
+      break;
+    }
+    case proto::DaemonControl::Op::EXEC: op = "exec"; break;
+    default:
+      reply.error(Status::invalid("unknown daemon operation"));
+      return;
+  }
+  nlohmann::json audit = {{"command", "daemon-" + op}, {"target", target},
+                          {"reason", request.getReason().cStr()}, {"pid", peer.pid},
+                          {"uid", peer.uid}, {"gid", peer.gid}};
+  if (op == "exec") {
+    std::vector<std::string> argv;
+    for (auto a : c.getArgv()) argv.emplace_back(a.cStr());
+    audit["argv"] = argv;
+    record(chains::ChainName::kAudit, "control", audit);
+    std::string instance = c.getInstance().size() > 0 ? c.getInstance().cStr()
+                                                        : std::string(c.getName().cStr()) + "#0";
+    Status started = supervisor_->exec(instance, argv, 30000, [reply](Result<runtime::ExecResult> r) {
+      if (!r) {
+        reply.error(r.status());
+        return;
+      }
+      reply.json(nlohmann::json{{"exit_code", r->exit_code}, {"signal", r->term_signal},
+                                {"output", r->output}, {"truncated", r->truncated},
+                                {"timed_out", r->timed_out}}
+                     .dump());
+    });
+    if (!started) reply.error(started);
+    return;
+  }
+  audit["result"] = s.toString();
+  record(chains::ChainName::kAudit, "control", audit);
+  instances_dirty_ = true;
+  refreshInstances();
+  if (!s) {
+    reply.error(s);
+    return;
+  }
+  reply.json(nlohmann::json{{"ok", true}, {"op", op}, {"target", target}}.dump());
+}
+
+void Node::chainRequest(proto::Request::Reader request, net::ControlResponder reply) {
+  if (!store_) {
+    reply.error(Status::unavailable("the chains database is not open"));
+    return;
+  }
+  const auto which = request.which();
+  auto range = which == proto::Request::CHAIN_VERIFY ? request.getChainVerify()
+               : which == proto::Request::CHAIN_TAIL ? request.getChainTail()
+                                                     : request.getChainShow();
+  auto chain = chains::parseChainName(range.getChain().cStr());
+  if (!chain) {
+    reply.error(chain.status());
+    return;
+  }
+  const uint64_t from = range.getFrom();
+  const uint64_t count = range.getCount();
+  const chains::ChainName name = *chain;
+  const PublicKey key = identity_.key.public_key;
+  chains::ChainStore* store = store_.get();
+  // Reads can be long (verify walks the whole chain): off the loop, on the thread pool.
+  onWorker(
+      [store, which, name, from, count, key]() -> Result<std::string> {
+        if (which == proto::Request::CHAIN_VERIFY) {
+          chains::VerifyRange r;
+          r.from = from;
+          if (count > 0) r.to = from + count - 1;
+          return chains::chainVerifyJson(*store, name, r, key).dump();
+        }
+        if (which == proto::Request::CHAIN_TAIL) {
+          auto j = chains::chainTailJson(*store, name, from, count == 0 ? 20 : count);
+          if (!j) return j.status();
+          return j->dump();
+        }
+        auto j = chains::chainShowJson(*store, name,
+                                       from == 0 ? std::nullopt : std::optional<uint64_t>(from));
+        if (!j) return j.status();
+        return j->dump();
+      },
+      [reply](Result<std::string> r) {
+        if (r) {
+          reply.json(std::move(*r));
+        } else {
+          reply.error(r.status());
+        }
+      });
+}
+
 void Node::shutdown(std::string why) {
   if (stopping_) return;
   stopping_ = true;
   spdlog::info("shutting down: {}", why);
   state::fold(state_, state::Shutdown{why});
+  record(chains::ChainName::kAudit, "agent.stop", {{"why", why}});
   if (tick_timer_ != 0) {
     env_.timers.cancel(tick_timer_);
     tick_timer_ = 0;
@@ -245,6 +627,26 @@ void Node::runStage(size_t index) {
       size_t abandoned = executor_->abandonPending(nowMs());
       report.detail = std::to_string(abandoned) + " queued action(s) abandoned";
       done = [this] { return executor_->inFlight() == 0; };
+      break;
+    }
+    case 2:
+      // Daemons keep running across an agent restart: the next agent re-adopts them.
+      supervisor_.reset();
+      if (runtime_) runtime_->close();
+      report.detail = std::to_string(state_.instances.size()) + " instance(s) left running for re-adoption";
+      done = [] { return true; };
+      break;
+    case 3: {
+      // close() blocks this thread until the queue is durable and the final checkpoints
+      // are synced: nothing else is left for the loop to do at this point.
+      uint64_t pending = chains_ ? chains_->pendingTotal() : 0;
+      Status s = chains_ ? chains_->close(stage.deadline_ms) : Status::ok();
+      report.detail = std::to_string(pending) + " pending record(s) flushed, final checkpoints signed";
+      if (!s) {
+        report.detail = s.toString();
+        exit_status_ = 1;
+      }
+      done = [] { return true; };
       break;
     }
     default:

@@ -20,6 +20,12 @@
 #include "agent/net/control_server.h"
 #include "agent/state/snapshot.h"
 #include "agent/state/state.h"
+#include "agent/runtime/instance_store.h"
+#include "agent/runtime/process_runtime.h"
+#include "agent/runtime/supervisor.h"
+#include "agent/spec/daemon_spec.h"
+#include "chains/chain_store.h"
+#include "chains/chain_writer.h"
 
 namespace meshos::node {
 
@@ -65,16 +71,36 @@ class Node {
   const std::vector<ShutdownStage>& shutdownReport() const { return shutdown_report_; }
   int exitStatus() const { return exit_status_; }
 
+  // Appends a record to a chain (audit, log, failure). A refused append (queue full,
+  // writer closed) is counted by the writer and logged here; it never stops the caller.
+  void record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload);
+
   // Shutdown stage deadlines.
   static constexpr int64_t kControlStageMs = 1000;
   static constexpr int64_t kExecutorStageMs = 5000;
+  static constexpr int64_t kChainsStageMs = 5000;
+  static constexpr int64_t kRuntimeStageMs = 1000;
 
  private:
-  class LoggingDispatcher;
+  class RuntimeDispatcher;
   void scheduleTick();
   void publish();
   void onControl(proto::Request::Reader request, const net::PeerCred& peer,
                  net::ControlResponder reply);
+  // Runs work on the libuv thread pool and its result on the loop (RocksDB reads).
+  void onWorker(std::function<Result<std::string>()> work,
+                std::function<void(Result<std::string>)> done);
+  Status openChains();
+  Status openRuntime();
+  // The desired set for this node changed: folds it into the state (reconcile then asks
+  // the executor to apply it).
+  void setLocalDaemons(std::vector<spec::DaemonSpec> specs);
+  Status applyDesired();
+  // Copies the supervisor's instances into the state (after transitions).
+  void refreshInstances();
+  void daemonRequest(proto::Request::Reader request, const net::PeerCred& peer,
+                     net::ControlResponder reply);
+  void chainRequest(proto::Request::Reader request, net::ControlResponder reply);
   void runStage(size_t index);
   void finishShutdown();
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
@@ -84,7 +110,15 @@ class Node {
   config::NodeConfig config_;
   NodeIdentity identity_;
   state::State state_;
-  std::unique_ptr<LoggingDispatcher> dispatcher_;
+  std::unique_ptr<chains::ChainStore> store_;
+  std::unique_ptr<chains::ChainWriter> chains_;
+  uint64_t chain_write_failures_ = 0;
+  std::unique_ptr<runtime::FileInstanceStore> instance_store_;
+  std::unique_ptr<runtime::ProcessRuntime> runtime_;
+  std::unique_ptr<runtime::Supervisor> supervisor_;
+  std::vector<spec::DaemonSpec> local_specs_;
+  bool instances_dirty_ = false;
+  std::unique_ptr<RuntimeDispatcher> dispatcher_;
   std::unique_ptr<executor::Executor> executor_;
   net::ControlServer control_;
   std::vector<std::unique_ptr<Probe>> probes_;

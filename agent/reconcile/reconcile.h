@@ -1,17 +1,16 @@
 // reconcile(): the difference between desired and actual, as actions. Pure and
-// level-triggered: the same State always gives the same actions, in the same order (daemons
-// by name, instances by id), and running it again before anything changed gives the same
-// list (the executor suppresses what is already in flight). It never reads a clock.
+// level-triggered: the same State always gives the same actions, in the same order, and
+// running it again before anything changed gives the same list (the executor suppresses
+// what is already in flight). It never reads a clock.
 //
-// Rules, per desired daemon D (not paused) wanting R instances here, ids "D/0".."D/R-1":
-//   - a wanted instance the runtime does not have            -> start
-//   - a wanted instance running an older generation of D     -> restart
-//   - an instance of a daemon no longer desired, or id >= R  -> stop (unless stopping/stopped)
-// While the node shuts down it asks for nothing. Instances the runtime supervises (crashed,
-// backing off, quarantined, paused, stopped by an operator) are left to the runtime.
+// The supervisor (agent/runtime) owns the life of each instance on this node: it starts
+// what a desired set adds, stops what it removes, restarts what changed, and applies the
+// restart policy, backoff, dependencies and health checks. So the node-level difference is
+// one thing: the desired set this node should run (local daemons now; assigned daemons once
+// placement lands) has a newer generation than the one the supervisor accepted → one
+// `apply` action carrying that generation. While the node shuts down it asks for nothing.
 #pragma once
 
-#include <string>
 #include <vector>
 
 #include "agent/state/action.h"
@@ -19,8 +18,9 @@
 
 namespace meshos::reconcile {
 
-std::vector<state::Action> reconcile(const state::State& state);
+// The target of apply actions: one per node, so the executor runs one apply at a time.
+inline constexpr const char* kApplyTarget = "node";
 
-std::string instanceId(const std::string& daemon, uint32_t ordinal);
+std::vector<state::Action> reconcile(const state::State& state);
 
 }  // namespace meshos::reconcile

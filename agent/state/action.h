@@ -10,6 +10,7 @@
 namespace meshos::state {
 
 enum class ActionKind {
+  kApply,         // hand this node's desired daemon set to the supervisor
   kStart,         // start an instance of a desired daemon assigned here
   kStop,          // stop (signal → grace → kill) an instance no longer wanted here
   kRestart,       // its spec changed, or an admin forced a restart

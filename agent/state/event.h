@@ -83,6 +83,11 @@ struct DesiredDaemonsChanged {
   std::vector<Entry> daemons;
 };
 
+// The supervisor accepted the desired set of this generation.
+struct DesiredApplied {
+  uint64_t generation = 0;
+};
+
 struct ProbeSample {
   std::string probe;
   int64_t at_ms = 0;
@@ -110,7 +115,7 @@ struct Shutdown {
 };
 
 using Event = std::variant<Tick, MembershipChanged, PeerStateUpdated, CommitReceived,
-                           DaemonSignal, DesiredDaemonsChanged, ProbeSample, ControlCommand,
+                           DaemonSignal, DesiredDaemonsChanged, DesiredApplied, ProbeSample, ControlCommand,
                            ChainFlushed, Shutdown>;
 
 }  // namespace meshos::state

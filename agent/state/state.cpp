@@ -35,6 +35,7 @@ std::string_view instanceStateName(InstanceState s) {
 
 std::string_view actionKindName(ActionKind kind) {
   switch (kind) {
+    case ActionKind::kApply: return "apply";
     case ActionKind::kStart: return "start";
     case ActionKind::kStop: return "stop";
     case ActionKind::kRestart: return "restart";
@@ -122,7 +123,14 @@ struct Folder {
         changed = true;
       }
     }
+    if (changed) ++s.desired_set_generation;
     return changed;
+  }
+
+  bool operator()(const DesiredApplied& e) {
+    if (e.generation <= s.applied_set_generation) return false;
+    s.applied_set_generation = e.generation;
+    return true;
   }
 
   bool operator()(const ProbeSample& e) {

@@ -33,6 +33,8 @@ struct State {
 
   std::map<std::string, Member> members;         // by node id
   std::map<std::string, DesiredDaemon> desired;  // by daemon name
+  uint64_t desired_set_generation = 0;           // bumps whenever `desired` changes
+  uint64_t applied_set_generation = 0;           // the newest one the supervisor accepted
   std::map<std::string, Instance> instances;     // by instance id
   std::map<std::string, ProbeSample> probes;     // latest sample by probe name
   std::map<std::string, PeerStateUpdated> peer_states;  // newest version by node id

@@ -4,10 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <map>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent/core/crypto.h"
 #include "agent/net/control_client.h"
+#include "chains/chain_json.h"
 #include "tools/inspect/table.h"
 
 using namespace meshos;
@@ -35,11 +38,16 @@ std::string str(const json& j) {
   return j.dump();
 }
 
+// A field that may be absent (older or newer agents): "-" then.
+std::string field(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) ? str(j[key]) : "-";
+}
+
 void printMembers(const json& members) {
   tools::Table t({"NAME", "ID", "ADDRESS", "STATE", "INCARNATION", "RTT_MS"});
   for (const auto& m : members) {
-    t.add({str(m["name"]), str(m["id"]), str(m["address"]), str(m["state"]), str(m["incarnation"]),
-           str(m["rtt_ms"])});
+    t.add({field(m, "name"), field(m, "id"), field(m, "address"), field(m, "state"),
+           field(m, "incarnation"), field(m, "rtt_ms")});
   }
   if (t.empty()) {
     std::cout << "(no members yet)\n";
@@ -49,10 +57,10 @@ void printMembers(const json& members) {
 }
 
 void printDaemons(const json& daemons, const json& desired) {
-  tools::Table t({"NAME", "INSTANCE", "STATE", "PID", "RESTARTS", "HEALTH"});
+  tools::Table t({"NAME", "INSTANCE", "STATE", "PID", "RESTARTS", "READY", "LIVENESS", "REASON"});
   for (const auto& d : daemons) {
-    t.add({str(d["name"]), str(d["instance"]), str(d["state"]), str(d["pid"]), str(d["restarts"]),
-           d["health"].get<std::string>().empty() ? "-" : str(d["health"])});
+    t.add({field(d, "name"), field(d, "instance"), field(d, "state"), field(d, "pid"),
+           field(d, "restarts"), field(d, "ready"), field(d, "liveness"), field(d, "reason")});
   }
   if (t.empty()) {
     std::cout << "(no daemon instances on this node)\n";
@@ -63,7 +71,8 @@ void printDaemons(const json& daemons, const json& desired) {
     std::cout << "\ndesired:\n";
     tools::Table dt({"NAME", "GENERATION", "REPLICAS", "PAUSED", "SOURCE"});
     for (const auto& d : desired) {
-      dt.add({str(d["name"]), str(d["generation"]), str(d["replicas"]), str(d["paused"]), str(d["source"])});
+      dt.add({field(d, "name"), field(d, "generation"), field(d, "replicas"), field(d, "paused"),
+              field(d, "source")});
     }
     dt.print(std::cout);
   }
@@ -88,13 +97,13 @@ void printSection(const std::string& name, const json& j, int indent = 0) {
   }
 }
 
-void printSnapshot(const json& s) {
-  const auto& n = s["node"];
+void printSnapshot(json s) {  // by value: [] on a missing key gives null, not an abort
+  auto& n = s["node"];
   std::cout << "node " << str(n["name"]) << " (" << str(n["id"]) << "), meshos " << str(n["version"])
             << ", cluster " << str(n["cluster"]) << ", up "
             << tools::humanDuration(n["uptime_ms"].get<int64_t>())
             << (n["shutting_down"].get<bool>() ? ", SHUTTING DOWN" : "") << "\n";
-  const auto& l = s["loop"];
+  auto& l = s["loop"];
   std::cout << "loop: " << str(l["ticks"]) << " ticks, " << str(l["events_folded"])
             << " events folded, lag p99 " << str(l["lag_p99_us"]) << " us, max " << str(l["lag_max_us"])
             << " us; snapshot generation " << str(s["generation"]) << "\n";
@@ -146,6 +155,191 @@ int jsonCommand(const Options& o, const net::RequestFiller& fill,
   return 0;
 }
 
+struct ChainOptions {
+  std::string action;  // verify | tail | show
+  std::string chain;
+  uint64_t from = 0;
+  uint64_t count = 0;
+  std::string data_dir;
+};
+
+void printChainJson(const std::string& action, json j) {
+  if (action == "verify") {
+    auto& r = j["verify"];
+    if (r.value("ok", false)) {
+      std::cout << "chain " << str(r["chain"]) << ": OK, " << str(r["records"]) << " records, "
+                << str(r["checkpoints"]) << " checkpoints, seq " << str(r["first_seq"]) << ".."
+                << str(r["last_seq"]) << "\n";
+    } else {
+      std::cout << "chain " << str(r["chain"]) << ": FAILED at seq " << str(r["bad_seq"]) << ": "
+                << str(r["problem"]) << " (" << str(r["detail"]) << ")\n";
+    }
+    return;
+  }
+  if (action == "tail") {
+    tools::Table t({"SEQ", "TIME_MS", "KIND", "PAYLOAD"});
+    for (auto rec : j["records"]) {
+      std::string payload = rec.contains("payload_text") ? str(rec["payload_text"]) : str(rec["payload_b64"]);
+      if (payload.size() > 100) payload = payload.substr(0, 97) + "...";
+      t.add({str(rec["seq"]), str(rec["time_ms"]), str(rec["kind"]), payload});
+    }
+    t.print(std::cout);
+    return;
+  }
+  std::cout << j.dump(2) << "\n";
+}
+
+// Offline: a stopped agent's data directory, opened read-only.
+int chainOffline(const Options& o, const ChainOptions& c) {
+  auto name = chains::parseChainName(c.chain);
+  if (!name) {
+    std::cerr << "meshos-inspect: " << name.status().message() << "\n";
+    return 2;
+  }
+  auto store = chains::ChainStore::openReadOnly(c.data_dir);
+  if (!store) {
+    std::cerr << "meshos-inspect: " << store.status().toString() << "\n";
+    return 1;
+  }
+  json j;
+  if (c.action == "verify") {
+    if (Status s = initCrypto(); !s) return 1;
+    std::optional<PublicKey> key;
+    auto k = readKeyFile(std::filesystem::path(c.data_dir) / "node.key");
+    if (k) {
+      key = k->public_key;
+    } else {
+      std::cerr << "note: " << k.status().message()
+                << "; checkpoint signatures are checked against the key stored with them\n";
+    }
+    chains::VerifyRange range;
+    range.from = c.from;
+    if (c.count > 0) range.to = c.from + c.count - 1;
+    bool tty = ::isatty(2) != 0;
+    j = chains::chainVerifyJson(**store, *name, range, key, [&](const chains::VerifyProgress& p) {
+      std::cerr << chains::verifyProgressText(*name, p) << (tty ? "\r" : "\n") << std::flush;
+    });
+    if (tty) std::cerr << "\n";
+  } else if (c.action == "tail") {
+    auto r = chains::chainTailJson(**store, *name, c.from, c.count == 0 ? 20 : c.count);
+    if (!r) {
+      std::cerr << "meshos-inspect: " << r.status().toString() << "\n";
+      return 1;
+    }
+    j = *r;
+  } else {
+    auto r = chains::chainShowJson(**store, *name, c.from == 0 ? std::nullopt : std::optional<uint64_t>(c.from));
+    if (!r) {
+      std::cerr << "meshos-inspect: " << r.status().toString() << "\n";
+      return 1;
+    }
+    j = *r;
+  }
+  if (o.json) {
+    std::cout << j.dump() << "\n";
+  } else {
+    printChainJson(c.action, j);
+  }
+  if (c.action == "verify" && !j["verify"].value("ok", false)) return 3;
+  return 0;
+}
+
+int chainCommand(const Options& o, const ChainOptions& c) {
+  if (!c.data_dir.empty()) return chainOffline(o, c);
+  int rc = jsonCommand(
+      o,
+      [&](proto::Request::Builder b) {
+        auto r = c.action == "verify" ? b.initChainVerify()
+                 : c.action == "tail" ? b.initChainTail()
+                                      : b.initChainShow();
+        r.setChain(c.chain);
+        r.setFrom(c.from);
+        r.setCount(c.count);
+      },
+      [&](json j) { printChainJson(c.action, j); });
+  return rc;
+}
+
+struct DaemonOptions {
+  std::string op;
+  std::string target;
+  std::vector<std::string> argv;
+  uint32_t tail = 50;
+  bool follow = false;
+};
+
+int daemonCommand(const Options& o, const DaemonOptions& d) {
+  static const std::map<std::string, proto::DaemonControl::Op> kOps = {
+      {"restart", proto::DaemonControl::Op::RESTART}, {"pause", proto::DaemonControl::Op::PAUSE},
+      {"resume", proto::DaemonControl::Op::RESUME}, {"quarantine", proto::DaemonControl::Op::QUARANTINE},
+      {"stop", proto::DaemonControl::Op::STOP}, {"start", proto::DaemonControl::Op::START},
+      {"trigger", proto::DaemonControl::Op::TRIGGER}, {"exec", proto::DaemonControl::Op::EXEC}};
+  bool is_instance = d.target.find('#') != std::string::npos;
+  return jsonCommand(
+      o,
+      [&](proto::Request::Builder b) {
+        auto c = b.initDaemonControl();
+        if (is_instance) {
+          c.setInstance(d.target);
+          c.setName(d.target.substr(0, d.target.find('#')));
+        } else {
+          c.setName(d.target);
+        }
+        c.setOp(kOps.at(d.op));
+        auto argv = c.initArgv(static_cast<unsigned>(d.argv.size()));
+        for (size_t i = 0; i < d.argv.size(); ++i) argv.set(static_cast<unsigned>(i), d.argv[i]);
+      },
+      [&](json j) {
+        if (d.op == "exec") {
+          std::cout << str(j["output"]);
+          std::cout << "(exit " << str(j["exit_code"]) << ")\n";
+        } else {
+          std::cout << d.op << " " << d.target << ": ok\n";
+        }
+      });
+}
+
+int logsCommand(const Options& o, const DaemonOptions& d) {
+  bool is_instance = d.target.find('#') != std::string::npos;
+  uint64_t offset = 0;
+  for (bool first = true;; first = false) {
+    net::ControlReply reply;
+    int rc = call(
+        o,
+        [&](proto::Request::Builder b) {
+          auto q = b.initDaemonLogs();
+          q.setName(is_instance ? d.target.substr(0, d.target.find('#')) : d.target);
+          if (is_instance) q.setInstance(d.target);
+          if (first) {
+            q.setTailLines(d.tail);
+          } else {
+            q.setOffset(offset);
+          }
+        },
+        reply);
+    if (rc != 0) return rc;
+    json j = json::parse(reply.body, nullptr, false);
+    if (j.is_discarded()) return 1;
+    std::cout << j.value("data", std::string()) << std::flush;
+    if (!d.follow) return 0;
+    offset = j.value("next_offset", uint64_t{0});
+    if (first) {
+      // The tail did not say where the file ends: ask for the end once, print nothing.
+      net::ControlReply end;
+      if (call(o, [&](proto::Request::Builder b) {
+            auto q = b.initDaemonLogs();
+            q.setName(is_instance ? d.target.substr(0, d.target.find('#')) : d.target);
+            if (is_instance) q.setInstance(d.target);
+            q.setOffset(~uint64_t{0} >> 2);
+          }, end) == 0) {
+        json e = json::parse(end.body, nullptr, false);
+        if (!e.is_discarded()) offset = e.value("next_offset", offset);
+      }
+    }
+    ::usleep(500 * 1000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,7 +358,30 @@ int main(int argc, char** argv) {
   auto* daemons = app.add_subcommand("daemons", "daemon instances on this node and the desired set");
   auto* metrics = app.add_subcommand("metrics", "Prometheus text exposition");
   auto* ping = app.add_subcommand("ping", "check that the agent answers");
-  for (auto* sub : {snapshot, members, daemons, metrics, ping}) {
+  ChainOptions chain_opts;
+  auto* chain = app.add_subcommand("chain", "hash chains: verify, tail or show audit|log|failure");
+  chain->add_option("action", chain_opts.action, "verify | tail | show")
+      ->required()
+      ->check(CLI::IsMember({"verify", "tail", "show"}));
+  chain->add_option("chain", chain_opts.chain, "audit | log | failure")
+      ->required()
+      ->check(CLI::IsMember({"audit", "log", "failure"}));
+  chain->add_option("--from", chain_opts.from, "first seq (verify, tail), or the record to show");
+  chain->add_option("--count", chain_opts.count, "how many records (tail: default 20; verify: default all)");
+  chain->add_option("--data-dir", chain_opts.data_dir,
+                    "read a stopped agent's data directory instead of asking the agent");
+  DaemonOptions daemon_opts;
+  auto* daemon = app.add_subcommand("daemon", "operate a daemon on this node (recorded in the audit chain)");
+  daemon->add_option("op", daemon_opts.op, "restart | pause | resume | quarantine | stop | start | trigger | exec")
+      ->required()
+      ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "exec"}));
+  daemon->add_option("target", daemon_opts.target, "a daemon name, or one instance as name#N")->required();
+  daemon->add_option("argv", daemon_opts.argv, "for exec: the command to run in the daemon's environment");
+  auto* logs = app.add_subcommand("logs", "a daemon instance's output");
+  logs->add_option("target", daemon_opts.target, "a daemon name (its first instance) or name#N")->required();
+  logs->add_option("--tail", daemon_opts.tail, "lines to show (default 50)");
+  logs->add_flag("-f,--follow", daemon_opts.follow, "keep printing new output");
+  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs}) {
     sub->add_option("-s,--socket", o.socket, "the agent's control socket");
     sub->add_flag("--json", o.json, "print JSON");
   }
@@ -182,16 +399,28 @@ int main(int argc, char** argv) {
   }
   if (members->parsed()) {
     return jsonCommand(o, [](proto::Request::Builder b) { b.setMembers(); },
-                       [](const json& j) { printMembers(j["members"]); });
+                       [](json j) { printMembers(j["members"]); });
   }
   if (daemons->parsed()) {
     return jsonCommand(o, [](proto::Request::Builder b) { b.setDaemons(); },
-                       [](const json& j) { printDaemons(j["daemons"], j["desired"]); });
+                       [](json j) {
+                         printDaemons(j.value("daemons", json::array()), j.value("desired", json::array()));
+                       });
   }
   if (ping->parsed()) {
     return jsonCommand(o, [](proto::Request::Builder b) { b.setPing(); },
-                       [](const json& j) { std::cout << "pong from " << str(j["node"]) << "\n"; });
+                       [](json j) { std::cout << "pong from " << str(j["node"]) << "\n"; });
   }
+  if (chain->parsed()) return chainCommand(o, chain_opts);
+  if (daemon->parsed()) {
+    if (daemon_opts.op == "exec" && daemon_opts.argv.empty()) {
+      std::cerr << "meshos-inspect: daemon exec needs a command: daemon exec NAME -- CMD ARGS...\n";
+      return 2;
+    }
+    if (o.reason.empty()) o.reason = "meshos-inspect daemon " + daemon_opts.op;
+    return daemonCommand(o, daemon_opts);
+  }
+  if (logs->parsed()) return logsCommand(o, daemon_opts);
   if (metrics->parsed()) {
     net::ControlReply reply;
     if (int rc = call(o, [](proto::Request::Builder b) { b.setMetrics(); }, reply); rc != 0) return rc;

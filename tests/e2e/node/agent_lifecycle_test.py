@@ -31,7 +31,20 @@ def test_serves_snapshot_and_stops_cleanly():
         key_mode = os.stat(os.path.join(a.dir, "data", "node.key")).st_mode & 0o777
         assert key_mode == 0o600, oct(key_mode)
         node_id = snap["node"]["id"]
+        # The audit chain holds the start and the control requests, and verifies live.
+        tail = a.inspect_json("chain", "tail", "audit")["records"]
+        assert tail[0]["kind"] == "agent.start", tail
+        assert any(r["kind"] == "control" for r in tail)
+        assert a.inspect_json("chain", "verify", "audit")["verify"]["ok"] is True
+        assert a.inspect("chain", "tail", "nope", check=False).returncode == 2
         assert a.stop(signal.SIGTERM) == 0
+        # Stopped: verify the data directory directly; the stop and its checkpoint are there.
+        data = os.path.join(a.dir, "data")
+        r = a.inspect("chain", "verify", "audit", "--data-dir", data, "--json")
+        report = json.loads(r.stdout)["verify"]
+        assert report["ok"] is True and report["checkpoints"] >= 1, report
+        shown = json.loads(a.inspect("chain", "tail", "audit", "--data-dir", data, "--json").stdout)
+        assert shown["records"][-1]["kind"] == "agent.stop"
         assert not os.path.exists(a.socket), "socket left behind"
         assert "shutdown complete" in a.read_log()
         # Restarted, it keeps its identity.

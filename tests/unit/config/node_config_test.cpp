@@ -122,6 +122,9 @@ TEST_CASE("out-of-range values are named") {
   CHECK(contains(errorOf("[trust]\nadmins = [\"nope\"]\n"), "trust.admins[0]"));
   CHECK(contains(errorOf("[trust]\nthreshold = 2\n"), "trust.threshold: must be between 1 and 1"));
   CHECK(contains(errorOf("[node]\nname = \"\"\n"), "node.name"));
+  CHECK(contains(errorOf("[chains]\ncheckpoint_every = 0\n"), "chains.checkpoint_every"));
+  CHECK(contains(errorOf("[chains]\nmax_records_log = 10\n"), "chains.max_records_log: must be 0"));
+  CHECK(contains(errorOf("[chains]\nkeep = 1\n"), "chains.keep: unknown key"));
   CHECK(contains(errorOf(std::string("[control]\nsocket = \"") + std::string(200, 'x') + "\"\n"),
                  "control.socket"));
 }

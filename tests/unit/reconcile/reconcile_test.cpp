@@ -2,78 +2,54 @@
 
 #include "agent/reconcile/reconcile.h"
 
-
 using namespace meshos::state;
 using meshos::reconcile::reconcile;
-
-namespace {
-Instance inst(const std::string& id, uint64_t gen, InstanceState st = InstanceState::kRunning) {
-  Instance i;
-  i.id = id;
-  i.daemon = id.substr(0, id.find('/'));
-  i.generation = gen;
-  i.state = st;
-  return i;
-}
-}  // namespace
 
 TEST_CASE("no desired state, nothing to do") {
   State s;
   CHECK(reconcile(s).empty());
 }
 
-TEST_CASE("missing instances start, in sorted order") {
+TEST_CASE("a new desired set asks for one apply of its generation, until it is applied") {
   State s;
   fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 2, false}, {"api", 1, 1, false}}});
   auto a = reconcile(s);
-  REQUIRE(a.size() == 3);
-  CHECK(a[0].instance == "api/0");
-  CHECK(a[1].instance == "web/0");
-  CHECK(a[2].instance == "web/1");
-  for (const auto& x : a) CHECK(x.kind == ActionKind::kStart);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].kind == ActionKind::kApply);
+  CHECK(a[0].generation == s.desired_set_generation);
+  CHECK(a[0].target() == "node");
   CHECK(reconcile(s) == a);  // same input, same output
-}
-
-TEST_CASE("running the desired state asks for nothing") {
-  State s;
-  fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
-  fold(s, DaemonSignal{inst("web/0", 1)});
+  fold(s, DesiredApplied{a[0].generation});
   CHECK(reconcile(s).empty());
 }
 
-TEST_CASE("a newer generation restarts running instances only") {
+TEST_CASE("an unchanged set asks for nothing; a change asks again") {
   State s;
-  fold(s, DesiredDaemonsChanged{"local", {{"web", 2, 2, false}}});
-  fold(s, DaemonSignal{inst("web/0", 1)});
-  fold(s, DaemonSignal{inst("web/1", 1, InstanceState::kBackingOff)});
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
+  fold(s, DesiredApplied{s.desired_set_generation});
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
+  CHECK(reconcile(s).empty());
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 2, 1, false}}});
   auto a = reconcile(s);
   REQUIRE(a.size() == 1);
-  CHECK(a[0].kind == ActionKind::kRestart);
-  CHECK(a[0].instance == "web/0");
   CHECK(a[0].generation == 2);
 }
 
-TEST_CASE("undesired and surplus instances stop; stopping ones are left alone") {
+TEST_CASE("an older apply completing late does not hide a newer set") {
   State s;
   fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
-  fold(s, DaemonSignal{inst("web/0", 1)});
-  fold(s, DaemonSignal{inst("web/1", 1)});
-  fold(s, DaemonSignal{inst("old/0", 1)});
-  fold(s, DaemonSignal{inst("gone/0", 1, InstanceState::kStopping)});
-  auto a = reconcile(s);
-  REQUIRE(a.size() == 2);
-  CHECK(a[0].instance == "old/0");
-  CHECK(a[0].kind == ActionKind::kStop);
-  CHECK(a[1].instance == "web/1");
-  CHECK(a[1].kind == ActionKind::kStop);
+  uint64_t first = s.desired_set_generation;
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 2, 1, false}}});
+  fold(s, DesiredApplied{first});
+  REQUIRE(reconcile(s).size() == 1);
+  fold(s, DesiredApplied{s.desired_set_generation});
+  fold(s, DesiredApplied{first});  // stale: ignored
+  CHECK(reconcile(s).empty());
 }
 
-TEST_CASE("paused daemons start nothing; shutdown asks for nothing") {
+TEST_CASE("shutdown asks for nothing") {
   State s;
-  fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, true}}});
-  CHECK(reconcile(s).empty());
   fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
-  CHECK(reconcile(s).size() == 1);
   fold(s, Shutdown{"test"});
   CHECK(reconcile(s).empty());
 }

@@ -1,0 +1,865 @@
+#include "agent/gossip/membership.h"
+
+#include <algorithm>
+
+#include "agent/core/node_identity.h"
+#include "agent/gossip/suspicion.h"
+
+namespace meshos::gossip {
+
+namespace {
+constexpr size_t kMaxForwards = 1024;
+constexpr size_t kMaxPendingStreams = 256;
+constexpr int64_t kReapCheckMs = 10'000;
+std::string stateSubject(const std::string& origin) { return "s:" + origin; }
+}  // namespace
+
+const char* memberEventKindName(MemberEventKind k) {
+  switch (k) {
+    case MemberEventKind::kJoin: return "join";
+    case MemberEventKind::kUpdate: return "update";
+    case MemberEventKind::kSuspect: return "suspect";
+    case MemberEventKind::kAlive: return "alive";
+    case MemberEventKind::kDead: return "dead";
+    case MemberEventKind::kLeft: return "left";
+    case MemberEventKind::kReap: return "reap";
+    case MemberEventKind::kNameConflict: return "name_conflict";
+  }
+  return "unknown";
+}
+
+Status Options::validate() const {
+  auto positive = [](int64_t v, const char* name) -> Status {
+    if (v <= 0) return Status::invalid(std::string(name) + " must be > 0");
+    return Status::ok();
+  };
+  MESHOS_RETURN_IF_ERROR(positive(probe_interval_ms, "probe_interval_ms"));
+  MESHOS_RETURN_IF_ERROR(positive(probe_timeout_ms, "probe_timeout_ms"));
+  if (probe_timeout_ms >= probe_interval_ms) return Status::invalid("probe_timeout_ms must be < probe_interval_ms");
+  MESHOS_RETURN_IF_ERROR(positive(gossip_interval_ms, "gossip_interval_ms"));
+  MESHOS_RETURN_IF_ERROR(positive(push_pull_interval_ms, "push_pull_interval_ms"));
+  MESHOS_RETURN_IF_ERROR(positive(reconnect_interval_ms, "reconnect_interval_ms"));
+  MESHOS_RETURN_IF_ERROR(positive(stream_timeout_ms, "stream_timeout_ms"));
+  if (indirect_checks < 0 || indirect_checks > 16) return Status::invalid("indirect_checks must be in [0, 16]");
+  if (gossip_nodes < 1 || gossip_nodes > 32) return Status::invalid("gossip_nodes must be in [1, 32]");
+  if (suspicion_mult < 1 || suspicion_mult > 32) return Status::invalid("suspicion_mult must be in [1, 32]");
+  if (suspicion_max_timeout_mult < 1 || suspicion_max_timeout_mult > 32)
+    return Status::invalid("suspicion_max_timeout_mult must be in [1, 32]");
+  if (retransmit_mult < 1 || retransmit_mult > 32) return Status::invalid("retransmit_mult must be in [1, 32]");
+  if (awareness_max_multiplier < 1 || awareness_max_multiplier > 16)
+    return Status::invalid("awareness_max_multiplier must be in [1, 16]");
+  if (max_packet_bytes < 512 || max_packet_bytes > 65'000) return Status::invalid("max_packet_bytes must be in [512, 65000]");
+  if (membership_budget_bytes + state_budget_bytes + 200 > max_packet_bytes)
+    return Status::invalid("membership_budget_bytes + state_budget_bytes must leave 200 bytes of max_packet_bytes");
+  if (max_stream_bytes < 64 * 1024) return Status::invalid("max_stream_bytes must be >= 65536");
+  if (max_node_state_bytes > max_stream_bytes / 2) return Status::invalid("max_node_state_bytes must be <= max_stream_bytes / 2");
+  if (cluster_id.empty() || cluster_id.size() > 255) return Status::invalid("cluster id must be 1..255 bytes");
+  return Status::ok();
+}
+
+Membership::Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng)
+    : options_(std::move(options)),
+      self_(std::move(self)),
+      keyring_(std::move(keyring)),
+      rng_(rng),
+      membership_queue_(options_.max_broadcasts),
+      state_queue_(options_.max_broadcasts) {
+  limits_.traversal_limit_words = options_.max_stream_bytes / 8 * 2;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+void Membership::start(int64_t now_ms) {
+  if (started_) return;
+  started_ = true;
+  incarnation_ = self_.incarnation + 1;
+  broadcastMembership(self_.id, selfAlive());
+  next_probe_ms_ = now_ms + static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(options_.probe_interval_ms)));
+  next_gossip_ms_ = now_ms + options_.gossip_interval_ms;
+  next_push_pull_ms_ = now_ms + options_.push_pull_interval_ms;
+  next_reconnect_ms_ = now_ms + options_.reconnect_interval_ms;
+  next_reap_ms_ = now_ms + kReapCheckMs;
+}
+
+void Membership::join(int64_t now_ms, const std::vector<std::string>& addresses, bool remember_as_seeds) {
+  (void)now_ms;
+  for (const auto& a : addresses) {
+    if (a == self_.address) continue;
+    if (remember_as_seeds && std::find(seeds_.begin(), seeds_.end(), a) == seeds_.end()) seeds_.push_back(a);
+    queueStream(StreamKind::kPushPull, a, buildPushPull(true), 0, true);
+  }
+}
+
+void Membership::leave(int64_t now_ms) {
+  (void)now_ms;
+  if (leaving_) return;
+  leaving_ = true;
+  broadcastMembership(self_.id, DeadMsg{incarnation_, self_.id, self_.id});
+}
+
+bool Membership::leaveBroadcastDone() const {
+  if (!leaving_) return false;
+  if (numAlive() <= 1) return true;
+  return !membership_queue_.contains(self_.id);
+}
+
+size_t Membership::numAlive() const {
+  size_t n = 1;
+  for (const auto& [id, m] : members_)
+    if (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect) ++n;
+  return n;
+}
+
+Outputs Membership::takeOutputs() {
+  Outputs o = std::move(out_);
+  out_ = Outputs{};
+  return o;
+}
+
+// ---------------------------------------------------------------- sending
+
+AliveMsg Membership::selfAlive() const {
+  return AliveMsg{incarnation_, self_.id, self_.name, self_.address, self_.public_key};
+}
+
+void Membership::broadcastMembership(const std::string& subject, Message msg) {
+  membership_queue_.queue(subject, std::move(msg));
+  counters_.broadcasts_dropped = membership_queue_.dropped() + state_queue_.dropped();
+}
+
+void Membership::sendPacket(const std::string& to, std::vector<Message> msgs, bool piggyback) {
+  const size_t overhead = keyring_.overheadBytes(options_.cluster_id) + 16;
+  size_t used = overhead;
+  for (const auto& m : msgs) used += encodedSizeHint(m);
+  size_t fixed = msgs.size();
+  if (piggyback && used < options_.max_packet_bytes) {
+    int limit = retransmitLimit(options_.retransmit_mult, estimatedNodes());
+    size_t room = options_.max_packet_bytes - used;
+    auto mem = membership_queue_.take(std::min(room, options_.membership_budget_bytes), limit);
+    for (auto& m : mem) {
+      used += encodedSizeHint(m);
+      msgs.push_back(std::move(m));
+    }
+    if (used < options_.max_packet_bytes) {
+      room = options_.max_packet_bytes - used;
+      auto st = state_queue_.take(std::min(room, options_.state_budget_bytes), limit);
+      for (auto& m : st) msgs.push_back(std::move(m));
+    }
+  }
+  if (msgs.empty()) return;
+  Bytes sealed = keyring_.seal(options_.cluster_id, encodePacket(msgs));
+  // The hints are upper bounds, but never trust them: shed piggybacked updates until it fits.
+  while (sealed.size() > options_.max_packet_bytes && msgs.size() > fixed) {
+    msgs.pop_back();
+    sealed = keyring_.seal(options_.cluster_id, encodePacket(msgs));
+  }
+  if (sealed.size() > options_.max_packet_bytes) {
+    ++counters_.drop_oversized;
+    return;
+  }
+  ++counters_.packets_out;
+  counters_.bytes_out += sealed.size();
+  out_.packets.push_back(OutPacket{to, std::move(sealed)});
+}
+
+void Membership::queueStream(StreamKind kind, const std::string& to, const StreamFrame& frame, uint32_t probe_seq,
+                             bool join) {
+  if (streams_.size() >= kMaxPendingStreams) {
+    ++counters_.push_pull_failures;
+    return;
+  }
+  Bytes sealed = keyring_.seal(options_.cluster_id, encodeStreamFrame(frame));
+  if (sealed.size() > options_.max_stream_bytes) {
+    ++counters_.drop_oversized;
+    return;
+  }
+  uint64_t id = next_stream_id_++;
+  streams_.emplace(id, PendingStream{kind, to, probe_seq, join});
+  ++counters_.streams_out;
+  counters_.stream_bytes_out += sealed.size();
+  if (kind == StreamKind::kPushPull) ++counters_.push_pulls;
+  out_.streams.push_back(StreamRequest{id, kind, to, std::move(sealed)});
+}
+
+Result<Bytes> Membership::openInput(ByteView sealed, size_t limit) {
+  if (sealed.size() > limit) {
+    ++counters_.drop_oversized;
+    return Status::invalid("oversized input: " + std::to_string(sealed.size()) + " bytes");
+  }
+  Bytes plain;
+  OpenError e = keyring_.open(options_.cluster_id, sealed, plain);
+  switch (e) {
+    case OpenError::kNone: return plain;
+    case OpenError::kTruncated: ++counters_.drop_truncated; break;
+    case OpenError::kBadVersion: ++counters_.drop_bad_version; break;
+    case OpenError::kWrongCluster:
+    case OpenError::kDecryptFailed: ++counters_.drop_wrong_cluster_or_key; break;
+    case OpenError::kPlainRefused: ++counters_.drop_plaintext; break;
+    case OpenError::kEncryptedRefused: ++counters_.drop_encrypted; break;
+  }
+  return Status::denied(std::string("packet refused: ") + openErrorName(e));
+}
+
+// ---------------------------------------------------------------- inputs
+
+void Membership::handlePacket(int64_t now_ms, const std::string& from, ByteView packet) {
+  if (!started_) return;
+  ++counters_.packets_in;
+  counters_.bytes_in += packet.size();
+  // Allow a little slack over our own send limit (a peer may be configured larger), but bound it.
+  auto plain = openInput(packet, std::max<size_t>(options_.max_packet_bytes, 1400) * 2);
+  if (!plain) return;
+  DecodeLimits limits = limits_;
+  limits.traversal_limit_words = 64 * 1024;
+  auto msgs = decodePacket(*plain, limits);
+  if (!msgs) {
+    ++counters_.drop_decode;
+    return;
+  }
+  for (auto& m : *msgs) onMessage(now_ms, from, m);
+}
+
+Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, ByteView frame) {
+  if (!started_) return Status::unavailable("gossip not started");
+  ++counters_.streams_in;
+  counters_.stream_bytes_in += frame.size();
+  auto plain = openInput(frame, options_.max_stream_bytes);
+  if (!plain) return plain.status();
+  auto decoded = decodeStreamFrame(*plain, limits_);
+  if (!decoded) {
+    ++counters_.drop_decode;
+    return decoded.status();
+  }
+  if (auto* pp = std::get_if<PushPullMsg>(&*decoded)) {
+    mergePushPull(now_ms, from, *pp);
+    Bytes reply = keyring_.seal(options_.cluster_id, encodeStreamFrame(buildPushPull(false)));
+    counters_.stream_bytes_out += reply.size();
+    return reply;
+  }
+  if (auto* ping = std::get_if<PingMsg>(&*decoded)) {
+    if (!ping->target_id.empty() && ping->target_id != self_.id) {
+      ++counters_.drop_stale;
+      return Status::invalid("tcp ping for another node");
+    }
+    return keyring_.seal(options_.cluster_id, encodeStreamFrame(AckMsg{ping->seq_no}));
+  }
+  ++counters_.drop_decode;
+  return Status::invalid("unexpected stream frame");
+}
+
+void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<Bytes> reply) {
+  auto it = streams_.find(request_id);
+  if (it == streams_.end()) return;
+  PendingStream ps = it->second;
+  streams_.erase(it);
+  if (!reply) {
+    if (ps.kind == StreamKind::kPushPull) ++counters_.push_pull_failures;
+    return;
+  }
+  counters_.stream_bytes_in += reply->size();
+  auto plain = openInput(*reply, options_.max_stream_bytes);
+  if (!plain) return;
+  auto decoded = decodeStreamFrame(*plain, limits_);
+  if (!decoded) {
+    ++counters_.drop_decode;
+    return;
+  }
+  if (auto* pp = std::get_if<PushPullMsg>(&*decoded)) {
+    if (ps.kind == StreamKind::kPushPull) mergePushPull(now_ms, ps.to, *pp);
+  } else if (auto* ack = std::get_if<AckMsg>(&*decoded)) {
+    if (ps.kind == StreamKind::kProbe && ack->seq_no == ps.probe_seq) onAck(now_ms, ack->seq_no);
+  }
+}
+
+void Membership::onMessage(int64_t now_ms, const std::string& from, Message& msg) {
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, PingMsg>) onPing(now_ms, from, m);
+        if constexpr (std::is_same_v<T, IndirectPingMsg>) onIndirectPing(now_ms, from, m);
+        if constexpr (std::is_same_v<T, AckMsg>) onAck(now_ms, m.seq_no);
+        if constexpr (std::is_same_v<T, NackMsg>) onNack(now_ms, m.seq_no);
+        if constexpr (std::is_same_v<T, AliveMsg>) onAlive(now_ms, m, false);
+        if constexpr (std::is_same_v<T, SuspectMsg>) onSuspect(now_ms, m);
+        if constexpr (std::is_same_v<T, DeadMsg>) onDead(now_ms, m);
+        if constexpr (std::is_same_v<T, NodeStateMsg>) onNodeState(now_ms, from, m);
+      },
+      msg);
+}
+
+void Membership::onPing(int64_t now_ms, const std::string& from, const PingMsg& m) {
+  if (!m.target_id.empty() && m.target_id != self_.id) {
+    ++counters_.drop_stale;
+    return;
+  }
+  if (Member* src = find(m.source_id)) src->info.last_heard_ms = now_ms;
+  sendPacket(m.source_address.empty() ? from : m.source_address, {AckMsg{m.seq_no}}, true);
+}
+
+void Membership::onIndirectPing(int64_t now_ms, const std::string& from, const IndirectPingMsg& m) {
+  if (forwards_.size() >= kMaxForwards) return;
+  uint32_t seq = nextSeq();
+  std::string source = m.source_address.empty() ? from : m.source_address;
+  forwards_.emplace(seq, Forward{m.seq_no, source, m.want_nack, now_ms + options_.probe_timeout_ms});
+  sendPacket(m.target_address, {PingMsg{seq, m.target_id, self_.address, self_.id}}, true);
+}
+
+void Membership::onAck(int64_t now_ms, uint32_t seq) {
+  ++counters_.acks_in;
+  auto fw = forwards_.find(seq);
+  if (fw != forwards_.end()) {
+    sendPacket(fw->second.source_address, {AckMsg{fw->second.orig_seq}}, false);
+    forwards_.erase(fw);
+    return;
+  }
+  if (!probe_.active || probe_.acked || seq != probe_.seq) return;
+  probe_.acked = true;
+  if (Member* t = find(probe_.target)) {
+    t->info.last_heard_ms = now_ms;
+    if (!probe_.indirect_sent) t->info.rtt_ms = now_ms - probe_.start_ms;
+  }
+  applyAwareness(-1);
+  probe_.active = false;
+}
+
+void Membership::onNack(int64_t now_ms, uint32_t seq) {
+  (void)now_ms;
+  ++counters_.nacks_in;
+  if (probe_.active && seq == probe_.seq) ++probe_.nacks;
+}
+
+void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull) {
+  (void)from_push_pull;
+  if (m.id.empty() || m.name.empty() || m.address.empty()) {
+    ++counters_.members_rejected;
+    return;
+  }
+  if (!m.public_key.empty()) {
+    PublicKey pk{};
+    if (m.public_key.size() != pk.size()) {
+      ++counters_.members_rejected;
+      return;
+    }
+    std::copy(m.public_key.begin(), m.public_key.end(), pk.begin());
+    if (nodeIdFromPublicKey(pk) != m.id) {
+      ++counters_.members_rejected;
+      return;
+    }
+  }
+  if (m.id == self_.id) {
+    if (leaving_) return;
+    if (m.incarnation > incarnation_ || (m.incarnation == incarnation_ && m.address != self_.address)) {
+      refute(now_ms, m.incarnation);
+    }
+    return;
+  }
+  Member* existing = find(m.id);
+  if (existing == nullptr) {
+    // Name conflicts: one name, two ids, both live -> reported, not merged.
+    if (m.name == self_.name) {
+      ++counters_.name_conflicts;
+      MemberInfo info{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
+      out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, info, self_.id});
+      return;
+    }
+    auto owner = id_by_name_.find(m.name);
+    if (owner != id_by_name_.end()) {
+      Member* other = find(owner->second);
+      if (other != nullptr &&
+          (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
+        ++counters_.name_conflicts;
+        MemberInfo info{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
+        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, info, other->info.id});
+        return;
+      }
+      if (other != nullptr) removeMember(other->info.id);  // a dead holder gives the name up
+    }
+    if (members_.size() >= options_.max_members) {
+      ++counters_.members_rejected;
+      return;
+    }
+    auto mem = std::make_unique<Member>();
+    mem->info = MemberInfo{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
+    Member* raw = mem.get();
+    members_.emplace(m.id, std::move(mem));
+    index_of_[m.id] = ids_.size();
+    ids_.push_back(m.id);
+    id_by_name_[m.name] = m.id;
+    // Insert at a random place in the probe order so new members are probed soon but fairly.
+    size_t pos = probe_order_.empty() ? 0 : static_cast<size_t>(rng_.uniform(probe_order_.size() + 1));
+    probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(pos), m.id);
+    if (pos < probe_pos_) ++probe_pos_;
+    auto st = states_.find(m.id);
+    if (st != states_.end()) raw->info.state_version = st->second.version;
+    emit(MemberEventKind::kJoin, *raw);
+    broadcastMembership(m.id, m);
+    return;
+  }
+  if (m.incarnation <= existing->info.incarnation) return;
+  MemberState was = existing->info.state;
+  bool moved = existing->info.address != m.address || existing->info.name != m.name;
+  if (existing->info.name != m.name) {
+    auto owner = id_by_name_.find(m.name);
+    if (owner != id_by_name_.end() && owner->second != m.id) {
+      Member* other = find(owner->second);
+      if (other != nullptr &&
+          (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
+        ++counters_.name_conflicts;
+        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, existing->info, other->info.id});
+        return;
+      }
+    }
+    id_by_name_.erase(existing->info.name);
+    id_by_name_[m.name] = m.id;
+  }
+  existing->info.name = m.name;
+  existing->info.address = m.address;
+  existing->info.public_key = m.public_key;
+  existing->info.incarnation = m.incarnation;
+  existing->info.state = MemberState::kAlive;
+  existing->confirmations.clear();
+  if (was != MemberState::kAlive) existing->info.state_change_ms = now_ms;
+  if (was == MemberState::kSuspect) {
+    ++counters_.false_suspicions_refuted;
+    emit(MemberEventKind::kAlive, *existing);
+  } else if (was == MemberState::kDead || was == MemberState::kLeft) {
+    emit(MemberEventKind::kJoin, *existing);
+  } else if (moved) {
+    emit(MemberEventKind::kUpdate, *existing);
+  }
+  broadcastMembership(m.id, m);
+}
+
+void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
+  if (m.id == self_.id) {
+    if (leaving_) return;
+    if (m.incarnation >= incarnation_) refute(now_ms, m.incarnation);
+    return;
+  }
+  Member* mem = find(m.id);
+  if (mem == nullptr || m.incarnation < mem->info.incarnation) return;
+  if (mem->info.state == MemberState::kSuspect) {
+    // Our own failed probe counts as an independent confirmation too (and is spread).
+    if (m.from.empty() || mem->confirmations.count(m.from) != 0) return;
+    if (mem->confirmations.size() >= 32) return;
+    mem->confirmations.insert(m.from);
+    int c = static_cast<int>(mem->confirmations.size()) - 1;  // the first accuser does not count
+    mem->suspect_deadline_ms =
+        mem->suspect_start_ms + suspicionTimeoutMs(c, mem->suspect_expected, mem->suspect_min_ms, mem->suspect_max_ms);
+    suspicion_deadlines_.emplace(mem->suspect_deadline_ms, m.id);
+    broadcastMembership(m.id, m);
+    return;
+  }
+  if (mem->info.state != MemberState::kAlive) return;
+  const size_t n = estimatedNodes();
+  mem->info.state = MemberState::kSuspect;
+  mem->info.incarnation = m.incarnation;
+  mem->info.state_change_ms = now_ms;
+  mem->suspect_start_ms = now_ms;
+  mem->suspect_expected = suspicionExpectedConfirmations(options_.suspicion_mult, n);
+  mem->suspect_min_ms = suspicionMinTimeoutMs(options_.suspicion_mult, n, options_.probe_interval_ms);
+  mem->suspect_max_ms = mem->suspect_min_ms * options_.suspicion_max_timeout_mult;
+  mem->confirmations.clear();
+  mem->confirmations.insert(m.from);
+  mem->suspect_deadline_ms =
+      now_ms + suspicionTimeoutMs(0, mem->suspect_expected, mem->suspect_min_ms, mem->suspect_max_ms);
+  suspicion_deadlines_.emplace(mem->suspect_deadline_ms, m.id);
+  ++counters_.suspicions;
+  emit(MemberEventKind::kSuspect, *mem);
+  broadcastMembership(m.id, m);
+}
+
+void Membership::onDead(int64_t now_ms, const DeadMsg& m) {
+  if (m.id == self_.id) {
+    if (leaving_) return;
+    if (m.incarnation >= incarnation_) refute(now_ms, m.incarnation);
+    return;
+  }
+  Member* mem = find(m.id);
+  if (mem == nullptr || m.incarnation < mem->info.incarnation) return;
+  if (mem->info.state == MemberState::kDead || mem->info.state == MemberState::kLeft) return;
+  bool left = m.from == m.id;
+  mem->info.state = left ? MemberState::kLeft : MemberState::kDead;
+  mem->info.incarnation = m.incarnation;
+  mem->info.state_change_ms = now_ms;
+  mem->confirmations.clear();
+  if (!left) ++counters_.dead_declared;
+  emit(left ? MemberEventKind::kLeft : MemberEventKind::kDead, *mem);
+  broadcastMembership(m.id, m);
+}
+
+void Membership::onNodeState(int64_t now_ms, const std::string& from, const NodeStateMsg& m) {
+  if (m.origin.empty() || m.origin == self_.id) return;
+  if (m.has_body && m.body.size() > options_.max_node_state_bytes) {
+    ++counters_.drop_oversized;
+    return;
+  }
+  Member* origin = find(m.origin);
+  if (origin == nullptr) return;  // states follow membership; push-pull brings both together
+  StoredState& s = states_[m.origin];
+  bool newer = m.version > s.version;
+  bool fills_body = m.version == s.version && m.has_body && !s.has_body;
+  if (!newer && !fills_body) return;
+  s.version = m.version;
+  origin->info.state_version = m.version;
+  if (m.has_body) {
+    s.has_body = true;
+    s.body = m.body;
+    ++counters_.state_updates;
+    out_.states.push_back(NodeStateUpdate{m.origin, origin->info.name, m.version, m.body});
+  } else {
+    s.has_body = false;  // the body we hold is older than the version we know of
+  }
+  // Pass it on: with the body when it fits the application budget, else as an announcement.
+  NodeStateMsg fwd{m.origin, m.version, false, {}};
+  if (m.has_body && encodedSizeHint(m) <= options_.state_budget_bytes) fwd = m;
+  state_queue_.queue(stateSubject(m.origin), std::move(fwd));
+  if (!s.has_body && (s.fetch_requested_ms < 0 || now_ms - s.fetch_requested_ms >= 5 * options_.probe_interval_ms)) {
+    s.fetch_requested_ms = now_ms;
+    ++counters_.state_fetches;
+    const std::string& to =
+        origin->info.state == MemberState::kAlive ? origin->info.address : from;
+    queueStream(StreamKind::kPushPull, to, buildPushPull(false), 0, false);
+  }
+}
+
+Status Membership::setLocalState(int64_t now_ms, Bytes body) {
+  (void)now_ms;
+  if (body.size() > options_.max_node_state_bytes)
+    return Status::invalid("node state of " + std::to_string(body.size()) + " bytes exceeds max_node_state_bytes " +
+                           std::to_string(options_.max_node_state_bytes));
+  uint64_t base = std::max<uint64_t>(incarnation_, self_.incarnation + 1) << 32;
+  local_state_version_ = std::max(local_state_version_ + 1, base);
+  StoredState& s = states_[self_.id];
+  s.version = local_state_version_;
+  s.has_body = true;
+  s.body = body;
+  NodeStateMsg msg{self_.id, local_state_version_, true, std::move(body)};
+  if (encodedSizeHint(msg) > options_.state_budget_bytes) {
+    msg.has_body = false;
+    msg.body.clear();
+  }
+  state_queue_.queue(stateSubject(self_.id), std::move(msg));
+  return Status::ok();
+}
+
+PushPullMsg Membership::buildPushPull(bool join) const {
+  PushPullMsg pp;
+  pp.join = join;
+  pp.members.reserve(members_.size() + 1);
+  pp.members.push_back(MemberRecord{self_.id, self_.name, self_.address, self_.public_key, incarnation_,
+                                    leaving_ ? MemberState::kLeft : MemberState::kAlive});
+  for (const auto& id : ids_) {
+    const auto& i = members_.at(id)->info;
+    pp.members.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, i.incarnation, i.state});
+  }
+  for (const auto& [origin, s] : states_) {
+    if (s.has_body) pp.states.push_back(NodeStateMsg{origin, s.version, true, s.body});
+  }
+  return pp;
+}
+
+void Membership::mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp) {
+  for (const auto& r : pp.members) {
+    AliveMsg alive{r.incarnation, r.id, r.name, r.address, r.public_key};
+    switch (r.state) {
+      case MemberState::kAlive: onAlive(now_ms, alive, true); break;
+      case MemberState::kLeft:
+        onAlive(now_ms, alive, true);
+        onDead(now_ms, DeadMsg{r.incarnation, r.id, r.id});
+        break;
+      case MemberState::kSuspect:
+      case MemberState::kDead:
+        // As memberlist does: a remote dead is only a suspicion here, so the node may refute.
+        onAlive(now_ms, alive, true);
+        onSuspect(now_ms, SuspectMsg{r.incarnation, r.id, from});
+        break;
+    }
+  }
+  for (const auto& s : pp.states) onNodeState(now_ms, from, s);
+}
+
+void Membership::refute(int64_t now_ms, uint64_t accused_incarnation) {
+  (void)now_ms;
+  incarnation_ = std::max(incarnation_, accused_incarnation) + 1;
+  ++counters_.refutations;
+  applyAwareness(1);
+  broadcastMembership(self_.id, selfAlive());
+}
+
+void Membership::applyAwareness(int delta) {
+  awareness_ = std::clamp(awareness_ + delta, 0, options_.awareness_max_multiplier - 1);
+}
+
+void Membership::emit(MemberEventKind kind, const Member& m, std::string detail) {
+  out_.events.push_back(MemberEvent{kind, m.info, std::move(detail)});
+}
+
+Membership::Member* Membership::find(const std::string& id) {
+  auto it = members_.find(id);
+  return it == members_.end() ? nullptr : it->second.get();
+}
+
+const MemberInfo* Membership::findMember(const std::string& id) const {
+  auto it = members_.find(id);
+  return it == members_.end() ? nullptr : &it->second->info;
+}
+
+void Membership::removeMember(const std::string& id) {
+  auto it = members_.find(id);
+  if (it == members_.end()) return;
+  auto name_it = id_by_name_.find(it->second->info.name);
+  if (name_it != id_by_name_.end() && name_it->second == id) id_by_name_.erase(name_it);
+  size_t idx = index_of_.at(id);
+  if (idx + 1 != ids_.size()) {
+    ids_[idx] = ids_.back();
+    index_of_[ids_[idx]] = idx;
+  }
+  ids_.pop_back();
+  index_of_.erase(id);
+  members_.erase(it);
+  states_.erase(id);
+  membership_queue_.forget(id);
+  state_queue_.forget(stateSubject(id));
+  // probe_order_ entries of removed ids are skipped lazily and dropped at the next reshuffle.
+}
+
+std::vector<MemberInfo> Membership::members() const {
+  std::vector<MemberInfo> out;
+  out.reserve(members_.size());
+  for (const auto& [id, m] : members_) out.push_back(m->info);
+  std::sort(out.begin(), out.end(), [](const MemberInfo& a, const MemberInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+MemberInfo Membership::localMember() const {
+  MemberInfo i{self_.id, self_.name, self_.address, self_.public_key,
+               leaving_ ? MemberState::kLeft : MemberState::kAlive, incarnation_, 0};
+  i.state_version = local_state_version_;
+  return i;
+}
+
+std::map<std::string, NodeStateUpdate> Membership::nodeStates() const {
+  std::map<std::string, NodeStateUpdate> out;
+  for (const auto& [origin, s] : states_) {
+    if (s.body.empty() && !s.has_body) continue;
+    std::string name = origin == self_.id ? self_.name : "";
+    if (auto it = members_.find(origin); it != members_.end()) name = it->second->info.name;
+    out.emplace(origin, NodeStateUpdate{origin, name, s.version, s.body});
+  }
+  return out;
+}
+
+std::vector<Membership::Member*> Membership::randomMembers(size_t k, const std::string& exclude,
+                                                          bool include_recent_dead, int64_t now_ms) {
+  std::vector<Member*> out;
+  const size_t n = ids_.size();
+  for (size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
+    Member* m = members_.at(ids_[static_cast<size_t>(rng_.uniform(n))]).get();
+    if (m->info.id == exclude) continue;
+    bool ok = m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect;
+    if (!ok && include_recent_dead && m->info.state == MemberState::kDead &&
+        now_ms - m->info.state_change_ms < options_.gossip_to_dead_ms)
+      ok = true;
+    if (!ok || std::find(out.begin(), out.end(), m) != out.end()) continue;
+    out.push_back(m);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- time
+
+void Membership::tick(int64_t now_ms) {
+  if (!started_) return;
+  suspicionStep(now_ms);
+  forwardStep(now_ms);
+  probeStep(now_ms);
+  if (now_ms >= next_gossip_ms_) {
+    gossipStep(now_ms);
+    next_gossip_ms_ = now_ms + options_.gossip_interval_ms;
+  }
+  if (now_ms >= next_push_pull_ms_) {
+    pushPullStep(now_ms);
+    next_push_pull_ms_ = now_ms + pushPullScaledIntervalMs(options_.push_pull_interval_ms, estimatedNodes());
+  }
+  if (now_ms >= next_reconnect_ms_) {
+    reconnectStep(now_ms);
+    next_reconnect_ms_ = now_ms + options_.reconnect_interval_ms;
+  }
+  if (now_ms >= next_reap_ms_) {
+    reapStep(now_ms);
+    next_reap_ms_ = now_ms + kReapCheckMs;
+  }
+}
+
+int64_t Membership::nextWakeMs() const {
+  int64_t t = std::min({next_gossip_ms_, next_push_pull_ms_, next_reconnect_ms_, next_reap_ms_});
+  if (probe_.active) {
+    t = std::min(t, probe_.indirect_sent ? probe_.end_ms : probe_.timeout_at_ms);
+  } else {
+    t = std::min(t, next_probe_ms_);
+  }
+  if (!forwards_.empty()) {
+    for (const auto& [seq, f] : forwards_) t = std::min(t, f.deadline_ms);
+  }
+  for (const auto& [deadline, id] : suspicion_deadlines_) {
+    t = std::min(t, deadline);
+    break;
+  }
+  return t;
+}
+
+void Membership::suspicionStep(int64_t now_ms) {
+  // Suspect members whose deadline passed are declared dead. Entries go stale when a
+  // confirmation moves a deadline or the member is refuted; those are skipped here.
+  while (!suspicion_deadlines_.empty() && suspicion_deadlines_.begin()->first <= now_ms) {
+    std::string id = suspicion_deadlines_.begin()->second;
+    suspicion_deadlines_.erase(suspicion_deadlines_.begin());
+    Member* m = find(id);
+    if (m == nullptr || m->info.state != MemberState::kSuspect) continue;
+    if (m->suspect_deadline_ms > now_ms) continue;  // stale entry; the live one is queued
+    onDead(now_ms, DeadMsg{m->info.incarnation, id, self_.id});
+  }
+}
+
+void Membership::forwardStep(int64_t now_ms) {
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (it->second.deadline_ms <= now_ms) {
+      if (it->second.want_nack) sendPacket(it->second.source_address, {NackMsg{it->second.orig_seq}}, false);
+      it = forwards_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Membership::probeStep(int64_t now_ms) {
+  if (probe_.active) {
+    Member* target = find(probe_.target);
+    if (target == nullptr) {
+      probe_.active = false;
+    } else if (!probe_.indirect_sent && now_ms >= probe_.timeout_at_ms) {
+      probe_.indirect_sent = true;
+      auto helpers = randomMembers(static_cast<size_t>(options_.indirect_checks), probe_.target, false, now_ms);
+      for (Member* h : helpers) {
+        if (h->info.state != MemberState::kAlive) continue;
+        ++probe_.expected_nacks;
+        ++counters_.indirect_probes;
+        sendPacket(h->info.address,
+                   {IndirectPingMsg{probe_.seq, probe_.target, target->info.address, true, self_.address}}, false);
+      }
+      if (options_.tcp_fallback_probe) {
+        ++counters_.tcp_probes;
+        queueStream(StreamKind::kProbe, target->info.address,
+                    PingMsg{probe_.seq, probe_.target, self_.address, self_.id}, probe_.seq, false);
+      }
+    }
+    if (probe_.active && probe_.indirect_sent && now_ms >= probe_.end_ms) finishProbe(now_ms);
+  }
+  if (probe_.active || now_ms < next_probe_ms_) return;
+  next_probe_ms_ = now_ms + scaled(options_.probe_interval_ms);
+  if (leaving_) return;
+  // Round-robin over a reshuffled list, skipping dead and departed members.
+  Member* target = nullptr;
+  for (size_t checked = 0; checked <= probe_order_.size() && target == nullptr; ++checked) {
+    if (probe_pos_ >= probe_order_.size()) {
+      probe_order_ = ids_;
+      rng_.shuffle(probe_order_);
+      probe_pos_ = 0;
+      if (probe_order_.empty()) return;
+    }
+    Member* m = find(probe_order_[probe_pos_++]);
+    if (m != nullptr && (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)) target = m;
+  }
+  if (target == nullptr) return;
+  probe_ = Probe{};
+  probe_.active = true;
+  probe_.target = target->info.id;
+  probe_.seq = nextSeq();
+  probe_.start_ms = now_ms;
+  probe_.timeout_at_ms = now_ms + scaled(options_.probe_timeout_ms);
+  probe_.end_ms = now_ms + scaled(options_.probe_interval_ms);
+  ++counters_.probes;
+  std::vector<Message> msgs{PingMsg{probe_.seq, target->info.id, self_.address, self_.id}};
+  if (target->info.state == MemberState::kSuspect) {
+    // Lifeguard's buddy system: tell the suspect it is suspected so it can refute at once.
+    msgs.push_back(SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+  }
+  sendPacket(target->info.address, std::move(msgs), true);
+}
+
+void Membership::finishProbe(int64_t now_ms) {
+  probe_.active = false;
+  if (probe_.acked) return;
+  ++counters_.probe_failures;
+  int delta = 1;
+  if (probe_.expected_nacks > 0) delta = probe_.expected_nacks - probe_.nacks;
+  if (delta > 0) applyAwareness(delta);
+  Member* target = find(probe_.target);
+  if (target == nullptr || target->info.state != MemberState::kAlive) {
+    if (target != nullptr && target->info.state == MemberState::kSuspect)
+      onSuspect(now_ms, SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+    return;
+  }
+  onSuspect(now_ms, SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+}
+
+void Membership::gossipStep(int64_t now_ms) {
+  if (membership_queue_.empty() && state_queue_.empty()) return;
+  auto targets = randomMembers(static_cast<size_t>(options_.gossip_nodes), "", true, now_ms);
+  for (Member* t : targets) {
+    if (membership_queue_.empty() && state_queue_.empty()) break;
+    sendPacket(t->info.address, {}, true);
+  }
+}
+
+void Membership::pushPullStep(int64_t now_ms) {
+  if (leaving_) return;
+  auto picks = randomMembers(1, "", false, now_ms);
+  if (picks.empty() || picks[0]->info.state != MemberState::kAlive) return;
+  queueStream(StreamKind::kPushPull, picks[0]->info.address, buildPushPull(false), 0, false);
+}
+
+void Membership::reconnectStep(int64_t now_ms) {
+  (void)now_ms;
+  if (leaving_) return;
+  std::vector<Member*> dead;
+  std::set<std::string> live_addresses;
+  for (const auto& id : ids_) {
+    Member* m = members_.at(id).get();
+    if (m->info.state == MemberState::kDead) dead.push_back(m);
+    if (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)
+      live_addresses.insert(m->info.address);
+  }
+  if (!dead.empty()) {
+    Member* m = dead[static_cast<size_t>(rng_.uniform(dead.size()))];
+    ++counters_.reconnects;
+    queueStream(StreamKind::kPushPull, m->info.address, buildPushPull(false), 0, false);
+  }
+  // Re-join one seed we do not currently see alive, in turn, so a partition heals even when
+  // every member on the far side was reaped or never known.
+  for (size_t i = 0; i < seeds_.size(); ++i) {
+    const std::string& seed = seeds_[(seed_pos_ + i) % seeds_.size()];
+    if (seed == self_.address || live_addresses.count(seed) != 0) continue;
+    seed_pos_ = (seed_pos_ + i + 1) % seeds_.size();
+    ++counters_.reconnects;
+    queueStream(StreamKind::kPushPull, seed, buildPushPull(true), 0, true);
+    break;
+  }
+}
+
+void Membership::reapStep(int64_t now_ms) {
+  std::vector<std::string> reap;
+  for (const auto& id : ids_) {
+    const auto& i = members_.at(id)->info;
+    if ((i.state == MemberState::kDead && now_ms - i.state_change_ms >= options_.reap_dead_after_ms) ||
+        (i.state == MemberState::kLeft && now_ms - i.state_change_ms >= options_.reap_left_after_ms))
+      reap.push_back(id);
+  }
+  for (const auto& id : reap) {
+    emit(MemberEventKind::kReap, *members_.at(id));
+    removeMember(id);
+  }
+}
+
+}  // namespace meshos::gossip

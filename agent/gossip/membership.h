@@ -1,0 +1,271 @@
+// Membership: SWIM with the Lifeguard refinements (as hashicorp/memberlist does it), plus
+// per-node versioned state dissemination. Sans-IO: the shell (GossipService, or the
+// simulator) hands in time, packets and stream frames, and takes out what to send.
+//
+//   inputs : handlePacket(now, from, bytes), handleStream(now, from, frame) -> reply,
+//            handleStreamReply(now, request id, reply or error), tick(now), join(), leave(),
+//            setLocalState()
+//   outputs: takeOutputs(): packets (address + sealed bytes), stream requests (push-pull,
+//            TCP probe), membership events, node-state updates
+//
+// Members are keyed by node id (derived from the node key), not by address or name. All
+// randomness comes from the Rng passed in, so a run is repeatable. Every byte in and out is
+// sealed/opened by the keyring before anything is decoded.
+// One owner, one thread (the loop that drives it).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/core/bytes.h"
+#include "agent/core/rng.h"
+#include "agent/core/status.h"
+#include "agent/gossip/broadcast_queue.h"
+#include "agent/gossip/keyring.h"
+#include "agent/gossip/messages.h"
+#include "agent/gossip/options.h"
+
+namespace meshos::gossip {
+
+struct LocalIdentity {
+  std::string name;
+  std::string id;          // nodeIdFromPublicKey(public_key)
+  Bytes public_key;        // 32 bytes (may be empty in tests that do not carry keys)
+  std::string address;     // advertised "host:port"
+  uint64_t incarnation = 0;  // persisted value from the last run; start() uses it + 1
+};
+
+struct MemberInfo {
+  std::string id;
+  std::string name;
+  std::string address;
+  Bytes public_key;
+  MemberState state = MemberState::kAlive;
+  uint64_t incarnation = 0;
+  int64_t state_change_ms = 0;
+  int64_t last_heard_ms = -1;  // last packet or ack from it, -1 never
+  int64_t rtt_ms = -1;         // of the last direct ack, -1 none
+  uint64_t state_version = 0;  // latest node-state version known
+};
+
+enum class MemberEventKind { kJoin, kUpdate, kSuspect, kAlive, kDead, kLeft, kReap, kNameConflict };
+const char* memberEventKindName(MemberEventKind k);
+
+struct MemberEvent {
+  MemberEventKind kind;
+  MemberInfo member;
+  std::string detail;  // for conflicts: the id that claimed the name
+};
+
+struct NodeStateUpdate {
+  std::string origin;  // node id
+  std::string name;
+  uint64_t version = 0;
+  Bytes body;
+};
+
+struct OutPacket {
+  std::string to;
+  Bytes bytes;
+};
+
+enum class StreamKind { kPushPull, kProbe };
+struct StreamRequest {
+  uint64_t id = 0;
+  StreamKind kind = StreamKind::kPushPull;
+  std::string to;
+  Bytes frame;  // sealed; the shell frames it, sends it and hands the sealed reply back
+};
+
+struct Outputs {
+  std::vector<OutPacket> packets;
+  std::vector<StreamRequest> streams;
+  std::vector<MemberEvent> events;
+  std::vector<NodeStateUpdate> states;
+  bool empty() const { return packets.empty() && streams.empty() && events.empty() && states.empty(); }
+};
+
+struct Counters {
+  uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t streams_in = 0, streams_out = 0, stream_bytes_in = 0, stream_bytes_out = 0;
+  uint64_t probes = 0, probe_failures = 0, indirect_probes = 0, tcp_probes = 0;
+  uint64_t acks_in = 0, nacks_in = 0;
+  uint64_t suspicions = 0, refutations = 0, false_suspicions_refuted = 0, dead_declared = 0;
+  uint64_t push_pulls = 0, push_pull_failures = 0, reconnects = 0;
+  uint64_t name_conflicts = 0, state_updates = 0, state_fetches = 0;
+  uint64_t broadcasts_dropped = 0, members_rejected = 0;
+  // Dropped input by reason.
+  uint64_t drop_truncated = 0, drop_bad_version = 0, drop_wrong_cluster_or_key = 0, drop_plaintext = 0,
+           drop_encrypted = 0, drop_oversized = 0, drop_decode = 0, drop_stale = 0;
+  uint64_t dropDecodeTotal() const {
+    return drop_truncated + drop_bad_version + drop_wrong_cluster_or_key + drop_plaintext + drop_encrypted +
+           drop_oversized + drop_decode;
+  }
+};
+
+class Membership {
+ public:
+  Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng);
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Begins at now: bumps the incarnation, announces self, schedules probes.
+  void start(int64_t now_ms);
+  // Push-pull with each address (a join); failures are retried by the reconnect timer
+  // for addresses kept as seeds.
+  void join(int64_t now_ms, const std::vector<std::string>& addresses, bool remember_as_seeds = true);
+  // Broadcasts a graceful leave. leaveBroadcastDone() tells when it has been sent enough.
+  void leave(int64_t now_ms);
+  bool leaving() const { return leaving_; }
+  bool leaveBroadcastDone() const;
+
+  void handlePacket(int64_t now_ms, const std::string& from, ByteView packet);
+  // An inbound stream frame (sealed); returns the sealed reply, or an error (drop the stream).
+  Result<Bytes> handleStream(int64_t now_ms, const std::string& from, ByteView frame);
+  // The reply to one of our StreamRequests, or the error that ended it.
+  void handleStreamReply(int64_t now_ms, uint64_t request_id, Result<Bytes> reply);
+  void tick(int64_t now_ms);
+  // When tick() next has something to do.
+  int64_t nextWakeMs() const;
+  Outputs takeOutputs();
+
+  // Replaces this node's state blob; the version grows (incarnation-based, so it keeps
+  // growing across restarts as long as the incarnation is persisted).
+  Status setLocalState(int64_t now_ms, Bytes body);
+
+  // Members other than self, sorted by id; self is localMember().
+  std::vector<MemberInfo> members() const;
+  MemberInfo localMember() const;
+  const MemberInfo* findMember(const std::string& id) const;
+  // Every known node state (self included), by origin id.
+  std::map<std::string, NodeStateUpdate> nodeStates() const;
+  const Counters& counters() const { return counters_; }
+  int localHealth() const { return awareness_; }
+  uint64_t incarnation() const { return incarnation_; }
+  size_t numAlive() const;  // self included
+  const Options& options() const { return options_; }
+  const LocalIdentity& self() const { return self_; }
+  Keyring& keyring() { return keyring_; }
+
+ private:
+  struct Member {
+    MemberInfo info;
+    // Suspicion (when info.state == kSuspect).
+    int64_t suspect_start_ms = 0, suspect_min_ms = 0, suspect_max_ms = 0;
+    int suspect_expected = 0;
+    std::set<std::string> confirmations;
+    int64_t suspect_deadline_ms = 0;
+  };
+  struct StoredState {
+    uint64_t version = 0;
+    bool has_body = false;
+    Bytes body;
+    int64_t fetch_requested_ms = -1;
+  };
+  struct Probe {
+    bool active = false;
+    std::string target;
+    uint32_t seq = 0;
+    int64_t start_ms = 0, timeout_at_ms = 0, end_ms = 0;
+    bool indirect_sent = false, acked = false;
+    int expected_nacks = 0, nacks = 0;
+  };
+  struct Forward {  // an indirect ping we do for someone else
+    uint32_t orig_seq = 0;
+    std::string source_address;
+    bool want_nack = false;
+    int64_t deadline_ms = 0;
+  };
+  struct PendingStream {
+    StreamKind kind;
+    std::string to;
+    uint32_t probe_seq = 0;
+    bool join = false;
+  };
+
+  // Sending.
+  void sendPacket(const std::string& to, std::vector<Message> msgs, bool piggyback);
+  void broadcastMembership(const std::string& subject, Message msg);
+  void queueStream(StreamKind kind, const std::string& to, const StreamFrame& frame, uint32_t probe_seq, bool join);
+  Result<Bytes> openInput(ByteView sealed, size_t limit);
+
+  // Protocol steps.
+  void probeStep(int64_t now_ms);
+  void finishProbe(int64_t now_ms);
+  void gossipStep(int64_t now_ms);
+  void pushPullStep(int64_t now_ms);
+  void reconnectStep(int64_t now_ms);
+  void suspicionStep(int64_t now_ms);
+  void reapStep(int64_t now_ms);
+  void forwardStep(int64_t now_ms);
+
+  // Message handlers.
+  void onMessage(int64_t now_ms, const std::string& from, Message& msg);
+  void onPing(int64_t now_ms, const std::string& from, const PingMsg& m);
+  void onIndirectPing(int64_t now_ms, const std::string& from, const IndirectPingMsg& m);
+  void onAck(int64_t now_ms, uint32_t seq);
+  void onNack(int64_t now_ms, uint32_t seq);
+  void onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull);
+  void onSuspect(int64_t now_ms, const SuspectMsg& m);
+  void onDead(int64_t now_ms, const DeadMsg& m);
+  void onNodeState(int64_t now_ms, const std::string& from, const NodeStateMsg& m);
+  void mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp);
+  PushPullMsg buildPushPull(bool join) const;
+
+  void refute(int64_t now_ms, uint64_t accused_incarnation);
+  void applyAwareness(int delta);
+  void emit(MemberEventKind kind, const Member& m, std::string detail = {});
+  Member* find(const std::string& id);
+  void removeMember(const std::string& id);
+  AliveMsg selfAlive() const;
+  int64_t scaled(int64_t ms) const { return ms * (awareness_ + 1); }
+  size_t estimatedNodes() const { return members_.size() + 1; }
+  std::vector<Member*> randomMembers(size_t k, const std::string& exclude, bool include_recent_dead, int64_t now_ms);
+  uint32_t nextSeq() { return ++seq_; }
+
+  Options options_;
+  LocalIdentity self_;
+  Keyring keyring_;
+  Rng rng_;
+  DecodeLimits limits_;
+
+  bool started_ = false;
+  bool leaving_ = false;
+  uint64_t incarnation_ = 0;
+  int awareness_ = 0;
+  uint32_t seq_ = 0;
+  uint64_t next_stream_id_ = 1;
+
+  std::unordered_map<std::string, std::unique_ptr<Member>> members_;  // by id, self excluded
+  std::vector<std::string> ids_;  // same members; random picks index this
+  std::unordered_map<std::string, size_t> index_of_;
+  std::unordered_map<std::string, std::string> id_by_name_;
+  std::vector<std::string> probe_order_;
+  size_t probe_pos_ = 0;
+  Probe probe_;
+  std::map<uint32_t, Forward> forwards_;
+  std::multimap<int64_t, std::string> suspicion_deadlines_;
+  std::map<uint64_t, PendingStream> streams_;
+  std::vector<std::string> seeds_;
+  size_t seed_pos_ = 0;
+
+  std::map<std::string, StoredState> states_;  // by origin id, self included
+  uint64_t local_state_version_ = 0;
+
+  BroadcastQueue membership_queue_;
+  BroadcastQueue state_queue_;
+
+  int64_t next_probe_ms_ = 0, next_gossip_ms_ = 0, next_push_pull_ms_ = 0, next_reconnect_ms_ = 0,
+          next_reap_ms_ = 0;
+
+  Outputs out_;
+  Counters counters_;
+};
+
+}  // namespace meshos::gossip

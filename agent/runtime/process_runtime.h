@@ -1,0 +1,111 @@
+// ProcessRuntime: the Runtime for plain host processes, on libuv.
+//
+// Each instance runs in its own session and process group (uv_spawn DETACHED), and in its
+// own cgroup v2 group (<cgroup_root>/<cgroup_parent>/<instance>, with memory.max, cpu.max,
+// pids.max) when a writable cgroup2 hierarchy is found at cgroup_root; otherwise it runs
+// without one and status says so. stdout and stderr go straight to
+// <data_dir>/runtime/logs/<instance>.log (O_APPEND), so a daemon keeps logging while the
+// agent restarts; a periodic check rotates a file past its size by copy-and-truncate,
+// keeping N rotated files (<instance>.log.1 ... .N). rlimits (open files, core size) are set
+// with prlimit right after the spawn.
+//
+// When the main process ends, whatever is left of its group (and cgroup) is killed, and the
+// agent, as child subreaper, reaps those orphans: no zombies, no stray grandchildren.
+// Each running instance is recorded in an InstanceStore (pid, pgid, /proc start time) so a
+// new agent can adopt() it: pidfd_open, start time compared (a recycled pid is never
+// mistaken), exit watched by polling the pidfd.
+//
+// A resource owned by the Supervisor's owner; loop thread only. close() before destruction;
+// running processes are left running (for re-adoption), their handles closed.
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/core/clock.h"
+#include "agent/core/uv_loop.h"
+#include "agent/runtime/instance_store.h"
+#include "agent/runtime/runtime.h"
+
+namespace meshos::runtime {
+
+struct RuntimeOptions {
+  std::string data_dir;                        // logs and workdirs under <data_dir>/runtime
+  std::string cgroup_root = "/sys/fs/cgroup";  // "" disables cgroups
+  std::string cgroup_parent = "meshos";
+  int64_t log_check_interval_ms = 1000;        // how often log sizes are checked
+  bool subreaper = true;                       // PR_SET_CHILD_SUBREAPER on the agent
+};
+
+class ProcessRuntime final : public Runtime {
+ public:
+  ProcessRuntime(uv_loop_t* loop, Clock& clock, InstanceStore& store, RuntimeOptions options);
+  ~ProcessRuntime() override;
+  ProcessRuntime(const ProcessRuntime&) = delete;
+  ProcessRuntime& operator=(const ProcessRuntime&) = delete;
+
+  // Detects cgroups, creates directories, starts the log check timer.
+  Status init();
+  // Closes every handle; processes keep running (and stay recorded for re-adoption).
+  void close();
+
+  bool cgroupsEnabled() const { return cgroups_enabled_; }
+  // "cgroup v2 at /sys/fs/cgroup/meshos" or why cgroups are not used.
+  const std::string& cgroupStatus() const { return cgroup_status_; }
+
+  void setExitCallback(ExitCallback cb) override { exit_cb_ = std::move(cb); }
+  Status create(const std::string& instance, const spec::DaemonSpec& spec) override;
+  Status start(const std::string& instance) override;
+  Status stop(const std::string& instance, int64_t grace_ms = -1) override;
+  Status remove(const std::string& instance) override;
+  Status signal(const std::string& instance, int sig) override;
+  Result<ProcessStatus> status(const std::string& instance) const override;
+  Result<LogChunk> logs(const std::string& instance, const LogQuery& q) const override;
+  Status exec(const std::string& instance, std::vector<std::string> argv, int64_t timeout_ms,
+              size_t max_output, std::function<void(Result<ExecResult>)> done) override;
+  Result<ResourceStats> stats(const std::string& instance) const override;
+  Status adopt(const InstanceRecord& record, const spec::DaemonSpec& spec) override;
+  std::vector<std::string> instances() const override;
+
+  InstanceStore& store() { return store_; }
+  // Checks the log files now (the timer does it every log_check_interval_ms).
+  void rotateLogsNow();
+  size_t orphansPending() const { return orphans_.size(); }
+
+ private:
+  struct Proc;
+  struct Handle;
+  void onExit(const std::string& instance, ExitInfo info);
+  void killGroup(Proc& p, int sig);
+  void reapOrphans();
+ public:
+  // Reaps exited grandchildren of running daemons (the log timer does it every interval).
+  void reapStrays();
+ private:
+  Status setupCgroup(Proc& p);
+  void removeCgroup(const std::string& path);
+
+  uv_loop_t* loop_;
+  Clock& clock_;
+  InstanceStore& store_;
+  RuntimeOptions options_;
+  UvTimers timers_;
+  ExitCallback exit_cb_;
+  std::map<std::string, std::unique_ptr<Proc>> procs_;
+  bool cgroups_enabled_ = false;
+  std::string cgroup_status_ = "cgroups not checked";
+  std::string cgroup_base_;
+  TimerId log_timer_ = 0;
+  TimerId reap_timer_ = 0;
+  std::map<int, int64_t> orphans_;  // pid → give-up deadline (monotonic ms)
+  std::map<std::string, int64_t> cgroups_to_remove_;  // path → give-up deadline
+  bool closed_ = false;
+};
+
+// /proc/<pid>/stat field 22 (start time in clock ticks since boot); -1 if no such process.
+int64_t processStartTicks(int pid);
+
+}  // namespace meshos::runtime

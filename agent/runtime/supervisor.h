@@ -1,0 +1,199 @@
+// Supervisor: keeps a node's desired daemons running, on top of a Runtime.
+//
+// apply(specs) is the one entry point for what should run (a local daemons file, commits,
+// placement): new daemons start (in dependency order, each waiting for its dependencies'
+// conditions), removed ones stop (dependents first), changed ones restart. Per instance it
+// applies the restart policy with exponential backoff and jitter, the crash-loop gate
+// (quarantine for a cooldown), startup / liveness / readiness checks, and it runs jobs
+// (executions with retries) and cron schedules. Operators restart, pause, resume,
+// quarantine, stop, start, exec and read logs through it. Every state transition and every
+// failure is reported through the callbacks (the agent routes them to the log and failure
+// chains). Decisions live in supervisor_core.h; this is the libuv shell around them.
+//
+// recover() re-adopts the instances a previous agent left running (from the
+// InstanceStore); call it once before the first apply(): an adopted instance whose spec is
+// unchanged keeps running with the same pid.
+//
+// Owned by the node; loop thread only. Callbacks run on the loop thread. Transitions caused
+// directly by a call (apply, an operator operation) are reported before that call returns,
+// so a callback must not call back into the Supervisor: record, or post to the loop.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/core/rng.h"
+#include "agent/core/timers.h"
+#include "agent/runtime/instance_store.h"
+#include "agent/runtime/runtime.h"
+#include "agent/runtime/supervisor_core.h"
+#include "agent/spec/cron.h"
+#include "probes/health_check.h"
+
+namespace meshos::runtime {
+
+struct TransitionEvent {
+  std::string daemon;
+  std::string instance;
+  InstanceState from;
+  InstanceState to;
+  std::string reason;
+  int64_t wall_ms = 0;
+};
+
+struct FailureEvent {
+  std::string daemon;
+  std::string instance;
+  // crash | quarantine | health | start | dependency | exited-while-down | job | cron
+  std::string kind;
+  std::string message;
+  int64_t wall_ms = 0;
+};
+
+struct SupervisorCallbacks {
+  std::function<void(const TransitionEvent&)> on_transition;
+  std::function<void(const FailureEvent&)> on_failure;
+};
+
+enum class ExecutionState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+std::string_view executionStateName(ExecutionState s);
+
+struct Execution {
+  std::string id;        // "<daemon>#<n>", also the instance name
+  std::string daemon;
+  ExecutionState state = ExecutionState::kPending;
+  int64_t attempts = 0;
+  int64_t retry_limit = 0;
+  int exit_code = -1;
+  std::string detail;
+  std::string trigger;   // "apply" | "cron" | "manual"
+  int64_t created_wall_ms = 0;
+  int64_t started_wall_ms = 0;
+  int64_t finished_wall_ms = 0;
+};
+
+struct InstanceSnapshot {
+  std::string daemon;
+  std::string instance;
+  spec::DaemonKind kind = spec::DaemonKind::kService;
+  InstanceState state = InstanceState::kWaiting;
+  int pid = 0;
+  int64_t restarts = 0;
+  std::string liveness = "none";   // none | unknown | passing | failing
+  std::string readiness = "none";
+  bool ready = false;
+  int64_t backoff_ms = 0;          // current restart delay (backing-off / quarantined)
+  bool adopted = false;
+  bool exit_code_known = true;
+  int last_exit_code = -1;
+  std::string last_exit;
+  bool cgroup = false;
+  std::string reason;              // of the last transition
+};
+
+struct SupervisorOptions {
+  uint64_t rng_seed = 0;           // 0: from the Rng passed in
+  size_t executions_kept = 16;     // finished executions kept per job/cron daemon
+  size_t max_exec_output = 64 * 1024;
+  int64_t exec_timeout_ms_max = 60'000;
+};
+
+class Supervisor {
+ public:
+  Supervisor(uv_loop_t* loop, Clock& clock, Timers& timers, Rng& rng, Runtime& runtime,
+             InstanceStore& store, SupervisorCallbacks callbacks, SupervisorOptions options = {});
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Loads what a previous agent left running; apply() adopts those of unchanged specs.
+  Status recover();
+  // The desired set. Invalid specs, a missing binary, a dependency cycle → error, nothing
+  // changes. Otherwise starts new daemons, stops removed ones, restarts changed ones.
+  Status apply(std::vector<spec::DaemonSpec> desired);
+
+  // Operator operations; `target` is a daemon name (all its instances) or an instance.
+  Status restart(const std::string& target);
+  Status pause(const std::string& target);
+  Status resume(const std::string& target);
+  Status quarantine(const std::string& target);  // stop and hold until start()
+  Status stop(const std::string& target);        // stop and hold until start()
+  Status start(const std::string& target);       // release a hold; start now
+  Status exec(const std::string& instance, std::vector<std::string> argv, int64_t timeout_ms,
+              std::function<void(Result<ExecResult>)> done);
+  Result<LogChunk> logs(const std::string& instance, const LogQuery& q) const;
+  // Jobs and cron: start an execution now.
+  Result<std::string> trigger(const std::string& daemon);
+  Status setCronEnabled(const std::string& daemon, bool enabled);
+
+  // Stops everything, dependents first; `done` runs when all have stopped.
+  void stopAll(std::function<void()> done);
+
+  std::vector<InstanceSnapshot> snapshot() const;
+  // {"daemons": [...], "executions": [...], "cron": [...]}; with_stats adds /proc figures.
+  nlohmann::json snapshotJson(bool with_stats = false) const;
+  std::vector<Execution> executions(const std::string& daemon) const;
+  Result<InstanceState> state(const std::string& instance) const;
+  const std::vector<std::string>& recoveredInstances() const { return adopted_; }
+
+ private:
+  struct Instance;
+  struct Daemon;
+
+  Daemon* findDaemon(const std::string& name);
+  const Daemon* findDaemon(const std::string& name) const;
+  Instance* findInstance(const std::string& id);
+  const Instance* findInstance(const std::string& id) const;
+  std::vector<Instance*> targets(const std::string& target);
+
+  void transition(Instance& inst, InstanceState to, const std::string& reason);
+  void failure(const Instance& inst, const std::string& kind, const std::string& message);
+  void failure(const std::string& daemon, const std::string& kind, const std::string& message);
+
+  void addDaemon(const spec::DaemonSpec& spec);
+  void addInstance(Daemon& d, const std::string& id, Execution* exec);
+  void removeDaemonWhenStopped(const std::string& name);
+  void beginWaiting(Instance& inst);
+  void evaluateWaiting();
+  bool dependencySatisfied(const spec::Dependency& dep) const;
+  void launch(Instance& inst);
+  void onProcessExit(const std::string& instance, const ExitInfo& info);
+  void afterExit(Instance& inst, const ExitInfo& info);
+  void startProbes(Instance& inst);
+  void stopProbes(Instance& inst);
+  void killForHealth(Instance& inst, const std::string& why);
+  void cancelTimer(Instance& inst);
+  void stopInstance(Instance& inst, const std::string& reason);
+  void finishStopOrdered();
+  Result<std::string> newExecution(Daemon& d, const std::string& trigger);
+  void armCron(Daemon& d);
+  void onCronFire(const std::string& daemon);
+  probes::CommandContext commandContext(const spec::DaemonSpec& spec) const;
+
+  uv_loop_t* loop_;
+  Clock& clock_;
+  Timers& timers_;
+  Rng rng_;
+  Runtime& runtime_;
+  InstanceStore& store_;
+  SupervisorCallbacks callbacks_;
+  SupervisorOptions options_;
+  std::map<std::string, std::unique_ptr<Daemon>> daemons_;
+  std::map<std::string, InstanceRecord> recovered_;  // by instance, until apply adopts them
+  std::vector<std::string> adopted_;
+  std::set<std::string> stopping_daemons_;  // removed by apply; stopped dependents first
+  std::vector<std::function<void()>> stop_all_waiters_;
+  bool stop_all_ = false;
+  bool applying_ = false;  // apply() evaluates waiting instances once, at its end
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace meshos::runtime

@@ -1,0 +1,189 @@
+// DaemonSpec: what a node is asked to run, as a plain value.
+//
+// One DaemonSpec describes one daemon (a long-running service, a run-to-completion job or a
+// cron schedule): its command, environment, resources, placement constraints, restart and
+// crash-loop policy, health checks, dependencies, stop behaviour, limits and log rotation.
+// The same value comes from a local `[[daemon]]` file (parseDaemonsToml), from an admin
+// commit (fromCapnp) and is handed to placement and to the runtime's Supervisor. It is a
+// value type: copy it freely; every function here is pure and may run on any thread.
+//
+// The TOML shape is documented in docs/RUNTIME.md; the wire/disk shape is proto/spec.capnp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/core/bytes.h"
+#include "agent/core/status.h"
+#include "proto/spec.capnp.h"
+
+namespace meshos::spec {
+
+enum class DaemonKind { kService, kJob, kCron };
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+enum class PlacementStrategy { kSpread, kBinpack, kNear };
+enum class ConstraintOp { kEquals, kIn, kNotIn };
+enum class CheckType { kExec, kTcp, kHttp };
+enum class DependencyCondition { kStarted, kHealthy, kReady };
+enum class OnTimeout { kFail, kWarn, kContinue };
+enum class MissedRunPolicy { kSkip, kRunOnce };
+
+std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
+std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
+std::string_view strategyName(PlacementStrategy s);   // "spread" | "binpack" | "near"
+std::string_view constraintOpName(ConstraintOp o);    // "equals" | "in" | "not-in"
+std::string_view checkTypeName(CheckType t);          // "exec" | "tcp" | "http"
+std::string_view conditionName(DependencyCondition c);  // "started" | "healthy" | "ready"
+std::string_view onTimeoutName(OnTimeout o);          // "fail" | "warn" | "continue"
+std::string_view missedRunName(MissedRunPolicy m);    // "skip" | "run-once"
+
+struct Resources {
+  int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
+  int64_t memory_bytes = 0;
+  bool operator==(const Resources&) const = default;
+};
+
+// A node label must (equals: be value; in: be one of values; not-in: be none of values or absent).
+struct Constraint {
+  std::string label;
+  ConstraintOp op = ConstraintOp::kEquals;
+  std::vector<std::string> values;  // exactly one for equals
+  bool operator==(const Constraint&) const = default;
+};
+
+struct Placement {
+  PlacementStrategy strategy = PlacementStrategy::kSpread;
+  std::string near;  // target (node name or label=value) for strategy near
+  std::vector<Constraint> constraints;
+  std::vector<std::string> capabilities;  // required node capabilities
+  int64_t max_per_node = 0;                // 0 = no limit
+  bool operator==(const Placement&) const = default;
+};
+
+struct Backoff {
+  int64_t initial_ms = 100;
+  double factor = 2.0;
+  int64_t max_ms = 30'000;
+  double jitter = 0.2;            // fraction: delay * (1 ± jitter)
+  int64_t reset_after_ms = 60'000;  // a run this long resets the backoff
+  bool operator==(const Backoff&) const = default;
+};
+
+struct CrashLoop {
+  int64_t max_crashes = 5;  // this many crashes within window → quarantined; 0 disables
+  int64_t window_ms = 60'000;
+  int64_t cooldown_ms = 300'000;
+  bool operator==(const CrashLoop&) const = default;
+};
+
+struct HealthCheck {
+  CheckType type = CheckType::kExec;
+  std::vector<std::string> command;  // exec
+  std::string host = "127.0.0.1";    // tcp, http
+  int64_t port = 0;                  // tcp, http
+  std::string path = "/";            // http
+  int64_t interval_ms = 10'000;
+  int64_t timeout_ms = 1'000;
+  int64_t failure_threshold = 3;
+  int64_t success_threshold = 1;
+  int64_t initial_delay_ms = 0;
+  bool operator==(const HealthCheck&) const = default;
+};
+
+struct HealthChecks {
+  std::optional<HealthCheck> startup;
+  std::optional<HealthCheck> liveness;
+  std::optional<HealthCheck> readiness;
+  bool operator==(const HealthChecks&) const = default;
+};
+
+struct Dependency {
+  std::string name;
+  DependencyCondition condition = DependencyCondition::kStarted;
+  int64_t timeout_ms = 30'000;
+  OnTimeout on_timeout = OnTimeout::kFail;
+  bool operator==(const Dependency&) const = default;
+};
+
+// Unset (nullopt) means "inherit / no limit".
+struct Limits {
+  std::optional<int64_t> open_files;          // RLIMIT_NOFILE
+  std::optional<int64_t> core_size;           // RLIMIT_CORE, bytes
+  std::optional<int64_t> memory_max;          // cgroup memory.max, bytes
+  std::optional<int64_t> cpu_max_millicores;  // cgroup cpu.max (quota per 100 ms period)
+  std::optional<int64_t> pids_max;            // cgroup pids.max
+  bool operator==(const Limits&) const = default;
+};
+
+struct LogRotation {
+  int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
+  int64_t keep_files = 3;                // rotated files kept besides the current one
+  bool operator==(const LogRotation&) const = default;
+};
+
+struct DaemonSpec {
+  std::string name;
+  DaemonKind kind = DaemonKind::kService;
+  std::vector<std::string> command;  // argv; command[0] is a path or a name looked up in PATH
+  std::map<std::string, std::string> env;
+  std::string workdir;  // empty = the runtime's per-daemon directory
+  std::string user;     // empty = the agent's user; honoured only when the agent is root
+  int64_t replicas = 1;  // services
+  std::string schedule;  // cron: standard 5-field expression (or @hourly, @daily, ...)
+  Resources resources;
+  Placement placement;
+  RestartPolicy restart = RestartPolicy::kOnFailure;
+  Backoff backoff;
+  CrashLoop crash_loop;
+  std::vector<int64_t> success_exit_codes = {0};
+  HealthChecks health;
+  std::vector<Dependency> depends_on;
+  std::string stop_signal = "SIGTERM";
+  int64_t stop_grace_ms = 10'000;
+  Limits limits;
+  LogRotation logs;
+  int64_t job_retries = 0;  // jobs and cron runs: extra attempts after a failure
+  MissedRunPolicy missed_runs = MissedRunPolicy::kSkip;  // cron
+
+  // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
+  bool operator==(const DaemonSpec&) const = default;
+};
+
+// Parses a file of `[[daemon]]` tables. Strict: an unknown key, a wrong type or an
+// out-of-range value is an error naming the key and its line ("local.toml:12: ...").
+// Every spec is validated and the set is checked with validateSet(); on any error nothing
+// is returned.
+Result<std::vector<DaemonSpec>> parseDaemonsToml(std::string_view text,
+                                                 std::string_view source_name);
+
+// One spec on its own: name, argv, kind-specific fields, ranges, cron expression...
+Status validate(const DaemonSpec& spec);
+// A set of specs one node runs: duplicate names, unknown dependencies, dependency cycles
+// (the error names the cycle: "a -> b -> a").
+Status validateSet(const std::vector<DaemonSpec>& specs);
+
+// Start order for a valid set: dependencies before dependents, ties broken by name.
+// Returns an error naming the cycle if there is one.
+Result<std::vector<std::string>> startOrder(const std::vector<DaemonSpec>& specs);
+
+// Sorts and de-duplicates what has no meaning in its order (success codes, capabilities,
+// constraint values), so two specs that mean the same thing compare equal.
+DaemonSpec normalized(DaemonSpec spec);
+bool canonicalEqual(const DaemonSpec& a, const DaemonSpec& b);
+
+// Cap'n Proto round trip. fromCapnp validates enums and the result (validate()).
+void toCapnp(proto::DaemonSpec::Builder builder, const DaemonSpec& spec);
+Result<DaemonSpec> fromCapnp(proto::DaemonSpec::Reader reader);
+// Canonical Cap'n Proto bytes of normalized(spec): stable input for hashes and signatures.
+Bytes canonicalBytes(const DaemonSpec& spec);
+// Decodes bytes produced by canonicalBytes() (or any single-segment/flat message).
+Result<DaemonSpec> fromBytes(ByteView bytes);
+
+// Signal names accepted for stop_signal ("SIGTERM", "TERM", "15"); the number or an error.
+Result<int> signalNumber(std::string_view name);
+
+}  // namespace meshos::spec

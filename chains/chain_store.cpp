@@ -1,0 +1,279 @@
+#include "chains/chain_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+namespace meshos::chains {
+
+namespace {
+constexpr std::string_view kStateCfName = "state";
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+}  // namespace
+
+Status fromRocks(const rocksdb::Status& s, std::string_view context) {
+  if (s.ok()) return Status::ok();
+  std::string msg = std::string(context) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::notFound(msg);
+  if (s.IsCorruption()) return Status::corruption(msg);
+  if (s.IsInvalidArgument()) return Status::invalid(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsIncomplete()) return Status::unavailable(msg);
+  if (s.IsNotSupported()) return Status::notImplemented(msg);
+  return Status::io(msg);
+}
+
+Result<std::unique_ptr<ChainStore>> ChainStore::open(const std::filesystem::path& data_dir,
+                                                     const ChainStoreOptions& options) {
+  std::unique_ptr<ChainStore> store(new ChainStore());
+  store->path_ = data_dir / "db";
+  store->options_ = options;
+  store->read_only_ = options.read_only;
+  if (!options.read_only) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) return Status::io("creating " + data_dir.string() + ": " + ec.message());
+  } else if (!std::filesystem::exists(store->path_ / "CURRENT")) {
+    return Status::notFound("no chain database at " + store->path_.string());
+  }
+  MESHOS_RETURN_IF_ERROR(store->openLocked());
+  return store;
+}
+
+Status ChainStore::openLocked() {
+  const ChainStoreOptions& options = options_;
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = !options.read_only;
+  db_opts.create_missing_column_families = !options.read_only;
+  db_opts.max_background_jobs = 2;
+  db_opts.keep_log_file_num = 4;
+  db_opts.info_log_level = rocksdb::WARN_LEVEL;
+  db_opts.max_total_wal_size = 256 << 20;
+  if (options.env != nullptr) db_opts.env = options.env;
+
+  rocksdb::ColumnFamilyOptions chain_opts;
+  chain_opts.write_buffer_size = options.write_buffer_bytes;
+  // Records are mostly hashes and already-compact payloads: compression costs more CPU
+  // than it saves on the write path.
+  chain_opts.compression = rocksdb::kNoCompression;
+  rocksdb::ColumnFamilyOptions state_opts;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, state_opts);
+  for (ChainName c : kAllChains) cfs.emplace_back(std::string(chainNameString(c)), chain_opts);
+  cfs.emplace_back(std::string(kStateCfName), state_opts);
+
+  rocksdb::Status s;
+  handles_.clear();
+  if (options.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_opts, path_.string(), cfs, &handles_, &db_);
+  } else {
+    s = rocksdb::DB::Open(db_opts, path_.string(), cfs, &handles_, &db_);
+  }
+  if (!s.ok()) {
+    db_ = nullptr;
+    return fromRocks(s, "opening chain database " + path_.string());
+  }
+  for (size_t i = 0; i < kChainCount; ++i) chain_cfs_[i] = handles_[1 + i];
+  state_cf_ = handles_[1 + kChainCount];
+  return Status::ok();
+}
+
+void ChainStore::closeLocked() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  (void)db_->Close();
+  delete db_;
+  db_ = nullptr;
+}
+
+ChainStore::~ChainStore() {
+  std::unique_lock lock(mu_);
+  closeLocked();
+}
+
+Status ChainStore::reopen() {
+  if (read_only_) return Status::ok();
+  std::unique_lock lock(mu_);
+  closeLocked();
+  return openLocked();
+}
+
+Status ChainStore::checkOpen() const {
+  if (db_ == nullptr) return Status::unavailable("chain database is not open (reopen failed)");
+  return Status::ok();
+}
+
+Result<std::optional<std::string>> ChainStore::getRaw(rocksdb::ColumnFamilyHandle* cf,
+                                                      std::string_view key,
+                                                      const rocksdb::Snapshot* snap) const {
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  std::string value;
+  rocksdb::Status s = db_->Get(ro, cf, slice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return fromRocks(s, "reading chain database");
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<ChainHead> ChainStore::head(ChainName chain) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  auto raw = getRaw(cf(chain), kHeadKey);
+  if (!raw) return raw.status();
+  if (!raw->has_value()) return ChainHead{};
+  auto h = decodeHead(**raw);
+  if (!h) return h.status().withContext(std::string(chainNameString(chain)) + " head");
+  return h;
+}
+
+Result<std::optional<Checkpoint>> ChainStore::genesis(ChainName chain) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  auto raw = getRaw(cf(chain), kGenesisKey);
+  if (!raw) return raw.status();
+  if (!raw->has_value()) return std::optional<Checkpoint>();
+  auto cp = decodeCheckpoint(**raw);
+  if (!cp) return cp.status().withContext(std::string(chainNameString(chain)) + " genesis");
+  return std::optional<Checkpoint>(*cp);
+}
+
+Result<std::optional<Checkpoint>> ChainStore::lastCheckpoint(ChainName chain) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::ReadOptions ro;
+  std::string upper(1, static_cast<char>(kCheckpointPrefix + 1));
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(chain)));
+  it->SeekToLast();
+  if (!it->Valid()) {
+    if (!it->status().ok()) return fromRocks(it->status(), "reading checkpoints");
+    return std::optional<Checkpoint>();
+  }
+  if (!seqFromKey(view(it->key()), kCheckpointPrefix)) return std::optional<Checkpoint>();
+  auto cp = decodeCheckpoint(view(it->value()));
+  if (!cp) return cp.status().withContext(std::string(chainNameString(chain)) + " checkpoint");
+  return std::optional<Checkpoint>(*cp);
+}
+
+Result<uint64_t> ChainStore::firstSeq(ChainName chain) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::ReadOptions ro;
+  std::string upper(1, static_cast<char>(kRecordPrefix + 1));
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(chain)));
+  it->Seek(rocksdb::Slice(std::string(1, kRecordPrefix)));
+  if (!it->Valid()) {
+    if (!it->status().ok()) return fromRocks(it->status(), "reading records");
+    return uint64_t{0};
+  }
+  auto seq = seqFromKey(view(it->key()), kRecordPrefix);
+  if (!seq)
+    return Status::corruption("malformed record key in " + std::string(chainNameString(chain)));
+  return *seq;
+}
+
+Result<ChainRecord> ChainStore::get(ChainName chain, uint64_t seq) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  auto raw = getRaw(cf(chain), recordKey(seq));
+  if (!raw) return raw.status();
+  if (!raw->has_value()) {
+    return Status::notFound(std::string(chainNameString(chain)) + " has no record " +
+                            std::to_string(seq));
+  }
+  auto r = decodeRecord(**raw);
+  if (!r) {
+    return r.status().withContext(std::string(chainNameString(chain)) + " record " +
+                                  std::to_string(seq));
+  }
+  return r;
+}
+
+Result<std::vector<ChainRecord>> ChainStore::tail(ChainName chain, uint64_t from,
+                                                  size_t count) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  std::vector<ChainRecord> out;
+  rocksdb::ReadOptions ro;
+  std::string upper(1, static_cast<char>(kRecordPrefix + 1));
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(chain)));
+  RecordDecoder decoder;
+  for (it->Seek(recordKey(from)); it->Valid() && out.size() < count; it->Next()) {
+    ChainRecord r;
+    Status s = decoder.decode(view(it->value()), r);
+    if (!s) {
+      auto seq = seqFromKey(view(it->key()), kRecordPrefix);
+      return s.withContext(std::string(chainNameString(chain)) + " record " +
+                           std::to_string(seq.value_or(0)));
+    }
+    out.push_back(std::move(r));
+  }
+  if (!it->status().ok()) return fromRocks(it->status(), "reading records");
+  return out;
+}
+
+Result<std::vector<ChainRecord>> ChainStore::last(ChainName chain, size_t count) const {
+  auto h = head(chain);
+  if (!h) return h.status();
+  uint64_t from = h->seq >= count ? h->seq - count + 1 : 0;
+  return tail(chain, from, count);
+}
+
+Status ChainStore::writeBatch(rocksdb::WriteBatch& batch, bool sync) {
+  if (read_only_) return Status::denied("chain database is open read-only");
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return fromRocks(db_->Write(wo, &batch), "writing chain batch");
+}
+
+Status ChainStore::putState(std::string_view key, std::string_view value) {
+  if (read_only_) return Status::denied("chain database is open read-only");
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return fromRocks(db_->Put(wo, state_cf_, slice(key), slice(value)), "writing state");
+}
+
+Result<std::optional<std::string>> ChainStore::getState(std::string_view key) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  return getRaw(state_cf_, key);
+}
+
+Status ChainStore::deleteState(std::string_view key) {
+  if (read_only_) return Status::denied("chain database is open read-only");
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return fromRocks(db_->Delete(wo, state_cf_, slice(key)), "deleting state");
+}
+
+Status ChainStore::scanState(
+    std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& fn) const {
+  auto lock = readLock();
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_cf_));
+  for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
+    std::string_view k = view(it->key());
+    if (k.substr(0, prefix.size()) != prefix) break;
+    if (!fn(k, view(it->value()))) break;
+  }
+  return fromRocks(it->status(), "scanning state");
+}
+
+}  // namespace meshos::chains

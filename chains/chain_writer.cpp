@@ -1,0 +1,406 @@
+#include "chains/chain_writer.h"
+
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace meshos::chains {
+
+namespace {
+rocksdb::Slice slice(const std::string& s) { return {s.data(), s.size()}; }
+}  // namespace
+
+Status ChainWriterOptions::validate() const {
+  if (checkpoint_every < 1 || checkpoint_every > 1'000'000'000) {
+    return Status::invalid("chains.checkpoint_every must be in 1..1000000000");
+  }
+  if (queue_capacity < 1 || queue_capacity > 10'000'000) {
+    return Status::invalid("chains.queue_capacity must be in 1..10000000");
+  }
+  if (queue_bytes_max < kMaxPayloadBytes + kMaxKindBytes) {
+    return Status::invalid("chains.queue_bytes_max must be at least " +
+                           std::to_string(kMaxPayloadBytes + kMaxKindBytes));
+  }
+  if (group_records_max < 1 || group_bytes_max < 1) {
+    return Status::invalid("chains group limits must be positive");
+  }
+  if (retry_initial_ms < 1 || retry_max_ms < retry_initial_ms) {
+    return Status::invalid("chains retry backoff must satisfy 1 <= initial <= max");
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<ChainWriter>> ChainWriter::create(ChainStore& store, const SigningKey& key,
+                                                         const Clock& clock, Poster& poster,
+                                                         const ChainWriterOptions& options,
+                                                         Callbacks callbacks) {
+  MESHOS_RETURN_IF_ERROR(options.validate());
+  if (store.readOnly()) return Status::denied("cannot write chains to a read-only store");
+  std::unique_ptr<ChainWriter> w(
+      new ChainWriter(store, key, clock, poster, options, std::move(callbacks)));
+  for (ChainName c : kAllChains) {
+    size_t i = chainIndex(c);
+    auto head = store.head(c);
+    if (!head) return head.status();
+    auto first = store.firstSeq(c);
+    if (!first) return first.status();
+    auto cp = store.lastCheckpoint(c);
+    if (!cp) return cp.status();
+    w->loop_[i].appended = *head;
+    w->loop_[i].durable = *head;
+    w->loop_[i].first_seq = *first;
+    w->writer_[i].first_seq = *first;
+    w->writer_[i].first_seq_published = *first;
+    w->writer_[i].durable_seq = head->seq;
+    w->writer_[i].last_checkpoint_seq = cp->has_value() ? (*cp)->seq : 0;
+  }
+  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  return w;
+}
+
+ChainWriter::ChainWriter(ChainStore& store, const SigningKey& key, const Clock& clock,
+                         Poster& poster, const ChainWriterOptions& options, Callbacks callbacks)
+    : store_(store),
+      key_(key),
+      clock_(clock),
+      poster_(poster),
+      options_(options),
+      callbacks_(std::move(callbacks)),
+      hashers_{RecordHasher(ChainName::kAudit), RecordHasher(ChainName::kLog),
+               RecordHasher(ChainName::kFailure)} {}
+
+ChainWriter::~ChainWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<AppendTicket> ChainWriter::append(ChainName chain, std::string_view kind, ByteView payload,
+                                         AckFn on_ack) {
+  LoopChain& lc = loop_[chainIndex(chain)];
+  if (closed_) return Status::unavailable("chain writer is closed");
+  if (kind.size() > kMaxKindBytes) {
+    return Status::invalid("record kind is " + std::to_string(kind.size()) + " bytes (max " +
+                           std::to_string(kMaxKindBytes) + ")");
+  }
+  if (payload.size() > kMaxPayloadBytes) {
+    return Status::invalid("record payload is " + std::to_string(payload.size()) + " bytes (max " +
+                           std::to_string(kMaxPayloadBytes) + ")");
+  }
+  uint64_t bytes = kind.size() + payload.size();
+  if (pending_total_ >= options_.queue_capacity ||
+      pending_bytes_total_ + bytes > options_.queue_bytes_max) {
+    ++lc.dropped;
+    return Status::overloaded("chain queue full (" + std::to_string(pending_total_) +
+                              " records pending)");
+  }
+
+  Pending p;
+  p.chain = chain;
+  p.record.seq = lc.appended.seq + 1;
+  p.record.time_ms = clock_.wallMs();
+  p.record.kind.assign(kind);
+  p.record.payload.assign(payload.begin(), payload.end());
+  p.record.prev_hash = lc.appended.hash;
+  p.record.hash = hashers_[chainIndex(chain)].hash(p.record);
+
+  AppendTicket ticket{chain, p.record.seq, p.record.hash};
+  lc.appended = {p.record.seq, p.record.hash};
+  ++lc.appended_count;
+  ++pending_total_;
+  pending_bytes_total_ += bytes;
+  lc.pending_bytes.emplace_back(p.record.seq, bytes);
+  if (on_ack) lc.callbacks.emplace_back(ticket, std::move(on_ack));
+
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(p));
+    wake = writer_waiting_;
+  }
+  if (wake) cv_.notify_one();
+  return ticket;
+}
+
+void ChainWriter::onAcked(const AckEvent& ev, uint64_t bytes) {
+  LoopChain& lc = loop_[chainIndex(ev.chain)];
+  if (ev.last_seq <= lc.durable.seq) return;
+  uint64_t n = ev.last_seq - std::max(ev.first_seq - 1, lc.durable.seq);
+  lc.durable = {ev.last_seq, ev.last_hash};
+  if (lc.first_seq == 0) lc.first_seq = ev.first_seq;
+  lc.acked_count += n;
+  lc.bytes += bytes;
+  pending_total_ -= std::min<uint64_t>(n, pending_total_);
+  while (!lc.pending_bytes.empty() && lc.pending_bytes.front().first <= ev.last_seq) {
+    pending_bytes_total_ -= std::min(lc.pending_bytes.front().second, pending_bytes_total_);
+    lc.pending_bytes.pop_front();
+  }
+  if (callbacks_.on_acked) callbacks_.on_acked(ev);
+  while (!lc.callbacks.empty() && lc.callbacks.front().first.seq <= ev.last_seq) {
+    auto [ticket, fn] = std::move(lc.callbacks.front());
+    lc.callbacks.pop_front();
+    fn(ticket);
+  }
+}
+
+ChainSummary ChainWriter::summary(ChainName chain) const {
+  const LoopChain& lc = loop_[chainIndex(chain)];
+  const WriterChain& wc = writer_[chainIndex(chain)];
+  ChainSummary s;
+  s.chain = chain;
+  uint64_t first = wc.first_seq_published.load();
+  s.first_seq = first != 0 ? first : lc.first_seq;
+  s.head = lc.durable;
+  s.appended_head = lc.appended;
+  s.length = (s.head.seq == 0 || s.first_seq == 0) ? 0 : s.head.seq - s.first_seq + 1;
+  s.last_checkpoint_seq = wc.last_checkpoint_seq.load();
+  s.appended = lc.appended_count;
+  s.acked = lc.acked_count;
+  s.pending = lc.appended_count - lc.acked_count;
+  s.dropped = lc.dropped;
+  s.failed_writes = wc.failed_writes.load();
+  s.retries = wc.retries.load();
+  s.bytes = lc.bytes;
+  s.checkpoints = wc.checkpoints.load();
+  s.pruned = wc.pruned.load();
+  return s;
+}
+
+Status ChainWriter::close(int64_t timeout_ms) {
+  if (closed_) return Status::ok();
+  closed_ = true;
+  bool done;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    final_requested_ = true;
+    cv_.notify_all();
+    done = done_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0)),
+                             [this] { return final_done_; });
+    if (!done) stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (!done) {
+    return Status::deadline("chain writer did not flush within " + std::to_string(timeout_ms) +
+                            " ms; " + std::to_string(pending_total_) + " records not acked");
+  }
+  return Status::ok();
+}
+
+void ChainWriter::run() {
+  std::vector<Pending> group;
+  for (;;) {
+    group.clear();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      writer_waiting_ = true;
+      cv_.wait(lock, [this] { return stop_ || final_requested_ || !queue_.empty(); });
+      writer_waiting_ = false;
+      if (stop_) return;
+      if (queue_.empty()) {
+        // final_requested_ and nothing left: checkpoint and finish.
+        lock.unlock();
+        writeFinalCheckpoints();
+        lock.lock();
+        final_done_ = true;
+        done_cv_.notify_all();
+        return;
+      }
+      size_t bytes = 0;
+      while (!queue_.empty() && group.size() < options_.group_records_max &&
+             (group.empty() ||
+              bytes + queue_.front().record.payload.size() <= options_.group_bytes_max)) {
+        bytes += queue_.front().record.payload.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!commitGroup(group)) return;  // stopped while retrying
+  }
+}
+
+bool ChainWriter::commitGroup(std::vector<Pending>& group) {
+  size_t estimate = 1024;
+  for (const Pending& p : group) estimate += p.record.payload.size() + p.record.kind.size() + 128;
+  rocksdb::WriteBatch batch(estimate);
+  struct Touched {
+    bool any = false;
+    uint64_t first = 0;
+    uint64_t last = 0;
+    Hash256 last_hash{};
+    uint64_t bytes = 0;
+    uint64_t checkpoint_seq = 0;
+    uint64_t checkpoints = 0;
+  };
+  std::array<Touched, kChainCount> touched{};
+  int64_t now_ms = clock_.wallMs();
+  std::string value;
+  std::vector<uint64_t> scratch;
+  for (const Pending& p : group) {
+    size_t i = chainIndex(p.chain);
+    rocksdb::ColumnFamilyHandle* cf = store_.cf(p.chain);
+    encodeRecordInto(p.record, scratch, value);
+    (void)batch.Put(cf, slice(recordKey(p.record.seq)), slice(value));
+    Touched& t = touched[i];
+    if (!t.any) t.first = p.record.seq;
+    t.any = true;
+    t.last = p.record.seq;
+    t.last_hash = p.record.hash;
+    t.bytes += p.record.kind.size() + p.record.payload.size();
+    if (p.record.seq % options_.checkpoint_every == 0) {
+      Checkpoint cp = signCheckpoint(p.chain, p.record.seq, p.record.hash, now_ms, key_);
+      std::string cpv = encodeCheckpoint(cp);
+      (void)batch.Put(cf, slice(checkpointKey(cp.seq)), slice(cpv));
+      t.checkpoint_seq = cp.seq;
+      ++t.checkpoints;
+    }
+  }
+  std::vector<ChainName> chains;
+  for (ChainName c : kAllChains) {
+    const Touched& t = touched[chainIndex(c)];
+    if (!t.any) continue;
+    chains.push_back(c);
+    std::string hv = encodeHead(ChainHead{t.last, t.last_hash});
+    (void)batch.Put(store_.cf(c), slice(std::string(kHeadKey)), slice(hv));
+  }
+  if (!writeWithRetry(batch, group.size(), chains)) return false;
+
+  for (ChainName c : chains) {
+    size_t i = chainIndex(c);
+    const Touched& t = touched[i];
+    WriterChain& wc = writer_[i];
+    wc.durable_seq = t.last;
+    if (wc.first_seq == 0) {
+      wc.first_seq = t.first;
+      wc.first_seq_published = t.first;
+    }
+    if (t.checkpoint_seq != 0) wc.last_checkpoint_seq = t.checkpoint_seq;
+    wc.checkpoints += t.checkpoints;
+    AckEvent ev{c, t.first, t.last, t.last_hash};
+    uint64_t bytes = t.bytes;
+    poster_.post([this, weak = std::weak_ptr<Alive>(alive_), ev, bytes] {
+      if (weak.expired()) return;
+      onAcked(ev, bytes);
+    });
+    maybePrune(c);
+  }
+  return true;
+}
+
+bool ChainWriter::writeWithRetry(rocksdb::WriteBatch& batch, size_t records,
+                                 const std::vector<ChainName>& chains) {
+  int64_t backoff_ms = options_.retry_initial_ms;
+  for (uint64_t attempt = 1;; ++attempt) {
+    Status s = store_.writeBatch(batch, /*sync=*/true);
+    if (s) return true;
+    for (ChainName c : chains) ++writer_[chainIndex(c)].failed_writes;
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping = stop_;
+    }
+    WriteFailure f{s, attempt, records, stopping ? -1 : backoff_ms};
+    spdlog::warn("chain write of {} records failed (attempt {}): {}", records, attempt,
+                 s.toString());
+    poster_.post([this, weak = std::weak_ptr<Alive>(alive_), f] {
+      if (weak.expired()) return;
+      if (callbacks_.on_write_failed) callbacks_.on_write_failed(f);
+    });
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms), [this] { return stop_; })) {
+        return false;
+      }
+    }
+    backoff_ms = std::min(backoff_ms * 2, options_.retry_max_ms);
+    for (ChainName c : chains) ++writer_[chainIndex(c)].retries;
+    Status r = store_.reopen();
+    if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
+  }
+}
+
+void ChainWriter::writeFinalCheckpoints() {
+  rocksdb::WriteBatch batch;
+  std::vector<ChainName> chains;
+  std::array<uint64_t, kChainCount> seqs{};
+  int64_t now_ms = clock_.wallMs();
+  for (ChainName c : kAllChains) {
+    size_t i = chainIndex(c);
+    WriterChain& wc = writer_[i];
+    if (wc.durable_seq == 0 || wc.durable_seq == wc.last_checkpoint_seq) continue;
+    auto head = store_.head(c);
+    if (!head || head->seq != wc.durable_seq) {
+      spdlog::error("chain {}: head unreadable at shutdown checkpoint: {}", chainNameString(c),
+                    head.status().toString());
+      continue;
+    }
+    Checkpoint cp = signCheckpoint(c, head->seq, head->hash, now_ms, key_);
+    std::string v = encodeCheckpoint(cp);
+    (void)batch.Put(store_.cf(c), slice(checkpointKey(cp.seq)), slice(v));
+    chains.push_back(c);
+    seqs[i] = cp.seq;
+  }
+  if (chains.empty()) return;
+  if (!writeWithRetry(batch, 0, chains)) return;
+  for (ChainName c : chains) {
+    writer_[chainIndex(c)].last_checkpoint_seq = seqs[chainIndex(c)];
+    ++writer_[chainIndex(c)].checkpoints;
+  }
+}
+
+void ChainWriter::maybePrune(ChainName chain) {
+  size_t i = chainIndex(chain);
+  uint64_t max = options_.max_records[i];
+  WriterChain& wc = writer_[i];
+  if (max == 0 || wc.first_seq == 0) return;
+  uint64_t length = wc.durable_seq - wc.first_seq + 1;
+  uint64_t slack = std::max<uint64_t>(1, max / 8);
+  if (length < max + slack) return;
+  uint64_t new_first = wc.durable_seq - max + 1;
+  // The genesis is a checkpoint of the record just before the new first one. Its hash is
+  // recomputed from its content, so pruning never launders a damaged record.
+  auto last_deleted = store_.get(chain, new_first - 1);
+  auto next = store_.get(chain, new_first);
+  Status problem;
+  if (!last_deleted) {
+    problem = last_deleted.status();
+  } else if (!next) {
+    problem = next.status();
+  } else if (hashers_[i].hash(*last_deleted) != last_deleted->hash ||
+             next->prev_hash != last_deleted->hash) {
+    problem = Status::corruption("record " + std::to_string(new_first - 1) +
+                                 " does not hold; not pruning over it");
+  }
+  if (!problem) {
+    ++wc.failed_writes;
+    spdlog::error("chain {}: pruning skipped: {}", chainNameString(chain), problem.toString());
+    return;
+  }
+  Checkpoint genesis =
+      signCheckpoint(chain, new_first - 1, last_deleted->hash, clock_.wallMs(), key_);
+  rocksdb::WriteBatch batch;
+  rocksdb::ColumnFamilyHandle* cf = store_.cf(chain);
+  (void)batch.DeleteRange(cf, slice(recordKey(wc.first_seq)), slice(recordKey(new_first)));
+  (void)batch.DeleteRange(cf, slice(checkpointKey(0)), slice(checkpointKey(new_first)));
+  std::string gv = encodeCheckpoint(genesis);
+  (void)batch.Put(cf, slice(std::string(kGenesisKey)), slice(gv));
+  Status s = store_.writeBatch(batch, /*sync=*/true);
+  if (!s) {
+    ++wc.failed_writes;
+    spdlog::warn("chain {}: pruning write failed (will try again): {}", chainNameString(chain),
+                 s.toString());
+    Status r = store_.reopen();
+    if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
+    return;
+  }
+  wc.pruned += new_first - wc.first_seq;
+  wc.first_seq = new_first;
+  wc.first_seq_published = new_first;
+}
+
+}  // namespace meshos::chains

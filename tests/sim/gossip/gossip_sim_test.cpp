@@ -1,0 +1,242 @@
+// Seeded deterministic cluster simulations of gossip membership. Every case prints its seed
+// on failure; rerun one with MESHOS_SEED=<seed>.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "agent/sim/gossip_cluster.h"
+
+using meshos::Status;
+using meshos::gossip::MemberEventKind;
+using meshos::gossip::MemberState;
+using meshos::sim::ClusterOptions;
+using meshos::sim::GossipCluster;
+
+namespace {
+
+uint64_t seedFor(uint64_t fallback) {
+  const char* env = std::getenv("MESHOS_SEED");
+  return env != nullptr ? std::strtoull(env, nullptr, 10) : fallback;
+}
+
+ClusterOptions lanOptions() {
+  ClusterOptions o;
+  o.link.latency_ms = 1;
+  o.link.jitter_ms = 2;
+  return o;
+}
+
+// No up node ever believes another up node is dead, and no node thinks itself anything but alive.
+Status noFalseDead(GossipCluster& c) {
+  for (size_t i = 0; i < c.size(); ++i) {
+    auto& a = c.node(i);
+    if (!a.up()) continue;
+    for (const auto& m : a.membership().members()) {
+      if (m.state != MemberState::kDead) continue;
+      for (size_t j = 0; j < c.size(); ++j)
+        if (c.node(j).up() && c.node(j).id() == m.id)
+          return Status::internal(a.name() + " declared healthy " + c.node(j).name() + " dead");
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+TEST_CASE("sim: join of 100 nodes converges") {
+  const uint64_t seed = seedFor(1001);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(100);
+  c.startAll(3);
+  bool ok = c.runUntil([&] { return c.converged(); }, 60'000, 100);
+  INFO("converged at t=" << c.nowMs() << " ms");
+  CHECK(ok);
+  CHECK(noFalseDead(c).isOk());
+}
+
+TEST_CASE("sim: a crashed node is declared dead by all others") {
+  const uint64_t seed = seedFor(2002);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(50);
+  c.startAll(2);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  auto& victim = c.node(17);
+  victim.crash();
+  const int64_t crashed_at = c.nowMs();
+  bool ok = c.runUntil([&] { return c.countSeeing(victim.id(), MemberState::kDead) == c.size() - 1; }, 120'000, 100);
+  INFO("all declared dead after " << c.nowMs() - crashed_at << " ms");
+  CHECK(ok);
+  CHECK(noFalseDead(c).isOk());
+}
+
+TEST_CASE("sim: a partition into two halves heals into one membership") {
+  const uint64_t seed = seedFor(3003);
+  CAPTURE(seed);
+  auto o = lanOptions();
+  o.gossip.reconnect_interval_ms = 10'000;
+  GossipCluster c(seed, o);
+  c.addNodes(40);
+  c.startAll(1);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  c.partition(20);
+  // Each side declares the other dead.
+  bool split = c.runUntil(
+      [&] {
+        for (size_t i = 0; i < 20; ++i)
+          if (c.countSeeing(c.node(i).id(), MemberState::kDead) < 20) return false;
+        for (size_t i = 20; i < 40; ++i)
+          if (c.countSeeing(c.node(i).id(), MemberState::kDead) < 20) return false;
+        return true;
+      },
+      180'000, 500);
+  CHECK(split);
+  c.heal();
+  const int64_t healed_at = c.nowMs();
+  bool ok = c.runUntil([&] { return c.converged(); }, 180'000, 500);
+  INFO("reconverged " << c.nowMs() - healed_at << " ms after healing");
+  CHECK(ok);
+}
+
+TEST_CASE("sim: 10% loss for 10 minutes with 5% CPU-starved nodes gives no false dead") {
+  const uint64_t seed = seedFor(4004);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(100);
+  c.startAll(3);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  auto lossy = lanOptions().link;
+  lossy.loss = 0.10;
+  c.network().setDefaultLink(lossy);
+  for (size_t i = 0; i < 5; ++i) c.node(3 + i * 19).setStarved(500);  // up to 500 ms late on everything
+  uint64_t false_dead_events = 0;
+  for (size_t i = 0; i < c.size(); ++i)
+    c.node(i).on_event = [&](int64_t, const meshos::gossip::MemberEvent& e) {
+      if (e.kind == MemberEventKind::kDead) ++false_dead_events;  // nobody crashed
+    };
+  Status s = c.runFor(10 * 60'000, [&] { return noFalseDead(c); }, 1000);
+  CHECK_MESSAGE(s.isOk(), s.toString());
+  CHECK(false_dead_events == 0);
+  uint64_t suspicions = 0;
+  for (size_t i = 0; i < c.size(); ++i) suspicions += c.node(i).membership().counters().suspicions;
+  MESSAGE("suspicions raised (all refuted): " << suspicions);
+}
+
+TEST_CASE("sim: a node rejoining at a new address is accepted") {
+  const uint64_t seed = seedFor(5005);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(20);
+  c.startAll(1);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  auto& n = c.node(7);
+  n.crash();
+  REQUIRE(c.runUntil([&] { return c.countSeeing(n.id(), MemberState::kDead) == c.size() - 1; }, 120'000));
+  n.restart(c.newAddress());
+  n.join({c.node(0).address()});
+  bool ok = c.runUntil([&] { return c.converged(); }, 60'000);
+  CHECK(ok);
+  CHECK(c.node(3).membership().findMember(n.id())->address == n.address());
+}
+
+TEST_CASE("sim: graceful leave is seen as left, not dead") {
+  const uint64_t seed = seedFor(6006);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(20);
+  c.startAll(1);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  auto& n = c.node(4);
+  n.leave();
+  REQUIRE(c.runUntil([&] { return n.membership().leaveBroadcastDone(); }, 10'000));
+  n.crash();
+  bool ok = c.runUntil([&] { return c.countSeeing(n.id(), MemberState::kLeft) == c.size() - 1; }, 30'000);
+  CHECK(ok);
+  CHECK(c.countSeeing(n.id(), MemberState::kDead) == 0);
+}
+
+TEST_CASE("sim: node state spreads, small by gossip and large by push-pull") {
+  const uint64_t seed = seedFor(7007);
+  CAPTURE(seed);
+  auto o = lanOptions();
+  o.gossip.push_pull_interval_ms = 5'000;
+  GossipCluster c(seed, o);
+  c.addNodes(30);
+  c.startAll(1);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  meshos::Bytes small(100, 0xab), large(20'000, 0xcd);
+  REQUIRE(c.node(3).membership().setLocalState(c.nowMs(), small).isOk());
+  REQUIRE(c.node(9).membership().setLocalState(c.nowMs(), large).isOk());
+  auto has = [&](size_t origin, const meshos::Bytes& body) {
+    for (size_t i = 0; i < c.size(); ++i) {
+      auto states = c.node(i).membership().nodeStates();
+      auto it = states.find(c.node(origin).id());
+      if (it == states.end() || it->second.body != body) return false;
+    }
+    return true;
+  };
+  CHECK(c.runUntil([&] { return has(3, small); }, 10'000));
+  CHECK(c.runUntil([&] { return has(9, large); }, 60'000));
+  // A newer version replaces the old one everywhere.
+  meshos::Bytes small2(80, 0x11);
+  REQUIRE(c.node(3).membership().setLocalState(c.nowMs(), small2).isOk());
+  CHECK(c.runUntil([&] { return has(3, small2); }, 10'000));
+}
+
+TEST_CASE("sim: the same seed gives the same run") {
+  auto run = [](uint64_t seed) {
+    auto o = lanOptions();
+    o.link.loss = 0.05;
+    GossipCluster c(seed, o);
+    c.addNodes(20);
+    c.startAll(1);
+    (void)c.runFor(20'000);
+    c.node(5).crash();
+    (void)c.runFor(20'000);
+    std::string sig;
+    for (size_t i = 0; i < c.size(); ++i) {
+      if (!c.node(i).up()) continue;
+      const auto& k = c.node(i).membership().counters();
+      sig += std::to_string(k.packets_out) + "/" + std::to_string(k.suspicions) + "/" +
+             std::to_string(c.node(i).membership().localHealth()) + ";";
+    }
+    return sig + std::to_string(c.network().counters().datagrams_delivered);
+  };
+  CHECK(run(8008) == run(8008));
+  CHECK(run(8008) != run(8009));
+}
+
+TEST_CASE("sim: duplication, reordering and jitter do not break convergence or cause false dead") {
+  const uint64_t seed = seedFor(9009);
+  CAPTURE(seed);
+  auto o = lanOptions();
+  o.link.jitter_ms = 30;
+  o.link.duplicate = 0.05;
+  o.link.reorder = 0.10;
+  o.link.reorder_delay_ms = 100;
+  GossipCluster c(seed, o);
+  c.addNodes(50);
+  c.startAll(2);
+  CHECK(c.runUntil([&] { return c.converged(); }, 60'000));
+  Status s = c.runFor(120'000, [&] { return noFalseDead(c); }, 1000);
+  CHECK_MESSAGE(s.isOk(), s.toString());
+  CHECK(c.network().counters().datagrams_duplicated > 0);
+}
+
+TEST_CASE("sim: a one-way partition heals into one membership") {
+  const uint64_t seed = seedFor(10010);
+  CAPTURE(seed);
+  auto o = lanOptions();
+  o.gossip.reconnect_interval_ms = 10'000;
+  GossipCluster c(seed, o);
+  c.addNodes(20);
+  c.startAll(1);
+  REQUIRE(c.runUntil([&] { return c.converged(); }, 60'000));
+  c.partition(10, /*both_ways=*/false);  // the first half cannot reach the second; replies still flow back
+  (void)c.runFor(60'000);
+  c.heal();
+  CHECK(c.runUntil([&] { return c.converged(); }, 180'000, 500));
+}

@@ -1,0 +1,74 @@
+#include <doctest/doctest.h>
+
+#include "agent/core/rng.h"
+#include "agent/gossip/messages.h"
+
+using namespace meshos;
+using namespace meshos::gossip;
+
+TEST_CASE("codec: every message kind round-trips") {
+  std::vector<Message> msgs{
+      PingMsg{7, "aaaa", "10.0.0.1:7946", "bbbb"},
+      IndirectPingMsg{8, "cccc", "10.0.0.2:7946", true, "10.0.0.1:7946"},
+      AckMsg{9},
+      NackMsg{10},
+      AliveMsg{11, "dddd", "web-1", "10.0.0.3:7946", Bytes(32, 5)},
+      SuspectMsg{12, "eeee", "ffff"},
+      DeadMsg{13, "gggg", "gggg"},
+      NodeStateMsg{"hhhh", 99, true, Bytes{1, 2, 3}},
+  };
+  auto decoded = decodePacket(encodePacket(msgs));
+  REQUIRE(decoded.isOk());
+  REQUIRE(decoded->size() == msgs.size());
+  CHECK(std::get<PingMsg>((*decoded)[0]).source_address == "10.0.0.1:7946");
+  CHECK(std::get<IndirectPingMsg>((*decoded)[1]).want_nack);
+  CHECK(std::get<AliveMsg>((*decoded)[4]).public_key == Bytes(32, 5));
+  CHECK(std::get<DeadMsg>((*decoded)[6]).from == "gggg");
+  CHECK(std::get<NodeStateMsg>((*decoded)[7]).body == Bytes{1, 2, 3});
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    auto one = encodePacket({msgs[i]});
+    CHECK(one.size() <= encodedSizeHint(msgs[i]) + 16);
+  }
+}
+
+TEST_CASE("codec: push-pull frame round-trips") {
+  PushPullMsg pp;
+  pp.join = true;
+  pp.members.push_back(MemberRecord{"id1", "n1", "a:1", Bytes(32, 1), 3, MemberState::kSuspect});
+  pp.states.push_back(NodeStateMsg{"id1", 5, true, Bytes(1000, 2)});
+  auto decoded = decodeStreamFrame(encodeStreamFrame(pp));
+  REQUIRE(decoded.isOk());
+  auto& out = std::get<PushPullMsg>(*decoded);
+  CHECK(out.join);
+  CHECK(out.members[0].state == MemberState::kSuspect);
+  CHECK(out.states[0].body.size() == 1000);
+}
+
+TEST_CASE("codec: garbage, truncation and limits give errors, never crashes") {
+  Rng rng(42);
+  Bytes good = encodePacket({AliveMsg{1, "id", "name", "addr:1", Bytes(32, 3)}, PingMsg{1, "x", "y", "z"}});
+  int errors = 0;
+  for (int i = 0; i < 2000; ++i) {
+    Bytes b = good;
+    if (i % 3 == 0) b.resize(rng.uniform(b.size()));
+    else if (i % 3 == 1) b[rng.uniform(b.size())] ^= static_cast<uint8_t>(1 + rng.uniform(255));
+    else {
+      b.resize(rng.uniform(300));
+      for (auto& x : b) x = static_cast<uint8_t>(rng.next());
+    }
+    auto r = decodePacket(b);
+    if (!r) ++errors;
+    auto f = decodeStreamFrame(b);
+    (void)f;
+  }
+  CHECK(errors > 100);
+  CHECK(!decodePacket(Bytes{}).isOk());
+  // Too many messages.
+  std::vector<Message> many(300, AckMsg{1});
+  DecodeLimits limits;
+  auto r = decodePacket(encodePacket(many), limits);
+  CHECK(!r.isOk());
+  // Traversal limit.
+  limits.traversal_limit_words = 4;
+  CHECK(!decodePacket(good, limits).isOk());
+}

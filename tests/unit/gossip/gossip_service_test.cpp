@@ -1,0 +1,218 @@
+// GossipService over real loopback UDP/TCP: several services on one uv loop, real clock.
+#include <doctest/doctest.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include "agent/core/clock.h"
+#include "agent/core/crypto.h"
+#include "agent/core/node_identity.h"
+#include "agent/core/uv_loop.h"
+#include "agent/gossip/gossip_service.h"
+
+using namespace meshos;
+using namespace meshos::gossip;
+
+namespace {
+
+struct Harness {
+  uv_loop_t loop{};
+  SystemClock clock;
+  std::unique_ptr<UvTimers> timers;
+  std::unique_ptr<UvPoster> poster;
+  Rng rng{12345};
+  std::unique_ptr<Env> env;
+  std::filesystem::path dir;
+
+  Harness() {
+    REQUIRE(initCrypto().isOk());
+    uv_loop_init(&loop);
+    timers = std::make_unique<UvTimers>(&loop);
+    poster = std::make_unique<UvPoster>(&loop);
+    env = std::make_unique<Env>(Env{clock, *timers, *poster, rng});
+    char tmpl[] = "/tmp/meshos-gossip-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+  }
+  ~Harness() {
+    timers->close();
+    poster->close();
+    uv_run(&loop, UV_RUN_DEFAULT);  // runs close callbacks
+    CHECK(uv_loop_close(&loop) == 0);  // a leaked handle fails the test
+    std::filesystem::remove_all(dir);
+  }
+  bool runUntil(const std::function<bool()>& pred, int64_t timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    return pred();
+  }
+};
+
+Options fastOptions() {
+  Options o;
+  o.cluster_id = "itest";
+  o.probe_interval_ms = 200;
+  o.probe_timeout_ms = 100;
+  o.gossip_interval_ms = 50;
+  o.push_pull_interval_ms = 2000;
+  o.reconnect_interval_ms = 1000;
+  o.stream_timeout_ms = 2000;
+  return o;
+}
+
+GossipServiceOptions serviceOptions(const std::string& name, uint8_t key_seed, const std::filesystem::path& data_dir) {
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  std::fill(std::begin(seed), std::end(seed), key_seed);
+  PublicKey pk{};
+  unsigned char sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_seed_keypair(pk.data(), sk, seed);
+  GossipServiceOptions o;
+  o.name = name;
+  o.id = nodeIdFromPublicKey(pk);
+  o.public_key.assign(pk.begin(), pk.end());
+  o.bind = "127.0.0.1:0";
+  o.gossip = fastOptions();
+  o.data_dir = data_dir;
+  std::filesystem::create_directories(data_dir);
+  return o;
+}
+
+size_t aliveSeen(const GossipService& s) {
+  size_t n = 0;
+  for (const auto& m : s.members()) n += m.state == MemberState::kAlive;
+  return n;
+}
+
+const MemberInfo* findMember(const std::vector<MemberInfo>& ms, const std::string& id, MemberInfo& out) {
+  for (const auto& m : ms)
+    if (m.id == id) {
+      out = m;
+      return &out;
+    }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("gossip service: four nodes on loopback join, share state, detect a failure, accept a restart") {
+  Harness h;
+  std::vector<std::unique_ptr<GossipService>> nodes;
+  for (int i = 0; i < 4; ++i) {
+    auto o = serviceOptions("node-" + std::to_string(i), static_cast<uint8_t>(i + 1), h.dir / ("n" + std::to_string(i)));
+    if (i > 0) o.seeds = {nodes[0]->advertiseAddress()};
+    nodes.push_back(std::make_unique<GossipService>(&h.loop, *h.env, o));
+    REQUIRE(nodes.back()->start().isOk());
+    CHECK(nodes.back()->boundPort() != 0);
+  }
+  CHECK(nodes[0]->members().empty());
+  REQUIRE(h.runUntil([&] {
+    for (auto& n : nodes)
+      if (aliveSeen(*n) != 3) return false;
+    return true;
+  }, 10'000));
+
+  // Node state: a small one by UDP gossip, a large one by TCP push-pull.
+  int updates = 0;
+  nodes[3]->onNodeState([&](const NodeStateUpdate& u) { updates += u.name == "node-1"; });
+  REQUIRE(nodes[1]->setLocalState(Bytes(64, 1)).isOk());
+  REQUIRE(nodes[2]->setLocalState(Bytes(30'000, 2)).isOk());
+  REQUIRE(h.runUntil([&] {
+    auto st = nodes[3]->nodeStates();
+    return st.count(nodes[1]->localMember().id) && st.count(nodes[2]->localMember().id) &&
+           st.at(nodes[2]->localMember().id).body.size() == 30'000;
+  }, 10'000));
+  CHECK(updates == 1);
+  CHECK(nodes[0]->counters().push_pulls > 0);
+
+  // A garbage packet is dropped and counted.
+  {
+    auto* sock = new uv_udp_t();
+    uv_udp_init(&h.loop, sock);
+    sockaddr_storage to{};
+    REQUIRE(parseSocketAddress(nodes[0]->advertiseAddress(), to).isOk());
+    char junk[] = "\x01 this is not a sealed packet";
+    uv_buf_t b = uv_buf_init(junk, sizeof(junk));
+    CHECK(uv_udp_try_send(sock, &b, 1, reinterpret_cast<sockaddr*>(&to)) > 0);
+    uv_close(reinterpret_cast<uv_handle_t*>(sock), [](uv_handle_t* hd) { delete reinterpret_cast<uv_udp_t*>(hd); });
+  }
+  REQUIRE(h.runUntil([&] { return nodes[0]->counters().drop_encrypted > 0; }, 5'000));
+
+  // Crash node 3 (close without leave): the others declare it dead.
+  std::string id3 = nodes[3]->localMember().id;
+  uint64_t inc3 = nodes[3]->incarnation();
+  nodes[3]->close();
+  REQUIRE(h.runUntil([&] {
+    for (int i = 0; i < 3; ++i) {
+      MemberInfo m;
+      if (!findMember(nodes[i]->members(), id3, m) || m.state != MemberState::kDead) return false;
+    }
+    return true;
+  }, 20'000));
+
+  // Restart it at a new port with the same data dir: a higher incarnation, accepted everywhere.
+  auto o3 = serviceOptions("node-3", 4, h.dir / "n3");
+  o3.seeds = {nodes[1]->advertiseAddress()};
+  nodes[3] = std::make_unique<GossipService>(&h.loop, *h.env, o3);
+  REQUIRE(nodes[3]->start().isOk());
+  CHECK(nodes[3]->incarnation() > inc3);
+  std::string addr3 = nodes[3]->advertiseAddress();
+  REQUIRE(h.runUntil([&] {
+    for (int i = 0; i < 3; ++i) {
+      MemberInfo m;
+      if (!findMember(nodes[i]->members(), id3, m) || m.state != MemberState::kAlive || m.address != addr3) return false;
+    }
+    return true;
+  }, 15'000));
+
+  // Graceful leave of node 2.
+  bool left = false;
+  nodes[2]->leave(3'000, [&] { left = true; });
+  REQUIRE(h.runUntil([&] { return left; }, 5'000));
+  std::string id2 = nodes[2]->localMember().id;
+  nodes[2]->close();
+  REQUIRE(h.runUntil([&] {
+    MemberInfo m;
+    return findMember(nodes[0]->members(), id2, m) && m.state == MemberState::kLeft;
+  }, 5'000));
+  for (auto& n : nodes) n->close();
+}
+
+TEST_CASE("gossip service: an encrypted cluster refuses a node with the wrong key") {
+  Harness h;
+  ClusterKey good = generateClusterKey(), bad = generateClusterKey();
+  std::vector<std::unique_ptr<GossipService>> nodes;
+  for (int i = 0; i < 3; ++i) {
+    auto o = serviceOptions("enc-" + std::to_string(i), static_cast<uint8_t>(40 + i), h.dir / ("e" + std::to_string(i)));
+    o.keyring = Keyring({i == 2 ? bad : good});
+    if (i > 0) o.seeds = {nodes[0]->advertiseAddress()};
+    nodes.push_back(std::make_unique<GossipService>(&h.loop, *h.env, o));
+    REQUIRE(nodes.back()->start().isOk());
+  }
+  REQUIRE(h.runUntil([&] { return aliveSeen(*nodes[0]) == 1 && aliveSeen(*nodes[1]) == 1; }, 10'000));
+  REQUIRE(h.runUntil([&] { return nodes[0]->counters().drop_wrong_cluster_or_key > 0; }, 5'000));
+  CHECK(aliveSeen(*nodes[2]) == 0);
+  for (auto& n : nodes) n->close();
+}
+
+TEST_CASE("gossip service: bad options and addresses are refused") {
+  Harness h;
+  auto o = serviceOptions("x", 9, h.dir / "x");
+  o.bind = "not-an-address";
+  GossipService s(&h.loop, *h.env, o);
+  CHECK(s.start().code() == Code::kInvalidArgument);
+  sockaddr_storage a{};
+  CHECK(parseSocketAddress("127.0.0.1:7946", a).isOk());
+  CHECK(parseSocketAddress("[::1]:7946", a).isOk());
+  CHECK(!parseSocketAddress("127.0.0.1:99999", a).isOk());
+  CHECK(!parseSocketAddress("localhost", a).isOk());
+  REQUIRE(writeIncarnationFile(h.dir, 41).isOk());
+  CHECK(*readIncarnationFile(h.dir) == 41);
+}

@@ -1,0 +1,275 @@
+// Membership driven by hand: two or three cores wired together by the test, no network.
+#include <doctest/doctest.h>
+
+#include <sodium.h>
+
+#include <map>
+
+#include "agent/core/crypto.h"
+#include "agent/core/node_identity.h"
+#include "agent/gossip/membership.h"
+
+using namespace meshos;
+using namespace meshos::gossip;
+
+namespace {
+
+LocalIdentity identity(const std::string& name, const std::string& address, uint8_t seed_byte) {
+  REQUIRE(initCrypto().isOk());
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  std::fill(std::begin(seed), std::end(seed), seed_byte);
+  PublicKey pk{};
+  unsigned char sk[crypto_sign_SECRETKEYBYTES];
+  crypto_sign_seed_keypair(pk.data(), sk, seed);
+  return LocalIdentity{name, nodeIdFromPublicKey(pk), Bytes(pk.begin(), pk.end()), address, 0};
+}
+
+// Moves packets and streams between cores instantly (optionally dropping to one address).
+struct Wire {
+  std::map<std::string, Membership*> by_address;
+  std::set<std::string> down;
+  std::vector<MemberEvent> events;
+  int64_t now = 0;
+
+  void pump() {
+    for (int round = 0; round < 50; ++round) {
+      bool any = false;
+      for (auto& [addr, m] : by_address) {
+        Outputs out = m->takeOutputs();
+        for (auto& e : out.events) events.push_back(e);
+        for (auto& p : out.packets) {
+          any = true;
+          if (down.count(p.to) || down.count(addr) || !by_address.count(p.to)) continue;
+          by_address[p.to]->handlePacket(now, addr, p.bytes);
+        }
+        for (auto& s : out.streams) {
+          any = true;
+          if (down.count(s.to) || down.count(addr) || !by_address.count(s.to)) {
+            m->handleStreamReply(now, s.id, Status::unavailable("down"));
+            continue;
+          }
+          m->handleStreamReply(now, s.id, by_address[s.to]->handleStream(now, addr, s.frame));
+        }
+      }
+      if (!any) return;
+    }
+  }
+  void advance(int64_t to_ms) {
+    while (now < to_ms) {
+      now += 10;
+      // Down nodes keep running; only their traffic is cut.
+      for (auto& [addr, m] : by_address) m->tick(now);
+      pump();
+    }
+  }
+};
+
+Options fast() {
+  Options o;
+  o.cluster_id = "test";
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("membership: options validation") {
+  Options o;
+  CHECK(o.validate().isOk());
+  o.probe_timeout_ms = o.probe_interval_ms;
+  CHECK(!o.validate().isOk());
+  o = Options{};
+  o.max_packet_bytes = 100;
+  CHECK(!o.validate().isOk());
+  o = Options{};
+  o.cluster_id = "";
+  CHECK(!o.validate().isOk());
+}
+
+TEST_CASE("membership: two nodes join, probe each other, record RTT; bad packets are counted") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}};
+  a.start(0);
+  b.start(0);
+  b.join(0, {"a:1"});
+  w.pump();
+  REQUIRE(a.members().size() == 1);
+  CHECK(a.members()[0].name == "b");
+  CHECK(b.members()[0].state == MemberState::kAlive);
+  w.advance(5000);
+  CHECK(a.counters().probes >= 3);
+  CHECK(a.counters().probe_failures == 0);
+  CHECK(a.members()[0].rtt_ms == 0);
+  CHECK(a.localHealth() == 0);
+  auto before = a.members();
+  a.handlePacket(w.now, "x:1", Bytes{0x00, 0x04, 't', 'e', 's', 't', 0xff, 0xff});  // undecodable
+  a.handlePacket(w.now, "x:1", Bytes{0x07});
+  a.handlePacket(w.now, "x:1", Keyring{}.seal("other", encodePacket({AckMsg{1}})));
+  a.handlePacket(w.now, "x:1", Bytes(5000, 0));
+  CHECK(a.counters().drop_decode == 1);
+  CHECK(a.counters().drop_bad_version == 1);
+  CHECK(a.counters().drop_wrong_cluster_or_key == 1);
+  CHECK(a.counters().drop_oversized == 1);
+  CHECK(a.members().size() == before.size());
+}
+
+TEST_CASE("membership: a silent node is suspected, then dead; the suspect refutes if it can") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
+  a.start(0);
+  b.start(0);
+  c.start(0);
+  b.join(0, {"a:1"});
+  c.join(0, {"a:1"});
+  w.pump();
+  w.advance(3000);
+  REQUIRE(a.members().size() == 2);
+  REQUIRE(b.members().size() == 2);
+  w.down.insert("c:1");
+  w.advance(8000);
+  CHECK(a.findMember(c.self().id)->state != MemberState::kAlive);
+  w.advance(40000);
+  CHECK(a.findMember(c.self().id)->state == MemberState::kDead);
+  CHECK(b.findMember(c.self().id)->state == MemberState::kDead);
+  CHECK(a.counters().dead_declared + b.counters().dead_declared >= 1);
+  // c comes back (same process): it learns it was declared dead and refutes with a higher incarnation.
+  w.down.clear();
+  uint64_t inc = c.incarnation();
+  w.advance(80000);
+  CHECK(c.incarnation() > inc);
+  CHECK(a.findMember(c.self().id)->state == MemberState::kAlive);
+  CHECK(b.findMember(c.self().id)->state == MemberState::kAlive);
+}
+
+TEST_CASE("membership: two live nodes with one name are a conflict, not merged") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership b2(fast(), identity("b", "b2:1", 9), Keyring{}, Rng(9));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"b2:1", &b2}};
+  a.start(0);
+  b.start(0);
+  b2.start(0);
+  b.join(0, {"a:1"});
+  w.pump();
+  b2.join(0, {"a:1"});
+  w.pump();
+  CHECK(a.counters().name_conflicts >= 1);
+  CHECK(a.findMember(b2.self().id) == nullptr);
+  CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
+  bool saw = false;
+  for (auto& e : w.events) saw = saw || e.kind == MemberEventKind::kNameConflict;
+  CHECK(saw);
+}
+
+TEST_CASE("membership: alive whose id does not match its key is rejected") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  a.start(0);
+  auto forged = identity("z", "z:1", 5);
+  Bytes packet = Keyring{}.seal("test", encodePacket({AliveMsg{1, "0123456789abcdef", "z", "z:1", forged.public_key}}));
+  a.handlePacket(0, "z:1", packet);
+  CHECK(a.members().empty());
+  CHECK(a.counters().members_rejected == 1);
+}
+
+TEST_CASE("membership: encrypted cluster refuses a node with another key") {
+  REQUIRE(initCrypto().isOk());
+  Keyring k1({generateClusterKey()}), k2({generateClusterKey()});
+  Membership a(fast(), identity("a", "a:1", 1), k1, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), k2, Rng(2));
+  Membership c(fast(), identity("c", "c:1", 3), k1, Rng(3));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
+  a.start(0);
+  b.start(0);
+  c.start(0);
+  b.join(0, {"a:1"});
+  c.join(0, {"a:1"});
+  w.pump();
+  CHECK(a.findMember(b.self().id) == nullptr);
+  CHECK(a.findMember(c.self().id) != nullptr);
+  CHECK(a.counters().drop_wrong_cluster_or_key >= 1);
+}
+
+TEST_CASE("membership: packets stay within max_packet_bytes with many queued updates") {
+  Options o = fast();
+  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(2));
+  a.start(0);
+  b.start(0);
+  std::vector<Message> alives;
+  for (int i = 0; i < 60; ++i) {
+    auto id = identity("m" + std::to_string(i), "m" + std::to_string(i) + ":1", static_cast<uint8_t>(20 + i));
+    b.handlePacket(0, "x:1", Keyring{}.seal("test", encodePacket({AliveMsg{1, id.id, id.name, id.address, id.public_key}})));
+  }
+  REQUIRE(b.members().size() == 60);
+  REQUIRE(b.setLocalState(0, Bytes(5000, 1)).isOk());  // too big for UDP: announced only
+  b.join(0, {"a:1"});
+  for (int64_t t = 0; t < 3000; t += 10) {
+    b.tick(t);
+    Outputs out = b.takeOutputs();
+    for (auto& p : out.packets) {
+      CHECK(p.bytes.size() <= o.max_packet_bytes);
+      if (p.to == "a:1") a.handlePacket(t, "b:1", p.bytes);
+    }
+    for (auto& st : out.streams) {
+      if (st.to == "a:1") b.handleStreamReply(t, st.id, a.handleStream(t, "b:1", st.frame));
+    }
+    (void)a.takeOutputs();
+  }
+  CHECK(a.members().size() == 61);
+  CHECK(a.nodeStates().at(b.self().id).body.size() == 5000);
+}
+
+TEST_CASE("membership: an isolated node raises its local health score and probes less often (Lifeguard)") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
+  a.start(0);
+  b.start(0);
+  c.start(0);
+  b.join(0, {"a:1"});
+  c.join(0, {"a:1"});
+  w.pump();
+  w.advance(3000);
+  CHECK(a.localHealth() == 0);
+  uint64_t probes_before = a.counters().probes;
+  w.down.insert("a:1");  // a can neither send nor receive
+  w.advance(13000);
+  INFO("probes " << a.counters().probes << " failures " << a.counters().probe_failures << " indirect " << a.counters().indirect_probes << " tcp " << a.counters().tcp_probes << " acks " << a.counters().acks_in);
+  CHECK(a.localHealth() >= 3);
+  CHECK(a.localHealth() <= 7);
+  // A healthy node probes 10 times in 10 s; a node with score s waits (s+1) s between probes.
+  CHECK(a.counters().probes - probes_before < 7);
+  // Once reachable again, successful probes bring the score back down.
+  w.down.clear();
+  w.advance(120000);
+  CHECK(a.localHealth() == 0);
+}
+
+TEST_CASE("membership: the suspect is told, and refutes before it is declared dead") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  a.start(0);
+  b.start(0);
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}};
+  b.join(0, {"a:1"});
+  w.pump();
+  // a hears (from a third party) that b is suspect at b's current incarnation.
+  Bytes packet = Keyring{}.seal("test", encodePacket({SuspectMsg{b.incarnation(), b.self().id, "zzzz"}}));
+  uint64_t inc = b.incarnation();
+  a.handlePacket(w.now, "z:1", packet);
+  CHECK(a.findMember(b.self().id)->state == MemberState::kSuspect);
+  w.advance(3000);
+  CHECK(b.incarnation() > inc);
+  CHECK(b.counters().refutations >= 1);
+  CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
+  CHECK(a.counters().false_suspicions_refuted == 1);
+}

@@ -1,0 +1,143 @@
+// Jobs (executions, retries) and cron schedules, with real processes. Cron fires on a
+// ManualClock: the test moves time; processes run on the real loop.
+#include "agent/core/timers.h"
+#include "tests/unit/runtime/harness.h"
+
+using namespace meshos;
+using namespace meshos::runtime;
+using namespace meshos::runtime::testing;
+
+namespace {
+
+spec::DaemonSpec job(const std::string& name, const std::string& script, int64_t retries) {
+  spec::DaemonSpec s;
+  s.name = name;
+  s.kind = spec::DaemonKind::kJob;
+  s.command = {"/bin/sh", "-c", script};
+  s.job_retries = retries;
+  s.backoff.initial_ms = 5;
+  s.backoff.max_ms = 20;
+  return s;
+}
+
+bool finished(const Execution& e) {
+  return e.state == ExecutionState::kSucceeded || e.state == ExecutionState::kFailed;
+}
+
+}  // namespace
+
+TEST_CASE("job: succeeds once") {
+  Harness h;
+  REQUIRE(h.sup().apply(one(job("migrate", "echo migrated; exit 0", 0))));
+  REQUIRE(h.runUntil([&] {
+    auto e = h.sup().executions("migrate");
+    return e.size() == 1 && finished(e[0]);
+  }, 5000));
+  auto e = h.sup().executions("migrate");
+  CHECK(e[0].state == ExecutionState::kSucceeded);
+  CHECK(e[0].exit_code == 0);
+  CHECK(e[0].attempts == 1);
+  CHECK(e[0].started_wall_ms > 0);
+  CHECK(e[0].finished_wall_ms >= e[0].started_wall_ms);
+  auto logs = h.sup().logs(e[0].id, LogQuery{.tail_lines = 5});
+  REQUIRE(logs);
+  CHECK(logs->data == "migrated\n");
+}
+
+TEST_CASE("job: fails after its retries; succeeds on a later attempt") {
+  Harness h;
+  // Fails every time: 1 + 2 retries.
+  REQUIRE(h.sup().apply(one(job("bad", "exit 3", 2))));
+  REQUIRE(h.runUntil([&] {
+    auto e = h.sup().executions("bad");
+    return e.size() == 1 && finished(e[0]);
+  }, 5000));
+  auto e = h.sup().executions("bad");
+  CHECK(e[0].state == ExecutionState::kFailed);
+  CHECK(e[0].attempts == 3);
+  CHECK(e[0].exit_code == 3);
+  CHECK(h.rec.failuresOf("job") == 3);
+
+  // Succeeds on the third attempt (a counter file in the workdir).
+  std::string counter = h.dir() + "/count";
+  REQUIRE(h.sup().apply({job("bad", "exit 3", 2),
+                         job("flaky", "n=$(cat " + counter + " 2>/dev/null || echo 0); n=$((n+1)); echo $n > " +
+                                          counter + "; [ $n -ge 3 ]", 5)}));
+  REQUIRE(h.runUntil([&] {
+    auto f = h.sup().executions("flaky");
+    return f.size() == 1 && finished(f[0]);
+  }, 5000));
+  auto f = h.sup().executions("flaky");
+  CHECK(f[0].state == ExecutionState::kSucceeded);
+  CHECK(f[0].attempts == 3);
+  // Trigger runs the job again now.
+  auto t = h.sup().trigger("flaky");
+  REQUIRE(t);
+  REQUIRE(h.runUntil([&] {
+    auto g = h.sup().executions("flaky");
+    return g.size() == 2 && finished(g[1]);
+  }, 5000));
+  CHECK(h.sup().executions("flaky")[1].trigger == "manual");
+}
+
+TEST_CASE("cron: fires on a manual clock, enable/disable, missed runs, trigger now") {
+  // ManualClock wall start 1'700'000'000'000 = 2023-11-14 22:13:20 UTC.
+  ManualClock clock;
+  ManualTimers timers(clock);
+  Harness h(&clock, &timers);
+  spec::DaemonSpec s;
+  s.name = "report";
+  s.kind = spec::DaemonKind::kCron;
+  s.schedule = "*/5 * * * *";
+  s.missed_runs = spec::MissedRunPolicy::kRunOnce;
+  s.command = {"/bin/sh", "-c", "echo tick"};
+  REQUIRE(h.sup().apply(one(s)));
+  CHECK(h.sup().executions("report").empty());
+  auto json = h.sup().snapshotJson();
+  REQUIRE(json["cron"].size() == 1);
+  CHECK(json["cron"][0]["next_fire_ms"] == 1'700'000'100'000);  // 22:15:00
+
+  auto waitDone = [&](size_t n) {
+    return h.runUntil([&] {
+      auto e = h.sup().executions("report");
+      return e.size() == n && finished(e.back());
+    }, 5000);
+  };
+  timers.advanceMs(99'000);
+  CHECK(h.sup().executions("report").empty());  // not yet
+  timers.advanceMs(1'000);
+  REQUIRE(waitDone(1));
+  CHECK(h.sup().executions("report")[0].trigger == "cron");
+  CHECK(h.sup().executions("report")[0].state == ExecutionState::kSucceeded);
+  timers.advanceMs(300'000);
+  REQUIRE(waitDone(2));
+
+  // Disabled: nothing fires; enabling with run-once runs one for the missed fires.
+  REQUIRE(h.sup().setCronEnabled("report", false));
+  timers.advanceMs(900'000);
+  CHECK(h.sup().executions("report").size() == 2);
+  REQUIRE(h.sup().setCronEnabled("report", true));
+  REQUIRE(waitDone(3));
+  CHECK(h.sup().executions("report")[2].trigger == "cron-missed");
+  CHECK(h.sup().snapshotJson()["cron"][0]["missed_runs"] == 3);
+
+  REQUIRE(h.sup().trigger("report"));
+  REQUIRE(waitDone(4));
+  CHECK(h.sup().executions("report")[3].trigger == "manual");
+  CHECK(!h.sup().setCronEnabled("nope", true));
+}
+
+TEST_CASE("job: stopping a running execution cancels it") {
+  Harness h;
+  REQUIRE(h.sup().apply(one(job("long", "sleep 60", 3))));
+  REQUIRE(h.runUntil([&] {
+    auto e = h.sup().executions("long");
+    return e.size() == 1 && e[0].state == ExecutionState::kRunning;
+  }, 5000));
+  REQUIRE(h.sup().stop("long"));
+  REQUIRE(h.runUntil([&] {
+    return h.sup().executions("long")[0].state == ExecutionState::kCancelled;
+  }, 5000));
+  CHECK(h.sup().executions("long")[0].attempts == 1);
+  CHECK(h.rec.failuresOf("job") == 0);
+}
