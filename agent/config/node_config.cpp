@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <tuple>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -163,7 +164,27 @@ Status readNode(const Reader& r, const toml::table* t, NodeSection& s) {
 Status readGossip(const Reader& r, const toml::table* t, GossipSection& s) {
   if (t == nullptr) return Status::ok();
   MESHOS_RETURN_IF_ERROR(
-      r.onlyKeys(*t, "gossip", {"cluster", "bind", "advertise", "seeds", "keyring"}));
+      r.onlyKeys(*t, "gossip", {"cluster", "bind", "advertise", "seeds", "keyring", "probe_interval_ms",
+                                "probe_timeout_ms", "indirect_checks", "gossip_interval_ms",
+                                "gossip_nodes", "suspicion_mult", "retransmit_mult",
+                                "push_pull_interval_ms", "max_packet_bytes"}));
+  for (auto [key, field, lo, hi] :
+       {std::tuple{"probe_interval_ms", &s.probe_interval_ms, 10L, 600'000L},
+        std::tuple{"probe_timeout_ms", &s.probe_timeout_ms, 1L, 600'000L},
+        std::tuple{"indirect_checks", &s.indirect_checks, 0L, 16L},
+        std::tuple{"gossip_interval_ms", &s.gossip_interval_ms, 1L, 600'000L},
+        std::tuple{"gossip_nodes", &s.gossip_nodes, 1L, 32L},
+        std::tuple{"suspicion_mult", &s.suspicion_mult, 1L, 32L},
+        std::tuple{"retransmit_mult", &s.retransmit_mult, 1L, 32L},
+        std::tuple{"push_pull_interval_ms", &s.push_pull_interval_ms, 1L, 3'600'000L},
+        std::tuple{"max_packet_bytes", &s.max_packet_bytes, 512L, 65'000L}}) {
+    MESHOS_RETURN_IF_ERROR(r.integer(*t, "gossip", key, *field, lo, hi));
+  }
+  if (s.probe_timeout_ms >= s.probe_interval_ms) {
+    const toml::node* n = t->get("probe_timeout_ms") ? t->get("probe_timeout_ms") : t->get("probe_interval_ms");
+    return r.error(n, "gossip.probe_timeout_ms", "must be less than gossip.probe_interval_ms (" +
+                                                    std::to_string(s.probe_interval_ms) + ")");
+  }
   MESHOS_RETURN_IF_ERROR(r.str(*t, "gossip", "cluster", s.cluster));
   if (!validClusterName(s.cluster)) {
     return r.error(t->get("cluster"), "gossip.cluster",

@@ -39,6 +39,17 @@ struct GossipSection {
   std::optional<HostPort> advertise;
   std::vector<HostPort> seeds;
   std::optional<std::filesystem::path> keyring;
+  // Timings (memberlist's LAN defaults). Cross-checks (timeout < interval, budgets within
+  // the packet) are made by the gossip options when the agent starts.
+  int64_t probe_interval_ms = 1000;       // 10 .. 600000
+  int64_t probe_timeout_ms = 500;         // 1 .. 600000
+  int64_t indirect_checks = 3;            // 0 .. 16
+  int64_t gossip_interval_ms = 200;       // 1 .. 600000
+  int64_t gossip_nodes = 3;               // 1 .. 32
+  int64_t suspicion_mult = 4;             // 1 .. 32
+  int64_t retransmit_mult = 4;            // 1 .. 32
+  int64_t push_pull_interval_ms = 30000;  // 1 .. 3600000
+  int64_t max_packet_bytes = 1400;        // 512 .. 65000
 };
 
 struct ControlSection {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/commits/commit_control.h"
+#include "agent/commits/commit_json.h"
 #include "agent/reconcile/reconcile.h"
 #include "chains/chain_json.h"
 
@@ -22,6 +24,7 @@ struct Stage {
 // (with a final signed checkpoint), close the loop's handles.
 constexpr Stage kStages[] = {
     {"control socket", Node::kControlStageMs},
+    {"gossip leave", Node::kGossipStageMs},
     {"executor", Node::kExecutorStageMs},
     {"runtime", Node::kRuntimeStageMs},
     {"chains", Node::kChainsStageMs},
@@ -244,14 +247,147 @@ void Node::refreshInstances() {
   for (auto& [id, inst] : now) state::fold(state_, state::DaemonSignal{inst, false});
 }
 
+Status Node::openCommits() {
+  commits::CommitLogConfig lc;
+  lc.cluster_id = config_.gossip.cluster;
+  if (config_.trust.admins.empty()) {
+    // No admins: the node runs its local daemons, and every commit is rejected (unknown key).
+    spdlog::warn("no [trust] admins: commits will be refused until admins are configured");
+  } else {
+    auto trust = commits::trustFromConfig(config_.trust.admins, config_.trust.threshold);
+    if (!trust) return trust.status();
+    lc.genesis_trust = *trust;
+  }
+  commit_log_ = std::make_unique<commits::CommitLog>(lc);
+  commit_store_ = std::make_unique<commits::RocksCommitStore>(*store_);
+  commits::LogOutput out;
+  Status loaded = commits::loadCommitLog(*commit_store_, *commit_log_, out);
+  if (!loaded) {
+    // A corrupt tail: the good prefix is kept; peers will supply the rest.
+    spdlog::error("commit log: {}", loaded.toString());
+    record(chains::ChainName::kFailure, "commits.load", {{"error", loaded.toString()}});
+  }
+  out.store = {};  // just read back: nothing to write
+  out.state_changed = true;
+  commitOutput(out);
+  spdlog::info("commit log at seq {}", commit_log_->head().seq);
+  return Status::ok();
+}
+
+void Node::commitOutput(commits::LogOutput& out) {
+  for (const auto& rec : out.audit) {
+    auto t = chains_->append(chains::ChainName::kAudit, commits::auditKind(rec), commits::auditPayload(rec));
+    if (!t) spdlog::warn("commit audit record not appended: {}", t.status().toString());
+  }
+  // Synced writes of the (rare) accepted commits; a commit that is not stored is fetched
+  // again from peers after a restart, so a failure here is recorded, not fatal.
+  if (Status s = commits::applyStoreWrites(*commit_store_, out.store); !s) {
+    spdlog::error("storing commits: {}", s.toString());
+    record(chains::ChainName::kFailure, "commits.store", {{"error", s.toString()}});
+  }
+  if (out.state_changed) {
+    auto head = commit_log_->head();
+    state::fold(state_, state::CommitReceived{head.seq, toHex(head.hash)});
+    state::DesiredDaemonsChanged ev{"commit", {}};
+    for (const auto& [name, d] : commit_log_->desired().daemons) {
+      uint64_t gen = d.updated_seq * 1'000'003 + d.restart_generation;
+      ev.daemons.push_back({name, gen, static_cast<uint32_t>(std::max<int64_t>(0, d.spec.replicas)), d.paused});
+    }
+    state::fold(state_, ev);
+    commits_json_ = commits::commitLogToJson(*commit_log_);
+  }
+}
+
+Status Node::openGossip() {
+  gossip::GossipServiceOptions go;
+  go.name = config_.node.name;
+  go.id = identity_.id;
+  go.public_key.assign(identity_.key.public_key.begin(), identity_.key.public_key.end());
+  go.bind = config_.gossip.bind.toString();
+  if (config_.gossip.advertise) go.advertise = config_.gossip.advertise->toString();
+  for (const auto& s : config_.gossip.seeds) go.seeds.push_back(s.toString());
+  const auto& g = config_.gossip;
+  go.gossip.cluster_id = g.cluster;
+  go.gossip.probe_interval_ms = g.probe_interval_ms;
+  go.gossip.probe_timeout_ms = g.probe_timeout_ms;
+  go.gossip.indirect_checks = static_cast<int>(g.indirect_checks);
+  go.gossip.gossip_interval_ms = g.gossip_interval_ms;
+  go.gossip.gossip_nodes = static_cast<int>(g.gossip_nodes);
+  go.gossip.suspicion_mult = static_cast<int>(g.suspicion_mult);
+  go.gossip.retransmit_mult = static_cast<int>(g.retransmit_mult);
+  go.gossip.push_pull_interval_ms = g.push_pull_interval_ms;
+  go.gossip.max_packet_bytes = static_cast<size_t>(g.max_packet_bytes);
+  if (Status v = go.gossip.validate(); !v) return Status::invalid(v.message()).withContext("[gossip]");
+  if (g.keyring) {
+    auto ring = gossip::loadKeyring(*g.keyring);
+    if (!ring) return Status::invalid(ring.status().message()).withContext("gossip.keyring");
+    go.keyring = std::move(*ring);
+  }
+  go.data_dir = config_.node.data_dir;
+  gossip_ = std::make_unique<gossip::GossipService>(loop_, env_, std::move(go));
+  gossip_->onMemberEvent([this](const gossip::MemberEvent& e) {
+    const auto& m = e.member;
+    state::Member member{m.id, m.name, m.address, static_cast<state::MemberState>(static_cast<int>(m.state)),
+                         m.incarnation, m.last_heard_ms, static_cast<double>(m.rtt_ms)};
+    state::fold(state_, state::MembershipChanged{member});
+    if (e.kind == gossip::MemberEventKind::kUpdate) return;  // address/metadata churn: no record
+    nlohmann::json payload = {{"event", gossip::memberEventKindName(e.kind)}, {"id", m.id},
+                              {"name", m.name}, {"address", m.address}, {"incarnation", m.incarnation}};
+    if (!e.detail.empty()) payload["detail"] = e.detail;
+    record(e.kind == gossip::MemberEventKind::kNameConflict ? chains::ChainName::kFailure
+                                                             : chains::ChainName::kLog,
+           "member", payload);
+  });
+  gossip_->onNodeState([this](const gossip::NodeStateUpdate& u) {
+    state::fold(state_, state::PeerStateUpdated{u.origin, u.version, std::string(asChars(u.body))});
+  });
+  MESHOS_RETURN_IF_ERROR(gossip_->start().withContext("gossip"));
+  // This node is a member too: the members table shows the whole cluster, self included.
+  auto self = gossip_->localMember();
+  state::fold(state_, state::MembershipChanged{{self.id, self.name, self.address, state::MemberState::kAlive,
+                                                self.incarnation, nowMs(), 0}});
+  spdlog::info("gossip on {} (cluster {}, {})", gossip_->advertiseAddress(), g.cluster,
+               g.keyring ? "encrypted" : "plaintext");
+  return Status::ok();
+}
+
+void Node::publishNodeState() {
+  if (!gossip_) return;
+  size_t ready = 0;
+  for (const auto& [id, i] : state_.instances) ready += i.state == state::InstanceState::kReady;
+  nlohmann::json body = {{"labels", config_.node.labels},
+                         {"commit_head", {{"seq", state_.commit_head.seq}, {"hash", state_.commit_head.hash_hex}}},
+                         {"instances", state_.instances.size()},
+                         {"ready", ready},
+                         {"version", MESHOS_VERSION}};
+  std::string text = body.dump();
+  if (text == gossip_state_) return;
+  if (Status s = gossip_->setLocalState(Bytes(text.begin(), text.end())); !s) {
+    spdlog::warn("node state not published: {}", s.toString());
+    return;
+  }
+  gossip_state_ = std::move(text);
+}
+
 Status Node::start() {
   MESHOS_RETURN_IF_ERROR(openChains());
+  if (Status s = openCommits(); !s) {
+    chains_->close(kChainsStageMs).isOk();
+    return s;
+  }
   if (Status s = openRuntime(); !s) {
     chains_->close(kChainsStageMs).isOk();
     if (runtime_) runtime_->close();
     return s;
   }
+  if (Status s = openGossip(); !s) {
+    supervisor_.reset();
+    runtime_->close();
+    chains_->close(kChainsStageMs).isOk();
+    return s;
+  }
   if (Status s = control_.listen(config_.control.socket, config_.control.mode); !s) {
+    gossip_->close();
     supervisor_.reset();
     runtime_->close();
     chains_->close(kChainsStageMs).isOk();  // nothing was appended: just stop the thread
@@ -334,6 +470,7 @@ void Node::tick() {
     state::fold(state_, sample);
   }
   refreshInstances();
+  publishNodeState();
   for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
   executor_->poll(now);
   refreshInstances();
@@ -347,6 +484,25 @@ void Node::publish() {
   in.wall_ms = env_.clock.wallMs();
   in.loop_lag = lag_.summary();
   in.sections["executor"] = executor_->toJson();
+  if (commit_log_) in.sections["commits"] = commits_json_;
+  if (gossip_) {
+    const auto& c = gossip_->counters();
+    const auto& sc = gossip_->shellCounters();
+    in.sections["gossip"] = {
+        {"address", gossip_->advertiseAddress()}, {"incarnation", gossip_->incarnation()},
+        {"local_health", gossip_->localHealth()}, {"packets_in", c.packets_in},
+        {"packets_out", c.packets_out}, {"bytes_in", c.bytes_in}, {"bytes_out", c.bytes_out},
+        {"probes", c.probes}, {"probe_failures", c.probe_failures},
+        {"suspicions", c.suspicions}, {"refutations", c.refutations},
+        {"false_suspicions_refuted", c.false_suspicions_refuted}, {"dead_declared", c.dead_declared},
+        {"push_pulls", c.push_pulls}, {"name_conflicts", c.name_conflicts},
+        {"dropped", {{"truncated", c.drop_truncated}, {"bad_version", c.drop_bad_version},
+                     {"wrong_cluster_or_key", c.drop_wrong_cluster_or_key},
+                     {"plaintext", c.drop_plaintext}, {"encrypted", c.drop_encrypted},
+                     {"oversized", c.drop_oversized}, {"decode", c.drop_decode},
+                     {"stale", c.drop_stale}}},
+        {"udp_send_errors", sc.udp_send_errors}, {"tcp_rejected", sc.tcp_rejected}};
+  }
   if (runtime_) {
     in.sections["runtime"] = {{"cgroups", runtime_->cgroupStatus()},
                               {"instances", state_.instances.size()},
@@ -387,6 +543,10 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::CHAIN_SHOW: command = "chain-show"; break;
     case proto::Request::DAEMON_CONTROL: command = "daemon-control"; break;
     case proto::Request::DAEMON_LOGS: command = "daemon-logs"; break;
+    case proto::Request::SUBMIT_COMMIT: command = "submit-commit"; break;
+    case proto::Request::GET_COMMITS: command = "get-commits"; break;
+    case proto::Request::COMMIT_HEAD: command = "commit-head"; break;
+    case proto::Request::JOIN: command = "join"; break;
     default: command = "unsupported"; break;
   }
   state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid,
@@ -420,6 +580,33 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::DAEMON_LOGS:
       daemonRequest(request, peer, std::move(reply));
       return;
+    case proto::Request::JOIN: {
+      std::vector<std::string> addresses;
+      for (auto a : request.getJoin()) {
+        auto hp = config::parseHostPort(a.cStr(), false);
+        if (!hp) {
+          reply.error(hp.status().withContext("join"));
+          return;
+        }
+        addresses.push_back(hp->toString());
+      }
+      gossip_->join(addresses);
+      reply.json(nlohmann::json{{"joining", addresses}}.dump());
+      return;
+    }
+    case proto::Request::SUBMIT_COMMIT:
+    case proto::Request::GET_COMMITS:
+    case proto::Request::COMMIT_HEAD: {
+      commits::LogOutput out;
+      auto j = commits::handleCommitRequest(*commit_log_, request, out);
+      commitOutput(out);
+      if (j) {
+        reply.json(j->dump());
+      } else {
+        reply.error(j.status());
+      }
+      return;
+    }
     case proto::Request::CHAIN_VERIFY:
     case proto::Request::CHAIN_TAIL:
     case proto::Request::CHAIN_SHOW:
@@ -622,21 +809,29 @@ void Node::runStage(size_t index) {
       control_.close();
       done = [] { return true; };
       break;
-    case 1: {
+    case 1:
+      if (gossip_) {
+        gossip_->leave(stage.deadline_ms, [this] { gossip_left_ = true; });
+        done = [this] { return gossip_left_; };
+      } else {
+        done = [] { return true; };
+      }
+      break;
+    case 2: {
       executor_->setGate(false);
       size_t abandoned = executor_->abandonPending(nowMs());
       report.detail = std::to_string(abandoned) + " queued action(s) abandoned";
       done = [this] { return executor_->inFlight() == 0; };
       break;
     }
-    case 2:
+    case 3:
       // Daemons keep running across an agent restart: the next agent re-adopts them.
       supervisor_.reset();
       if (runtime_) runtime_->close();
       report.detail = std::to_string(state_.instances.size()) + " instance(s) left running for re-adoption";
       done = [] { return true; };
       break;
-    case 3: {
+    case 4: {
       // close() blocks this thread until the queue is durable and the final checkpoints
       // are synced: nothing else is left for the loop to do at this point.
       uint64_t pending = chains_ ? chains_->pendingTotal() : 0;
@@ -674,6 +869,7 @@ void Node::runStage(size_t index) {
 }
 
 void Node::finishShutdown() {
+  if (gossip_) gossip_->close();
   publish();
   auto closeSignal = [](uv_signal_t*& s) {
     if (s == nullptr) return;

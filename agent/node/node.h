@@ -20,6 +20,9 @@
 #include "agent/net/control_server.h"
 #include "agent/state/snapshot.h"
 #include "agent/state/state.h"
+#include "agent/commits/commit_log.h"
+#include "agent/commits/commit_store.h"
+#include "agent/gossip/gossip_service.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/process_runtime.h"
 #include "agent/runtime/supervisor.h"
@@ -80,6 +83,7 @@ class Node {
   static constexpr int64_t kExecutorStageMs = 5000;
   static constexpr int64_t kChainsStageMs = 5000;
   static constexpr int64_t kRuntimeStageMs = 1000;
+  static constexpr int64_t kGossipStageMs = 2000;
 
  private:
   class RuntimeDispatcher;
@@ -92,6 +96,12 @@ class Node {
                 std::function<void(Result<std::string>)> done);
   Status openChains();
   Status openRuntime();
+  Status openCommits();
+  Status openGossip();
+  // Publishes this node's state by gossip when it changed.
+  void publishNodeState();
+  // Carries out what the commit log asked for: audit records, store writes, new state.
+  void commitOutput(commits::LogOutput& out);
   // The desired set for this node changed: folds it into the state (reconcile then asks
   // the executor to apply it).
   void setLocalDaemons(std::vector<spec::DaemonSpec> specs);
@@ -113,6 +123,12 @@ class Node {
   std::unique_ptr<chains::ChainStore> store_;
   std::unique_ptr<chains::ChainWriter> chains_;
   uint64_t chain_write_failures_ = 0;
+  std::unique_ptr<gossip::GossipService> gossip_;
+  std::string gossip_state_;  // the last body handed to gossip
+  bool gossip_left_ = false;
+  std::unique_ptr<commits::RocksCommitStore> commit_store_;
+  std::unique_ptr<commits::CommitLog> commit_log_;
+  nlohmann::json commits_json_;  // the log as JSON, rebuilt only when it changes
   std::unique_ptr<runtime::FileInstanceStore> instance_store_;
   std::unique_ptr<runtime::ProcessRuntime> runtime_;
   std::unique_ptr<runtime::Supervisor> supervisor_;

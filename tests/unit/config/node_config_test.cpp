@@ -123,6 +123,10 @@ TEST_CASE("out-of-range values are named") {
   CHECK(contains(errorOf("[trust]\nthreshold = 2\n"), "trust.threshold: must be between 1 and 1"));
   CHECK(contains(errorOf("[node]\nname = \"\"\n"), "node.name"));
   CHECK(contains(errorOf("[chains]\ncheckpoint_every = 0\n"), "chains.checkpoint_every"));
+  CHECK(contains(errorOf("[gossip]\nprobe_interval_ms = 5\n"), "gossip.probe_interval_ms"));
+  CHECK(contains(errorOf("[gossip]\nprobe_timeout_ms = 2000\n"), "must be less than gossip.probe_interval_ms"));
+  CHECK(contains(errorOf("[gossip]\ngossip_nodes = 0\n"), "gossip.gossip_nodes"));
+  CHECK(contains(errorOf("[gossip]\nmax_packet_bytes = 100\n"), "gossip.max_packet_bytes"));
   CHECK(contains(errorOf("[chains]\nmax_records_log = 10\n"), "chains.max_records_log: must be 0"));
   CHECK(contains(errorOf("[chains]\nkeep = 1\n"), "chains.keep: unknown key"));
   CHECK(contains(errorOf(std::string("[control]\nsocket = \"") + std::string(200, 'x') + "\"\n"),
