@@ -95,11 +95,13 @@ int main(int argc, char** argv) {
     Rng rng(osSeed());
     Env env{clock, timers, poster, rng};
     node::Node node(&loop, env, std::move(*cfg), std::move(*identity));
+    // Handlers first: a SIGTERM that arrives as soon as the socket serves must still get the
+    // staged shutdown (libuv delivers it on the next loop turn, after start()).
+    node.handleSignals();
     if (Status s = node.start(); !s) {
       spdlog::critical("{}", s.toString());
       status = s.code() == Code::kInvalidArgument ? 2 : 1;
     } else {
-      node.handleSignals();
       uv_run(&loop, UV_RUN_DEFAULT);
       status = node.exitStatus();
     }

@@ -58,6 +58,22 @@ mode = "0600"
 {extra}
 """)
 
+    def set_keys(self, table, text):
+        """Adds `text` (key = value lines) to the existing [table] of node.toml, or appends a
+        new [table] with them when the file has none."""
+        with open(self.config) as f:
+            lines = f.read().split("\n")
+        header = f"[{table}]"
+        body = text.strip("\n")
+        if header in lines:
+            i = lines.index(header)
+            lines[i + 1:i + 1] = body.split("\n")
+        else:
+            lines += [header, *body.split("\n"), ""]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines))
+        return self
+
     def start(self, wait=True, args=()):
         self.proc = subprocess.Popen([AGENT, "--config", self.config, *args],
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)

@@ -1,5 +1,7 @@
 #include "tools/admin/admin.h"
 
+#include "agent/gossip/keyring.h"
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -306,18 +308,13 @@ Result<TrustSet> readTrustFile(const std::filesystem::path& path, uint32_t thres
 }
 
 Status writeClusterKeyFile(const std::filesystem::path& path) {
-  uint8_t key[32];
-  randombytes_buf(key, sizeof key);
-  std::string text = toBase64(ByteView(key, sizeof key)) + "\n";
-  sodium_memzero(key, sizeof key);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io("cannot create " + path.string() + ": " + std::strerror(errno));
-  ::fchmod(fd, 0600);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return Status::io("cannot write " + path.string());
-  return Status::ok();
+  // The gossip keyring file itself (agent/gossip/keyring.h), holding one new primary key:
+  // node.toml's gossip.keyring can point at it directly.
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    return Status::exists(path.string() + " exists; refusing to overwrite a cluster key");
+  }
+  return gossip::saveKeyring(path, gossip::Keyring({gossip::generateClusterKey()}));
 }
 
 std::string describeCommit(const DecodedCommit& d, const TrustSet* trust) {

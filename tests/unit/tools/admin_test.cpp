@@ -1,4 +1,5 @@
 #include "tools/admin/admin.h"
+#include "agent/gossip/keyring.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -122,7 +123,7 @@ TEST_CASE("commit files, co-signing and the trust file") {
   CHECK_FALSE(admin::readCommitFile(dir.path / "missing").isOk());
 }
 
-TEST_CASE("cluster key file: one base64 line of 32 bytes, mode 0600, never overwritten") {
+TEST_CASE("cluster key file: a gossip keyring with one key, mode 0600, never overwritten") {
   REQUIRE(initCrypto().isOk());
   TempDir dir;
   fs::path f = dir.path / "cluster.key";
@@ -130,11 +131,8 @@ TEST_CASE("cluster key file: one base64 line of 32 bytes, mode 0600, never overw
   struct stat st {};
   REQUIRE(::stat(f.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  std::ifstream in(f);
-  std::string line;
-  std::getline(in, line);
-  auto key = fromBase64(line);
-  REQUIRE(key.isOk());
-  CHECK(key->size() == 32);
+  auto ring = gossip::loadKeyring(f);
+  REQUIRE_MESSAGE(ring.isOk(), ring.status().toString());
+  CHECK(ring->keys().size() == 1);
   CHECK_FALSE(admin::writeClusterKeyFile(f).isOk());
 }
