@@ -119,15 +119,15 @@ Node::Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity id
   });
 }
 
-Node::~Node() {
-  auto closeSignal = [](uv_signal_t*& s) {
-    if (s == nullptr) return;
-    uv_close(reinterpret_cast<uv_handle_t*>(s),
+Node::~Node() { closeSignals(); }
+
+void Node::closeSignals() {
+  for (uv_signal_t** s : {&sigint_, &sigterm_}) {
+    if (*s == nullptr) continue;
+    uv_close(reinterpret_cast<uv_handle_t*>(*s),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
-    s = nullptr;
-  };
-  closeSignal(sigint_);
-  closeSignal(sigterm_);
+    *s = nullptr;
+  }
 }
 
 Status Node::openChains() {
@@ -229,8 +229,7 @@ void Node::refreshInstances() {
     state::Instance inst;
     inst.id = i.instance;
     inst.daemon = i.daemon;
-    // The runtime's states are the state module's, in the same order.
-    inst.state = static_cast<state::InstanceState>(static_cast<int>(i.state));
+    inst.state = i.state;
     inst.pid = i.pid;
     inst.restarts = static_cast<uint32_t>(i.restarts);
     inst.health = i.liveness == "failing" ? "unhealthy" : i.ready ? "ready" : "";
@@ -875,14 +874,7 @@ void Node::runStage(size_t index) {
 void Node::finishShutdown() {
   if (gossip_) gossip_->close();
   publish();
-  auto closeSignal = [](uv_signal_t*& s) {
-    if (s == nullptr) return;
-    uv_close(reinterpret_cast<uv_handle_t*>(s),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
-    s = nullptr;
-  };
-  closeSignal(sigint_);
-  closeSignal(sigterm_);
+  closeSignals();
   int64_t total = 0;
   for (const auto& s : shutdown_report_) total += s.took_ms;
   spdlog::info("shutdown complete in {} ms, exit status {}", total, exit_status_);

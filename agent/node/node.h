@@ -113,6 +113,7 @@ class Node {
   void chainRequest(proto::Request::Reader request, net::ControlResponder reply);
   void runStage(size_t index);
   void finishShutdown();
+  void closeSignals();
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
 
   uv_loop_t* loop_;

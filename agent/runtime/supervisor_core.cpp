@@ -5,23 +5,6 @@
 
 namespace meshos::runtime {
 
-std::string_view instanceStateName(InstanceState s) {
-  switch (s) {
-    case InstanceState::kWaiting: return "waiting";
-    case InstanceState::kStarting: return "starting";
-    case InstanceState::kRunning: return "running";
-    case InstanceState::kReady: return "ready";
-    case InstanceState::kStopping: return "stopping";
-    case InstanceState::kStopped: return "stopped";
-    case InstanceState::kExited: return "exited";
-    case InstanceState::kFailed: return "failed";
-    case InstanceState::kBackingOff: return "backing-off";
-    case InstanceState::kQuarantined: return "quarantined";
-    case InstanceState::kPaused: return "paused";
-  }
-  return "?";
-}
-
 int64_t backoffDelayMs(const spec::Backoff& b, int64_t attempt, Rng& rng) {
   if (attempt < 1) attempt = 1;
   double d = static_cast<double>(b.initial_ms) *

@@ -11,24 +11,15 @@
 
 #include "agent/core/rng.h"
 #include "agent/runtime/runtime.h"
+#include "agent/state/event.h"
 #include "agent/spec/daemon_spec.h"
 
 namespace meshos::runtime {
 
-enum class InstanceState {
-  kWaiting,      // for its dependencies
-  kStarting,     // process up, startup check not yet passed
-  kRunning,      // up (and started), not (yet) ready
-  kReady,        // readiness passed (or there is no readiness check)
-  kStopping,
-  kStopped,      // stopped on purpose (operator, apply, shutdown)
-  kExited,       // ended successfully and will not be restarted
-  kFailed,       // ended unsuccessfully and will not be restarted (or a dependency failed)
-  kBackingOff,   // waiting out the restart delay
-  kQuarantined,  // crash loop (until the cooldown ends) or held by an operator
-  kPaused,       // SIGSTOPped by an operator
-};
-std::string_view instanceStateName(InstanceState s);
+// The instance states are the node state's (agent/state/event.h), so the snapshot, the log
+// chain and the supervisor speak of one lifecycle.
+using InstanceState = state::InstanceState;
+using state::instanceStateName;
 
 // Delay before restart number `attempt` (1-based): initial * factor^(attempt-1), capped at
 // max, then scaled by a uniform factor in [1 - jitter, 1 + jitter] (and capped again).

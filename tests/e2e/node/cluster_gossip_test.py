@@ -119,8 +119,10 @@ def test_cluster_gossip():
         # Rejoin with the same data dir: same id, a newer incarnation; 10 alive everywhere.
         victim.start()
         rejoin_s = wait_all(agents, all_alive(names), 20, f"every agent to see {victim.name} alive again")
+        rejoin_inc = set()
         for a in agents:
             m = members(a)[victim.name]
+            rejoin_inc.add(m["incarnation"])
             assert m["id"] == ids[victim.name], (a.name, m, ids[victim.name])
             if a is not victim:
                 assert m["incarnation"] > dead_inc[a.name], (a.name, m, dead_inc[a.name])
@@ -158,10 +160,12 @@ def test_cluster_gossip():
 
         print(f"figures: {N} agents, probe 200/100 ms, gossip 50 ms, push-pull 2000 ms")
         print(f"figures: starting {N - 1} agents after the seed took {started_s:.2f}s; "
-              f"join convergence (first start after seed -> all see {N} alive) {join_s:.2f}s")
+              f"join convergence (first start after seed -> all see {N} alive) {join_s:.2f}s, "
+              f"of which after the last agent served {join_s - started_s:.2f}s")
         print(f"figures: failure detection (SIGKILL -> all {N - 1} others see dead) {kill_to_detect_s:.2f}s "
               f"(poll {detect_s:.2f}s); incarnation before {inc_before}, seen dead at {sorted(set(dead_inc.values()))}")
-        print(f"figures: rejoin (restart -> all see {N} alive) {rejoin_s:.2f}s")
+        print(f"figures: rejoin (restart served -> all see {N} alive) {rejoin_s:.2f}s; "
+              f"incarnation after restart {sorted(rejoin_inc)}")
         print(f"figures: graceful leave (SIGTERM -> all {N - 1} others see left) {term_to_left_s:.2f}s "
               f"(poll {leave_s:.2f}s)")
         print("figures: RSS after join (KiB): " + ", ".join(f"{n}={v}" for n, v in sorted(rss.items())))
