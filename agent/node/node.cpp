@@ -373,6 +373,13 @@ void Node::publishNodeState() {
 }
 
 Status Node::start() {
+  Status s = startServices();
+  // A failed start leaves nothing running, signal handlers included, so the loop can end.
+  if (!s) closeSignals();
+  return s;
+}
+
+Status Node::startServices() {
   MESHOS_RETURN_IF_ERROR(openChains());
   if (Status s = openCommits(); !s) {
     chains_->close(kChainsStageMs).isOk();

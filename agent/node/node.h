@@ -114,6 +114,7 @@ class Node {
   void runStage(size_t index);
   void finishShutdown();
   void closeSignals();
+  Status startServices();
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
 
   uv_loop_t* loop_;
