@@ -2,6 +2,7 @@
 // deadline, and writing records straight into a store.
 #pragma once
 
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -18,19 +19,7 @@
 
 namespace meshos::chains::testing {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/meshos-chains-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using TempDir = meshos::testing::TempDir;
 
 // Runs posted functions until cond() holds or the deadline passes.
 template <class Cond>

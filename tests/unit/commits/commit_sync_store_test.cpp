@@ -1,3 +1,4 @@
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
@@ -12,14 +13,7 @@ using namespace meshos::commits;
 using namespace meshos::commits::testing;
 
 namespace {
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/meshos-commits-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using TempDir = meshos::testing::TempDir;
 
 // A linear chain of n commits signed by `k`, starting at genesis.
 std::vector<Bytes> chainOf(const SigningKey& k, size_t n, const std::string& tag,

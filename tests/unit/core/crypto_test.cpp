@@ -1,3 +1,4 @@
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -11,14 +12,7 @@ using namespace meshos;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/meshos-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using TempDir = meshos::testing::TempDir;
 }  // namespace
 
 TEST_CASE("blake2b incremental equals one-shot") {

@@ -2,6 +2,7 @@
 // answers the commit requests from a CommitLog (as the agent will, via
 // handleCommitRequest), and the meshos-admin binary submits, reads the head and builds a
 // commit from the agent's state.
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -24,14 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/meshos-admsock-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using TempDir = meshos::testing::TempDir;
 
 // A loop thread that owns a CommitLog and a ControlServer.
 class FakeAgent {

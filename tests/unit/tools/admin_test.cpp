@@ -1,3 +1,4 @@
+#include "tests/temp_dir.h"
 #include "tools/admin/admin.h"
 #include "agent/gossip/keyring.h"
 
@@ -15,14 +16,7 @@ using namespace meshos::commits;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/meshos-admin-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using TempDir = meshos::testing::TempDir;
 spec::DaemonSpec daemon(const std::string& name, int64_t replicas = 1) {
   spec::DaemonSpec s;
   s.name = name;

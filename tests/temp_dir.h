@@ -1,0 +1,30 @@
+// TempDir: a fresh directory under /tmp for one test, removed with everything in it when
+// the test ends. Shared by every test binary.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace meshos::testing {
+
+struct TempDir {
+  std::filesystem::path path;
+
+  explicit TempDir(const std::string& prefix = "meshos-test") {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+}  // namespace meshos::testing
