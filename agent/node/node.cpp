@@ -859,23 +859,26 @@ void Node::runStage(size_t index) {
       break;
   }
   shutdown_report_.push_back(report);
-  auto poll = std::make_shared<std::function<void()>>();
-  *poll = [this, index, done, poll, deadline = stage.deadline_ms] {
-    auto& r = shutdown_report_.back();
-    r.took_ms = nowMs() - stage_started_ms_;
-    bool finished = done();
-    if (!finished && r.took_ms < deadline) {
-      env_.timers.after(10, *poll);
-      return;
-    }
-    r.timed_out = !finished;
-    if (r.timed_out) exit_status_ = 1;
-    spdlog::info("shutdown stage {}: {} in {} ms{}{}", r.name, r.timed_out ? "timed out" : "done",
-                 r.took_ms, r.detail.empty() ? "" : "; ", r.detail);
-    executor_->poll(nowMs());
-    runStage(index + 1);
-  };
-  (*poll)();
+  stage_index_ = index;
+  stage_deadline_ms_ = stage.deadline_ms;
+  stage_done_ = std::move(done);
+  pollStage();
+}
+
+void Node::pollStage() {
+  auto& r = shutdown_report_.back();
+  r.took_ms = nowMs() - stage_started_ms_;
+  bool finished = stage_done_();
+  if (!finished && r.took_ms < stage_deadline_ms_) {
+    env_.timers.after(10, [this] { pollStage(); });
+    return;
+  }
+  r.timed_out = !finished;
+  if (r.timed_out) exit_status_ = 1;
+  spdlog::info("shutdown stage {}: {} in {} ms{}{}", r.name, r.timed_out ? "timed out" : "done",
+               r.took_ms, r.detail.empty() ? "" : "; ", r.detail);
+  executor_->poll(nowMs());
+  runStage(stage_index_ + 1);
 }
 
 void Node::finishShutdown() {

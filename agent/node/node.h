@@ -112,6 +112,8 @@ class Node {
                      net::ControlResponder reply);
   void chainRequest(proto::Request::Reader request, net::ControlResponder reply);
   void runStage(size_t index);
+  // Polls the current stage every 10 ms until it is done or its deadline passed.
+  void pollStage();
   void finishShutdown();
   void closeSignals();
   Status startServices();
@@ -153,6 +155,9 @@ class Node {
   uv_signal_t* sigterm_ = nullptr;
   std::vector<ShutdownStage> shutdown_report_;
   int64_t stage_started_ms_ = 0;
+  size_t stage_index_ = 0;
+  int64_t stage_deadline_ms_ = 0;
+  std::function<bool()> stage_done_;
   int exit_status_ = 0;
 };
 
