@@ -56,18 +56,18 @@ TEST_CASE("crash loop → quarantined for the cooldown, then started again") {
 
 TEST_CASE("stop: a daemon ignoring SIGTERM is SIGKILLed after the grace period") {
   Harness h;
-  auto s = service("stubborn", {"/bin/sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.05; done"});
+  auto s = service("unyielding", {"/bin/sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.05; done"});
   s.stop_grace_ms = 300;
   REQUIRE(h.sup().apply(one(s)));
-  REQUIRE(h.waitState("stubborn#0", InstanceState::kReady));
+  REQUIRE(h.waitState("unyielding#0", InstanceState::kReady));
   REQUIRE(h.runUntil([&] {
-    auto l = h.sup().logs("stubborn#0", LogQuery{.tail_lines = 1});
+    auto l = h.sup().logs("unyielding#0", LogQuery{.tail_lines = 1});
     return l && l->data == "up\n";
   }, 3000));
-  const int pid = h.pidOf("stubborn#0");
+  const int pid = h.pidOf("unyielding#0");
   auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(h.sup().stop("stubborn"));
-  REQUIRE(h.waitState("stubborn#0", InstanceState::kStopped, 5000));
+  REQUIRE(h.sup().stop("unyielding"));
+  REQUIRE(h.waitState("unyielding#0", InstanceState::kStopped, 5000));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   CHECK(ms >= 250);
   CHECK(ms < 3000);
@@ -76,9 +76,9 @@ TEST_CASE("stop: a daemon ignoring SIGTERM is SIGKILLed after the grace period")
   CHECK(snap[0].last_exit.find("SIGKILL") != std::string::npos);
   // Held: it stays stopped until started.
   h.runFor(100);
-  CHECK(h.stateOf("stubborn#0") == InstanceState::kStopped);
-  REQUIRE(h.sup().start("stubborn"));
-  REQUIRE(h.waitState("stubborn#0", InstanceState::kReady));
+  CHECK(h.stateOf("unyielding#0") == InstanceState::kStopped);
+  REQUIRE(h.sup().start("unyielding"));
+  REQUIRE(h.waitState("unyielding#0", InstanceState::kReady));
 }
 
 TEST_CASE("a forking daemon that ignores SIGTERM leaves no process behind") {
