@@ -1,4 +1,5 @@
 // GossipService over real loopback UDP/TCP: several services on one uv loop, real clock.
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 
 #include <sodium.h>
@@ -27,7 +28,8 @@ struct Harness {
   std::unique_ptr<UvPoster> poster;
   Rng rng{12345};
   std::unique_ptr<Env> env;
-  std::filesystem::path dir;
+  meshos::testing::TempDir tmp{"meshos-gossip"};
+  std::filesystem::path dir = tmp.path;
 
   Harness() {
     REQUIRE(initCrypto().isOk());
@@ -35,16 +37,12 @@ struct Harness {
     timers = std::make_unique<UvTimers>(&loop);
     poster = std::make_unique<UvPoster>(&loop);
     env = std::make_unique<Env>(Env{clock, *timers, *poster, rng});
-    char tmpl[] = "/tmp/meshos-gossip-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
   }
   ~Harness() {
     timers->close();
     poster->close();
     uv_run(&loop, UV_RUN_DEFAULT);  // runs close callbacks
     CHECK(uv_loop_close(&loop) == 0);  // a leaked handle fails the test
-    std::filesystem::remove_all(dir);
   }
   bool runUntil(const std::function<bool()>& pred, int64_t timeout_ms) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -1,3 +1,4 @@
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -82,9 +83,8 @@ TEST_CASE("keyring: rotation install -> use -> remove") {
 
 TEST_CASE("keyring: file save/load with mode 0600, bad files are refused") {
   REQUIRE(initCrypto().isOk());
-  char tmpl[] = "/tmp/meshos-keyring-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::filesystem::path dir(tmpl);
+  meshos::testing::TempDir tmp("meshos-keyring");
+  const std::filesystem::path& dir = tmp.path;
   Keyring ring({generateClusterKey(), generateClusterKey()});
   auto path = dir / "keyring";
   REQUIRE(saveKeyring(path, ring).isOk());
@@ -107,5 +107,4 @@ TEST_CASE("keyring: file save/load with mode 0600, bad files are refused") {
   }
   CHECK(!loadKeyring(dir / "short").isOk());
   CHECK(loadKeyring(dir / "missing").status().code() == Code::kNotFound);
-  std::filesystem::remove_all(dir);
 }

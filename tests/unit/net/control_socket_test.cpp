@@ -1,3 +1,4 @@
+#include "tests/temp_dir.h"
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,7 +25,8 @@ namespace {
 // A control server on its own loop thread, answering ping with JSON and snapshot with a
 // reply sent later from a timer (an asynchronous handler).
 struct ServerFixture {
-  fs::path dir;
+  testing::TempDir tmp{"meshos-net"};
+  fs::path dir = tmp.path;
   fs::path socket;
   uv_loop_t loop{};
   std::unique_ptr<UvPoster> poster;
@@ -34,8 +36,6 @@ struct ServerFixture {
   PeerCred last_peer;
 
   ServerFixture() {
-    char tmpl[] = "/tmp/meshos-net-XXXXXX";
-    dir = mkdtemp(tmpl);
     socket = dir / "agent.sock";
     uv_loop_init(&loop);
     poster = std::make_unique<UvPoster>(&loop);
@@ -67,7 +67,6 @@ struct ServerFixture {
     thread.join();
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
-    fs::remove_all(dir);
   }
 };
 
