@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "agent/state/node_report.h"
+
 namespace meshos::state {
 
 struct Tick {
@@ -38,7 +40,7 @@ struct MembershipChanged {
 struct PeerStateUpdated {
   std::string node_id;
   uint64_t version = 0;
-  std::string body;  // the peer's node state, as it disseminated it
+  NodeReport report;  // the peer's node state, decoded by the shell (bad bodies never get here)
 };
 
 struct CommitReceived {

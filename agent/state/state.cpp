@@ -72,7 +72,7 @@ struct Folder {
   bool operator()(const PeerStateUpdated& e) {
     auto& slot = s.peer_states[e.node_id];
     if (e.version < slot.version) return false;  // newer version per origin wins
-    bool changed = e.version != slot.version || slot.body != e.body;
+    bool changed = e.version != slot.version || slot.report != e.report;
     slot = e;
     return changed;
   }

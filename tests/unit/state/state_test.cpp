@@ -65,9 +65,12 @@ TEST_CASE("instances appear, change and are removed") {
 
 TEST_CASE("peer state and commit head keep the newest") {
   State s;
-  CHECK(fold(s, PeerStateUpdated{"a", 2, "two"}));
-  CHECK_FALSE(fold(s, PeerStateUpdated{"a", 1, "one"}));
-  CHECK(s.peer_states.at("a").body == "two");
+  NodeReport two, one;
+  two.version = "two";
+  one.version = "one";
+  CHECK(fold(s, PeerStateUpdated{"a", 2, two}));
+  CHECK_FALSE(fold(s, PeerStateUpdated{"a", 1, one}));
+  CHECK(s.peer_states.at("a").report.version == "two");
   CHECK(fold(s, CommitReceived{3, "cc"}));
   CHECK_FALSE(fold(s, CommitReceived{2, "bb"}));
   CHECK(s.commit_head.seq == 3);

@@ -1,0 +1,185 @@
+#include "agent/state/node_report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "proto/flat_message.h"
+#include "proto/node_state.capnp.h"
+
+namespace meshos::state {
+
+namespace {
+
+constexpr size_t kMaxCoordinateDims = 16;
+
+proto::Maintenance toProto(Maintenance m) {
+  switch (m) {
+    case Maintenance::kActive: return proto::Maintenance::ACTIVE;
+    case Maintenance::kDraining: return proto::Maintenance::DRAINING;
+    case Maintenance::kInMaintenance: return proto::Maintenance::IN_MAINTENANCE;
+  }
+  return proto::Maintenance::ACTIVE;
+}
+
+Result<Maintenance> fromProto(proto::Maintenance m) {
+  switch (m) {
+    case proto::Maintenance::ACTIVE: return Maintenance::kActive;
+    case proto::Maintenance::DRAINING: return Maintenance::kDraining;
+    case proto::Maintenance::IN_MAINTENANCE: return Maintenance::kInMaintenance;
+  }
+  return Status::invalid("unknown maintenance state");
+}
+
+bool finite(double v) { return std::isfinite(v); }
+
+}  // namespace
+
+std::string_view maintenanceName(Maintenance m) {
+  switch (m) {
+    case Maintenance::kActive: return "active";
+    case Maintenance::kDraining: return "draining";
+    case Maintenance::kInMaintenance: return "in-maintenance";
+  }
+  return "?";
+}
+
+Bytes encodeNodeReport(const NodeReport& r) {
+  capnp::MallocMessageBuilder msg;
+  auto b = msg.initRoot<proto::NodeState>();
+  b.setVersion(r.version);
+  auto labels = b.initLabels(static_cast<unsigned>(r.labels.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : r.labels) {
+    labels[i].setKey(k);
+    labels[i].setValue(v);
+    ++i;
+  }
+  auto caps = b.initCapabilities(static_cast<unsigned>(r.capabilities.size()));
+  for (i = 0; i < r.capabilities.size(); ++i) caps.set(i, r.capabilities[i]);
+  b.setCpuMillicores(r.cpu_millicores);
+  b.setMemoryBytes(r.memory_bytes);
+  b.setMaintenance(toProto(r.maintenance));
+  b.setMaintenanceSeq(r.maintenance_seq);
+  if (r.coordinate) {
+    auto c = b.initCoordinate();
+    auto vec = c.initVec(static_cast<unsigned>(r.coordinate->vec.size()));
+    for (i = 0; i < r.coordinate->vec.size(); ++i) vec.set(i, r.coordinate->vec[i]);
+    c.setHeight(r.coordinate->height);
+    c.setAdjustment(r.coordinate->adjustment);
+    c.setError(r.coordinate->error);
+  }
+  b.setCommitSeq(r.commit_seq);
+  b.setCommitHash(capnp::Data::Reader(r.commit_hash.data(), r.commit_hash.size()));
+  auto daemons = b.initDaemons(static_cast<unsigned>(r.daemons.size()));
+  i = 0;
+  for (const auto& [name, d] : r.daemons) {
+    daemons[i].setName(name);
+    daemons[i].setRunning(d.running);
+    daemons[i].setReady(d.ready);
+    daemons[i].setGeneration(d.generation);
+    ++i;
+  }
+  auto inv = b.initInventory();
+  inv.setCpuCount(r.inventory.cpu_count);
+  inv.setLoad1(r.inventory.load1);
+  inv.setMemoryTotalBytes(r.inventory.memory_total_bytes);
+  inv.setMemoryUsedBytes(r.inventory.memory_used_bytes);
+  inv.setDiskTotalBytes(r.inventory.disk_total_bytes);
+  inv.setDiskUsedBytes(r.inventory.disk_used_bytes);
+  inv.setArch(r.inventory.arch);
+  inv.setOs(r.inventory.os);
+  b.setInstances(r.instances);
+  b.setReady(r.ready);
+  b.setIsolated(r.isolated);
+  return proto::flatBytes(msg);
+}
+
+Result<NodeReport> decodeNodeReport(ByteView bytes) {
+  return proto::readFlat(bytes, kMaxNodeReportBytes, "node state", [](capnp::FlatArrayMessageReader& reader) -> Result<NodeReport> {
+    auto m = reader.getRoot<proto::NodeState>();
+    NodeReport r;
+    r.version = m.getVersion();
+    for (auto l : m.getLabels()) r.labels[l.getKey()] = l.getValue();
+    for (auto c : m.getCapabilities()) r.capabilities.emplace_back(c);
+    if (!std::is_sorted(r.capabilities.begin(), r.capabilities.end()) ||
+        std::adjacent_find(r.capabilities.begin(), r.capabilities.end()) != r.capabilities.end()) {
+      return Status::invalid("node state capabilities are not sorted and unique");
+    }
+    r.cpu_millicores = m.getCpuMillicores();
+    r.memory_bytes = m.getMemoryBytes();
+    if (r.cpu_millicores < 0 || r.memory_bytes < 0) return Status::invalid("node state has a negative capacity");
+    auto maint = fromProto(m.getMaintenance());
+    if (!maint) return maint.status();
+    r.maintenance = *maint;
+    r.maintenance_seq = m.getMaintenanceSeq();
+    if (m.hasCoordinate()) {
+      auto c = m.getCoordinate();
+      Coordinate coord;
+      if (c.getVec().size() > kMaxCoordinateDims) return Status::invalid("node state coordinate has too many dimensions");
+      for (double v : c.getVec()) coord.vec.push_back(v);
+      coord.height = c.getHeight();
+      coord.adjustment = c.getAdjustment();
+      coord.error = c.getError();
+      bool ok = finite(coord.height) && finite(coord.adjustment) && finite(coord.error) && coord.height >= 0;
+      for (double v : coord.vec) ok = ok && finite(v);
+      if (!ok) return Status::invalid("node state coordinate is not finite");
+      r.coordinate = std::move(coord);
+    }
+    r.commit_seq = m.getCommitSeq();
+    auto hash = m.getCommitHash();
+    if (hash.size() != 0 && hash.size() != 32) return Status::invalid("node state commit hash is not 32 bytes");
+    r.commit_hash.assign(hash.begin(), hash.end());
+    for (auto d : m.getDaemons()) {
+      std::string name = d.getName();
+      if (name.empty()) return Status::invalid("node state daemon without a name");
+      if (d.getReady() > d.getRunning()) return Status::invalid("node state daemon " + name + " has more ready than running");
+      auto [it, fresh] = r.daemons.emplace(name, DaemonReport{d.getRunning(), d.getReady(), d.getGeneration()});
+      if (!fresh) return Status::invalid("node state lists daemon " + name + " twice");
+    }
+    auto inv = m.getInventory();
+    r.inventory.cpu_count = inv.getCpuCount();
+    r.inventory.load1 = inv.getLoad1();
+    r.inventory.memory_total_bytes = inv.getMemoryTotalBytes();
+    r.inventory.memory_used_bytes = inv.getMemoryUsedBytes();
+    r.inventory.disk_total_bytes = inv.getDiskTotalBytes();
+    r.inventory.disk_used_bytes = inv.getDiskUsedBytes();
+    r.inventory.arch = inv.getArch();
+    r.inventory.os = inv.getOs();
+    if (!finite(r.inventory.load1)) return Status::invalid("node state load is not finite");
+    r.instances = m.getInstances();
+    r.ready = m.getReady();
+    r.isolated = m.getIsolated();
+    return r;
+  });
+}
+
+nlohmann::json nodeReportToJson(const NodeReport& r) {
+  nlohmann::json j = {{"version", r.version},
+                      {"labels", r.labels},
+                      {"capabilities", r.capabilities},
+                      {"cpu_millicores", r.cpu_millicores},
+                      {"memory_bytes", r.memory_bytes},
+                      {"maintenance", maintenanceName(r.maintenance)},
+                      {"maintenance_seq", r.maintenance_seq},
+                      {"commit_head", {{"seq", r.commit_seq}, {"hash", toHex(r.commit_hash)}}},
+                      {"instances", r.instances},
+                      {"ready", r.ready},
+                      {"isolated", r.isolated}};
+  if (r.coordinate) {
+    j["coordinate"] = {{"vec", r.coordinate->vec}, {"height", r.coordinate->height},
+                       {"adjustment", r.coordinate->adjustment}, {"error", r.coordinate->error}};
+  }
+  nlohmann::json daemons = nlohmann::json::object();
+  for (const auto& [name, d] : r.daemons) {
+    daemons[name] = {{"running", d.running}, {"ready", d.ready}, {"generation", d.generation}};
+  }
+  j["daemons"] = std::move(daemons);
+  const auto& inv = r.inventory;
+  j["inventory"] = {{"cpu_count", inv.cpu_count}, {"load1", inv.load1},
+                    {"memory_total_bytes", inv.memory_total_bytes}, {"memory_used_bytes", inv.memory_used_bytes},
+                    {"disk_total_bytes", inv.disk_total_bytes}, {"disk_used_bytes", inv.disk_used_bytes},
+                    {"arch", inv.arch}, {"os", inv.os}};
+  return j;
+}
+
+}  // namespace meshos::state

@@ -1,0 +1,75 @@
+// NodeReport: the node state each node disseminates about itself by gossip (DESIGN.md
+// section 5): labels, capabilities and capacity for placement, the maintenance state, the
+// network coordinate, the commit head, the commit daemons it runs (and how many are ready)
+// and its inventory. Encoded with Cap'n Proto (proto/node_state.capnp); decoding is bounded
+// and a malformed body is an error, never a crash. Values only; any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/core/bytes.h"
+#include "agent/core/status.h"
+
+namespace meshos::state {
+
+// Moves only forward: active -> draining -> in-maintenance; exit returns to active.
+enum class Maintenance { kActive, kDraining, kInMaintenance };
+std::string_view maintenanceName(Maintenance m);  // "active" | "draining" | "in-maintenance"
+
+struct Coordinate {
+  std::vector<double> vec;  // milliseconds
+  double height = 0;
+  double adjustment = 0;
+  double error = 0;
+  friend bool operator==(const Coordinate&, const Coordinate&) = default;
+};
+
+struct Inventory {
+  uint32_t cpu_count = 0;
+  double load1 = 0;
+  int64_t memory_total_bytes = 0, memory_used_bytes = 0;
+  int64_t disk_total_bytes = 0, disk_used_bytes = 0;
+  std::string arch, os;
+  friend bool operator==(const Inventory&, const Inventory&) = default;
+};
+
+struct DaemonReport {
+  uint32_t running = 0;
+  uint32_t ready = 0;
+  uint64_t generation = 0;  // the desired entry's updated_seq this node runs
+  friend bool operator==(const DaemonReport&, const DaemonReport&) = default;
+};
+
+struct NodeReport {
+  std::string version;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> capabilities;  // sorted, unique
+  int64_t cpu_millicores = 0;             // capacity offered to placement; 0 = unknown
+  int64_t memory_bytes = 0;
+  Maintenance maintenance = Maintenance::kActive;
+  uint64_t maintenance_seq = 0;
+  std::optional<Coordinate> coordinate;
+  uint64_t commit_seq = 0;
+  Bytes commit_hash;  // 32 bytes, or empty for the empty log
+  std::map<std::string, DaemonReport> daemons;  // commit daemons by name
+  Inventory inventory;
+  uint32_t instances = 0;
+  uint32_t ready = 0;
+  bool isolated = false;
+  friend bool operator==(const NodeReport&, const NodeReport&) = default;
+};
+
+inline constexpr size_t kMaxNodeReportBytes = 256 * 1024;
+
+Bytes encodeNodeReport(const NodeReport& report);
+// Refuses bodies over kMaxNodeReportBytes, bad framing, out-of-range values.
+Result<NodeReport> decodeNodeReport(ByteView bytes);
+nlohmann::json nodeReportToJson(const NodeReport& report);
+
+}  // namespace meshos::state
