@@ -1,0 +1,985 @@
+#include "placement/placement.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <string_view>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "placement/hashing.h"
+
+namespace meshos::placement {
+
+// ---------------------------------------------------------------------------------------
+// Coordinates and scores.
+
+double estimateRttMs(const Coordinate& a, const Coordinate& b) {
+  if (a.vec.size() != b.vec.size()) return std::numeric_limits<double>::infinity();
+  double sum = 0;
+  for (size_t i = 0; i < a.vec.size(); ++i) {
+    const double d = a.vec[i] - b.vec[i];
+    sum += d * d;
+  }
+  const double dist = std::sqrt(sum) + a.height + b.height;
+  const double adjusted = dist + a.adjustment + b.adjustment;
+  return (adjusted > 0 ? adjusted : dist) * 1000.0;
+}
+
+double utilization(const NodeView& node, const NodeLoad& load) {
+  double sum = 0;
+  int dims = 0;
+  if (node.cpu_millicores > 0) {
+    sum += static_cast<double>(load.cpu_reserved) / static_cast<double>(node.cpu_millicores);
+    ++dims;
+  }
+  if (node.memory_bytes > 0) {
+    sum += static_cast<double>(load.memory_reserved) / static_cast<double>(node.memory_bytes);
+    ++dims;
+  }
+  return dims == 0 ? 0.0 : sum / dims;
+}
+
+double utilizationStep(const NodeView& node, const NodeLoad& load) {
+  return std::floor(utilization(node, load) * kUtilizationSteps) / kUtilizationSteps;
+}
+
+namespace {
+
+// "label=value" → (label, value); a node name or id → nullopt.
+std::optional<std::pair<std::string_view, std::string_view>> labelTarget(const std::string& near) {
+  const auto eq = near.find('=');
+  if (eq == std::string::npos) return std::nullopt;
+  return std::pair{std::string_view(near.data(), eq), std::string_view(near.data() + eq + 1, near.size() - eq - 1)};
+}
+
+bool carries(const NodeView& n, std::string_view label, std::string_view value) {
+  auto it = n.labels.find(std::string(label));
+  return it != n.labels.end() && it->second == value;
+}
+
+}  // namespace
+
+bool isNearTarget(const NodeView& node, const std::string& near) {
+  if (near.empty()) return false;
+  if (auto lv = labelTarget(near)) return node.alive && carries(node, lv->first, lv->second);
+  return node.name == near || node.id == near;
+}
+
+std::vector<Coordinate> nearTargets(const std::string& near, const std::vector<NodeView>& all) {
+  std::vector<Coordinate> out;
+  for (const auto& n : all) {
+    if (n.coordinate && isNearTarget(n, near)) out.push_back(*n.coordinate);
+  }
+  return out;
+}
+
+double nearScore(const NodeView& node, const std::string& near, const std::vector<Coordinate>& targets) {
+  if (targets.empty()) return 0.0;
+  if (isNearTarget(node, near)) return 0.0;
+  if (!node.coordinate) return -kUnknownRttMs;
+  double best = std::numeric_limits<double>::infinity();
+  for (const auto& t : targets) best = std::min(best, estimateRttMs(*node.coordinate, t));
+  if (!std::isfinite(best) || best >= kUnknownRttMs) return -kUnknownRttMs;
+  return -best;
+}
+
+namespace {
+
+bool asksResources(const DaemonRequest& d) {
+  return d.resources.cpu_millicores > 0 || d.resources.memory_bytes > 0;
+}
+
+class SpreadScorer final : public PlacementScorer {
+ public:
+  double score(const DaemonRequest& d, const NodeView& node, const NodeLoad& load,
+               const std::vector<NodeView>&) const override {
+    return asksResources(d) ? -utilizationStep(node, load) : 0.0;
+  }
+};
+
+class BinpackScorer final : public PlacementScorer {
+ public:
+  double score(const DaemonRequest&, const NodeView& node, const NodeLoad& load,
+               const std::vector<NodeView>&) const override {
+    return utilizationStep(node, load);
+  }
+};
+
+class NearScorer final : public PlacementScorer {
+ public:
+  double score(const DaemonRequest& d, const NodeView& node, const NodeLoad&,
+               const std::vector<NodeView>& all) const override {
+    return nearScore(node, d.placement.near, nearTargets(d.placement.near, all));
+  }
+};
+
+}  // namespace
+
+const PlacementScorer& scorerFor(spec::PlacementStrategy strategy) {
+  static const SpreadScorer kSpread;
+  static const BinpackScorer kBinpack;
+  static const NearScorer kNear;
+  switch (strategy) {
+    case spec::PlacementStrategy::kBinpack: return kBinpack;
+    case spec::PlacementStrategy::kNear: return kNear;
+    case spec::PlacementStrategy::kSpread: break;
+  }
+  return kSpread;
+}
+
+DaemonRequest requestFromSpec(const spec::DaemonSpec& spec) {
+  DaemonRequest r;
+  r.name = spec.name;
+  if (spec.kind == spec::DaemonKind::kService) {
+    r.replicas = static_cast<uint32_t>(
+        std::clamp<int64_t>(spec.replicas, 0, std::numeric_limits<uint32_t>::max()));
+  } else {
+    r.replicas = 1;
+  }
+  r.resources = spec.resources;
+  r.placement = spec.placement;
+  r.depends_on.reserve(spec.depends_on.size());
+  for (const auto& dep : spec.depends_on) r.depends_on.push_back(dep.name);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fingerprint.
+
+namespace {
+
+uint64_t hashNode(const NodeView& n, bool with_coordinate = true) {
+  Hasher h(0x6e6f64655f766965ULL);
+  h.add(n.id);
+  h.add(n.name);
+  h.add(uint64_t{n.alive} | (uint64_t{n.active} << 1));
+  h.add(n.labels.size());
+  for (const auto& [k, v] : n.labels) {
+    h.add(k);
+    h.add(v);
+  }
+  h.add(n.capabilities.size());
+  for (const auto& c : n.capabilities) h.add(c);
+  h.add(static_cast<uint64_t>(n.cpu_millicores));
+  h.add(static_cast<uint64_t>(n.memory_bytes));
+  if (n.coordinate && with_coordinate) {
+    h.add(n.coordinate->vec.size() + 1);
+    for (double x : n.coordinate->vec) h.add(std::bit_cast<uint64_t>(x));
+    h.add(std::bit_cast<uint64_t>(n.coordinate->height));
+    h.add(std::bit_cast<uint64_t>(n.coordinate->adjustment));
+  } else {
+    h.add(uint64_t{0});
+  }
+  return h.done();
+}
+
+uint64_t hashDaemon(const DaemonRequest& d) {
+  Hasher h(0x6461656d6f6e5f72ULL);
+  h.add(d.name);
+  h.add(d.replicas);
+  h.add(static_cast<uint64_t>(d.resources.cpu_millicores));
+  h.add(static_cast<uint64_t>(d.resources.memory_bytes));
+  const auto& p = d.placement;
+  h.add(static_cast<uint64_t>(p.strategy));
+  h.add(p.near);
+  h.add(p.constraints.size());
+  for (const auto& c : p.constraints) {
+    h.add(c.label);
+    h.add(static_cast<uint64_t>(c.op));
+    h.add(c.values.size());
+    for (const auto& v : c.values) h.add(v);
+  }
+  h.add(p.capabilities.size());
+  for (const auto& c : p.capabilities) h.add(c);
+  h.add(static_cast<uint64_t>(p.max_per_node));
+  h.add(d.depends_on.size());
+  for (const auto& x : d.depends_on) h.add(x);
+  h.add(d.pinned.size());
+  for (const auto& x : d.pinned) h.add(x);
+  return h.done();
+}
+
+}  // namespace
+
+uint64_t fingerprint(const std::vector<NodeView>& nodes, const std::vector<DaemonRequest>& daemons) {
+  // Sums of well-mixed item hashes: independent of order, and a duplicate does not cancel.
+  // Coordinates only matter to daemons placed near something: without one, their constant
+  // drift (Vivaldi) must not make every tick a recomputation.
+  uint64_t sum_daemons = 0;
+  bool near = false;
+  for (const auto& d : daemons) {
+    sum_daemons += hashDaemon(d);
+    near = near || d.placement.strategy == spec::PlacementStrategy::kNear;
+  }
+  uint64_t sum_nodes = 0;
+  for (const auto& n : nodes) sum_nodes += hashNode(n, near);
+  Hasher h(0x66696e6765727072ULL);
+  h.add(nodes.size());
+  h.add(sum_nodes);
+  h.add(daemons.size());
+  h.add(sum_daemons);
+  return h.done();
+}
+
+// ---------------------------------------------------------------------------------------
+// Feasibility.
+
+namespace {
+
+std::string joinValues(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += values[i];
+  }
+  out += "]";
+  return out;
+}
+
+std::string humanBytes(int64_t bytes) {
+  if (bytes < 0) bytes = 0;
+  constexpr double kKiB = 1024.0, kMiB = kKiB * 1024, kGiB = kMiB * 1024;
+  const double b = static_cast<double>(bytes);
+  if (b >= kGiB) return fmt::format("{:.1f}GiB", b / kGiB);
+  if (b >= kMiB) return fmt::format("{:.1f}MiB", b / kMiB);
+  if (b >= kKiB) return fmt::format("{:.1f}KiB", b / kKiB);
+  return fmt::format("{}B", bytes);
+}
+
+// True when the node's labels meet the constraint; otherwise false, and *why says how.
+bool constraintOk(const NodeView& node, const spec::Constraint& c, std::string* why) {
+  auto it = node.labels.find(c.label);
+  const bool present = it != node.labels.end();
+  const bool listed = present && std::find(c.values.begin(), c.values.end(), it->second) != c.values.end();
+  switch (c.op) {
+    case spec::ConstraintOp::kNotIn:
+      if (!listed) return true;
+      if (why) *why = fmt::format("label {}={} in excluded {}", c.label, it->second, joinValues(c.values));
+      return false;
+    case spec::ConstraintOp::kEquals:
+      if (listed) return true;
+      if (why) {
+        const std::string want = c.values.empty() ? std::string() : c.values.front();
+        *why = present ? fmt::format("label {}={}, wants {}", c.label, it->second, want)
+                       : fmt::format("label {} missing, wants {}", c.label, want);
+      }
+      return false;
+    case spec::ConstraintOp::kIn:
+      if (listed) return true;
+      if (why) {
+        *why = present ? fmt::format("label {}={} not in {}", c.label, it->second, joinValues(c.values))
+                       : fmt::format("label {} missing, wants one of {}", c.label, joinValues(c.values));
+      }
+      return false;
+  }
+  if (why) *why = fmt::format("label {}: unknown constraint op", c.label);
+  return false;
+}
+
+struct PreparedNode {
+  const NodeView* view = nullptr;
+  uint64_t hash = 0;                    // rendezvous hash of the id
+  std::vector<std::string_view> caps;   // sorted, unique
+};
+
+// The part of feasibility that does not depend on the pass: alive, active, capabilities,
+// labels. True when the node passes; otherwise *why (when given) says the first failure.
+bool staticOk(const PreparedNode& n, const DaemonRequest& d, std::string* why) {
+  const NodeView& v = *n.view;
+  if (!v.alive) {
+    if (why) *why = "not alive";
+    return false;
+  }
+  if (!v.active) {
+    if (why) *why = "not active (draining or in maintenance)";
+    return false;
+  }
+  for (const auto& cap : d.placement.capabilities) {
+    if (!std::binary_search(n.caps.begin(), n.caps.end(), std::string_view(cap))) {
+      if (why) *why = fmt::format("missing capability {}", cap);
+      return false;
+    }
+  }
+  for (const auto& c : d.placement.constraints) {
+    if (!constraintOk(v, c, why)) return false;
+  }
+  return true;
+}
+
+// Ranking compares scores at float precision (32 bits): the score's level is its float's
+// bits mapped so that unsigned order is numeric order (and -0 is 0). The hot loops then
+// compare one 64-bit key, level above the rendezvous hash's high half, without a branch
+// on the score.
+inline uint32_t scoreLevel(double score) {
+  if (std::isnan(score)) return 1;  // below every number; 0 means "not feasible" in a scan
+  float f = static_cast<float>(score);
+  if (f == 0.0f) f = 0.0f;  // -0 ranks as 0
+  const uint32_t b = std::bit_cast<uint32_t>(f);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+inline uint64_t rankKey(uint32_t level, uint64_t tie) { return (uint64_t{level} << 32) | (tie >> 32); }
+
+struct Candidate {
+  double score;
+  uint64_t tie;
+  uint32_t node;
+  uint32_t level;
+};
+// Higher level (score) first, then higher rendezvous hash, then the lower node index.
+inline bool better(const Candidate& a, const Candidate& b) {
+  if (a.level != b.level) return a.level > b.level;
+  if (a.tie != b.tie) return a.tie > b.tie;
+  return a.node < b.node;
+}
+
+// The hot loops of a pass: plain arrays, and the hash only for nodes that can still win.
+// Both skip marked nodes and, when kResources, nodes without the cpu and memory asked (a
+// dimension not asked is compared against INT64_MIN, so it always passes).
+struct ScanInput {
+  const std::vector<uint32_t>* candidates;  // ascending node indices
+  const uint32_t* stamp;
+  uint32_t mark;
+  const int64_t* cpu_left;
+  const int64_t* memory_left;
+  int64_t cpu;
+  int64_t memory;
+  const double* scores;
+  const uint32_t* levels;
+  const uint64_t* node_hash;
+  uint64_t daemon_hash;
+};
+
+// The best k, sorted best first. Branch-light: every node gets a key (0 when it does not
+// fit) and only a key at or above the current threshold takes the slow path.
+template <bool kResources>
+void scanTop(const ScanInput& in, size_t k, std::vector<Candidate>& top) {
+  top.clear();
+  if (k == 0) return;
+  uint64_t threshold = 1;  // while top is not full: any feasible node; then top.back()'s key
+  for (const uint32_t i : *in.candidates) {
+    bool ok = in.stamp[i] != in.mark;
+    if constexpr (kResources) ok = ok & (in.cpu_left[i] >= in.cpu) & (in.memory_left[i] >= in.memory);
+    const uint64_t t = rendezvous(in.daemon_hash, in.node_hash[i]);
+    const uint64_t key = ok ? rankKey(in.levels[i], t) : 0;
+    if (key < threshold) continue;
+    const Candidate c{in.scores[i], t, i, in.levels[i]};
+    if (top.size() == k) {
+      if (!better(c, top.back())) continue;
+      top.pop_back();
+    }
+    top.insert(std::upper_bound(top.begin(), top.end(), c, better), c);
+    if (top.size() == k) threshold = rankKey(top.back().level, top.back().tie);
+  }
+}
+
+// k == 1, most daemons: one running maximum of the key, no branch on the score. Candidates
+// ascend, so on a full tie the earlier (lower) index stays, as better() wants.
+template <bool kResources>
+void scanBest(const ScanInput& in, std::vector<Candidate>& top) {
+  top.clear();
+  uint64_t best_key = 0, best_tie = 0;
+  uint32_t best = std::numeric_limits<uint32_t>::max();
+  for (const uint32_t i : *in.candidates) {
+    bool ok = in.stamp[i] != in.mark;
+    if constexpr (kResources) ok = ok & (in.cpu_left[i] >= in.cpu) & (in.memory_left[i] >= in.memory);
+    const uint64_t t = rendezvous(in.daemon_hash, in.node_hash[i]);
+    const uint64_t key = ok ? rankKey(in.levels[i], t) : 0;  // every real level is > 0
+    if (key > best_key) {
+      best_key = key;
+      best_tie = t;
+      best = i;
+    } else if (key == best_key && key != 0 && t > best_tie) {  // equal high halves: rare
+      best_tie = t;
+      best = i;
+    }
+  }
+  if (best != std::numeric_limits<uint32_t>::max()) {
+    top.push_back({in.scores[best], best_tie, best, in.levels[best]});
+  }
+}
+
+std::string constraintKey(const spec::Constraint& c) {
+  std::string key = c.label;
+  key += '\0';
+  key += static_cast<char>('0' + static_cast<int>(c.op));
+  for (const auto& v : c.values) {
+    key += v;
+    key += '\0';
+  }
+  return key;
+}
+
+std::string signatureKey(const DaemonRequest& d) {
+  std::vector<std::string_view> caps(d.placement.capabilities.begin(), d.placement.capabilities.end());
+  std::sort(caps.begin(), caps.end());
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+  std::string key;
+  for (auto c : caps) {
+    key += 'c';
+    key += c;
+    key += '\0';
+  }
+  for (const auto& c : d.placement.constraints) {
+    key += 'l';
+    key += constraintKey(c);
+    key += '\1';
+  }
+  return key;
+}
+
+// The first 8 bytes of a string as a big-endian number (zero-padded): its order is the
+// strings' order wherever they differ in those bytes.
+inline uint64_t namePrefix(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | (i < s.size() ? static_cast<uint8_t>(s[i]) : 0u);
+  return v;
+}
+
+// Nodes that pass the static checks for one (capabilities, constraints) signature.
+struct Signature {
+  std::vector<uint8_t> ok;      // per node
+  std::vector<uint32_t> nodes;  // indices of the ok nodes, ascending
+};
+
+// One strategy's score for every node, and its ranking level.
+struct Scores {
+  std::vector<double> score;
+  std::vector<uint32_t> level;
+  void resize(size_t n) {
+    score.resize(n);
+    level.resize(n);
+  }
+  void set(size_t i, double s) {
+    score[i] = s;
+    level[i] = scoreLevel(s);
+  }
+};
+
+class Pass {
+ public:
+  Pass(const std::vector<NodeView>& input_nodes, const std::vector<DaemonRequest>& input_daemons)
+      : input_nodes_(input_nodes) {
+    prepareNodes(input_nodes);
+    prepareDaemons(input_daemons);
+  }
+
+  // detail_all: fill feasible/excluded for every daemon; otherwise for infeasible ones (a
+  // sample) and in full for `explain_only` (an index into the sorted daemons, or npos).
+  Assignment run(bool detail_all, size_t explain_only);
+
+  std::optional<size_t> daemonIndex(std::string_view name) const {
+    auto it = std::lower_bound(daemons_.begin(), daemons_.end(), name,
+                               [](const DaemonRequest* d, std::string_view n) { return d->name < n; });
+    if (it == daemons_.end() || (*it)->name != name) return std::nullopt;
+    return static_cast<size_t>(it - daemons_.begin());
+  }
+
+ private:
+  std::optional<uint32_t> nodeIndex(std::string_view id) const {
+    auto it = std::lower_bound(nodes_.begin(), nodes_.end(), id,
+                               [](const PreparedNode& n, std::string_view x) { return n.view->id < x; });
+    if (it == nodes_.end() || it->view->id != id) return std::nullopt;
+    return static_cast<uint32_t>(it - nodes_.begin());
+  }
+  void prepareNodes(const std::vector<NodeView>& input);
+  void prepareDaemons(const std::vector<DaemonRequest>& input);
+  uint32_t signatureFor(const DaemonRequest& d);
+  const std::vector<uint8_t>& constraintMask(const spec::Constraint& c);
+  const std::vector<uint8_t>& capabilityMask(const std::string& cap);
+  const Scores& scoresFor(const DaemonRequest& d);
+  void place(size_t di, bool detail);
+  void refreshScores(uint32_t node);
+  // The instances of an already placed daemon (node indices, with repeats).
+  std::pair<const uint32_t*, const uint32_t*> instancesOf(size_t di) const {
+    return {instances_.data() + instances_begin_[di], instances_.data() + instances_end_[di]};
+  }
+  bool hasInstance(size_t di, uint32_t node) const {
+    auto [b, e] = instancesOf(di);
+    return std::find(b, e, node) != e;
+  }
+
+  const std::vector<NodeView>& input_nodes_;
+  std::vector<PreparedNode> nodes_;  // sorted by id, duplicates dropped
+  std::vector<uint64_t> node_hash_;  // per node: rendezvous hash of the id
+  std::vector<uint8_t> base_ok_;     // per node: alive and active
+
+  std::vector<const DaemonRequest*> daemons_;  // sorted by name, duplicates dropped
+  std::vector<size_t> order_;                  // dependencies first, then by name
+  std::vector<uint32_t> deps_begin_, deps_end_;  // per daemon: its dependencies in deps_
+  std::vector<uint32_t> deps_;
+  std::vector<uint8_t> done_;
+
+  std::vector<Signature> signatures_;
+  std::unordered_map<std::string, uint32_t> signature_index_;
+  std::unordered_map<std::string, std::vector<uint8_t>> constraint_masks_;
+  std::unordered_map<std::string, std::vector<uint8_t>> capability_masks_;
+
+  std::vector<NodeLoad> load_;
+  std::vector<int64_t> cpu_left_, memory_left_;
+  Scores spread_score_, binpack_score_, zero_score_;
+  std::unordered_map<std::string, Scores> near_scores_;
+
+  std::vector<uint32_t> stamp_;  // per node: 1 + the daemon index that last marked it
+  std::vector<uint32_t> instances_;  // every daemon's instances, in placing order
+  std::vector<uint32_t> instances_begin_, instances_end_;
+  std::vector<DaemonAssignment> results_;
+
+  // Scratch, reused across daemons.
+  std::vector<size_t> placed_deps_;
+  std::vector<uint32_t> colocated_;
+  std::vector<Candidate> chosen_, top_;
+  std::vector<int64_t> cpu_rem_, memory_rem_;
+};
+
+void Pass::prepareNodes(const std::vector<NodeView>& input) {
+  std::vector<std::pair<uint64_t, const NodeView*>> sorted;
+  sorted.reserve(input.size());
+  for (const auto& n : input) sorted.emplace_back(namePrefix(n.id), &n);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
+  });
+  // Two views with one id (a broken view): keep one chosen by content, not by input order.
+  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
+    if (sorted[i].second->id == sorted[i + 1].second->id) {
+      size_t j = i;
+      while (j < sorted.size() && sorted[j].second->id == sorted[i].second->id) {
+        sorted[j].first = hashNode(*sorted[j].second);
+        ++j;
+      }
+      std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      i = j - 1;
+    }
+  }
+  nodes_.reserve(sorted.size());
+  for (const auto& [h, v] : sorted) {
+    if (!nodes_.empty() && nodes_.back().view->id == v->id) continue;
+    PreparedNode p;
+    p.view = v;
+    p.hash = hashString(v->id, kNodeSeed);
+    p.caps.assign(v->capabilities.begin(), v->capabilities.end());
+    std::sort(p.caps.begin(), p.caps.end());
+    p.caps.erase(std::unique(p.caps.begin(), p.caps.end()), p.caps.end());
+    nodes_.push_back(std::move(p));
+  }
+  const size_t n = nodes_.size();
+  load_.assign(n, NodeLoad{});
+  cpu_left_.resize(n);
+  memory_left_.resize(n);
+  spread_score_.resize(n);
+  binpack_score_.resize(n);
+  zero_score_.resize(n);
+  stamp_.assign(n, 0);
+  node_hash_.resize(n);
+  base_ok_.resize(n);
+  static const DaemonRequest kReservesNothing;
+  for (uint32_t i = 0; i < n; ++i) {
+    const NodeView& v = *nodes_[i].view;
+    node_hash_[i] = nodes_[i].hash;
+    base_ok_[i] = v.alive && v.active ? 1 : 0;
+    cpu_left_[i] = std::max<int64_t>(0, v.cpu_millicores);
+    memory_left_[i] = std::max<int64_t>(0, v.memory_bytes);
+    zero_score_.set(i, scorerFor(spec::PlacementStrategy::kSpread).score(kReservesNothing, v, load_[i], input_nodes_));
+    refreshScores(i);
+  }
+}
+
+void Pass::prepareDaemons(const std::vector<DaemonRequest>& input) {
+  // Sorted by name: the first 8 bytes as a big-endian number decide most comparisons.
+  std::vector<std::pair<uint64_t, const DaemonRequest*>> sorted;
+  sorted.reserve(input.size());
+  for (const auto& d : input) sorted.emplace_back(namePrefix(d.name), &d);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
+  });
+  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
+    if (sorted[i].second->name == sorted[i + 1].second->name) {
+      size_t j = i;
+      while (j < sorted.size() && sorted[j].second->name == sorted[i].second->name) {
+        sorted[j].first = hashDaemon(*sorted[j].second);
+        ++j;
+      }
+      std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      i = j - 1;
+    }
+  }
+  daemons_.reserve(sorted.size());
+  for (const auto& [h, d] : sorted) {
+    if (!daemons_.empty() && daemons_.back()->name == d->name) continue;
+    daemons_.push_back(d);
+  }
+  const size_t m = daemons_.size();
+
+  // Dependency order (Kahn), ties by name. Dependencies outside the set are ignored; a cycle
+  // (specs are validated, so it should not happen) is broken by appending what is left by name.
+  deps_begin_.resize(m);
+  deps_end_.resize(m);
+  std::vector<uint32_t> indegree(m, 0);
+  std::vector<std::pair<uint32_t, uint32_t>> edges;  // (dependency, dependent)
+  for (size_t i = 0; i < m; ++i) {
+    deps_begin_[i] = static_cast<uint32_t>(deps_.size());
+    for (const auto& name : daemons_[i]->depends_on) {
+      auto dep = daemonIndex(name);
+      if (!dep || *dep == i) continue;
+      const auto d32 = static_cast<uint32_t>(*dep);
+      if (std::find(deps_.begin() + deps_begin_[i], deps_.end(), d32) != deps_.end()) continue;
+      deps_.push_back(d32);
+      edges.emplace_back(d32, static_cast<uint32_t>(i));
+      ++indegree[i];
+    }
+    deps_end_[i] = static_cast<uint32_t>(deps_.size());
+  }
+  order_.reserve(m);
+  if (edges.empty()) {
+    for (size_t i = 0; i < m; ++i) order_.push_back(i);
+  } else {
+    std::sort(edges.begin(), edges.end());
+    std::vector<uint32_t> first_edge(m + 1, 0);
+    for (const auto& e : edges) ++first_edge[e.first + 1];
+    for (size_t i = 0; i < m; ++i) first_edge[i + 1] += first_edge[i];
+    std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
+    for (size_t i = 0; i < m; ++i) {
+      if (indegree[i] == 0) ready.push(i);
+    }
+    std::vector<uint8_t> queued(m, 0);
+    while (!ready.empty()) {
+      const size_t i = ready.top();
+      ready.pop();
+      queued[i] = 1;
+      order_.push_back(i);
+      for (uint32_t e = first_edge[i]; e < first_edge[i + 1]; ++e) {
+        if (--indegree[edges[e].second] == 0) ready.push(edges[e].second);
+      }
+    }
+    for (size_t i = 0; i < m; ++i) {
+      if (!queued[i]) order_.push_back(i);
+    }
+  }
+
+  done_.assign(m, 0);
+  instances_begin_.assign(m, 0);
+  instances_end_.assign(m, 0);
+  results_.resize(m);
+}
+
+const std::vector<uint8_t>& Pass::constraintMask(const spec::Constraint& c) {
+  std::string key = constraintKey(c);
+  auto it = constraint_masks_.find(key);
+  if (it != constraint_masks_.end()) return it->second;
+  std::vector<uint8_t> mask(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) mask[i] = constraintOk(*nodes_[i].view, c, nullptr) ? 1 : 0;
+  return constraint_masks_.emplace(std::move(key), std::move(mask)).first->second;
+}
+
+const std::vector<uint8_t>& Pass::capabilityMask(const std::string& cap) {
+  auto it = capability_masks_.find(cap);
+  if (it != capability_masks_.end()) return it->second;
+  std::vector<uint8_t> mask(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    mask[i] = std::binary_search(nodes_[i].caps.begin(), nodes_[i].caps.end(), std::string_view(cap)) ? 1 : 0;
+  }
+  return capability_masks_.emplace(cap, std::move(mask)).first->second;
+}
+
+// The static checks (staticOk) for every node, once per distinct signature, from one mask
+// per distinct capability and constraint.
+uint32_t Pass::signatureFor(const DaemonRequest& d) {
+  std::string key;
+  if (!d.placement.capabilities.empty() || !d.placement.constraints.empty()) key = signatureKey(d);
+  auto it = signature_index_.find(key);
+  if (it != signature_index_.end()) return it->second;
+  Signature sig;
+  sig.ok = base_ok_;
+  for (const auto& cap : d.placement.capabilities) {
+    const auto& mask = capabilityMask(cap);
+    for (size_t i = 0; i < sig.ok.size(); ++i) sig.ok[i] &= mask[i];
+  }
+  for (const auto& c : d.placement.constraints) {
+    const auto& mask = constraintMask(c);
+    for (size_t i = 0; i < sig.ok.size(); ++i) sig.ok[i] &= mask[i];
+  }
+  for (uint32_t i = 0; i < sig.ok.size(); ++i) {
+    if (sig.ok[i]) sig.nodes.push_back(i);
+  }
+  const auto idx = static_cast<uint32_t>(signatures_.size());
+  signatures_.push_back(std::move(sig));
+  signature_index_.emplace(std::move(key), idx);
+  return idx;
+}
+
+void Pass::refreshScores(uint32_t i) {
+  static const DaemonRequest kReserves = [] {
+    DaemonRequest d;
+    d.resources.cpu_millicores = 1;
+    return d;
+  }();
+  spread_score_.set(i, scorerFor(spec::PlacementStrategy::kSpread).score(kReserves, *nodes_[i].view, load_[i], input_nodes_));
+  binpack_score_.set(i, scorerFor(spec::PlacementStrategy::kBinpack).score(kReserves, *nodes_[i].view, load_[i], input_nodes_));
+}
+
+const Scores& Pass::scoresFor(const DaemonRequest& d) {
+  switch (d.placement.strategy) {
+    case spec::PlacementStrategy::kBinpack: return binpack_score_;
+    case spec::PlacementStrategy::kNear: {
+      // Near scores depend only on coordinates: computed once per target per pass (the same
+      // functions NearScorer uses).
+      auto it = near_scores_.find(d.placement.near);
+      if (it == near_scores_.end()) {
+        const auto targets = nearTargets(d.placement.near, input_nodes_);
+        Scores scores;
+        scores.resize(nodes_.size());
+        for (size_t i = 0; i < nodes_.size(); ++i) scores.set(i, nearScore(*nodes_[i].view, d.placement.near, targets));
+        it = near_scores_.emplace(d.placement.near, std::move(scores)).first;
+      }
+      return it->second;
+    }
+    case spec::PlacementStrategy::kSpread: break;
+  }
+  return asksResources(d) ? spread_score_ : zero_score_;
+}
+
+void Pass::place(size_t di, bool detail) {
+  const DaemonRequest& d = *daemons_[di];
+  const Signature& sig = signatures_[signatureFor(d)];
+  const uint64_t dh = hashString(d.name, kDaemonSeed);
+  const Scores& ranked = scoresFor(d);
+  const double* scores = ranked.score.data();
+  const uint32_t* levels = ranked.level.data();
+  const int64_t cpu = std::max<int64_t>(0, d.resources.cpu_millicores);
+  const int64_t memory = std::max<int64_t>(0, d.resources.memory_bytes);
+  const uint32_t wanted = std::min(d.replicas, kMaxReplicas);
+  const auto per_node = static_cast<uint32_t>(std::clamp<int64_t>(d.placement.max_per_node, 1, kMaxReplicas));
+  const uint32_t mark = static_cast<uint32_t>(di) + 1;
+  auto tieOf = [&](uint32_t i) { return rendezvous(dh, node_hash_[i]); };
+
+  // Co-location: only nodes where every dependency (already placed) has an instance.
+  placed_deps_.clear();
+  for (uint32_t k = deps_begin_[di]; k < deps_end_[di]; ++k) {
+    if (done_[deps_[k]]) placed_deps_.push_back(deps_[k]);
+  }
+  const bool colocate = !placed_deps_.empty();
+  colocated_.clear();
+  if (colocate) {
+    auto [b, e] = instancesOf(placed_deps_.front());
+    colocated_.assign(b, e);
+    std::sort(colocated_.begin(), colocated_.end());
+    colocated_.erase(std::unique(colocated_.begin(), colocated_.end()), colocated_.end());
+    for (size_t k = 1; k < placed_deps_.size(); ++k) {
+      std::erase_if(colocated_, [&](uint32_t i) { return !hasInstance(placed_deps_[k], i); });
+    }
+    std::erase_if(colocated_, [&](uint32_t i) { return !sig.ok[i]; });
+  }
+  const std::vector<uint32_t>& candidates = colocate ? colocated_ : sig.nodes;
+  auto colocatedOk = [&](uint32_t i) {
+    return !colocate || std::binary_search(colocated_.begin(), colocated_.end(), i);
+  };
+
+  // Pinned nodes first: kept when feasible apart from resources.
+  chosen_.clear();
+  if (!d.pinned.empty() && wanted > 0) {
+    for (const auto& id : d.pinned) {
+      auto found = nodeIndex(id);
+      if (!found) continue;
+      const uint32_t i = *found;
+      if (stamp_[i] == mark || !sig.ok[i] || !colocatedOk(i)) continue;
+      stamp_[i] = mark;
+      chosen_.push_back({scores[i], tieOf(i), i, levels[i]});
+    }
+    std::sort(chosen_.begin(), chosen_.end(), better);
+    if (chosen_.size() > wanted) {
+      for (size_t k = wanted; k < chosen_.size(); ++k) stamp_[chosen_[k].node] = 0;  // not kept: rankable
+      chosen_.resize(wanted);
+    }
+  }
+
+  // The best `wanted - pinned` of the other feasible nodes (distinct nodes).
+  const size_t k = wanted - chosen_.size();
+  const bool reserves = cpu > 0 || memory > 0;
+  const ScanInput in{&candidates,
+                     stamp_.data(),
+                     mark,
+                     cpu_left_.data(),
+                     memory_left_.data(),
+                     cpu > 0 ? cpu : std::numeric_limits<int64_t>::min(),
+                     memory > 0 ? memory : std::numeric_limits<int64_t>::min(),
+                     scores,
+                     levels,
+                     node_hash_.data(),
+                     dh};
+  if (k == 1) {
+    reserves ? scanBest<true>(in, top_) : scanBest<false>(in, top_);
+  } else {
+    reserves ? scanTop<true>(in, k, top_) : scanTop<false>(in, k, top_);
+  }
+  chosen_.insert(chosen_.end(), top_.begin(), top_.end());
+
+  // Instances: one per chosen node; more on the best nodes when max_per_node allows and
+  // there are fewer feasible nodes than replicas.
+  instances_begin_[di] = static_cast<uint32_t>(instances_.size());
+  for (const auto& c : chosen_) instances_.push_back(c.node);
+  if (chosen_.size() < wanted && per_node > 1 && !chosen_.empty()) {
+    cpu_rem_.resize(chosen_.size());
+    memory_rem_.resize(chosen_.size());
+    for (size_t j = 0; j < chosen_.size(); ++j) {
+      cpu_rem_[j] = cpu_left_[chosen_[j].node] - cpu;
+      memory_rem_[j] = memory_left_[chosen_[j].node] - memory;
+    }
+    size_t placed = chosen_.size();
+    for (uint32_t round = 2; round <= per_node && placed < wanted; ++round) {
+      bool any = false;
+      for (size_t j = 0; j < chosen_.size() && placed < wanted; ++j) {
+        if (cpu > 0 && cpu_rem_[j] < cpu) continue;
+        if (memory > 0 && memory_rem_[j] < memory) continue;
+        cpu_rem_[j] -= cpu;
+        memory_rem_[j] -= memory;
+        instances_.push_back(chosen_[j].node);
+        ++placed;
+        any = true;
+      }
+      if (!any) break;
+    }
+  }
+  instances_end_[di] = static_cast<uint32_t>(instances_.size());
+  auto [inst_b, inst_e] = instancesOf(di);
+  const size_t placed = static_cast<size_t>(inst_e - inst_b);
+
+  DaemonAssignment& out = results_[di];
+  out.wanted = wanted;
+  out.infeasible = placed < wanted;
+  out.nodes.reserve(placed);
+  for (auto p = inst_b; p != inst_e; ++p) out.nodes.push_back(nodes_[*p].view->id);
+
+  if (detail || out.infeasible) {
+    // Every node: feasible (ranked) or excluded with the first reason, against the
+    // reservations as they stood when this daemon was placed.
+    out.detailed = true;
+    const size_t cap = detail ? std::numeric_limits<size_t>::max() : kExcludedSample;
+    std::string why;
+    for (uint32_t i = 0; i < nodes_.size(); ++i) {
+      const bool kept = stamp_[i] == mark;  // pinned and kept
+      if (out.excluded.size() >= cap) {
+        // Count only: the same checks without the words.
+        const bool feasible = sig.ok[i] && colocatedOk(i) &&
+                              (kept || ((cpu == 0 || cpu_left_[i] >= cpu) && (memory == 0 || memory_left_[i] >= memory)));
+        if (feasible) {
+          out.feasible.push_back({nodes_[i].view->id, scores[i], tieOf(i)});
+        } else {
+          ++out.excluded_count;
+        }
+        continue;
+      }
+      why.clear();
+      if (!staticOk(nodes_[i], d, &why)) {
+      } else if (!colocatedOk(i)) {
+        for (size_t dep : placed_deps_) {
+          if (!hasInstance(dep, i)) {
+            why = fmt::format("co-location: dependency {} has no instance here", daemons_[dep]->name);
+            break;
+          }
+        }
+      } else if (!kept && cpu > 0 && cpu_left_[i] < cpu) {
+        why = fmt::format("cpu: {}m left, {}m asked", std::max<int64_t>(0, cpu_left_[i]), cpu);
+      } else if (!kept && memory > 0 && memory_left_[i] < memory) {
+        why = fmt::format("memory: {} left, {} asked", humanBytes(memory_left_[i]), humanBytes(memory));
+      }
+      if (why.empty()) {
+        out.feasible.push_back({nodes_[i].view->id, scores[i], tieOf(i)});
+      } else {
+        out.excluded.emplace_hint(out.excluded.end(), nodes_[i].view->id, why);
+        ++out.excluded_count;
+      }
+    }
+    std::sort(out.feasible.begin(), out.feasible.end(), [](const ScoredNode& a, const ScoredNode& b) {
+      const uint32_t la = scoreLevel(a.score), lb = scoreLevel(b.score);
+      if (la != lb) return la > lb;
+      if (a.tie != b.tie) return a.tie > b.tie;
+      return a.node < b.node;  // sorted ids: the lower index
+    });
+  }
+
+  // Reserve.
+  for (auto p = inst_b; p != inst_e; ++p) {
+    const uint32_t i = *p;
+    load_[i].cpu_reserved += cpu;
+    load_[i].memory_reserved += memory;
+    ++load_[i].instances;
+    cpu_left_[i] -= cpu;
+    memory_left_[i] -= memory;
+  }
+  for (const auto& c : chosen_) refreshScores(c.node);
+  done_[di] = 1;
+}
+
+Assignment Pass::run(bool detail_all, size_t explain_only) {
+  instances_.reserve(daemons_.size() * 2);
+  for (size_t di : order_) place(di, detail_all || di == explain_only);
+  Assignment out;
+  for (size_t di = 0; di < daemons_.size(); ++di) {
+    out.daemons.emplace_hint(out.daemons.end(), daemons_[di]->name, std::move(results_[di]));
+  }
+  // Inverted view: node -> daemon -> count, by a counting sort on the node, in daemon order,
+  // so every map insert is at the end.
+  std::vector<uint32_t> first(nodes_.size() + 1, 0);
+  for (uint32_t i : instances_) ++first[i + 1];
+  for (size_t i = 0; i < nodes_.size(); ++i) first[i + 1] += first[i];
+  std::vector<uint32_t> fill(first.begin(), first.end() - 1);
+  std::vector<uint32_t> by_node(instances_.size());
+  for (size_t di = 0; di < daemons_.size(); ++di) {
+    auto [b, e] = instancesOf(di);
+    for (auto p = b; p != e; ++p) by_node[fill[*p]++] = static_cast<uint32_t>(di);
+  }
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    if (first[i] == first[i + 1]) continue;
+    auto& inner = out.by_node.emplace_hint(out.by_node.end(), nodes_[i].view->id,
+                                           std::map<std::string, uint32_t>{})->second;
+    for (uint32_t k = first[i]; k < first[i + 1];) {
+      uint32_t j = k;
+      while (j < first[i + 1] && by_node[j] == by_node[k]) ++j;
+      inner.emplace_hint(inner.end(), daemons_[by_node[k]]->name, j - k);
+      k = j;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Assignment assign(const std::vector<NodeView>& nodes, const std::vector<DaemonRequest>& daemons,
+                  const AssignOptions& options) {
+  Pass pass(nodes, daemons);
+  bool all = options.detail == Detail::kAll;
+  if (options.detail == Detail::kAuto) all = nodes.size() * daemons.size() <= kAutoDetailPairs;
+  return pass.run(all, std::numeric_limits<size_t>::max());
+}
+
+Assignment assign(const std::vector<NodeView>& nodes, const std::vector<DaemonRequest>& daemons) {
+  return assign(nodes, daemons, AssignOptions{});
+}
+
+Result<DaemonAssignment> explain(const std::vector<NodeView>& nodes,
+                                 const std::vector<DaemonRequest>& daemons, const std::string& daemon) {
+  Pass pass(nodes, daemons);
+  auto idx = pass.daemonIndex(daemon);
+  if (!idx) return Status::notFound(fmt::format("no desired daemon named '{}'", daemon));
+  Assignment a = pass.run(false, *idx);
+  return std::move(a.daemons.at(daemon));
+}
+
+const Assignment& Assigner::assign(const std::vector<NodeView>& nodes,
+                                   const std::vector<DaemonRequest>& daemons) {
+  const uint64_t fp = fingerprint(nodes, daemons);
+  if (fingerprint_ && *fingerprint_ == fp) return last_;
+  last_ = placement::assign(nodes, daemons);
+  fingerprint_ = fp;
+  ++recomputes_;
+  return last_;
+}
+
+}  // namespace meshos::placement
