@@ -13,9 +13,65 @@
 
 namespace meshos::runtime {
 
-// On-disk format, one "key=value" line each, in this order:
-//   instance, daemon, spec_hash, pid, pgid, start_ticks, started_wall_ms, cgroup_path, log_path
-// Values never hold a newline (instance names are [A-Za-z0-9._-#], paths are ours).
+// Journal format, one line per operation, fields separated by a tab:
+//   S<TAB>instance=..<TAB>daemon=..<TAB>spec_hash=..<TAB>pid=..<TAB>pgid=..<TAB>
+//     start_ticks=..<TAB>started_wall_ms=..<TAB>cgroup_path=..<TAB>log_path=..   (saved)
+//   E<TAB>instance=..                                                             (erased)
+// The last line about an instance wins. Legacy <instance>.inst files: the same key=value
+// pairs, one per line. Values never hold a tab or a newline (save() refuses them).
+
+namespace {
+
+// One key=value into a record; false for a bad value. Counts the known keys.
+bool applyField(InstanceRecord& r, const std::string& k, const std::string& v, int& fields) {
+  try {
+    if (k == "instance") r.instance = v;
+    else if (k == "daemon") r.daemon = v;
+    else if (k == "spec_hash") r.spec_hash = v;
+    else if (k == "pid") r.pid = std::stoi(v);
+    else if (k == "pgid") r.pgid = std::stoi(v);
+    else if (k == "start_ticks") r.start_ticks = std::stoll(v);
+    else if (k == "started_wall_ms") r.started_wall_ms = std::stoll(v);
+    else if (k == "cgroup_path") r.cgroup_path = v;
+    else if (k == "log_path") r.log_path = v;
+    else return true;  // unknown keys are ignored (a newer agent's)
+  } catch (const std::exception&) {
+    return false;
+  }
+  ++fields;
+  return true;
+}
+
+bool complete(const InstanceRecord& r, int fields) {
+  return fields == 9 && r.pid > 0 && !r.instance.empty();
+}
+
+std::vector<std::string> splitTabs(const std::string& line) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t t = line.find('\t', start);
+    out.push_back(line.substr(start, t == std::string::npos ? std::string::npos : t - start));
+    if (t == std::string::npos) break;
+    start = t + 1;
+  }
+  return out;
+}
+
+// A journal "S" line into a record; false when it is not a complete one.
+bool parseSaveLine(const std::string& line, InstanceRecord& r) {
+  auto parts = splitTabs(line);
+  if (parts.empty() || parts[0] != "S") return false;
+  int fields = 0;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    auto eq = parts[i].find('=');
+    if (eq == std::string::npos) return false;
+    if (!applyField(r, parts[i].substr(0, eq), parts[i].substr(eq + 1), fields)) return false;
+  }
+  return complete(r, fields);
+}
+
+}  // namespace
 
 Status makeDirs(const std::string& path) {
   if (path.empty()) return Status::invalid("empty directory path");
@@ -34,7 +90,74 @@ Status makeDirs(const std::string& path) {
 
 Result<std::unique_ptr<FileInstanceStore>> FileInstanceStore::open(std::string dir) {
   MESHOS_RETURN_IF_ERROR(makeDirs(dir));
-  return std::unique_ptr<FileInstanceStore>(new FileInstanceStore(std::move(dir)));
+  std::unique_ptr<FileInstanceStore> store(new FileInstanceStore(std::move(dir)));
+  MESHOS_RETURN_IF_ERROR(store->loadJournal());
+  return store;
+}
+
+FileInstanceStore::~FileInstanceStore() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status FileInstanceStore::loadJournal() {
+  bool ends_with_newline = true;
+  {
+    std::ifstream in(journalPath(), std::ios::binary);
+    std::string line;
+    size_t lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      ends_with_newline = !in.eof();
+      ++journal_lines_;
+      auto parts = splitTabs(line);
+      InstanceRecord r;
+      if (!parts.empty() && parts[0] == "E" && parts.size() == 2 &&
+          parts[1].rfind("instance=", 0) == 0 && ends_with_newline) {
+        live_.erase(parts[1].substr(9));
+      } else if (ends_with_newline && parseSaveLine(line, r)) {
+        live_[r.instance] = line + "\n";
+      } else {
+        journal_skipped_.push_back("instances.journal:" + std::to_string(lineno));
+      }
+    }
+  }
+  // Legacy one-file-per-instance records.
+  if (DIR* d = ::opendir(dir_.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() < 6 || name.substr(name.size() - 5) != ".inst") continue;
+      legacy_.insert(name.substr(0, name.size() - 5));
+    }
+    ::closedir(d);
+  }
+  fd_ = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) return Status::io("open " + journalPath() + ": " + std::strerror(errno));
+  // A torn last line (a host crash mid-write): the next line starts afresh.
+  if (!ends_with_newline) MESHOS_RETURN_IF_ERROR(append("\n"));
+  return compactIfNeeded();
+}
+
+Status FileInstanceStore::append(const std::string& line) {
+  ssize_t n = ::write(fd_, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) {
+    return Status::io("append to " + journalPath() + ": " +
+                      (n < 0 ? std::string(std::strerror(errno)) : std::string("short write")));
+  }
+  ++journal_lines_;
+  return Status::ok();
+}
+
+Status FileInstanceStore::compactIfNeeded() {
+  if (journal_lines_ <= 256 || journal_lines_ <= 4 * live_.size()) return Status::ok();
+  std::string data;
+  for (const auto& [i, line] : live_) data += line;
+  MESHOS_RETURN_IF_ERROR(writeAtomically(journalPath(), data));
+  int fd = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io("open " + journalPath() + ": " + std::strerror(errno));
+  ::close(fd_);
+  fd_ = fd;
+  journal_lines_ = live_.size();
+  return Status::ok();
 }
 
 std::string FileInstanceStore::pathFor(const std::string& instance) const {
@@ -42,18 +165,26 @@ std::string FileInstanceStore::pathFor(const std::string& instance) const {
 }
 
 Status FileInstanceStore::save(const InstanceRecord& r) {
-  std::ostringstream o;
-  o << "instance=" << r.instance << "\n"
-    << "daemon=" << r.daemon << "\n"
-    << "spec_hash=" << r.spec_hash << "\n"
-    << "pid=" << r.pid << "\n"
-    << "pgid=" << r.pgid << "\n"
-    << "start_ticks=" << r.start_ticks << "\n"
-    << "started_wall_ms=" << r.started_wall_ms << "\n"
-    << "cgroup_path=" << r.cgroup_path << "\n"
-    << "log_path=" << r.log_path << "\n";
-  const std::string data = o.str();
-  const std::string final_path = pathFor(r.instance);
+  for (const std::string* v : {&r.instance, &r.daemon, &r.spec_hash, &r.cgroup_path, &r.log_path}) {
+    if (v->find_first_of("\t\n") != std::string::npos) {
+      return Status::invalid("instance record of " + r.instance + ": a value holds a tab or newline");
+    }
+  }
+  if (r.instance.empty()) return Status::invalid("instance record without an instance name");
+  std::string line = "S\tinstance=" + r.instance + "\tdaemon=" + r.daemon +
+                     "\tspec_hash=" + r.spec_hash + "\tpid=" + std::to_string(r.pid) +
+                     "\tpgid=" + std::to_string(r.pgid) +
+                     "\tstart_ticks=" + std::to_string(r.start_ticks) +
+                     "\tstarted_wall_ms=" + std::to_string(r.started_wall_ms) +
+                     "\tcgroup_path=" + r.cgroup_path + "\tlog_path=" + r.log_path + "\n";
+  MESHOS_RETURN_IF_ERROR(append(line));
+  live_[r.instance] = std::move(line);
+  // The journal has it now: a legacy file would only be stale.
+  if (legacy_.erase(r.instance) != 0) (void)::unlink(pathFor(r.instance).c_str());
+  return compactIfNeeded();
+}
+
+Status FileInstanceStore::writeAtomically(const std::string& final_path, const std::string& data) {
   const std::string tmp = final_path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::io("open " + tmp + ": " + std::strerror(errno));
@@ -70,21 +201,57 @@ Status FileInstanceStore::save(const InstanceRecord& r) {
   return Status::ok();
 }
 
-Status FileInstanceStore::erase(const std::string& instance) {
-  if (::unlink(pathFor(instance).c_str()) != 0 && errno != ENOENT) {
-    return Status::io("unlink " + pathFor(instance) + ": " + std::strerror(errno));
+std::string FileInstanceStore::cronPathFor(const std::string& daemon) const {
+  return dir_ + "/" + daemon + ".cron";
+}
+
+Status FileInstanceStore::saveLastFire(const std::string& daemon, int64_t wall_ms) {
+  return writeAtomically(cronPathFor(daemon), "last_fire_ms=" + std::to_string(wall_ms) + "\n");
+}
+
+Result<int64_t> FileInstanceStore::lastFire(const std::string& daemon) {
+  const std::string path = cronPathFor(daemon);
+  std::ifstream in(path);
+  if (!in) return Status::notFound("no last fire recorded for '" + daemon + "'");
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("last_fire_ms=", 0) != 0) return Status::corruption(path + ": unreadable");
+  try {
+    size_t used = 0;
+    const int64_t v = std::stoll(line.substr(13), &used);
+    if (used != line.size() - 13 || v < 0) return Status::corruption(path + ": unreadable");
+    return v;
+  } catch (const std::exception&) {
+    return Status::corruption(path + ": unreadable");
+  }
+}
+
+Status FileInstanceStore::eraseLastFire(const std::string& daemon) {
+  if (::unlink(cronPathFor(daemon).c_str()) != 0 && errno != ENOENT) {
+    return Status::io("unlink " + cronPathFor(daemon) + ": " + std::strerror(errno));
   }
   return Status::ok();
 }
 
+Status FileInstanceStore::erase(const std::string& instance) {
+  if (legacy_.erase(instance) != 0 && ::unlink(pathFor(instance).c_str()) != 0 && errno != ENOENT) {
+    return Status::io("unlink " + pathFor(instance) + ": " + std::strerror(errno));
+  }
+  if (live_.erase(instance) == 0) return Status::ok();  // nothing recorded: nothing to write
+  MESHOS_RETURN_IF_ERROR(append("E\tinstance=" + instance + "\n"));
+  return compactIfNeeded();
+}
+
 Result<std::vector<InstanceRecord>> FileInstanceStore::loadAll(std::vector<std::string>* skipped) {
   std::vector<InstanceRecord> out;
-  DIR* d = ::opendir(dir_.c_str());
-  if (d == nullptr) return Status::io("opendir " + dir_ + ": " + std::strerror(errno));
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() < 6 || name.substr(name.size() - 5) != ".inst") continue;
+  if (skipped != nullptr) skipped->insert(skipped->end(), journal_skipped_.begin(), journal_skipped_.end());
+  for (const auto& [instance, line] : live_) {
+    InstanceRecord r;
+    if (parseSaveLine(line.substr(0, line.size() - 1), r)) out.push_back(std::move(r));
+  }
+  for (const auto& instance : legacy_) {
+    if (live_.count(instance) != 0) continue;  // the journal's is newer
+    const std::string name = instance + ".inst";
     std::ifstream in(dir_ + "/" + name);
     InstanceRecord r;
     std::string line;
@@ -92,30 +259,12 @@ Result<std::vector<InstanceRecord>> FileInstanceStore::loadAll(std::vector<std::
     bool bad = false;
     while (std::getline(in, line)) {
       auto eq = line.find('=');
-      if (eq == std::string::npos) {
+      if (eq == std::string::npos || !applyField(r, line.substr(0, eq), line.substr(eq + 1), fields)) {
         bad = true;
         break;
       }
-      std::string k = line.substr(0, eq);
-      std::string v = line.substr(eq + 1);
-      try {
-        if (k == "instance") r.instance = v;
-        else if (k == "daemon") r.daemon = v;
-        else if (k == "spec_hash") r.spec_hash = v;
-        else if (k == "pid") r.pid = std::stoi(v);
-        else if (k == "pgid") r.pgid = std::stoi(v);
-        else if (k == "start_ticks") r.start_ticks = std::stoll(v);
-        else if (k == "started_wall_ms") r.started_wall_ms = std::stoll(v);
-        else if (k == "cgroup_path") r.cgroup_path = v;
-        else if (k == "log_path") r.log_path = v;
-        else continue;
-      } catch (const std::exception&) {
-        bad = true;
-        break;
-      }
-      ++fields;
     }
-    if (bad || fields != 9 || r.pid <= 0 || r.instance.empty()) {
+    if (bad || !complete(r, fields)) {
       if (skipped != nullptr) skipped->push_back(name);
       continue;
     }

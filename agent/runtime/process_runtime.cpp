@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <set>
@@ -92,6 +93,28 @@ bool writeFile(const std::string& path, const std::string& data) {
   return n == static_cast<ssize_t>(data.size());
 }
 
+// 'text' for /bin/sh, whatever text holds.
+std::string shellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The exit code the shim recorded; nullopt when there is none (or it is unreadable).
+std::optional<int> readExitFile(const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  std::ifstream in(path);
+  int rc = -1;
+  if (!(in >> rc) || rc < 0 || rc > 255) return std::nullopt;
+  return rc;
+}
+
 std::string readSmallFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -147,12 +170,14 @@ struct ProcessRuntime::Proc {
   bool cgroup = false;
   std::string cgroup_path;
   std::string log_path;
+  std::string exit_file;  // jobs and cron runs: where the shim records the exit code
   std::string exe;
   std::string cwd;
   std::vector<std::string> env;
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
   bool stop_requested = false;
+  int64_t stop_deadline_ms = 0;  // monotonic: when the stop's grace period ends
   TimerId kill_timer = 0;
   std::optional<ExitInfo> exit;
 };
@@ -169,10 +194,35 @@ ProcessRuntime::ProcessRuntime(uv_loop_t* loop, Clock& clock, InstanceStore& sto
 
 ProcessRuntime::~ProcessRuntime() { close(); }
 
+Status validateCgroupParent(std::string_view parent) {
+  auto bad = [&](const std::string& why) {
+    return Status::invalid("runtime: cgroup_parent " + why + ", got \"" + std::string(parent) + "\"");
+  };
+  if (parent.empty()) return bad("must not be empty");
+  if (parent.size() > 255) return bad("must be at most 255 characters");
+  size_t start = 0;
+  while (start <= parent.size()) {
+    size_t end = parent.find('/', start);
+    if (end == std::string_view::npos) end = parent.size();
+    const std::string_view seg = parent.substr(start, end - start);
+    if (seg.empty()) return bad("must be a relative path without empty segments");
+    if (seg == "." || seg == "..") return bad("must not contain '.' or '..' segments");
+    for (char ch : seg) {
+      const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+      if (!ok) return bad("segments may use only A-Z a-z 0-9 . _ -");
+    }
+    start = end + 1;
+  }
+  return Status::ok();
+}
+
 Status ProcessRuntime::init() {
   if (options_.data_dir.empty()) return Status::invalid("runtime: data_dir is not set");
+  MESHOS_RETURN_IF_ERROR(validateCgroupParent(options_.cgroup_parent));
   MESHOS_RETURN_IF_ERROR(makeDirs(options_.data_dir + "/runtime/logs"));
   MESHOS_RETURN_IF_ERROR(makeDirs(options_.data_dir + "/runtime/work"));
+  MESHOS_RETURN_IF_ERROR(makeDirs(options_.data_dir + "/runtime/exit"));
   if (options_.subreaper) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   // cgroup v2: the root must be a cgroup2 mount we can create groups in.
   cgroups_enabled_ = false;
@@ -185,13 +235,23 @@ Status ProcessRuntime::init() {
     } else if (static_cast<uint64_t>(sf.f_type) != CGROUP2_SUPER_MAGIC) {
       cgroup_status_ = "cgroups not used: " + options_.cgroup_root + " is not a cgroup2 mount";
     } else {
-      cgroup_base_ = options_.cgroup_root + "/" + options_.cgroup_parent;
-      if (::mkdir(cgroup_base_.c_str(), 0755) != 0 && errno != EEXIST) {
-        cgroup_status_ = "cgroups not used: " + errnoText("mkdir " + cgroup_base_);
-      } else {
-        // Delegate the controllers we set; a failure only loses those limits.
-        (void)writeFile(options_.cgroup_root + "/cgroup.subtree_control", "+memory +cpu +pids");
+      // Each level of <cgroup_parent> is created (when missing) and delegates the
+      // controllers we set to the next one; a delegation failure only loses those limits.
+      cgroup_base_ = options_.cgroup_root;
+      (void)writeFile(cgroup_base_ + "/cgroup.subtree_control", "+memory +cpu +pids");
+      std::string failed;
+      std::stringstream segments(options_.cgroup_parent);
+      for (std::string seg; std::getline(segments, seg, '/');) {
+        cgroup_base_ += "/" + seg;
+        if (::mkdir(cgroup_base_.c_str(), 0755) != 0 && errno != EEXIST) {
+          failed = errnoText("mkdir " + cgroup_base_);
+          break;
+        }
         (void)writeFile(cgroup_base_ + "/cgroup.subtree_control", "+memory +cpu +pids");
+      }
+      if (!failed.empty()) {
+        cgroup_status_ = "cgroups not used: " + failed;
+      } else {
         cgroups_enabled_ = true;
         cgroup_status_ = "cgroup v2 at " + cgroup_base_ + " (controllers: " +
                          readSmallFile(cgroup_base_ + "/cgroup.subtree_control") + ")";
@@ -244,14 +304,8 @@ std::vector<std::string> ProcessRuntime::instances() const {
   return out;
 }
 
-Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpec& spec) {
-  if (closed_) return Status::unavailable("runtime closed");
-  if (procs_.count(instance) != 0) return Status::exists("instance " + instance + " exists");
-  MESHOS_RETURN_IF_ERROR(spec::validate(spec));
-  auto p = std::make_unique<Proc>();
-  p->instance = instance;
-  p->spec = spec;
-  p->spec_hash = specHash(spec);
+Status ProcessRuntime::fillEnvironment(Proc& p, const std::string& instance,
+                                       const spec::DaemonSpec& spec) const {
   // Environment: a small base, then the spec's.
   std::map<std::string, std::string> env;
   env["PATH"] = kDefaultPath;
@@ -259,6 +313,8 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
   env["HOME"] = "/";
   env["MESHOS_DAEMON"] = spec.name;
   env["MESHOS_INSTANCE"] = instance;
+  p.uid.reset();
+  p.gid.reset();
   if (!spec.user.empty() && ::geteuid() == 0) {
     struct passwd pw{};
     struct passwd* found = nullptr;
@@ -267,13 +323,48 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
         found == nullptr) {
       return Status::invalid("daemon '" + spec.name + "': user: no such user '" + spec.user + "'");
     }
-    p->uid = pw.pw_uid;
-    p->gid = pw.pw_gid;
+    p.uid = pw.pw_uid;
+    p.gid = pw.pw_gid;
     env["HOME"] = pw.pw_dir;
     env["USER"] = spec.user;
   }
   for (const auto& [k, v] : spec.env) env[k] = v;
-  for (const auto& [k, v] : env) p->env.push_back(k + "=" + v);
+  p.env.clear();
+  for (const auto& [k, v] : env) p.env.push_back(k + "=" + v);
+  p.cwd = spec.workdir.empty() ? defaultWorkdir(spec.name) : spec.workdir;
+  return Status::ok();
+}
+
+std::string ProcessRuntime::exitFileFor(const std::string& instance,
+                                        const spec::DaemonSpec& spec) const {
+  if (spec.kind == spec::DaemonKind::kService) return "";
+  return options_.data_dir + "/runtime/exit/" + instance;
+}
+
+std::string ProcessRuntime::defaultWorkdir(const std::string& daemon) const {
+  return options_.data_dir + "/runtime/work/" + daemon;
+}
+
+Result<probes::CommandContext> ProcessRuntime::commandContext(const std::string& instance) const {
+  auto it = procs_.find(instance);
+  if (it == procs_.end()) return Status::notFound("no instance " + instance);
+  const Proc& p = *it->second;
+  return probes::CommandContext{p.env, p.cwd, p.uid, p.gid};
+}
+
+Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpec& spec) {
+  if (closed_) return Status::unavailable("runtime closed");
+  if (procs_.count(instance) != 0) return Status::exists("instance " + instance + " exists");
+  MESHOS_RETURN_IF_ERROR(spec::validate(spec));
+  auto p = std::make_unique<Proc>();
+  p->instance = instance;
+  p->spec = spec;
+  p->spec_hash = specHash(spec);
+  MESHOS_RETURN_IF_ERROR(fillEnvironment(*p, instance, spec));
+  std::string search_path = kDefaultPath;
+  for (const auto& kv : p->env) {
+    if (kv.rfind("PATH=", 0) == 0) search_path = kv.substr(5);
+  }
   // The program: a path, or a name looked up in the daemon's PATH.
   const std::string& prog = spec.command[0];
   if (prog.find('/') != std::string::npos) {
@@ -282,7 +373,7 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
     }
     p->exe = prog;
   } else {
-    std::stringstream path(env["PATH"]);
+    std::stringstream path(search_path);
     std::string dir;
     while (std::getline(path, dir, ':')) {
       std::string cand = (dir.empty() ? "." : dir) + "/" + prog;
@@ -294,12 +385,15 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
     }
     if (p->exe.empty()) {
       return Status::invalid("daemon '" + spec.name + "': command: '" + prog +
-                             "' not found in PATH (" + env["PATH"] + ")");
+                             "' not found in PATH (" + search_path + ")");
     }
   }
   if (spec.workdir.empty()) {
-    p->cwd = options_.data_dir + "/runtime/work/" + spec.name;
-    MESHOS_RETURN_IF_ERROR(makeDirs(p->cwd));
+    // Created once per daemon per agent run (not per instance, not per restart).
+    if (workdirs_made_.count(p->cwd) == 0) {
+      MESHOS_RETURN_IF_ERROR(makeDirs(p->cwd));
+      if (workdirs_made_.size() < 65'536) workdirs_made_.insert(p->cwd);
+    }
   } else {
     struct stat st{};
     if (::stat(spec.workdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -309,6 +403,7 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
     p->cwd = spec.workdir;
   }
   p->log_path = options_.data_dir + "/runtime/logs/" + instance + ".log";
+  p->exit_file = exitFileFor(instance, spec);
   procs_[instance] = std::move(p);
   return Status::ok();
 }
@@ -375,8 +470,19 @@ Status ProcessRuntime::start(const std::string& instance) {
   if (p.spec.limits.core_size && *p.spec.limits.core_size == 0) {
     script += "ulimit -c 0 || exit 126; ";
   }
-  const bool shim = !script.empty();
-  script += "exec \"$@\"";
+  // A run-to-completion process (job, cron run) runs under the shim, which records its exit
+  // code in exit_file: an agent that restarts while it runs re-adopts it (not its parent
+  // any more) and still learns its outcome. A service is exec'd (same pid, no extra shell).
+  const bool record_exit = !p.exit_file.empty();
+  const bool shim = !script.empty() || record_exit;
+  if (record_exit) {
+    (void)::unlink(p.exit_file.c_str());
+    // A stop signal reaches the whole group, the shim too, which then ends at once
+    // without recording anything; the run still gets its grace period (see onExit).
+    script += "\"$@\"; rc=$?; echo $rc > " + shellQuote(p.exit_file) + "; exit $rc";
+  } else {
+    script += "exec \"$@\"";
+  }
   static const std::string kShim = "/bin/sh";
   static const std::string kShimArg0 = "meshos-shim";
   static const std::string kShimDashC = "-c";
@@ -440,6 +546,12 @@ Status ProcessRuntime::start(const std::string& instance) {
     uv_close(reinterpret_cast<uv_handle_t*>(&h->proc),
              [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
     removeCgroup(p.cgroup_path);
+    if (rc == UV_ENOENT && p.spec.workdir.empty()) {
+      // The default workdir (made once, then assumed) may have been deleted: made again
+      // for the next attempt (the restart policy's).
+      workdirs_made_.erase(p.cwd);
+      if (makeDirs(p.cwd)) workdirs_made_.insert(p.cwd);
+    }
     return Status::unavailable("daemon '" + p.spec.name + "': spawn " + p.exe + ": " +
                                uv_strerror(rc));
   }
@@ -450,6 +562,7 @@ Status ProcessRuntime::start(const std::string& instance) {
   p.started_wall_ms = clock_.wallMs();
   p.adopted = false;
   p.stop_requested = false;
+  p.stop_deadline_ms = 0;
   p.exit.reset();
   p.state = ProcessState::kRunning;
   // A non-zero core size: from outside (the shell's ulimit units differ between shells).
@@ -482,6 +595,7 @@ Status ProcessRuntime::stop(const std::string& instance, int64_t grace_ms) {
     return Status::ok();
   }
   p.state = ProcessState::kStopping;
+  p.stop_deadline_ms = clock_.monotonicMs() + grace_ms;
   auto sig = spec::signalNumber(p.spec.stop_signal);
   killGroup(p, sig ? *sig : SIGTERM);
   killGroup(p, SIGCONT);  // a paused group must be able to act on the signal
@@ -502,8 +616,31 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   if (p.kill_timer != 0) timers_.cancel(p.kill_timer);
   p.kill_timer = 0;
   info.stopped_by_us = p.stop_requested;
-  // Whatever is left of the group goes with its leader; as subreaper we reap it.
-  if (p.pgid > 0) {
+  if (p.pgid > 0 && p.stop_requested && !p.exit_file.empty() && p.stop_deadline_ms > 0 &&
+      clock_.monotonicMs() < p.stop_deadline_ms) {
+    // A job or cron run being stopped: its shim (the main process) ended at the stop
+    // signal, the run itself may still be finishing. It keeps the rest of its grace
+    // period; then what is left of the group is killed (and reaped, as orphans).
+    const int pgid = p.pgid;
+    const std::string cgroup = p.cgroup ? p.cgroup_path : "";
+    const int64_t left = p.stop_deadline_ms - clock_.monotonicMs();
+    (void)timers_.after(left, [this, pgid, cgroup] {
+      if (!cgroup.empty()) {
+        (void)writeFile(cgroup + "/cgroup.kill", "1");
+        removeCgroup(cgroup);
+      }
+      const auto members = groupMembers(pgid);
+      if (members.empty()) return;
+      ::kill(-pgid, SIGKILL);
+      const int64_t deadline = clock_.monotonicMs() + 5'000;
+      for (int pid : members) orphans_[pid] = deadline;
+      reapOrphans();
+    });
+    const int64_t deadline = p.stop_deadline_ms + 5'000;
+    for (int pid : groupMembers(pgid)) orphans_[pid] = deadline;
+    reapOrphans();
+  } else if (p.pgid > 0) {
+    // Whatever is left of the group goes with its leader; as subreaper we reap it.
     ::kill(-p.pgid, SIGKILL);
     if (p.cgroup) (void)writeFile(p.cgroup_path + "/cgroup.kill", "1");
     const int64_t deadline = clock_.monotonicMs() + 5'000;
@@ -511,6 +648,7 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
     reapOrphans();
   }
   removeCgroup(p.cgroup_path);
+  if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
   p.state = ProcessState::kExited;
   p.exit = info;
   (void)store_.erase(instance);
@@ -588,7 +726,9 @@ Status ProcessRuntime::remove(const std::string& instance) {
     return Status::invalid("instance " + instance + " is still running; stop it first");
   }
   removeCgroup(p.cgroup_path);
-  (void)store_.erase(instance);
+  // A record exists only from a start to the exit (onExit erases it); an instance that
+  // never ran (apply's pre-check, a created one) has none: no syscall for it.
+  if (p.pid != 0) (void)store_.erase(instance);
   procs_.erase(it);
   return Status::ok();
 }
@@ -706,7 +846,7 @@ Status ProcessRuntime::exec(const std::string& instance, std::vector<std::string
   if (it == procs_.end()) return Status::notFound("no instance " + instance);
   if (argv.empty()) return Status::invalid("exec: empty command");
   const Proc& p = *it->second;
-  probes::CommandContext ctx{p.env, p.cwd, p.uid, p.gid};
+  const probes::CommandContext ctx{p.env, p.cwd, p.uid, p.gid};
   return probes::runCommand(loop_, argv, ctx, timeout_ms, max_output,
                             [done = std::move(done)](const probes::CommandResult& r) {
                               ExecResult e;
@@ -760,7 +900,38 @@ Result<ResourceStats> ProcessRuntime::stats(const std::string& instance) const {
 
 Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& spec) {
   if (procs_.count(rec.instance) != 0) return Status::exists("instance " + rec.instance + " exists");
+  const std::string exit_file = exitFileFor(rec.instance, spec);
   auto gone = [&](const std::string& why) {
+    // A job or cron run whose shim recorded its exit code: adopted as having exited, its
+    // outcome reported through the exit callback on the next loop turn.
+    if (auto rc = readExitFile(exit_file)) {
+      (void)store_.erase(rec.instance);
+      auto p = std::make_unique<Proc>();
+      p->instance = rec.instance;
+      p->spec = spec;
+      p->spec_hash = rec.spec_hash;
+      p->pid = rec.pid;
+      p->start_ticks = rec.start_ticks;
+      p->started_wall_ms = rec.started_wall_ms;
+      p->adopted = true;
+      p->log_path = rec.log_path;
+      p->exit_file = exit_file;
+      p->exe = spec.command.empty() ? "" : spec.command[0];
+      (void)fillEnvironment(*p, rec.instance, spec);
+      p->state = ProcessState::kRunning;  // until the exit is reported
+      procs_[rec.instance] = std::move(p);
+      const std::string name = rec.instance;
+      const int code = *rc;
+      (void)timers_.after(0, [this, name, code] {
+        ExitInfo info;
+        info.code_known = true;
+        info.exit_code = code;
+        info.detail = "exited " + std::to_string(code) + " while the agent was down";
+        onExit(name, std::move(info));
+      });
+      return Status::ok();
+    }
+    (void)::unlink(exit_file.c_str());
     (void)store_.erase(rec.instance);
     return Status::notFound("instance " + rec.instance + " (pid " + std::to_string(rec.pid) +
                             "): " + why);
@@ -793,10 +964,12 @@ Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& 
   p->cgroup = !rec.cgroup_path.empty();
   p->cgroup_path = rec.cgroup_path;
   p->log_path = rec.log_path;
+  p->exit_file = exit_file;
   p->state = ProcessState::kRunning;
   p->pidfd = pidfd;
-  p->cwd = spec.workdir.empty() ? options_.data_dir + "/runtime/work/" + spec.name : spec.workdir;
-  for (const auto& [k, v] : spec.env) p->env.push_back(k + "=" + v);
+  // The same environment, working directory and user as a process this agent starts, for
+  // exec checks and operator exec (a user that vanished since: run as the agent).
+  (void)fillEnvironment(*p, rec.instance, spec);
   p->exe = spec.command[0];
   auto* poll = new uv_poll_t();
   uv_poll_init(loop_, poll, pidfd);
@@ -823,6 +996,11 @@ Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& 
           info.term_signal = si.si_status;
           info.detail = "killed by " + signalName(si.si_status);
         }
+      } else if (auto rc = readExitFile(p.exit_file)) {
+        // Not our child, but a job's shim recorded the code.
+        info.code_known = true;
+        info.exit_code = *rc;
+        info.detail = "exited " + std::to_string(*rc);
       } else {
         info.code_known = false;
         info.detail = "exit code unknown (re-adopted process, not our child)";

@@ -23,6 +23,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "agent/core/clock.h"
@@ -35,7 +36,7 @@ namespace meshos::runtime {
 struct RuntimeOptions {
   std::string data_dir;                        // logs and workdirs under <data_dir>/runtime
   std::string cgroup_root = "/sys/fs/cgroup";  // "" disables cgroups
-  std::string cgroup_parent = "meshos";
+  std::string cgroup_parent = "meshos";        // [runtime] cgroup_parent; may be nested "a/b"
   int64_t log_check_interval_ms = 1000;        // how often log sizes are checked
   bool subreaper = true;                       // PR_SET_CHILD_SUBREAPER on the agent
 };
@@ -67,6 +68,7 @@ class ProcessRuntime final : public Runtime {
   Status exec(const std::string& instance, std::vector<std::string> argv, int64_t timeout_ms,
               size_t max_output, std::function<void(Result<ExecResult>)> done) override;
   Result<ResourceStats> stats(const std::string& instance) const override;
+  Result<probes::CommandContext> commandContext(const std::string& instance) const override;
   Status adopt(const InstanceRecord& record, const spec::DaemonSpec& spec) override;
   std::vector<std::string> instances() const override;
 
@@ -86,6 +88,11 @@ class ProcessRuntime final : public Runtime {
   void reapStrays();
  private:
   Status setupCgroup(Proc& p);
+  // env (base + spec), uid/gid (spec.user, as root), cwd (spec.workdir or the default).
+  Status fillEnvironment(Proc& p, const std::string& instance, const spec::DaemonSpec& spec) const;
+  std::string defaultWorkdir(const std::string& daemon) const;
+  // <data_dir>/runtime/exit/<instance> for a job or cron run, "" for a service.
+  std::string exitFileFor(const std::string& instance, const spec::DaemonSpec& spec) const;
   void removeCgroup(const std::string& path);
 
   uv_loop_t* loop_;
@@ -100,10 +107,15 @@ class ProcessRuntime final : public Runtime {
   std::string cgroup_base_;
   TimerId log_timer_ = 0;
   TimerId reap_timer_ = 0;
+  std::set<std::string> workdirs_made_;  // default workdirs known to exist (bounded)
   std::map<int, int64_t> orphans_;  // pid → give-up deadline (monotonic ms)
   std::map<std::string, int64_t> cgroups_to_remove_;  // path → give-up deadline
   bool closed_ = false;
 };
+
+// cgroup_parent: a relative path of [A-Za-z0-9._-] segments, none "." or ".."; else
+// InvalidArgument with the reason.
+Status validateCgroupParent(std::string_view parent);
 
 // /proc/<pid>/stat field 22 (start time in clock ticks since boot); -1 if no such process.
 int64_t processStartTicks(int pid);

@@ -18,6 +18,7 @@
 
 #include "agent/core/status.h"
 #include "agent/spec/daemon_spec.h"
+#include "probes/health_check.h"
 
 namespace meshos::runtime {
 
@@ -114,6 +115,10 @@ class Runtime {
                       int64_t timeout_ms, size_t max_output,
                       std::function<void(Result<ExecResult>)> done) = 0;
   virtual Result<ResourceStats> stats(const std::string& instance) const = 0;
+  // Where a command "in the daemon's environment" runs (exec checks, operator exec): the
+  // instance's environment, working directory (its default one when the spec has none)
+  // and user. NotFound for an unknown instance.
+  virtual Result<probes::CommandContext> commandContext(const std::string& instance) const = 0;
   // Re-adopts an instance recorded by a previous agent. OK: running and watched now.
   // NotFound: it is gone (or its pid was recycled); the record is dropped.
   virtual Status adopt(const InstanceRecord& record, const spec::DaemonSpec& spec) = 0;

@@ -16,6 +16,7 @@ std::string_view executionStateName(ExecutionState s) {
     case ExecutionState::kSucceeded: return "succeeded";
     case ExecutionState::kFailed: return "failed";
     case ExecutionState::kCancelled: return "cancelled";
+    case ExecutionState::kLost: return "lost";
   }
   return "?";
 }
@@ -59,6 +60,7 @@ struct Supervisor::Daemon {
   std::optional<spec::CronSchedule> cron;
   bool cron_enabled = true;
   int64_t next_fire_ms = -1;
+  int64_t last_fire_ms = -1;  // the last handled fire (persisted in the store)
   TimerId cron_timer = 0;
   int64_t disabled_at_ms = -1;
   int64_t missed_runs = 0;
@@ -164,11 +166,14 @@ void Supervisor::failure(const std::string& daemon, const std::string& kind,
   }
 }
 
-probes::CommandContext Supervisor::commandContext(const spec::DaemonSpec& spec) const {
+probes::CommandContext Supervisor::commandContext(const Instance& inst) const {
+  // The runtime's: the environment, working directory (the default one when the spec has
+  // none) and user the process itself got.
+  if (auto ctx = runtime_.commandContext(inst.id)) return *ctx;
   probes::CommandContext ctx;
   ctx.env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  for (const auto& [k, v] : spec.env) ctx.env.push_back(k + "=" + v);
-  ctx.cwd = spec.workdir;
+  for (const auto& [k, v] : inst.spec.env) ctx.env.push_back(k + "=" + v);
+  ctx.cwd = inst.spec.workdir;
   return ctx;
 }
 
@@ -207,6 +212,7 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
   for (auto& [n, d] : daemons_) {
     if (names.count(n) == 0 && !d->removing) {
       d->removing = true;
+      if (d->cron) (void)store_.eraseLastFire(n);  // no longer wanted: forget its history
       if (d->cron_timer != 0) timers_.cancel(d->cron_timer);
       d->cron_timer = 0;
       stopping_daemons_.insert(n);
@@ -253,6 +259,7 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
             stopInstance(*inst, "spec changed");
           } else {
             cancelTimer(*inst);
+            resetProbes(*inst);
             (void)runtime_.remove(inst->id);
             inst->spec = s;
             inst->pending_spec.reset();
@@ -304,10 +311,13 @@ void Supervisor::addDaemon(const spec::DaemonSpec& s) {
       for (int64_t i = 0; i < s.replicas; ++i) addInstance(ref, s.name + "#" + std::to_string(i), nullptr);
       break;
     case spec::DaemonKind::kJob:
-      (void)newExecution(ref, "apply");
+      // An execution the previous agent left is this apply's: no second one.
+      if (!adoptExecutions(ref)) (void)newExecution(ref, "apply");
       break;
     case spec::DaemonKind::kCron:
       ref.cron = *spec::parseCron(s.schedule);
+      (void)adoptExecutions(ref);
+      recoverCron(ref);
       armCron(ref);
       break;
   }
@@ -366,6 +376,61 @@ void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec) 
     return;
   }
   beginWaiting(ref);
+}
+
+bool Supervisor::adoptExecutions(Daemon& d) {
+  std::vector<InstanceRecord> mine;
+  for (auto it = recovered_.begin(); it != recovered_.end();) {
+    if (it->second.daemon == d.spec.name) {
+      mine.push_back(it->second);
+      it = recovered_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& r : mine) {
+    const auto hash_pos = r.instance.find('#');
+    const int64_t n = hash_pos == std::string::npos ? 0 : std::atoll(r.instance.c_str() + hash_pos + 1);
+    d.next_exec = std::max(d.next_exec, n + 1);
+    Execution e;
+    e.id = r.instance;
+    e.daemon = d.spec.name;
+    e.state = ExecutionState::kRunning;
+    e.attempts = 1;  // attempts are counted from the adoption
+    e.retry_limit = d.spec.job_retries;
+    e.trigger = "adopted";
+    e.created_wall_ms = r.started_wall_ms;
+    e.started_wall_ms = r.started_wall_ms;
+    d.executions.push_back(e);
+    auto inst = std::make_unique<Instance>();
+    inst->id = r.instance;
+    inst->daemon = d.spec.name;
+    inst->spec = d.spec;
+    inst->tracker.gate.configure(d.spec.crash_loop);
+    inst->execution = e.id;
+    Instance& ref = *inst;
+    d.instances[r.instance] = std::move(inst);
+    TransitionEvent created{ref.daemon, ref.id, InstanceState::kStopped, InstanceState::kWaiting,
+                            "created", clock_.wallMs()};
+    if (callbacks_.on_transition) callbacks_.on_transition(created);
+    // The runtime reports its end (now, when it ended while the agent was down with its
+    // exit code recorded) through the exit callback: afterExit records the outcome.
+    Status a = runtime_.adopt(r, d.spec);
+    if (a) {
+      ref.adopted = true;
+      ref.started_mono_ms = clock_.monotonicMs();
+      adopted_.push_back(ref.id);
+      transition(ref, InstanceState::kRunning, "re-adopted execution pid " + std::to_string(r.pid));
+      continue;
+    }
+    Execution* ex = d.execution(e.id);
+    ex->state = ExecutionState::kLost;
+    ex->detail = "ended while the agent was down; outcome unknown (" + a.message() + ")";
+    ex->finished_wall_ms = clock_.wallMs();
+    failure(ref, "job", "execution " + e.id + " lost: " + ex->detail);
+    transition(ref, InstanceState::kFailed, "lost: outcome unknown");
+  }
+  return !mine.empty();
 }
 
 Result<std::string> Supervisor::newExecution(Daemon& d, const std::string& trigger) {
@@ -503,6 +568,9 @@ void Supervisor::evaluateWaiting() {
 }
 
 void Supervisor::launch(Instance& inst) {
+  // Every process gets fresh probes, built from the spec it runs: a changed spec brings its
+  // own checks, and a restarted process does not inherit the previous one's status.
+  resetProbes(inst);
   if (inst.pending_spec) {
     (void)runtime_.remove(inst.id);
     inst.spec = *inst.pending_spec;
@@ -552,10 +620,15 @@ void Supervisor::launch(Instance& inst) {
 
 void Supervisor::startProbes(Instance& inst) {
   const std::string id = inst.id;
-  auto ctx = commandContext(inst.spec);
+  // Built once, and only when a check needs it (exec checks use it).
+  std::optional<probes::CommandContext> ctx_cache;
+  auto ctx = [&]() -> const probes::CommandContext& {
+    if (!ctx_cache) ctx_cache = commandContext(inst);
+    return *ctx_cache;
+  };
   if (inst.state == InstanceState::kStarting && inst.spec.health.startup) {
     inst.startup = std::make_unique<probes::HealthProbe>(
-        loop_, timers_, *inst.spec.health.startup, ctx,
+        loop_, timers_, *inst.spec.health.startup, ctx(),
         [this, id](probes::HealthStatus s, const std::string& detail) {
           Instance* i = findInstance(id);
           if (i == nullptr || i->state != InstanceState::kStarting) return;
@@ -575,7 +648,7 @@ void Supervisor::startProbes(Instance& inst) {
   if (inst.spec.health.liveness) {
     if (!inst.liveness) {
       inst.liveness = std::make_unique<probes::HealthProbe>(
-          loop_, timers_, *inst.spec.health.liveness, ctx,
+          loop_, timers_, *inst.spec.health.liveness, ctx(),
           [this, id](probes::HealthStatus s, const std::string& detail) {
             Instance* i = findInstance(id);
             if (i == nullptr) return;
@@ -592,7 +665,7 @@ void Supervisor::startProbes(Instance& inst) {
   if (inst.spec.health.readiness) {
     if (!inst.readiness) {
       inst.readiness = std::make_unique<probes::HealthProbe>(
-          loop_, timers_, *inst.spec.health.readiness, ctx,
+          loop_, timers_, *inst.spec.health.readiness, ctx(),
           [this, id](probes::HealthStatus s, const std::string& detail) {
             Instance* i = findInstance(id);
             if (i == nullptr) return;
@@ -608,6 +681,13 @@ void Supervisor::startProbes(Instance& inst) {
   } else if (inst.state == InstanceState::kRunning) {
     transition(inst, InstanceState::kReady, "running (no readiness check)");
   }
+}
+
+void Supervisor::resetProbes(Instance& inst) {
+  stopProbes(inst);
+  inst.startup.reset();
+  inst.liveness.reset();
+  inst.readiness.reset();
 }
 
 void Supervisor::stopProbes(Instance& inst) {
@@ -701,6 +781,19 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
   }
   // Jobs and cron runs.
   Execution* e = d->execution(inst.execution);
+  if (!info.code_known) {
+    // A re-adopted run that ended without a recorded exit code (its shim was killed):
+    // whether it succeeded is unknowable, so it is neither retried nor counted a success.
+    inst.forced_failure = false;
+    if (e != nullptr) {
+      e->state = ExecutionState::kLost;
+      e->detail = info.detail;
+      e->finished_wall_ms = clock_.wallMs();
+    }
+    failure(inst, "job", "execution " + id + " lost: " + info.detail);
+    transition(inst, InstanceState::kFailed, "lost: " + info.detail);
+    return;
+  }
   const bool ok = !inst.forced_failure && isSuccessExit(inst.spec, info);
   inst.forced_failure = false;
   if (e != nullptr) {
@@ -864,6 +957,44 @@ void Supervisor::armCron(Daemon& d) {
   d.cron_timer = timers_.after(d.next_fire_ms - now, [this, name] { onCronFire(name); });
 }
 
+void Supervisor::recordFire(Daemon& d, int64_t fire_ms) {
+  d.last_fire_ms = fire_ms;
+  if (Status st = store_.saveLastFire(d.spec.name, fire_ms); !st) {
+    failure(d.spec.name, "cron", "cannot persist the last fire time: " + st.message());
+  }
+}
+
+void Supervisor::recoverCron(Daemon& d) {
+  const std::string& name = d.spec.name;
+  const int64_t now = clock_.wallMs();
+  auto last = store_.lastFire(name);
+  if (!last) {
+    // First time scheduled here (or an unreadable record): missed runs count from now.
+    if (last.status().code() != Code::kNotFound) {
+      failure(name, "cron", last.status().message() + "; missed runs count from now");
+    }
+    recordFire(d, now);
+    return;
+  }
+  d.last_fire_ms = *last;
+  // Fires scheduled after the last handled one, up to now: missed while the agent was down.
+  int64_t missed = 0;
+  int64_t last_missed = -1;
+  for (int64_t t = d.cron->nextAfter(*last); t >= 0 && t <= now && missed < 100'000;
+       t = d.cron->nextAfter(t)) {
+    ++missed;
+    last_missed = t;
+  }
+  if (missed == 0) return;
+  d.missed_runs += missed;
+  const bool run_once = d.spec.missed_runs == spec::MissedRunPolicy::kRunOnce;
+  failure(name, "cron",
+          std::to_string(missed) + " fire(s) missed since the last one at " + std::to_string(*last) +
+              (run_once ? " (agent down); running once" : " (agent down); skipped"));
+  if (run_once) (void)newExecution(d, "cron-missed");
+  recordFire(d, last_missed);
+}
+
 void Supervisor::onCronFire(const std::string& name) {
   Daemon* d = findDaemon(name);
   if (d == nullptr) return;
@@ -880,6 +1011,7 @@ void Supervisor::onCronFire(const std::string& name) {
       failure(name, "cron", "fire skipped: " + e.status().message());
     }
   }
+  recordFire(*d, d->next_fire_ms);
   armCron(*d);
 }
 
@@ -897,14 +1029,17 @@ Status Supervisor::setCronEnabled(const std::string& name, bool enabled) {
     return Status::ok();
   }
   int64_t missed = 0;
+  int64_t last_missed = -1;
   for (int64_t t = d->cron->nextAfter(d->disabled_at_ms); t >= 0 && t <= now && missed < 100'000;
        t = d->cron->nextAfter(t)) {
     ++missed;
+    last_missed = t;
   }
   d->missed_runs += missed;
   if (missed > 0 && d->spec.missed_runs == spec::MissedRunPolicy::kRunOnce) {
     (void)newExecution(*d, "cron-missed");
   }
+  if (missed > 0) recordFire(*d, last_missed);
   armCron(*d);
   return Status::ok();
 }
@@ -965,7 +1100,7 @@ Status Supervisor::resume(const std::string& target) {
     if (inst->state != InstanceState::kPaused) continue;
     MESHOS_RETURN_IF_ERROR(runtime_.signal(inst->id, SIGCONT));
     transition(*inst, inst->paused_from, "resumed by operator");
-    if (inst->startup) inst->startup->start();
+    if (inst->startup && inst->state == InstanceState::kStarting) inst->startup->start();
     if (inst->liveness) inst->liveness->start();
     if (inst->readiness) inst->readiness->start();
   }
@@ -1120,6 +1255,7 @@ nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
                        {"schedule", d->cron->text},
                        {"enabled", d->cron_enabled},
                        {"next_fire_ms", d->next_fire_ms},
+                       {"last_fire_ms", d->last_fire_ms},
                        {"missed_runs", d->missed_runs},
                        {"skipped_overlaps", d->skipped_overlaps}});
     }

@@ -63,7 +63,9 @@ struct SupervisorCallbacks {
   std::function<void(const FailureEvent&)> on_failure;
 };
 
-enum class ExecutionState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
+// kLost: the execution's process ended while no agent watched it and its outcome cannot be
+// known (its shim left no exit code); recorded as a failure, never retried or forgotten.
+enum class ExecutionState { kPending, kRunning, kSucceeded, kFailed, kCancelled, kLost };
 std::string_view executionStateName(ExecutionState s);
 
 struct Execution {
@@ -74,7 +76,7 @@ struct Execution {
   int64_t retry_limit = 0;
   int exit_code = -1;
   std::string detail;
-  std::string trigger;   // "apply" | "cron" | "manual"
+  std::string trigger;   // "apply" | "cron" | "cron-missed" | "manual" | "adopted"
   int64_t created_wall_ms = 0;
   int64_t started_wall_ms = 0;
   int64_t finished_wall_ms = 0;
@@ -160,6 +162,9 @@ class Supervisor {
 
   void addDaemon(const spec::DaemonSpec& spec);
   void addInstance(Daemon& d, const std::string& id, Execution* exec);
+  // Job / cron: takes over the executions a previous agent left (running, or ended with a
+  // recorded exit code, or lost). True when there was one.
+  bool adoptExecutions(Daemon& d);
   void removeDaemonWhenStopped(const std::string& name);
   void beginWaiting(Instance& inst);
   void evaluateWaiting();
@@ -169,14 +174,18 @@ class Supervisor {
   void afterExit(Instance& inst, const ExitInfo& info);
   void startProbes(Instance& inst);
   void stopProbes(Instance& inst);
+  void resetProbes(Instance& inst);  // stops and drops them (launch builds new ones)
   void killForHealth(Instance& inst, const std::string& why);
   void cancelTimer(Instance& inst);
   void stopInstance(Instance& inst, const std::string& reason);
   void finishStopOrdered();
   Result<std::string> newExecution(Daemon& d, const std::string& trigger);
   void armCron(Daemon& d);
+  // Loads the persisted last fire; fires missed since then get the missed-runs policy.
+  void recoverCron(Daemon& d);
+  void recordFire(Daemon& d, int64_t fire_ms);
   void onCronFire(const std::string& daemon);
-  probes::CommandContext commandContext(const spec::DaemonSpec& spec) const;
+  probes::CommandContext commandContext(const Instance& inst) const;
 
   uv_loop_t* loop_;
   Clock& clock_;

@@ -305,6 +305,63 @@ TEST_CASE("cgroup v2: a child that left the process group is still killed; stats
   ::rmdir((root + "/meshos-test").c_str());
 }
 
+TEST_CASE("cgroup_parent: two agents on one host each get their own sub-tree") {
+  std::string root;
+  for (const char* cand : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    struct statfs sf{};
+    if (::statfs(cand, &sf) == 0 && static_cast<uint64_t>(sf.f_type) == 0x63677270 &&
+        ::access(cand, W_OK) == 0) {
+      root = cand;
+      break;
+    }
+  }
+  if (root.empty()) {
+    MESSAGE("no writable cgroup2 mount: skipped");
+    return;
+  }
+  const std::string top = "meshos-test-" + std::to_string(::getpid());
+  {
+    // Two agents with nested parents of their own, running a daemon of the same name.
+    Harness a(nullptr, nullptr, "", root, top + "/agent-a");
+    Harness b(nullptr, nullptr, "", root, top + "/agent-b");
+    REQUIRE(a.runtime().cgroupsEnabled());
+    REQUIRE(b.runtime().cgroupsEnabled());
+    auto s = service("same", {"/bin/sh", "-c", "exec sleep 60"});
+    REQUIRE(a.sup().apply(one(s)));
+    REQUIRE(b.sup().apply(one(s)));
+    REQUIRE(a.waitState("same#0", InstanceState::kReady));
+    REQUIRE(b.waitState("same#0", InstanceState::kReady));
+    auto sa = a.runtime().status("same#0");
+    auto sb = b.runtime().status("same#0");
+    REQUIRE(sa);
+    REQUIRE(sb);
+    CHECK(sa->cgroup);
+    CHECK(sb->cgroup);
+    CHECK(sa->cgroup_path == root + "/" + top + "/agent-a/same#0");
+    CHECK(sb->cgroup_path == root + "/" + top + "/agent-b/same#0");
+    auto members = [](const std::string& path) {
+      std::ifstream in(path + "/cgroup.procs");
+      std::string out;
+      for (int pid = 0; in >> pid;) out += std::to_string(pid) + " ";
+      return out;
+    };
+    // The shim joins the group right after the spawn, then execs the daemon (same pid).
+    CHECK(a.runUntil([&] { return members(sa->cgroup_path) == std::to_string(a.pidOf("same#0")) + " "; }, 3000));
+    CHECK(b.runUntil([&] { return members(sb->cgroup_path) == std::to_string(b.pidOf("same#0")) + " "; }, 3000));
+    // Stopping one agent's instance leaves the other's alone.
+    const int pid_b = b.pidOf("same#0");
+    REQUIRE(a.sup().stop("same"));
+    REQUIRE(a.waitState("same#0", InstanceState::kStopped, 5000));
+    CHECK(a.runUntil([&] { return !std::filesystem::exists(sa->cgroup_path); }, 3000));
+    CHECK(pidAlive(pid_b));
+    CHECK(b.stateOf("same#0") == InstanceState::kReady);
+    CHECK(members(sb->cgroup_path) == std::to_string(pid_b) + " ");
+  }
+  ::rmdir((root + "/" + top + "/agent-a").c_str());
+  ::rmdir((root + "/" + top + "/agent-b").c_str());
+  ::rmdir((root + "/" + top).c_str());
+}
+
 TEST_CASE("user (as root), environment, workdir and rlimits reach the daemon") {
   Harness h;
   const std::string out = h.dir() + "/out";

@@ -1,5 +1,7 @@
 // Jobs (executions, retries) and cron schedules, with real processes. Cron fires on a
 // ManualClock: the test moves time; processes run on the real loop.
+#include <fstream>
+
 #include "agent/core/timers.h"
 #include "tests/unit/runtime/harness.h"
 
@@ -140,4 +142,108 @@ TEST_CASE("job: stopping a running execution cancels it") {
   }, 5000));
   CHECK(h.sup().executions("long")[0].attempts == 1);
   CHECK(h.rec.failuresOf("job") == 0);
+}
+
+TEST_CASE("cron: a restarted agent applies the missed-runs policy from the persisted last fire") {
+  // Wall start 2023-11-14 22:13:20 UTC; "*/5" fires at 22:15:00, 22:20:00, ...
+  for (auto policy : {spec::MissedRunPolicy::kRunOnce, spec::MissedRunPolicy::kSkip}) {
+    CAPTURE(spec::missedRunName(policy));
+    ManualClock clock;
+    ManualTimers timers(clock);
+    const std::string dir = makeTempDir();
+    {
+      Harness h(&clock, &timers, dir);
+      spec::DaemonSpec s;
+      s.name = "report";
+      s.kind = spec::DaemonKind::kCron;
+      s.schedule = "*/5 * * * *";
+      s.missed_runs = policy;
+      s.command = {"/bin/sh", "-c", "echo tick"};
+      REQUIRE(h.sup().apply(one(s)));
+      timers.advanceMs(100'000);  // 22:15:00
+      REQUIRE(h.runUntil([&] {
+        auto e = h.sup().executions("report");
+        return e.size() == 1 && finished(e[0]);
+      }, 5000));
+      CHECK(h.sup().snapshotJson()["cron"][0]["last_fire_ms"] == 1'700'000'100'000);
+      // The agent goes away for 21 minutes: fires at 22:20, 22:25, 22:30 and 22:35 are missed.
+      h.closeKeepRunning();
+      clock.advanceMs(21 * 60'000);  // 22:36:00
+      h.open();
+      REQUIRE(h.sup().recover());
+      REQUIRE(h.sup().apply(one(s)));
+      auto json = h.sup().snapshotJson();
+      CHECK(json["cron"][0]["missed_runs"] == 4);
+      CHECK(json["cron"][0]["last_fire_ms"] == 1'700'000'100'000 + 20 * 60'000);
+      CHECK(json["cron"][0]["next_fire_ms"] == 1'700'000'100'000 + 25 * 60'000);
+      if (policy == spec::MissedRunPolicy::kRunOnce) {
+        REQUIRE(h.runUntil([&] {
+          auto e = h.sup().executions("report");
+          return e.size() == 1 && finished(e[0]);
+        }, 5000));
+        CHECK(h.sup().executions("report")[0].trigger == "cron-missed");
+      } else {
+        h.runFor(50);
+        CHECK(h.sup().executions("report").empty());
+      }
+      CHECK(h.rec.failuresOf("cron") == 1);
+      // Restarted again at once: nothing more was missed, nothing more runs.
+      h.shutdown(false);
+      h.open();
+      REQUIRE(h.sup().recover());
+      REQUIRE(h.sup().apply(one(s)));
+      CHECK(h.sup().snapshotJson()["cron"][0]["missed_runs"] == 0);
+      CHECK(h.sup().executions("report").empty());
+      // Removed from the desired set: its history goes too.
+      REQUIRE(h.sup().apply({}));
+      CHECK(!std::filesystem::exists(dir + "/runtime/instances/report.cron"));
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("instance store: last fire times round-trip, atomically; a corrupt one is an error") {
+  const std::string dir = makeTempDir();
+  auto store = FileInstanceStore::open(dir + "/inst");
+  REQUIRE(store);
+  CHECK((*store)->lastFire("nightly").status().code() == Code::kNotFound);
+  REQUIRE((*store)->saveLastFire("nightly", 1'700'000'100'000));
+  REQUIRE((*store)->saveLastFire("nightly", 1'700'000'400'000));
+  auto v = (*store)->lastFire("nightly");
+  REQUIRE(v);
+  CHECK(*v == 1'700'000'400'000);
+  CHECK(!std::filesystem::exists(dir + "/inst/nightly.cron.tmp"));
+  std::vector<std::string> skipped;
+  auto all = (*store)->loadAll(&skipped);  // cron files are not instance records
+  REQUIRE(all);
+  CHECK(all->empty());
+  CHECK(skipped.empty());
+  {
+    std::ofstream out(dir + "/inst/nightly.cron");
+    out << "last_fire_ms=12x\n";
+  }
+  CHECK((*store)->lastFire("nightly").status().code() == Code::kCorruption);
+  REQUIRE((*store)->eraseLastFire("nightly"));
+  CHECK((*store)->lastFire("nightly").status().code() == Code::kNotFound);
+  REQUIRE((*store)->eraseLastFire("nightly"));  // idempotent
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("job: a stopped run still gets its grace period (its exit-recording shim ends first)") {
+  Harness h;
+  const std::string done = h.dir() + "/cleaned-up";
+  auto s = job("graceful", "trap 'sleep 0.3; echo ok > " + done + "; exit 0' TERM; sleep 30 & wait", 0);
+  s.stop_grace_ms = 3000;
+  REQUIRE(h.sup().apply(one(s)));
+  REQUIRE(h.runUntil([&] {
+    auto e = h.sup().executions("graceful");
+    return e.size() == 1 && e[0].state == ExecutionState::kRunning;
+  }, 5000));
+  h.runFor(100);  // let the run install its trap
+  REQUIRE(h.sup().stop("graceful"));
+  REQUIRE(h.runUntil([&] {
+    return h.sup().executions("graceful")[0].state == ExecutionState::kCancelled;
+  }, 5000));
+  // Cancelled when the shim ended; the run itself finished its cleanup within the grace.
+  CHECK(h.runUntil([&] { return std::filesystem::exists(done); }, 2500));
 }

@@ -98,9 +98,9 @@ class Harness {
  public:
   // cgroup_root "" (the default here) runs without cgroups; tests that want them pass one.
   explicit Harness(Clock* clock = nullptr, Timers* timers = nullptr, std::string dir = "",
-                   std::string cgroup_root = "")
+                   std::string cgroup_root = "", std::string cgroup_parent = "meshos-test")
       : dir_(dir.empty() ? makeTempDir() : dir), owns_dir_(dir.empty()),
-        cgroup_root_(std::move(cgroup_root)) {
+        cgroup_root_(std::move(cgroup_root)), cgroup_parent_(std::move(cgroup_parent)) {
     uv_loop_init(&loop_);
     uv_timer_init(&loop_, &ticker_);
     uv_timer_start(&ticker_, [](uv_timer_t*) {}, 5, 5);
@@ -127,7 +127,7 @@ class Harness {
     o.data_dir = dir_;
     o.log_check_interval_ms = 100;
     o.cgroup_root = cgroup_root_;
-    o.cgroup_parent = "meshos-test";
+    o.cgroup_parent = cgroup_parent_;
     runtime_ = std::make_unique<ProcessRuntime>(&loop_, *clock_, *store_, o);
     REQUIRE(runtime_->init());
     SupervisorCallbacks cb;
@@ -195,6 +195,7 @@ class Harness {
   std::string dir_;
   bool owns_dir_;
   std::string cgroup_root_;
+  std::string cgroup_parent_;
   uv_loop_t loop_;
   uv_timer_t ticker_;
   SystemClock system_clock_;

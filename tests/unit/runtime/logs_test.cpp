@@ -84,3 +84,35 @@ TEST_CASE("bad specs: clear errors and nothing started") {
   CHECK(h.rec.transitions.empty());
   CHECK(h.runtime().instances().empty());
 }
+
+TEST_CASE("cgroup_parent: a bad one is a clear error from init, nothing created") {
+  CHECK(validateCgroupParent("meshos"));
+  CHECK(validateCgroupParent("meshos/agent-2.b_c"));
+  for (const char* bad : {"", "/meshos", "a//b", "a/", "..", "a/../b", "./a", "a b", "a$b"}) {
+    Status s = validateCgroupParent(bad);
+    CHECK_MESSAGE(!s, bad);
+    CHECK(s.message().find("cgroup_parent") != std::string::npos);
+  }
+  const std::string dir = makeTempDir();
+  auto store = FileInstanceStore::open(dir + "/runtime/instances");
+  REQUIRE(store);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  SystemClock clock;
+  {
+    RuntimeOptions o;
+    o.data_dir = dir;
+    o.cgroup_root = "/sys/fs/cgroup";
+    o.cgroup_parent = "../escape";
+    o.subreaper = false;
+    ProcessRuntime rt(&loop, clock, **store, o);
+    Status s = rt.init();
+    CHECK(!s);
+    CHECK(s.message().find("must not contain '.' or '..'") != std::string::npos);
+    CHECK(!rt.cgroupsEnabled());
+    rt.close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  std::filesystem::remove_all(dir);
+}
