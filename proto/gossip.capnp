@@ -101,5 +101,23 @@ struct GossipStreamFrame {
     pushPull @0 :GossipPushPull;
     ping @1 :GossipPing;
     ack @2 :GossipAck;
+    appRequest @3 :GossipAppRequest;
+    appReply @4 :GossipAppReply;
   }
+}
+
+# Application channels over the gossip TCP stream (GossipService::onAppStream /
+# requestApp): one request frame, one reply frame, sealed like every other frame.
+struct GossipAppRequest {
+  channel @0 :Text;        # e.g. "commits.push"; an unknown channel gets an error reply
+  sourceId @1 :Text;       # the sender's node id
+  sourceAddress @2 :Text;  # the sender's advertised gossip address
+  body @3 :Data;
+}
+
+struct GossipAppReply {
+  ok @0 :Bool;
+  errorCode @1 :Text;      # when !ok: a Status code name ("invalid-argument", ...)
+  errorMessage @2 :Text;
+  body @3 :Data;           # when ok
 }

@@ -220,6 +220,7 @@ Status GossipService::start() {
     spdlog::warn("gossip: no keyring configured; packets are sent in plaintext (cluster id '{}' still checked)",
                  options_.gossip.cluster_id);
   membership_ = std::make_unique<Membership>(options_.gossip, self, options_.keyring, Rng(env_.rng.next()));
+  for (auto& [channel, handler] : app_handlers_) (void)membership_->setAppHandler(channel, handler);
   membership_->start(nowMs());
   persistIncarnation();
   if (!options_.seeds.empty()) membership_->join(nowMs(), options_.seeds);
@@ -278,6 +279,10 @@ void GossipService::close() {
   if (fail_timer_ != 0) env_.timers.cancel(fail_timer_);
   fail_timer_ = 0;
   failed_streams_.clear();
+  if (app_fail_timer_ != 0) env_.timers.cancel(app_fail_timer_);
+  app_fail_timer_ = 0;
+  app_failed_.clear();
+  app_pending_.clear();
   std::vector<Conn*> all;
   for (auto& [c, _] : conns_) all.push_back(c);
   for (Conn* c : all) closeConn(c);
@@ -300,7 +305,7 @@ void GossipService::close() {
 // ---------------------------------------------------------------- core driving
 
 void GossipService::pump() {
-  if (!membership_ || closed_) return;
+  if (!membership_ || closed_ || app_handler_depth_ > 0) return;
   for (int round = 0; round < 8; ++round) {
     Outputs out = membership_->takeOutputs();
     if (out.empty()) break;
@@ -315,6 +320,14 @@ void GossipService::pump() {
     }
     for (const auto& st : out.states)
       if (on_node_state_) on_node_state_(st);
+    for (auto& r : out.app_replies) {
+      auto it = app_pending_.find(r.id);
+      if (it == app_pending_.end()) continue;
+      auto done = std::move(it->second);
+      app_pending_.erase(it);
+      if (done) done(std::move(r.reply));
+      if (closed_) return;
+    }
     if (closed_) return;  // a callback may close us
   }
   persistIncarnation();
@@ -348,6 +361,49 @@ void GossipService::persistIncarnation() {
   }
   ++shell_counters_.incarnation_writes;
   persisted_incarnation_ = inc;
+}
+
+// ---------------------------------------------------------------- app channels
+
+void GossipService::onAppStream(std::string channel, AppHandler handler) {
+  if (handler) {
+    app_handlers_[channel] = handler;
+  } else {
+    app_handlers_.erase(channel);
+  }
+  if (membership_) {
+    if (Status s = membership_->setAppHandler(channel, std::move(handler)); !s)
+      spdlog::error("gossip: app channel '{}': {}", channel, s.toString());
+  }
+}
+
+void GossipService::failAppLater(std::function<void(Result<Bytes>)> done, Status why) {
+  ++shell_counters_.app_rejected;
+  // Never call back inside the call that started the operation.
+  app_failed_.emplace_back(std::move(done), std::move(why));
+  if (app_fail_timer_ != 0) return;
+  app_fail_timer_ = env_.timers.after(0, [this] {
+    app_fail_timer_ = 0;
+    auto failed = std::move(app_failed_);
+    app_failed_.clear();
+    for (auto& [fn, st] : failed) {
+      if (closed_) return;
+      if (fn) fn(st);
+    }
+  });
+}
+
+void GossipService::requestApp(const std::string& to_address, std::string channel, Bytes request,
+                               std::function<void(Result<Bytes>)> done) {
+  if (closed_) return;  // after close() nothing is called back
+  if (!membership_) return failAppLater(std::move(done), Status::unavailable("gossip not started"));
+  if (app_pending_.size() >= options_.gossip.max_app_in_flight)
+    return failAppLater(std::move(done), Status::overloaded("too many app requests in flight (" +
+                                                            std::to_string(app_pending_.size()) + ")"));
+  auto id = membership_->requestApp(nowMs(), to_address, channel, std::move(request));
+  if (!id) return failAppLater(std::move(done), id.status());
+  app_pending_[*id] = std::move(done);
+  pump();
 }
 
 // ---------------------------------------------------------------- UDP
@@ -431,7 +487,9 @@ void GossipService::startStream(StreamRequest req) {
   conns_[c] = true;
   outbound_[req.id] = c;
   c->connect_req.data = c;
-  c->timer = env_.timers.after(options_.gossip.stream_timeout_ms, [this, c] {
+  const int64_t timeout_ms =
+      req.kind == StreamKind::kApp ? options_.gossip.app_timeout_ms : options_.gossip.stream_timeout_ms;
+  c->timer = env_.timers.after(timeout_ms, [this, c] {
     c->timer = 0;
     finishOutbound(c, Status::deadline("gossip stream to " + c->peer + " timed out"));
   });
@@ -509,7 +567,9 @@ void GossipService::onNewConnection(uv_stream_t* server, int status) {
 
 void GossipService::onInboundFrame(Conn* c, Bytes frame) {
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->handle));
+  ++app_handler_depth_;
   auto reply = membership_->handleStream(nowMs(), c->peer, frame);
+  --app_handler_depth_;
   pump();
   if (c->svc == nullptr) return;  // closed meanwhile
   if (!reply) {
@@ -543,7 +603,7 @@ void GossipService::onConnData(Conn* c, ssize_t nread, const uv_buf_t* buf) {
     if (c->outbound) {
       finishOutbound(c, Status::unavailable("gossip stream closed before the reply"));
     } else {
-      if (nread != UV_EOF) ++shell_counters_.tcp_errors;
+      if (nread != UV_EOF || !c->rbuf.empty()) ++shell_counters_.tcp_errors;  // error, or a truncated frame
       closeConn(c);
     }
     return;

@@ -7,6 +7,13 @@
 // followed by a sealed GossipStreamFrame; a connection is closed after the reply or after
 // stream_timeout_ms.
 //
+// Application channels ride on the same streams: onAppStream() registers the handler of a
+// channel (its reply goes back on the stream; an error goes back as an error reply), and
+// requestApp() sends one request and calls done exactly once, later on the loop, with the
+// peer's reply or an error (overloaded past max_app_in_flight, invalid past
+// max_app_body_bytes, deadline after app_timeout_ms, the peer's own error). Requests still
+// in flight at close() are dropped without calling done.
+//
 // Owned by the agent's Node; every call on the loop thread. close() starts closing every
 // handle; their memory is freed in the close callbacks, so run the loop once more after it.
 #pragma once
@@ -41,6 +48,7 @@ struct GossipServiceOptions {
 struct ShellCounters {
   uint64_t udp_send_errors = 0, udp_send_dropped = 0, tcp_rejected = 0, tcp_errors = 0, incarnation_writes = 0,
            incarnation_write_errors = 0;
+  uint64_t app_rejected = 0;  // requestApp refused before anything was sent (bounds, not running)
 };
 
 // "host:port" or "[v6]:port" -> sockaddr.
@@ -80,6 +88,14 @@ class GossipService {
   // Only after a successful start().
   Keyring& keyring() { return membership_->keyring(); }
 
+  // Sets (empty handler: removes) the handler of an app channel (1..64 bytes); before or
+  // after start(). The handler runs on the loop, inside the read of the request.
+  void onAppStream(std::string channel, AppHandler handler);
+  // One request on a channel of the node at to_address ("host:port", its gossip address).
+  void requestApp(const std::string& to_address, std::string channel, Bytes request,
+                  std::function<void(Result<Bytes>)> done);
+  size_t appInFlight() const { return app_pending_.size(); }
+
   void onMemberEvent(std::function<void(const MemberEvent&)> fn) { on_member_event_ = std::move(fn); }
   void onNodeState(std::function<void(const NodeStateUpdate&)> fn) { on_node_state_ = std::move(fn); }
 
@@ -98,6 +114,7 @@ class GossipService {
   void onInboundFrame(Conn* c, Bytes frame);
   void closeConn(Conn* c);
   void persistIncarnation();
+  void failAppLater(std::function<void(Result<Bytes>)> done, Status why);
 
   static void onUdpAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
@@ -127,6 +144,11 @@ class GossipService {
   Counters empty_counters_;
   std::function<void(const MemberEvent&)> on_member_event_;
   std::function<void(const NodeStateUpdate&)> on_node_state_;
+  std::map<std::string, AppHandler> app_handlers_;  // kept for start()
+  std::map<uint64_t, std::function<void(Result<Bytes>)>> app_pending_;
+  std::vector<std::pair<std::function<void(Result<Bytes>)>, Status>> app_failed_;
+  TimerId app_fail_timer_ = 0;
+  int app_handler_depth_ = 0;  // > 0 while an app handler runs: pump() waits for the caller
 };
 
 // <data_dir>/gossip.incarnation: one decimal number and a newline, written atomically.

@@ -11,6 +11,10 @@ namespace {
 constexpr size_t kMaxForwards = 1024;
 constexpr size_t kMaxPendingStreams = 256;
 constexpr int64_t kReapCheckMs = 10'000;
+constexpr int64_t kSeedRetryBaseMs = 1'000;       // first retry of a seed never reached
+constexpr size_t kMaxStateSources = 4;           // announcers remembered per origin
+constexpr size_t kMaxStateFetchesPerStep = 8;    // body fetches started per tick
+constexpr int64_t kStateFetchMaxBackoffProbes = 5;  // fetch backoff cap, in probe intervals
 std::string stateSubject(const std::string& origin) { return "s:" + origin; }
 }  // namespace
 
@@ -53,6 +57,10 @@ Status Options::validate() const {
     return Status::invalid("membership_budget_bytes + state_budget_bytes must leave 200 bytes of max_packet_bytes");
   if (max_stream_bytes < 64 * 1024) return Status::invalid("max_stream_bytes must be >= 65536");
   if (max_node_state_bytes > max_stream_bytes / 2) return Status::invalid("max_node_state_bytes must be <= max_stream_bytes / 2");
+  if (max_app_body_bytes < 1024 || max_app_body_bytes > max_stream_bytes - 4096)
+    return Status::invalid("max_app_body_bytes must be in [1024, max_stream_bytes - 4096]");
+  if (max_app_in_flight < 1 || max_app_in_flight > 4096) return Status::invalid("max_app_in_flight must be in [1, 4096]");
+  MESHOS_RETURN_IF_ERROR(positive(app_timeout_ms, "app_timeout_ms"));
   if (cluster_id.empty() || cluster_id.size() > 255) return Status::invalid("cluster id must be 1..255 bytes");
   return Status::ok();
 }
@@ -86,6 +94,14 @@ void Membership::join(int64_t now_ms, const std::vector<std::string>& addresses,
   for (const auto& a : addresses) {
     if (a == self_.address) continue;
     if (remember_as_seeds && std::find(seeds_.begin(), seeds_.end(), a) == seeds_.end()) seeds_.push_back(a);
+    if (remember_as_seeds) {
+      SeedRetry& r = seed_retry_[a];
+      if (!r.reached) {
+        r.pending = true;
+        r.sent_ms = now_ms;
+        ++r.attempts;
+      }
+    }
     queueStream(StreamKind::kPushPull, a, buildPushPull(true), 0, true);
   }
 }
@@ -243,6 +259,11 @@ Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, 
     }
     return keyring_.seal(options_.cluster_id, encodeStreamFrame(AckMsg{ping->seq_no}));
   }
+  if (auto* app = std::get_if<AppRequestMsg>(&*decoded)) {
+    Bytes reply = serveApp(from, *app);
+    counters_.stream_bytes_out += reply.size();
+    return reply;
+  }
   ++counters_.drop_decode;
   return Status::invalid("unexpected stream frame");
 }
@@ -252,6 +273,27 @@ void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<B
   if (it == streams_.end()) return;
   PendingStream ps = it->second;
   streams_.erase(it);
+  if (ps.kind == StreamKind::kApp) {
+    if (reply) counters_.stream_bytes_in += reply->size();
+    AppReply r{request_id, appReplyOf(reply)};
+    if (r.reply) {
+      ++counters_.app_replies_ok;
+    } else {
+      ++counters_.app_failures;
+    }
+    out_.app_replies.push_back(std::move(r));
+    return;
+  }
+  if (ps.kind == StreamKind::kPushPull && ps.join) {
+    if (auto sr = seed_retry_.find(ps.to); sr != seed_retry_.end() && !sr->second.reached) {
+      sr->second.pending = false;
+      if (reply) {
+        sr->second.reached = true;  // decoding problems aside, the seed answered
+      } else {
+        sr->second.next_retry_ms = now_ms + seedBackoffMs(sr->second.attempts);
+      }
+    }
+  }
   if (!reply) {
     if (ps.kind == StreamKind::kPushPull) ++counters_.push_pull_failures;
     return;
@@ -269,6 +311,97 @@ void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<B
   } else if (auto* ack = std::get_if<AckMsg>(&*decoded)) {
     if (ps.kind == StreamKind::kProbe && ack->seq_no == ps.probe_seq) onAck(now_ms, ack->seq_no);
   }
+}
+
+// ---------------------------------------------------------------- app channels
+
+namespace {
+constexpr size_t kMaxChannelBytes = 64;
+AppReplyMsg appError(const Status& s) { return AppReplyMsg{false, std::string(codeName(s.code())), s.message(), {}}; }
+}  // namespace
+
+Status Membership::setAppHandler(const std::string& channel, AppHandler handler) {
+  if (channel.empty() || channel.size() > kMaxChannelBytes) return Status::invalid("app channel name must be 1..64 bytes");
+  if (handler) {
+    app_handlers_[channel] = std::move(handler);
+  } else {
+    app_handlers_.erase(channel);
+  }
+  return Status::ok();
+}
+
+Result<uint64_t> Membership::requestApp(int64_t, const std::string& to, const std::string& channel, Bytes body) {
+  if (!started_) return Status::unavailable("gossip not started");
+  if (channel.empty() || channel.size() > kMaxChannelBytes) return Status::invalid("app channel name must be 1..64 bytes");
+  if (body.size() > options_.max_app_body_bytes) {
+    ++counters_.app_oversized;
+    return Status::invalid("app request of " + std::to_string(body.size()) + " bytes is over max_app_body_bytes (" +
+                           std::to_string(options_.max_app_body_bytes) + ")");
+  }
+  if (streams_.size() >= kMaxPendingStreams) return Status::overloaded("too many gossip streams pending");
+  Bytes sealed = keyring_.seal(options_.cluster_id,
+                               encodeStreamFrame(AppRequestMsg{channel, self_.id, self_.address, std::move(body)}));
+  uint64_t id = next_stream_id_++;
+  streams_.emplace(id, PendingStream{StreamKind::kApp, to, 0, false});
+  ++counters_.streams_out;
+  ++counters_.app_requests_out;
+  counters_.stream_bytes_out += sealed.size();
+  out_.streams.push_back(StreamRequest{id, StreamKind::kApp, to, std::move(sealed)});
+  return id;
+}
+
+Bytes Membership::serveApp(const std::string& from, const AppRequestMsg& req) {
+  ++counters_.app_requests_in;
+  AppReplyMsg reply;
+  auto it = app_handlers_.find(req.channel);
+  if (req.body.size() > options_.max_app_body_bytes) {
+    ++counters_.app_oversized;
+    reply = appError(Status::invalid("app request body over max_app_body_bytes"));
+  } else if (it == app_handlers_.end()) {
+    ++counters_.app_unknown_channel;
+    reply = appError(Status::notFound("unknown app channel '" + req.channel.substr(0, kMaxChannelBytes) + "'"));
+  } else {
+    // Copied: the handler may replace itself.
+    AppHandler handler = it->second;
+    Result<Bytes> r = handler(req.source_address.empty() ? from : req.source_address, req.body);
+    if (!r) {
+      ++counters_.app_handler_errors;
+      reply = appError(r.status());
+    } else if (r->size() > options_.max_app_body_bytes) {
+      ++counters_.app_oversized;
+      reply = appError(Status::overloaded("app reply body over max_app_body_bytes"));
+    } else {
+      reply.ok = true;
+      reply.body = std::move(*r);
+    }
+  }
+  return keyring_.seal(options_.cluster_id, encodeStreamFrame(reply));
+}
+
+Result<Bytes> Membership::appReplyOf(const Result<Bytes>& sealed) {
+  if (!sealed) return sealed.status();
+  auto plain = openInput(*sealed, options_.max_stream_bytes);
+  if (!plain) return plain.status();
+  auto decoded = decodeStreamFrame(*plain, limits_);
+  if (!decoded) {
+    ++counters_.drop_decode;
+    return decoded.status();
+  }
+  auto* r = std::get_if<AppReplyMsg>(&*decoded);
+  if (r == nullptr) {
+    ++counters_.drop_decode;
+    return Status::invalid("app request answered with another kind of frame");
+  }
+  if (!r->ok) {
+    Code code = codeFromName(r->error_code);
+    if (code == Code::kOk) code = Code::kInternal;
+    return Status(code, "peer: " + r->error_message);
+  }
+  if (r->body.size() > options_.max_app_body_bytes) {
+    ++counters_.app_oversized;
+    return Status::invalid("app reply body over max_app_body_bytes");
+  }
+  return std::move(r->body);
 }
 
 void Membership::onMessage(int64_t now_ms, const std::string& from, Message& msg) {
@@ -497,29 +630,84 @@ void Membership::onNodeState(int64_t now_ms, const std::string& from, const Node
   Member* origin = find(m.origin);
   if (origin == nullptr) return;  // states follow membership; push-pull brings both together
   StoredState& s = states_[m.origin];
-  bool newer = m.version > s.version;
-  bool fills_body = m.version == s.version && m.has_body && !s.has_body;
-  if (!newer && !fills_body) return;
-  s.version = m.version;
-  origin->info.state_version = m.version;
+  const bool newer = m.version > s.version;
+  if (newer) {
+    s.version = m.version;
+    origin->info.state_version = m.version;
+    s.sources.clear();  // they announced an older version
+  }
   if (m.has_body) {
+    if (s.has_body && m.version <= s.body_version) return;  // nothing new
+    // A body newer than the one held is taken even when a still newer version is known:
+    // it is reported under its own version, and the fetch goes on for the newest.
     s.has_body = true;
+    s.body_version = m.version;
     s.body = m.body;
     ++counters_.state_updates;
     out_.states.push_back(NodeStateUpdate{m.origin, origin->info.name, m.version, m.body});
-  } else {
-    s.has_body = false;  // the body we hold is older than the version we know of
+    if (s.body_version < s.version) return;  // an old body: no use passing it on
+    s.fetch_attempts = 0;
+    s.sources.clear();
+    fetch_wanted_.erase(m.origin);
+    // Pass it on: with the body when it fits the application budget, else as an
+    // announcement, which tells the receivers that we hold it and they may fetch it from us.
+    NodeStateMsg fwd{m.origin, m.version, false, {}};
+    if (encodedSizeHint(m) <= options_.state_budget_bytes) fwd = m;
+    state_queue_.queue(stateSubject(m.origin), std::move(fwd));
+    return;
   }
-  // Pass it on: with the body when it fits the application budget, else as an announcement.
-  NodeStateMsg fwd{m.origin, m.version, false, {}};
-  if (m.has_body && encodedSizeHint(m) <= options_.state_budget_bytes) fwd = m;
-  state_queue_.queue(stateSubject(m.origin), std::move(fwd));
-  if (!s.has_body && (s.fetch_requested_ms < 0 || now_ms - s.fetch_requested_ms >= 5 * options_.probe_interval_ms)) {
-    s.fetch_requested_ms = now_ms;
-    ++counters_.state_fetches;
-    const std::string& to =
-        origin->info.state == MemberState::kAlive ? origin->info.address : from;
-    queueStream(StreamKind::kPushPull, to, buildPushPull(false), 0, false);
+  // An announcement: `from` holds the body of m.version.
+  if (m.version < s.version) return;
+  if (s.has_body && s.body_version >= m.version) return;
+  if (!from.empty() && from != self_.address) {
+    auto it = std::find(s.sources.begin(), s.sources.end(), from);
+    if (it != s.sources.end()) s.sources.erase(it);
+    s.sources.insert(s.sources.begin(), from);
+    if (s.sources.size() > kMaxStateSources) s.sources.pop_back();
+  }
+  fetch_wanted_.insert(m.origin);
+  if (now_ms >= s.next_fetch_ms && !leaving_) fetchState(now_ms, m.origin, s);
+}
+
+void Membership::fetchState(int64_t now_ms, const std::string& origin_id, StoredState& s) {
+  // Candidates: the members that announced the version (newest first), then the origin.
+  std::vector<std::string> candidates = s.sources;
+  if (Member* origin = find(origin_id); origin != nullptr &&
+      (origin->info.state == MemberState::kAlive || origin->info.state == MemberState::kSuspect)) {
+    if (std::find(candidates.begin(), candidates.end(), origin->info.address) == candidates.end())
+      candidates.push_back(origin->info.address);
+  }
+  const int64_t cap_ms = kStateFetchMaxBackoffProbes * options_.probe_interval_ms;
+  if (candidates.empty()) {
+    s.next_fetch_ms = now_ms + cap_ms;  // nobody to ask; a new announcement or push-pull helps
+    return;
+  }
+  const std::string to = candidates[static_cast<size_t>(s.fetch_attempts) % candidates.size()];
+  ++s.fetch_attempts;
+  // Backoff: half a probe interval, doubling per attempt up to the cap, plus up to 25 % jitter.
+  int64_t delay_ms = std::max<int64_t>(options_.probe_interval_ms / 2, 1)
+                     << std::min(s.fetch_attempts - 1, 6);
+  delay_ms = std::min(delay_ms, cap_ms);
+  delay_ms += static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(delay_ms / 4 + 1)));
+  s.next_fetch_ms = now_ms + delay_ms;
+  ++counters_.state_fetches;
+  queueStream(StreamKind::kPushPull, to, buildPushPull(false), 0, false);
+}
+
+void Membership::fetchStep(int64_t now_ms) {
+  if (leaving_ || fetch_wanted_.empty()) return;
+  size_t started = 0;
+  for (auto it = fetch_wanted_.begin(); it != fetch_wanted_.end() && started < kMaxStateFetchesPerStep;) {
+    auto st = states_.find(*it);
+    if (st == states_.end() || find(*it) == nullptr || (st->second.has_body && st->second.body_version >= st->second.version)) {
+      it = fetch_wanted_.erase(it);
+      continue;
+    }
+    if (now_ms >= st->second.next_fetch_ms) {
+      fetchState(now_ms, *it, st->second);
+      ++started;
+    }
+    ++it;
   }
 }
 
@@ -533,6 +721,7 @@ Status Membership::setLocalState(int64_t now_ms, Bytes body) {
   StoredState& s = states_[self_.id];
   s.version = local_state_version_;
   s.has_body = true;
+  s.body_version = local_state_version_;
   s.body = body;
   NodeStateMsg msg{self_.id, local_state_version_, true, std::move(body)};
   if (encodedSizeHint(msg) > options_.state_budget_bytes) {
@@ -554,7 +743,8 @@ PushPullMsg Membership::buildPushPull(bool join) const {
     pp.members.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, i.incarnation, i.state});
   }
   for (const auto& [origin, s] : states_) {
-    if (s.has_body) pp.states.push_back(NodeStateMsg{origin, s.version, true, s.body});
+    // Always the body's own version: a newer version only announced is not vouched for.
+    if (s.has_body) pp.states.push_back(NodeStateMsg{origin, s.body_version, true, s.body});
   }
   return pp;
 }
@@ -619,6 +809,7 @@ void Membership::removeMember(const std::string& id) {
   index_of_.erase(id);
   members_.erase(it);
   states_.erase(id);
+  fetch_wanted_.erase(id);
   membership_queue_.forget(id);
   state_queue_.forget(stateSubject(id));
   // probe_order_ entries of removed ids are skipped lazily and dropped at the next reshuffle.
@@ -642,10 +833,10 @@ MemberInfo Membership::localMember() const {
 std::map<std::string, NodeStateUpdate> Membership::nodeStates() const {
   std::map<std::string, NodeStateUpdate> out;
   for (const auto& [origin, s] : states_) {
-    if (s.body.empty() && !s.has_body) continue;
+    if (!s.has_body) continue;
     std::string name = origin == self_.id ? self_.name : "";
     if (auto it = members_.find(origin); it != members_.end()) name = it->second->info.name;
-    out.emplace(origin, NodeStateUpdate{origin, name, s.version, s.body});
+    out.emplace(origin, NodeStateUpdate{origin, name, s.body_version, s.body});
   }
   return out;
 }
@@ -674,6 +865,8 @@ void Membership::tick(int64_t now_ms) {
   suspicionStep(now_ms);
   forwardStep(now_ms);
   probeStep(now_ms);
+  fetchStep(now_ms);
+  seedRetryStep(now_ms);
   if (now_ms >= next_gossip_ms_) {
     gossipStep(now_ms);
     next_gossip_ms_ = now_ms + options_.gossip_interval_ms;
@@ -705,6 +898,14 @@ int64_t Membership::nextWakeMs() const {
   for (const auto& [deadline, id] : suspicion_deadlines_) {
     t = std::min(t, deadline);
     break;
+  }
+  for (const auto& [address, r] : seed_retry_) {
+    if (leaving_) break;
+    if (!r.reached) t = std::min(t, r.pending ? r.sent_ms + 2 * options_.stream_timeout_ms : r.next_retry_ms);
+  }
+  for (const auto& origin : fetch_wanted_) {
+    if (leaving_) break;
+    if (auto it = states_.find(origin); it != states_.end()) t = std::min(t, it->second.next_fetch_ms);
   }
   return t;
 }
@@ -841,10 +1042,48 @@ void Membership::reconnectStep(int64_t now_ms) {
   for (size_t i = 0; i < seeds_.size(); ++i) {
     const std::string& seed = seeds_[(seed_pos_ + i) % seeds_.size()];
     if (seed == self_.address || live_addresses.count(seed) != 0) continue;
+    if (auto r = seed_retry_.find(seed); r != seed_retry_.end() && !r->second.reached) continue;  // seedRetryStep's
     seed_pos_ = (seed_pos_ + i + 1) % seeds_.size();
     ++counters_.reconnects;
     queueStream(StreamKind::kPushPull, seed, buildPushPull(true), 0, true);
     break;
+  }
+}
+
+int64_t Membership::seedBackoffMs(int attempts) {
+  // ~1 s, doubling per failed attempt, capped at reconnect_interval_ms; jittered by up to
+  // +-25 % so that nodes started together do not knock in step.
+  const int64_t cap_ms = options_.reconnect_interval_ms;
+  int64_t d = std::min<int64_t>(kSeedRetryBaseMs, cap_ms) << std::min(std::max(attempts - 1, 0), 20);
+  d = std::min(d, cap_ms);
+  int64_t jitter = static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(d / 2 + 1))) - d / 4;
+  return std::max<int64_t>(1, std::min(d + jitter, cap_ms));
+}
+
+void Membership::seedRetryStep(int64_t now_ms) {
+  if (leaving_ || seed_retry_.empty()) return;
+  std::set<std::string> live_addresses;
+  for (const auto& id : ids_) {
+    const auto& i = members_.at(id)->info;
+    if (i.state == MemberState::kAlive || i.state == MemberState::kSuspect) live_addresses.insert(i.address);
+  }
+  for (auto& [address, r] : seed_retry_) {
+    if (r.reached) continue;
+    if (live_addresses.count(address) != 0) {
+      r.reached = true;  // known alive through someone else: reconnectStep watches it from now on
+      continue;
+    }
+    // A stream the shell never answered (it always should) is given up after two deadlines.
+    if (r.pending && now_ms - r.sent_ms >= 2 * options_.stream_timeout_ms) {
+      r.pending = false;
+      r.next_retry_ms = now_ms;
+    }
+    if (r.pending || now_ms < r.next_retry_ms) continue;
+    r.pending = true;
+    r.sent_ms = now_ms;
+    ++r.attempts;
+    ++counters_.reconnects;
+    queueStream(StreamKind::kPushPull, address, buildPushPull(true), 0, true);
   }
 }
 

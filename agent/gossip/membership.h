@@ -4,9 +4,15 @@
 //
 //   inputs : handlePacket(now, from, bytes), handleStream(now, from, frame) -> reply,
 //            handleStreamReply(now, request id, reply or error), tick(now), join(), leave(),
-//            setLocalState()
+//            setLocalState(), requestApp()
 //   outputs: takeOutputs(): packets (address + sealed bytes), stream requests (push-pull,
-//            TCP probe), membership events, node-state updates
+//            TCP probe, app), membership events, node-state updates, app replies
+//
+// Application channels: an inbound app request frame is answered by the handler set for
+// its channel (setAppHandler), synchronously inside handleStream(); an unknown channel,
+// an oversized body or a handler error becomes an error reply, counted. requestApp()
+// queues an outbound app stream; its outcome comes back exactly once in
+// Outputs::app_replies (the peer's body, the peer's error, or the stream's failure).
 //
 // Members are keyed by node id (derived from the node key), not by address or name. All
 // randomness comes from the Rng passed in, so a run is repeatable. Every byte in and out is
@@ -15,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,7 +82,7 @@ struct OutPacket {
   Bytes bytes;
 };
 
-enum class StreamKind { kPushPull, kProbe };
+enum class StreamKind { kPushPull, kProbe, kApp };
 struct StreamRequest {
   uint64_t id = 0;
   StreamKind kind = StreamKind::kPushPull;
@@ -83,13 +90,25 @@ struct StreamRequest {
   Bytes frame;  // sealed; the shell frames it, sends it and hands the sealed reply back
 };
 
+// The outcome of one requestApp().
+struct AppReply {
+  uint64_t id = 0;
+  Result<Bytes> reply = Status::unavailable("no reply");
+};
+
 struct Outputs {
   std::vector<OutPacket> packets;
   std::vector<StreamRequest> streams;
   std::vector<MemberEvent> events;
   std::vector<NodeStateUpdate> states;
-  bool empty() const { return packets.empty() && streams.empty() && events.empty() && states.empty(); }
+  std::vector<AppReply> app_replies;
+  bool empty() const {
+    return packets.empty() && streams.empty() && events.empty() && states.empty() && app_replies.empty();
+  }
 };
+
+// Answers one app request: the reply body, or an error that goes back to the requester.
+using AppHandler = std::function<Result<Bytes>(const std::string& from_address, ByteView request)>;
 
 struct Counters {
   uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
@@ -100,6 +119,10 @@ struct Counters {
   uint64_t push_pulls = 0, push_pull_failures = 0, reconnects = 0;
   uint64_t name_conflicts = 0, state_updates = 0, state_fetches = 0;
   uint64_t broadcasts_dropped = 0, members_rejected = 0;
+  // Application channels. Outbound: requests sent, ok replies, error replies / failed streams.
+  // Inbound: requests served, unknown channel, handler errors, oversized bodies (either way).
+  uint64_t app_requests_out = 0, app_replies_ok = 0, app_failures = 0;
+  uint64_t app_requests_in = 0, app_unknown_channel = 0, app_handler_errors = 0, app_oversized = 0;
   // Dropped input by reason.
   uint64_t drop_truncated = 0, drop_bad_version = 0, drop_wrong_cluster_or_key = 0, drop_plaintext = 0,
            drop_encrypted = 0, drop_oversized = 0, drop_decode = 0, drop_stale = 0;
@@ -130,6 +153,14 @@ class Membership {
   Result<Bytes> handleStream(int64_t now_ms, const std::string& from, ByteView frame);
   // The reply to one of our StreamRequests, or the error that ended it.
   void handleStreamReply(int64_t now_ms, uint64_t request_id, Result<Bytes> reply);
+
+  // Sets (or, with an empty handler, removes) the handler of an app channel. Channel names
+  // are 1..64 bytes.
+  Status setAppHandler(const std::string& channel, AppHandler handler);
+  // Queues an app request to `to`; its id comes back in Outputs::app_replies. Refused
+  // (nothing queued) for a bad channel, a body over max_app_body_bytes, or too many
+  // streams pending.
+  Result<uint64_t> requestApp(int64_t now_ms, const std::string& to, const std::string& channel, Bytes body);
   void tick(int64_t now_ms);
   // When tick() next has something to do.
   int64_t nextWakeMs() const;
@@ -162,11 +193,19 @@ class Membership {
     std::set<std::string> confirmations;
     int64_t suspect_deadline_ms = 0;
   };
+  // One origin's state. `version` is the newest version known (held or announced);
+  // `body` is the newest body held, of `body_version` (never reported under another
+  // version). While body_version < version the body is fetched by push-pull from the
+  // members that announced `version` (an announcement means "I hold it") or the origin,
+  // retried from tick() with backoff until it arrives (fetchStep).
   struct StoredState {
     uint64_t version = 0;
     bool has_body = false;
+    uint64_t body_version = 0;
     Bytes body;
-    int64_t fetch_requested_ms = -1;
+    std::vector<std::string> sources;  // addresses holding `version`, newest first, bounded
+    int fetch_attempts = 0;            // since the body was last complete
+    int64_t next_fetch_ms = 0;         // no fetch for this origin before this
   };
   struct Probe {
     bool active = false;
@@ -215,8 +254,12 @@ class Membership {
   void onSuspect(int64_t now_ms, const SuspectMsg& m);
   void onDead(int64_t now_ms, const DeadMsg& m);
   void onNodeState(int64_t now_ms, const std::string& from, const NodeStateMsg& m);
+  void fetchStep(int64_t now_ms);
+  void fetchState(int64_t now_ms, const std::string& origin_id, StoredState& s);
   void mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp);
   PushPullMsg buildPushPull(bool join) const;
+  Bytes serveApp(const std::string& from, const AppRequestMsg& req);
+  Result<Bytes> appReplyOf(const Result<Bytes>& sealed);
 
   void refute(int64_t now_ms, uint64_t accused_incarnation);
   void applyAwareness(int delta);
@@ -252,10 +295,25 @@ class Membership {
   std::map<uint32_t, Forward> forwards_;
   std::multimap<int64_t, std::string> suspicion_deadlines_;
   std::map<uint64_t, PendingStream> streams_;
+  std::map<std::string, AppHandler> app_handlers_;
   std::vector<std::string> seeds_;
   size_t seed_pos_ = 0;
+  // A seed never reached yet is retried with jittered exponential backoff from ~1 s up to
+  // reconnect_interval_ms (seedRetryStep); once reached (a join push-pull answered, or seen
+  // alive), healing is reconnectStep's job.
+  struct SeedRetry {
+    bool reached = false;
+    bool pending = false;      // a join push-pull to it is in flight
+    int attempts = 0;
+    int64_t sent_ms = 0;
+    int64_t next_retry_ms = 0;
+  };
+  std::map<std::string, SeedRetry> seed_retry_;  // by seed address
+  void seedRetryStep(int64_t now_ms);
+  int64_t seedBackoffMs(int attempts);
 
   std::map<std::string, StoredState> states_;  // by origin id, self included
+  std::set<std::string> fetch_wanted_;         // origins whose body is older than their version
   uint64_t local_state_version_ = 0;
 
   BroadcastQueue membership_queue_;

@@ -175,6 +175,18 @@ Bytes encodeStreamFrame(const StreamFrame& frame) {
     for (unsigned i = 0; i < pp->states.size(); ++i) fillState(states[i], pp->states[i]);
   } else if (auto* p = std::get_if<PingMsg>(&frame)) {
     fillPing(root.initPing(), *p);
+  } else if (auto* rq = std::get_if<AppRequestMsg>(&frame)) {
+    auto b = root.initAppRequest();
+    b.setChannel(rq->channel);
+    b.setSourceId(rq->source_id);
+    b.setSourceAddress(rq->source_address);
+    b.setBody(dataOf(rq->body));
+  } else if (auto* rp = std::get_if<AppReplyMsg>(&frame)) {
+    auto b = root.initAppReply();
+    b.setOk(rp->ok);
+    b.setErrorCode(rp->error_code);
+    b.setErrorMessage(rp->error_message);
+    b.setBody(dataOf(rp->body));
   } else {
     root.initAck().setSeqNo(std::get<AckMsg>(frame).seq_no);
   }
@@ -203,6 +215,16 @@ Result<StreamFrame> decodeStreamFrame(ByteView bytes, const DecodeLimits& limits
       }
       case proto::GossipStreamFrame::PING: return StreamFrame(readPing(root.getPing()));
       case proto::GossipStreamFrame::ACK: return StreamFrame(AckMsg{root.getAck().getSeqNo()});
+      case proto::GossipStreamFrame::APP_REQUEST: {
+        auto r = root.getAppRequest();
+        return StreamFrame(AppRequestMsg{textOf(r.getChannel()), textOf(r.getSourceId()),
+                                         textOf(r.getSourceAddress()), bytesOf(r.getBody())});
+      }
+      case proto::GossipStreamFrame::APP_REPLY: {
+        auto r = root.getAppReply();
+        return StreamFrame(AppReplyMsg{r.getOk(), textOf(r.getErrorCode()), textOf(r.getErrorMessage()),
+                                       bytesOf(r.getBody())});
+      }
       default: return Status::invalid("unknown stream frame kind");
     }
   } catch (const kj::Exception& e) {

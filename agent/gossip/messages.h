@@ -79,7 +79,22 @@ struct PushPullMsg {
   std::vector<NodeStateMsg> states;
 };
 
-using StreamFrame = std::variant<PushPullMsg, PingMsg, AckMsg>;
+// An application request over the gossip TCP stream (see GossipService::onAppStream).
+struct AppRequestMsg {
+  std::string channel;
+  std::string source_id;
+  std::string source_address;
+  Bytes body;
+};
+// The reply: ok with a body, or an error (Status code name and message).
+struct AppReplyMsg {
+  bool ok = false;
+  std::string error_code;
+  std::string error_message;
+  Bytes body;
+};
+
+using StreamFrame = std::variant<PushPullMsg, PingMsg, AckMsg, AppRequestMsg, AppReplyMsg>;
 
 // Limits for decoding; a packet or frame that exceeds them is refused.
 struct DecodeLimits {

@@ -36,6 +36,10 @@ struct Options {
   size_t max_node_state_bytes = 1u << 20;   // one node's state blob
   size_t max_broadcasts = 4096;             // queued updates per kind; oldest dropped
   size_t max_members = 100'000;
+  // Application channels (GossipService::onAppStream / requestApp).
+  size_t max_app_body_bytes = 4u << 20;     // one app request or reply body
+  size_t max_app_in_flight = 64;            // outbound app requests at once (shell)
+  int64_t app_timeout_ms = 5000;            // one app request, connect to reply (shell)
   std::string cluster_id = "default";
 
   Status validate() const;

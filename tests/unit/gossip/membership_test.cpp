@@ -29,6 +29,8 @@ struct Wire {
   std::map<std::string, Membership*> by_address;
   std::set<std::string> down;
   std::vector<MemberEvent> events;
+  std::vector<NodeStateUpdate> states;  // every on_state output, from any receiver
+  std::map<std::string, std::vector<int64_t>> stream_times;  // stream requests, by target address
   int64_t now = 0;
 
   void pump() {
@@ -37,6 +39,7 @@ struct Wire {
       for (auto& [addr, m] : by_address) {
         Outputs out = m->takeOutputs();
         for (auto& e : out.events) events.push_back(e);
+        for (auto& st : out.states) states.push_back(st);
         for (auto& p : out.packets) {
           any = true;
           if (down.count(p.to) || down.count(addr) || !by_address.count(p.to)) continue;
@@ -44,6 +47,7 @@ struct Wire {
         }
         for (auto& s : out.streams) {
           any = true;
+          stream_times[s.to].push_back(now);
           if (down.count(s.to) || down.count(addr) || !by_address.count(s.to)) {
             m->handleStreamReply(now, s.id, Status::unavailable("down"));
             continue;
@@ -272,4 +276,127 @@ TEST_CASE("membership: the suspect is told, and refutes before it is declared de
   CHECK(b.counters().refutations >= 1);
   CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
   CHECK(a.counters().false_suspicions_refuted == 1);
+}
+
+TEST_CASE("membership: rapid large state updates: every peer ends with the newest body, never a mismatched pair") {
+  Options o = fast();
+  // Anti-entropy and reconnects far away: the body must arrive through the fetch retries.
+  o.push_pull_interval_ms = 600'000;
+  o.reconnect_interval_ms = 600'000;
+  constexpr int kNodes = 5;
+  std::vector<std::unique_ptr<Membership>> nodes;
+  Wire w;
+  for (int i = 0; i < kNodes; ++i) {
+    std::string addr = "n" + std::to_string(i) + ":1";
+    nodes.push_back(std::make_unique<Membership>(o, identity("n" + std::to_string(i), addr, static_cast<uint8_t>(40 + i)),
+                                                 Keyring{}, Rng(static_cast<uint64_t>(100 + i))));
+    nodes.back()->start(0);
+    w.by_address[addr] = nodes.back().get();
+  }
+  for (int i = 1; i < kNodes; ++i) nodes[static_cast<size_t>(i)]->join(0, {"n0:1"});
+  w.advance(5000);
+  for (auto& n : nodes) REQUIRE(n->numAlive() == kNodes);
+
+  Membership& origin = *nodes[2];
+  const std::string origin_id = origin.self().id;
+  std::map<uint64_t, Bytes> body_of;  // version -> the body the origin set under it
+  // Every body is too large for UDP (announced only), and they come faster than one per
+  // five probe intervals.
+  auto check_pairs = [&] {
+    for (auto& n : nodes) {
+      auto states = n->nodeStates();
+      auto it = states.find(origin_id);
+      if (it == states.end()) continue;
+      REQUIRE(body_of.count(it->second.version) == 1);
+      CHECK(body_of.at(it->second.version) == it->second.body);
+    }
+    for (const auto& st : w.states) {
+      if (st.origin != origin_id) continue;
+      REQUIRE(body_of.count(st.version) == 1);
+      CHECK(body_of.at(st.version) == st.body);
+    }
+  };
+  uint64_t newest = 0;
+  for (int k = 0; k < 8; ++k) {
+    Bytes body(3000, static_cast<uint8_t>(k + 1));
+    body[0] = static_cast<uint8_t>(0xA0 + k);
+    REQUIRE(origin.setLocalState(w.now, body).isOk());
+    newest = origin.nodeStates().at(origin_id).version;
+    body_of[newest] = body;
+    for (int step = 0; step < 40; ++step) {  // 400 ms between updates
+      w.advance(w.now + 10);
+      check_pairs();
+    }
+  }
+  // Bounded: within 10 s of the last update every peer holds the newest body, under its version.
+  const int64_t deadline = w.now + 10'000;
+  auto settled = [&] {
+    for (auto& n : nodes) {
+      auto states = n->nodeStates();
+      auto it = states.find(origin_id);
+      if (it == states.end() || it->second.version != newest) return false;
+      if (n->localMember().id != origin_id && n->findMember(origin_id)->state_version != newest) return false;
+    }
+    return true;
+  };
+  while (!settled() && w.now < deadline) {
+    w.advance(w.now + 10);
+    check_pairs();
+  }
+  CHECK(settled());
+  INFO("settled after ", w.now - (deadline - 10'000), " ms");
+  for (auto& n : nodes) CHECK(n->nodeStates().at(origin_id).body == body_of.at(newest));
+  // The fetches are bounded: no more than a few per peer per update.
+  uint64_t fetches = 0;
+  for (auto& n : nodes) fetches += n->counters().state_fetches;
+  CHECK(fetches <= static_cast<uint64_t>((kNodes - 1) * 8 * 3));
+}
+
+TEST_CASE("membership: a seed down at start is retried with backoff from ~1 s, capped at reconnect_interval_ms") {
+  for (uint64_t seed : {1u, 2u, 3u}) {
+    INFO("seed ", seed);
+    Options o = fast();
+    Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(seed));
+    Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(seed + 100));
+    a.start(0);
+    b.start(0);
+    Wire w;
+    w.by_address = {{"a:1", &a}, {"b:1", &b}};
+    w.down = {"a:1"};
+    b.join(0, {"a:1"});
+    w.pump();
+    w.advance(125'000);
+    // Attempts at about 0, 1, 2, 4, 8, 16, then every 30 s (+-25 % jitter each).
+    const auto& t = w.stream_times["a:1"];
+    REQUIRE(t.size() >= 6);
+    CHECK(t.size() <= 12);
+    CHECK(t[1] - t[0] <= 1'300);  // the first retry comes after ~1 s, not 30 s
+    for (size_t i = 1; i < t.size(); ++i) CHECK(t[i] - t[i - 1] <= o.reconnect_interval_ms + 10);
+    CHECK(t[4] - t[3] >= 2 * 750);  // it backs off
+    // The seed comes up: b reaches it within one capped interval, and stops knocking.
+    w.down.clear();
+    const int64_t up_at = w.now;
+    while (b.numAlive() < 2 && w.now < up_at + o.reconnect_interval_ms + 1'000) w.advance(w.now + 100);
+    CHECK(b.numAlive() == 2);
+    CHECK(a.numAlive() == 2);
+  }
+}
+
+TEST_CASE("membership: a seed that comes up 3 s late is joined within seconds") {
+  Options o = fast();
+  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(7));
+  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(8));
+  a.start(0);
+  b.start(0);
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}};
+  w.down = {"a:1"};
+  b.join(0, {"a:1"});
+  w.pump();
+  w.advance(3'000);
+  w.down.clear();
+  while (b.numAlive() < 2 && w.now < 20'000) w.advance(w.now + 10);
+  INFO("joined at ", w.now, " ms");
+  CHECK(w.now <= 3'000 + 5'000);  // next attempt at ~4 s (or ~8 s with jitter), not 30 s
+  CHECK(a.numAlive() == 2);
 }
