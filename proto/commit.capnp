@@ -71,3 +71,26 @@ struct Freeze {
   expiresAtMs @0 :Int64;       # absolute wall-clock ms; the freeze ends by itself then
   reason @1 :Text;
 }
+
+# Commit spreading between agents (agent/commits/commit_sync.h), on the gossip app
+# channels "commits.get" (range fetch) and "commits.push" (new commits pushed at once).
+struct CommitRangeRequest {
+  from @0 :UInt64;             # first seq wanted, >= 1
+  to @1 :UInt64;               # last seq wanted, inclusive; the server caps the count
+}
+
+struct CommitRangeReply {
+  commits @0 :List(Data);      # encoded commits of the server's chain, by seq
+  headSeq @1 :UInt64;          # the server's head
+  headHash @2 :Data;
+}
+
+struct CommitPush {
+  commits @0 :List(Data);      # encoded commits that just joined the sender's chain
+}
+
+struct CommitPushReply {
+  accepted @0 :UInt32;         # how many joined the receiver's chain
+  headSeq @1 :UInt64;          # the receiver's head afterwards
+  headHash @2 :Data;
+}
