@@ -1,4 +1,5 @@
 #include "agent/spec/daemon_spec.h"
+#include "agent/spec/interpolate.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -324,6 +325,7 @@ Status validateInner(const DaemonSpec& s) {
 
 Status validate(const DaemonSpec& spec) {
   Status s = validateInner(spec);
+  if (s) s = checkVariables(spec);
   if (!s) {
     return s.withContext("daemon '" + (spec.name.empty() ? std::string("?") : spec.name) + "'");
   }
