@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <tuple>
 #include <sstream>
@@ -136,7 +138,8 @@ std::string hostName() {
 Status readNode(const Reader& r, const toml::table* t, NodeSection& s) {
   s.name = hostName();
   if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "node", {"name", "data_dir", "labels", "tick_interval_ms"}));
+  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "node", {"name", "data_dir", "labels", "tick_interval_ms", "capabilities",
+                                                 "cpu_millicores", "memory_bytes", "handoff_deadline_ms"}));
   MESHOS_RETURN_IF_ERROR(r.str(*t, "node", "name", s.name));
   if (!validNodeName(s.name)) {
     return r.error(t->get("name"), "node.name",
@@ -147,6 +150,22 @@ Status readNode(const Reader& r, const toml::table* t, NodeSection& s) {
   if (dir.empty()) return r.error(t->get("data_dir"), "node.data_dir", "must not be empty");
   s.data_dir = dir;
   MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "tick_interval_ms", s.tick_interval_ms, 10, 60000));
+  MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "cpu_millicores", s.cpu_millicores, 0, 100'000'000));
+  MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "memory_bytes", s.memory_bytes, 0, int64_t{1} << 50));
+  MESHOS_RETURN_IF_ERROR(
+      r.integer(*t, "node", "handoff_deadline_ms", s.handoff_deadline_ms, 1000, 3'600'000));
+  std::vector<std::pair<std::string, const toml::node*>> caps;
+  MESHOS_RETURN_IF_ERROR(r.stringList(*t, "node", "capabilities", caps));
+  for (const auto& [c, n] : caps) {
+    bool ok = !c.empty() && c.size() <= 64 && std::all_of(c.begin(), c.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' || ch == ':';
+    });
+    if (!ok) {
+      return r.error(n, "node.capabilities",
+                     "\"" + c + "\": a capability is 1-64 characters of letters, digits, '.', '_', '-' or ':'");
+    }
+    s.capabilities.push_back(c);
+  }
   if (const toml::node* n = t->get("labels")) {
     if (!n->is_table()) return r.error(n, "node.labels", "expected a table of strings");
     for (auto&& [k, v] : *n->as_table()) {
@@ -284,12 +303,45 @@ Status readExecutor(const Reader& r, const toml::table* t, ExecutorSection& s) {
 
 Status readRuntime(const Reader& r, const toml::table* t, RuntimeSection& s) {
   if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "runtime", {"local"}));
+  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "runtime", {"local", "cgroup_parent"}));
   std::string local;
   MESHOS_RETURN_IF_ERROR(r.str(*t, "runtime", "local", local));
   if (t->get("local") != nullptr) {
     if (local.empty()) return r.error(t->get("local"), "runtime.local", "must not be empty");
     s.local = local;
+  }
+  MESHOS_RETURN_IF_ERROR(r.str(*t, "runtime", "cgroup_parent", s.cgroup_parent));
+  {
+    // Segments of [A-Za-z0-9._-], separated by single '/', none "." or "..".
+    const std::string& p = s.cgroup_parent;
+    std::string why;
+    if (p.empty()) why = "must not be empty";
+    if (p.size() > 255) why = "must be at most 255 characters";
+    size_t start = 0;
+    while (why.empty() && start <= p.size()) {
+      size_t end = p.find('/', start);
+      if (end == std::string::npos) end = p.size();
+      const std::string seg = p.substr(start, end - start);
+      if (seg.empty()) {
+        why = "must be a relative path without empty segments (no leading, trailing or double '/')";
+      } else if (seg == "." || seg == "..") {
+        why = "must not contain '.' or '..' segments";
+      } else {
+        for (char ch : seg) {
+          const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+          if (!ok) {
+            why = "segments may use only A-Z a-z 0-9 . _ -";
+            break;
+          }
+        }
+      }
+      start = end + 1;
+    }
+    if (!why.empty()) {
+      return r.error(t->get("cgroup_parent"), "runtime.cgroup_parent",
+                     why + ", got \"" + p + "\"");
+    }
   }
   return Status::ok();
 }
@@ -435,7 +487,11 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "name = \"" << name << "\"           # unique in the cluster; default: the host name\n"
     << "data_dir = \"" << data_dir.string() << "\"  # node key, RocksDB, runtime state\n"
     << "labels = {}                  # e.g. { zone = \"a\", disk = \"ssd\" }\n"
-    << "tick_interval_ms = 500       # 10 .. 60000\n\n"
+    << "tick_interval_ms = 500       # 10 .. 60000\n"
+    << "capabilities = []            # offered to placement, e.g. [\"gpu\"]; arch:, os:, cpus: are added\n"
+    << "cpu_millicores = 0           # capacity offered to placement; 0: the CPU count x 1000\n"
+    << "memory_bytes = 0             # 0: the memory of the host\n"
+    << "handoff_deadline_ms = 60000  # a moving instance stops after this even if its successor is not ready\n\n"
     << "[gossip]\n"
     << "cluster = \"meshos\"           # peers of another cluster are refused\n"
     << "bind = \"127.0.0.1:7946\"      # UDP and TCP; port 0 lets the OS choose\n"

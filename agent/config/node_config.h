@@ -31,6 +31,10 @@ struct NodeSection {
   std::filesystem::path data_dir = "/var/lib/meshos";
   std::map<std::string, std::string> labels;
   int64_t tick_interval_ms = 500;         // 10 .. 60000
+  std::vector<std::string> capabilities;  // [A-Za-z0-9._:-]{1,64}; detected ones are added
+  int64_t cpu_millicores = 0;             // 0 .. 10^8; 0: detected (CPU count x 1000)
+  int64_t memory_bytes = 0;               // 0 .. 2^50; 0: detected (host memory)
+  int64_t handoff_deadline_ms = 60'000;   // 1000 .. 3600000: make-before-break gives up after this
 };
 
 struct GossipSection {
@@ -73,6 +77,9 @@ struct ExecutorSection {
 
 struct RuntimeSection {
   std::optional<std::filesystem::path> local;  // a file of [[daemon]] tables
+  // cgroup v2 sub-tree for this agent's instances, under the cgroup root: a relative path of
+  // [A-Za-z0-9._-] segments, no "." or ".." (several agents on one host: one each).
+  std::string cgroup_parent = "meshos";
 };
 
 struct LogSection {

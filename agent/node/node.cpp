@@ -59,14 +59,12 @@ class Node::RuntimeDispatcher final : public executor::Dispatcher {
   Node& node_;
 };
 
-namespace {
-
-// A desired daemon's generation: the first 8 bytes of the hash of its canonical spec, so a
-// changed spec (and only a changed spec) looks new.
 uint64_t specGeneration(const spec::DaemonSpec& spec) {
   Hash256 h = blake2b256(spec::canonicalBytes(spec));
   return readBigEndian64(ByteView(h.data(), 8)) >> 1;
 }
+
+namespace {
 
 Result<std::vector<spec::DaemonSpec>> loadLocalDaemons(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -179,6 +177,7 @@ Status Node::openRuntime() {
   instance_store_ = std::move(*store);
   runtime::RuntimeOptions ro;
   ro.data_dir = config_.node.data_dir.string();
+  ro.cgroup_parent = config_.runtime.cgroup_parent;
   runtime_ = std::make_unique<runtime::ProcessRuntime>(loop_, env_.clock, *instance_store_, ro);
   MESHOS_RETURN_IF_ERROR(runtime_->init().withContext("process runtime"));
   runtime::SupervisorCallbacks cb;
@@ -198,24 +197,15 @@ Status Node::openRuntime() {
                                                       *runtime_, *instance_store_, cb);
   MESHOS_RETURN_IF_ERROR(supervisor_->recover().withContext("re-adopting daemons"));
   spdlog::info("runtime: {}", runtime_->cgroupStatus());
-  setLocalDaemons(std::move(local));
+  config_specs_ = std::move(local);
+  updateRunSet();
   refreshInstances();
   return Status::ok();
 }
 
-void Node::setLocalDaemons(std::vector<spec::DaemonSpec> specs) {
-  state::DesiredDaemonsChanged ev{"local", {}};
-  for (const auto& d : specs) {
-    ev.daemons.push_back({d.name, specGeneration(d), static_cast<uint32_t>(std::max<int64_t>(1, d.replicas)),
-                          false});
-  }
-  local_specs_ = std::move(specs);
-  state::fold(state_, ev);
-}
-
 Status Node::applyDesired() {
   if (!supervisor_) return Status::unavailable("the runtime is not running");
-  Status s = supervisor_->apply(local_specs_);
+  Status s = supervisor_->apply(run_specs_);
   instances_dirty_ = true;
   refreshInstances();
   return s;
@@ -250,56 +240,7 @@ void Node::refreshInstances() {
   for (auto& [id, inst] : now) state::fold(state_, state::DaemonSignal{inst, false});
 }
 
-Status Node::openCommits() {
-  commits::CommitLogConfig lc;
-  lc.cluster_id = config_.gossip.cluster;
-  if (config_.trust.admins.empty()) {
-    // No admins: the node runs its local daemons, and every commit is rejected (unknown key).
-    spdlog::warn("no [trust] admins: commits will be refused until admins are configured");
-  } else {
-    auto trust = commits::trustFromConfig(config_.trust.admins, config_.trust.threshold);
-    if (!trust) return trust.status();
-    lc.genesis_trust = *trust;
-  }
-  commit_log_ = std::make_unique<commits::CommitLog>(lc);
-  commit_store_ = std::make_unique<commits::RocksCommitStore>(*store_);
-  commits::LogOutput out;
-  Status loaded = commits::loadCommitLog(*commit_store_, *commit_log_, out);
-  if (!loaded) {
-    // A corrupt tail: the good prefix is kept; peers will supply the rest.
-    spdlog::error("commit log: {}", loaded.toString());
-    record(chains::ChainName::kFailure, "commits.load", {{"error", loaded.toString()}});
-  }
-  out.store = {};  // just read back: nothing to write
-  out.state_changed = true;
-  commitOutput(out);
-  spdlog::info("commit log at seq {}", commit_log_->head().seq);
-  return Status::ok();
-}
-
-void Node::commitOutput(commits::LogOutput& out) {
-  for (const auto& rec : out.audit) {
-    auto t = chains_->append(chains::ChainName::kAudit, commits::auditKind(rec), commits::auditPayload(rec));
-    if (!t) spdlog::warn("commit audit record not appended: {}", t.status().toString());
-  }
-  // Synced writes of the (rare) accepted commits; a commit that is not stored is fetched
-  // again from peers after a restart, so a failure here is recorded, not fatal.
-  if (Status s = commits::applyStoreWrites(*commit_store_, out.store); !s) {
-    spdlog::error("storing commits: {}", s.toString());
-    record(chains::ChainName::kFailure, "commits.store", {{"error", s.toString()}});
-  }
-  if (out.state_changed) {
-    auto head = commit_log_->head();
-    state::fold(state_, state::CommitReceived{head.seq, toHex(head.hash)});
-    state::DesiredDaemonsChanged ev{"commit", {}};
-    for (const auto& [name, d] : commit_log_->desired().daemons) {
-      uint64_t gen = d.updated_seq * 1'000'003 + d.restart_generation;
-      ev.daemons.push_back({name, gen, static_cast<uint32_t>(std::max<int64_t>(0, d.spec.replicas)), d.paused});
-    }
-    state::fold(state_, ev);
-    commits_json_ = commits::commitLogToJson(*commit_log_);
-  }
-}
+// openCommits() and commitOutput(): node_commits.cpp
 
 Status Node::openGossip() {
   gossip::GossipServiceOptions go;
@@ -342,7 +283,7 @@ Status Node::openGossip() {
            "member", payload);
   });
   gossip_->onNodeState([this](const gossip::NodeStateUpdate& u) {
-    state::fold(state_, state::PeerStateUpdated{u.origin, u.version, std::string(asChars(u.body))});
+    onPeerState(u);
   });
   MESHOS_RETURN_IF_ERROR(gossip_->start().withContext("gossip"));
   // This node is a member too: the members table shows the whole cluster, self included.
@@ -352,24 +293,6 @@ Status Node::openGossip() {
   spdlog::info("gossip on {} (cluster {}, {})", gossip_->advertiseAddress(), g.cluster,
                g.keyring ? "encrypted" : "plaintext");
   return Status::ok();
-}
-
-void Node::publishNodeState() {
-  if (!gossip_) return;
-  size_t ready = 0;
-  for (const auto& [id, i] : state_.instances) ready += i.state == state::InstanceState::kReady;
-  nlohmann::json body = {{"labels", config_.node.labels},
-                         {"commit_head", {{"seq", state_.commit_head.seq}, {"hash", state_.commit_head.hash_hex}}},
-                         {"instances", state_.instances.size()},
-                         {"ready", ready},
-                         {"version", MESHOS_VERSION}};
-  std::string text = body.dump();
-  if (text == gossip_state_) return;
-  if (Status s = gossip_->setLocalState(Bytes(text.begin(), text.end())); !s) {
-    spdlog::warn("node state not published: {}", s.toString());
-    return;
-  }
-  gossip_state_ = std::move(text);
 }
 
 Status Node::start() {
@@ -396,6 +319,8 @@ Status Node::startServices() {
     chains_->close(kChainsStageMs).isOk();
     return s;
   }
+  openCommitSync();
+  updateRunSet();  // ${node.host} is known now
   if (Status s = control_.listen(config_.control.socket, config_.control.mode); !s) {
     gossip_->close();
     supervisor_.reset();
@@ -403,6 +328,7 @@ Status Node::startServices() {
     chains_->close(kChainsStageMs).isOk();  // nothing was appended: just stop the thread
     return s.withContext("control socket");
   }
+  startProbes();  // after the last step that can fail: nothing to undo
   started_ = true;
   record(chains::ChainName::kAudit, "agent.start",
          {{"version", MESHOS_VERSION}, {"node", config_.node.name}, {"id", identity_.id},
@@ -480,6 +406,8 @@ void Node::tick() {
     state::fold(state_, sample);
   }
   refreshInstances();
+  updateCoordinate();
+  planPlacement();
   publishNodeState();
   for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
   executor_->poll(now);
@@ -495,6 +423,9 @@ void Node::publish() {
   in.loop_lag = lag_.summary();
   in.sections["executor"] = executor_->toJson();
   if (commit_log_) in.sections["commits"] = commits_json_;
+  in.sections["placement"] = reconcile::localPlanToJson(plan_);
+  in.sections["placement"]["refused_node_states"] = bad_node_states_;
+  in.sections["nodes"] = nodesJson();
   if (gossip_) {
     const auto& c = gossip_->counters();
     const auto& sc = gossip_->shellCounters();
@@ -511,7 +442,8 @@ void Node::publish() {
                      {"plaintext", c.drop_plaintext}, {"encrypted", c.drop_encrypted},
                      {"oversized", c.drop_oversized}, {"decode", c.drop_decode},
                      {"stale", c.drop_stale}}},
-        {"udp_send_errors", sc.udp_send_errors}, {"tcp_rejected", sc.tcp_rejected}};
+        {"udp_send_errors", sc.udp_send_errors}, {"tcp_rejected", sc.tcp_rejected},
+        {"keyring_changes", keyring_changes_}, {"keyring_rejected", keyring_rejected_}};
   }
   if (runtime_) {
     in.sections["runtime"] = {{"cgroups", runtime_->cgroupStatus()},
@@ -557,6 +489,8 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::GET_COMMITS: command = "get-commits"; break;
     case proto::Request::COMMIT_HEAD: command = "commit-head"; break;
     case proto::Request::JOIN: command = "join"; break;
+    case proto::Request::PLACEMENT: command = "placement"; break;
+    case proto::Request::KEYRING: command = "keyring"; break;
     default: command = "unsupported"; break;
   }
   state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid,
@@ -570,14 +504,17 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::PING:
       reply.json(nlohmann::json{{"pong", true}, {"node", identity_.id}}.dump());
       return;
-    case proto::Request::SNAPSHOT:
-      reply.json(state::snapshotToJson(*snapshot_).dump());
+    case proto::Request::SNAPSHOT: {
+      auto j = state::snapshotToJson(*snapshot_);
+      j["members"] = membersJson()["members"];  // with health, node state and estimated RTT
+      reply.json(j.dump());
       return;
+    }
     case proto::Request::METRICS:
       reply.text(state::snapshotToPrometheus(*snapshot_));
       return;
     case proto::Request::MEMBERS:
-      reply.json(state::membersToJson(*snapshot_).dump());
+      reply.json(membersJson().dump());
       return;
     case proto::Request::DAEMONS: {
       // The supervisor's own view is richer (health, backoff, stats) and current.
@@ -621,6 +558,18 @@ void Node::onControl(proto::Request::Reader request, const net::PeerCred& peer,
     case proto::Request::CHAIN_TAIL:
     case proto::Request::CHAIN_SHOW:
       chainRequest(request, std::move(reply));
+      return;
+    case proto::Request::PLACEMENT: {
+      std::string daemon = request.getPlacement().cStr();
+      if (!daemon.empty() && commit_log_ && commit_log_->desired().daemons.count(daemon) == 0) {
+        reply.error(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
+        return;
+      }
+      reply.json(placementJson(daemon).dump());
+      return;
+    }
+    case proto::Request::KEYRING:
+      keyringRequest(request, peer, std::move(reply));
       return;
     default:
       reply.error(Status::notImplemented(
@@ -801,6 +750,8 @@ void Node::shutdown(std::string why) {
     env_.timers.cancel(tick_timer_);
     tick_timer_ = 0;
   }
+  closeCommitSync();
+  if (inventory_) inventory_->stop();
   runStage(0);
 }
 

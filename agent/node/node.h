@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,15 +23,25 @@
 #include "agent/state/state.h"
 #include "agent/commits/commit_log.h"
 #include "agent/commits/commit_store.h"
+#include "agent/commits/commit_sync.h"
 #include "agent/gossip/gossip_service.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/process_runtime.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
+#include "agent/reconcile/local_plan.h"
+#include "agent/state/node_report.h"
+#include "placement/placement.h"
+#include "probes/inventory_probe.h"
+#include "probes/vivaldi.h"
 #include "chains/chain_store.h"
 #include "chains/chain_writer.h"
 
 namespace meshos::node {
+
+// A desired daemon's generation: the first 8 bytes of the hash of its canonical spec, so a
+// changed spec (and only a changed spec) looks new.
+uint64_t specGeneration(const spec::DaemonSpec& spec);
 
 // A probe sampled on the tick. A failing probe (error or exception) is recorded as a
 // failed sample and skipped; it never stops the tick.
@@ -101,10 +112,29 @@ class Node {
   // Publishes this node's state by gossip when it changed.
   void publishNodeState();
   // Carries out what the commit log asked for: audit records, store writes, new state.
-  void commitOutput(commits::LogOutput& out);
-  // The desired set for this node changed: folds it into the state (reconcile then asks
-  // the executor to apply it).
-  void setLocalDaemons(std::vector<spec::DaemonSpec> specs);
+  // pushed_by: the gossip address of the peer that pushed these commits (not pushed back).
+  void commitOutput(commits::LogOutput& out, const std::string& pushed_by = {});
+  // placement and the cluster-wide reconcile (node_placement.cpp)
+  void onPeerState(const gossip::NodeStateUpdate& u);
+  // planLocal() over this node's view; a changed placed set goes to updateRunSet().
+  void planPlacement();
+  // The set this node runs (local daemons + placed ones) into the state; reconcile then
+  // asks the executor to apply it.
+  void updateRunSet();
+  state::NodeReport buildReport() const;
+  std::map<std::string, reconcile::LocalDaemon> placedInstances() const;
+  std::map<std::string, std::string> nodeVars() const;
+  nlohmann::json placementJson(const std::string& daemon) const;
+  nlohmann::json nodesJson() const;
+  // Members as the snapshot has them, with each one's node state, health and estimated RTT.
+  nlohmann::json membersJson() const;
+  // Restarts the placed daemons a force-restart commit named since the last tick.
+  void forceRestarts();
+  // Inventory sampling (thread pool) and the network coordinate.
+  void startProbes();
+  void onInventory(const Result<state::Inventory>& sample);
+  // Feeds the RTT of each member's last direct probe ack to Vivaldi.
+  void updateCoordinate();
   Status applyDesired();
   // Copies the supervisor's instances into the state (after transitions).
   void refreshInstances();
@@ -128,7 +158,7 @@ class Node {
   std::unique_ptr<chains::ChainWriter> chains_;
   uint64_t chain_write_failures_ = 0;
   std::unique_ptr<gossip::GossipService> gossip_;
-  std::string gossip_state_;  // the last body handed to gossip
+  Bytes gossip_state_;  // the last body handed to gossip
   bool gossip_left_ = false;
   std::unique_ptr<commits::RocksCommitStore> commit_store_;
   std::unique_ptr<commits::CommitLog> commit_log_;
@@ -136,7 +166,27 @@ class Node {
   std::unique_ptr<runtime::FileInstanceStore> instance_store_;
   std::unique_ptr<runtime::ProcessRuntime> runtime_;
   std::unique_ptr<runtime::Supervisor> supervisor_;
-  std::vector<spec::DaemonSpec> local_specs_;
+  std::vector<spec::DaemonSpec> config_specs_;  // [runtime] local, as written
+  std::vector<spec::DaemonSpec> placed_specs_;  // commit daemons placed here, materialised
+  std::vector<spec::DaemonSpec> run_specs_;     // what the supervisor is asked to run
+  placement::Assigner assigner_;
+  reconcile::LocalPlan plan_;
+  state::NodeReport self_report_;
+  uint64_t self_report_version_ = 0;  // bumps when a changed report is published
+  struct PlanKey {
+    uint64_t structural_generation, commit_seq;
+    Hash256 commit_hash;
+    uint64_t self_report_version;
+    bool operator==(const PlanKey&) const = default;
+  };
+  std::optional<PlanKey> plan_key_;  // the inputs of plan_, unless a deadline is running
+  uint64_t bad_node_states_ = 0;
+  std::map<std::string, int64_t> report_seen_ms_;  // when each peer's node state last arrived
+  std::unique_ptr<probes::InventoryProbe> inventory_;
+  std::unique_ptr<probes::VivaldiClient> vivaldi_;
+  std::map<std::string, uint64_t> restart_seen_;  // restart generation handled, by daemon
+  bool restarts_seeded_ = false;
+  std::map<std::string, int64_t> rtt_fed_;  // per peer: last_heard_ms of the sample last fed to Vivaldi
   bool instances_dirty_ = false;
   std::unique_ptr<RuntimeDispatcher> dispatcher_;
   std::unique_ptr<executor::Executor> executor_;
@@ -159,6 +209,23 @@ class Node {
   int64_t stage_deadline_ms_ = 0;
   std::function<bool()> stage_done_;
   int exit_status_ = 0;
+
+  // commit spreading (node_commits.cpp): CommitSync over the gossip app channels
+  // "commits.push" / "commits.get"; peer heads from state_.peer_states.
+  void openCommitSync();  // after openGossip(): registers the channels, starts the timer
+  void closeCommitSync();  // cancels the timer (shutdown)
+  void scheduleCommitSync(int64_t delay_ms);
+  void commitSyncStep();  // peers and heads in, requests out
+  nlohmann::json commitSyncJson() const;  // commits_json_["sync"]
+  std::unique_ptr<commits::CommitSync> commit_sync_;
+  TimerId commit_sync_timer_ = 0;
+  std::map<std::string, uint64_t> commit_sync_versions_;  // peer-state version read, by node id
+
+  // keyring rotation (node_keyring.cpp): list / install / use / remove through the control
+  // socket, persisted to [gossip] keyring, recorded in the audit chain.
+  void keyringRequest(proto::Request::Reader request, const net::PeerCred& peer, net::ControlResponder reply);
+  uint64_t keyring_changes_ = 0;   // persisted changes
+  uint64_t keyring_rejected_ = 0;  // refused requests (bad input, no keyring file, write failure)
 };
 
 }  // namespace meshos::node

@@ -160,6 +160,33 @@ def raw_exchange(path, payload, timeout_s=5):
         return buf[4:]
 
 
+
+def admin(*args, check=True):
+    """Runs meshos-admin; with check, a non-zero exit is an AssertionError with its output."""
+    r = subprocess.run([ADMIN, *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError(f"meshos-admin {' '.join(args)} failed ({r.returncode}): {r.stdout}{r.stderr}")
+    return r
+
+
+def submit(agent, commit):
+    """meshos-admin submit --json to one agent: the reply, with the exit status checked
+    against the outcome (0 for accepted / duplicate / pending, 1 otherwise)."""
+    r = admin("submit", commit, "--socket", agent.socket, "--json", check=False)
+    assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
+    j = json.loads(r.stdout)
+    assert (r.returncode == 0) == (j["outcome"] in ("accepted", "duplicate", "pending")), (r.returncode, j)
+    return j
+
+
+def desired_jobs(ws, name, daemons):
+    """A desired-state file of one-shot jobs named `daemons`."""
+    path = os.path.join(ws.root, name)
+    with open(path, "w") as f:
+        for d in daemons:
+            f.write(f'[[daemon]]\nname = "{d}"\nkind = "job"\ncommand = ["/bin/true"]\n\n')
+    return path
+
 def run_tests(tests):
     """Runs test functions; prints a summary line; exit status 1 if any failed."""
     failed = 0

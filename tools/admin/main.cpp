@@ -201,6 +201,52 @@ int headCmd(const std::string& socket, bool as_json) {
   return 0;
 }
 
+// meshos-admin keyring list|install|use|remove: gossip keyring rotation on one agent.
+// install takes the base64 key; use/remove take the base64 key or its 16-hex-digit id.
+int keyringCmd(const std::string& action, const std::string& key_text, const std::string& socket, bool as_json) {
+  Bytes arg;
+  if (action != "list") {
+    if (key_text.empty()) {
+      std::cerr << "meshos-admin keyring " << action << ": give the key (base64)"
+                << (action == "install" ? "" : " or its 16-hex-digit id") << "\n";
+      return 2;
+    }
+    auto id = fromHex(key_text);
+    if (action != "install" && key_text.size() == 16 && id) {
+      arg = *id;
+    } else {
+      auto raw = fromBase64(key_text);
+      if (!raw) return fail(Status::invalid("keyring " + action + ": the key is not valid base64"));
+      arg = *raw;  // the agent checks the length
+    }
+  }
+  auto reply = net::callAgent(socket, [&](proto::Request::Builder r) {
+    r.setReason("meshos-admin keyring " + action);
+    auto op = r.initKeyring();
+    capnp::Data::Reader data(arg.data(), arg.size());
+    if (action == "list") op.setList();
+    if (action == "install") op.setInstall(data);
+    if (action == "use") op.setUse(data);
+    if (action == "remove") op.setRemove(data);
+  });
+  if (!reply) return fail(reply.status());
+  try {
+    json j = json::parse(reply->body);
+    if (as_json) {
+      std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    if (action != "list")
+      std::cout << action << " " << j.value("key", "?") << (j.value("changed", false) ? "" : " (no change)") << "\n";
+    for (const auto& k : j.at("keys")) {
+      std::cout << k.at("id").get<std::string>() << (k.at("primary").get<bool>() ? "  primary" : "") << "\n";
+    }
+  } catch (const std::exception& e) {
+    return fail(Status::corruption(std::string("unexpected agent reply: ") + e.what()));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -250,6 +296,15 @@ int main(int argc, char** argv) {
   head->add_option("--socket", socket, "agent control socket")->required();
   head->add_flag("--json", as_json);
 
+  std::string keyring_action, keyring_key;
+  auto* keyring = app.add_subcommand("keyring", "gossip keyring rotation on an agent: list | install KEY | use KEY|ID | remove KEY|ID");
+  keyring->add_option("action", keyring_action, "list, install, use or remove")
+      ->required()
+      ->check(CLI::IsMember({"list", "install", "use", "remove"}));
+  keyring->add_option("key", keyring_key, "base64 cluster key (install), or key / 16-hex-digit key id (use, remove)");
+  keyring->add_option("--socket", socket, "agent control socket")->required();
+  keyring->add_flag("--json", as_json);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -283,5 +338,6 @@ int main(int argc, char** argv) {
   if (show->parsed()) return showCmd(file, as_json, trust_file, threshold);
   if (submit->parsed()) return submitCmd(file, socket, as_json);
   if (head->parsed()) return headCmd(socket, as_json);
+  if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, as_json);
   return 2;
 }

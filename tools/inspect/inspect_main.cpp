@@ -44,10 +44,13 @@ std::string field(const json& j, const char* key) {
 }
 
 void printMembers(const json& members) {
-  tools::Table t({"NAME", "ID", "ADDRESS", "STATE", "INCARNATION", "RTT_MS"});
+  tools::Table t({"NAME", "ID", "ADDRESS", "STATE", "HEALTH", "MAINTENANCE", "READY", "HEAD", "LOAD",
+                  "RTT_MS", "EST_RTT_MS"});
   for (const auto& m : members) {
-    t.add({field(m, "name"), field(m, "id"), field(m, "address"), field(m, "state"),
-           field(m, "incarnation"), field(m, "rtt_ms")});
+    std::string ready = m.contains("ready") ? field(m, "ready") + "/" + field(m, "instances") : "-";
+    t.add({field(m, "name"), field(m, "id"), field(m, "address"), field(m, "state"), field(m, "health"),
+           field(m, "maintenance"), ready, field(m, "commit_seq"), field(m, "load1"), field(m, "rtt_ms"),
+           field(m, "rtt_estimate_ms")});
   }
   if (t.empty()) {
     std::cout << "(no members yet)\n";
@@ -75,6 +78,52 @@ void printDaemons(const json& daemons, const json& desired) {
               field(d, "source")});
     }
     dt.print(std::cout);
+  }
+}
+
+// `meshos-inspect placement [DAEMON]`: per daemon, where it is assigned, where it runs and
+// is ready, and why nodes were excluded.
+void printPlacement(json j) {
+  std::cout << "maintenance " << str(j["maintenance"]) << (j["isolated"].get<bool>() ? ", ISOLATED" : "")
+            << (j["frozen"].get<bool>() ? ", FROZEN" : "") << ", " << str(j["alive"]) << " members alive\n";
+  if (j["decisions"].empty()) {
+    std::cout << "(no daemons in the commit log)\n";
+    return;
+  }
+  auto names = [](const json& list) {
+    std::string out;
+    for (const auto& n : list) out += (out.empty() ? "" : ",") + n.get<std::string>();
+    return out.empty() ? std::string("-") : out;
+  };
+  tools::Table t({"DAEMON", "WANTED", "ASSIGNED", "RUNNING_ON", "READY_ON", "HERE", "WHY"});
+  for (const auto& d : j["decisions"]) {
+    std::string wanted = field(d, "wanted") + (d.value("infeasible", false) ? " (infeasible)" : "") +
+                         (d.value("paused", false) ? " (paused)" : "");
+    t.add({field(d, "daemon"), wanted, names(d["assigned"]), names(d["running_on"]), names(d["ready_on"]),
+           field(d, "here"), field(d, "why")});
+  }
+  t.print(std::cout);
+  if (j.contains("explain")) {
+    auto& e = j["explain"];
+    std::cout << "\n" << str(e["daemon"]) << ": feasible nodes, best first\n";
+    tools::Table ft({"NODE", "SCORE"});
+    for (const auto& f : e["feasible"]) {
+      char score[32];
+      std::snprintf(score, sizeof score, "%.3f", f.value("score", 0.0));
+      ft.add({str(f["node"]), score});
+    }
+    if (ft.empty()) {
+      std::cout << "(none)\n";
+    } else {
+      ft.print(std::cout);
+    }
+    for (auto& [node, why] : e["excluded"].items()) std::cout << "  excluded " << node << ": " << str(why) << "\n";
+    return;
+  }
+  for (const auto& d : j["decisions"]) {
+    if (d["excluded"].empty()) continue;
+    std::cout << "\n" << str(d["daemon"]) << ": " << str(d["excluded_count"]) << " node(s) excluded\n";
+    for (auto& [node, why] : d["excluded"].items()) std::cout << "  " << node << ": " << str(why) << "\n";
   }
 }
 
@@ -114,7 +163,13 @@ void printSnapshot(json s) {  // by value: [] on a missing key gives null, not a
   printDaemons(s["daemons"], s["desired"]);
   std::cout << "\n";
   for (auto& [k, v] : s.items()) {
-    if (k == "node" || k == "loop" || k == "members" || k == "daemons" || k == "desired" ||
+    if (k == "placement") {
+      std::cout << "placement:\n";
+      printPlacement(v);
+      std::cout << "\n";
+      continue;
+    }
+    if (k == "node" || k == "loop" || k == "members" || k == "daemons" || k == "desired" || k == "nodes" ||
         k == "generation" || k == "commit_head") {
       continue;
     }
@@ -377,11 +432,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "exec"}));
   daemon->add_option("target", daemon_opts.target, "a daemon name, or one instance as name#N")->required();
   daemon->add_option("argv", daemon_opts.argv, "for exec: the command to run in the daemon's environment");
+  auto* placement = app.add_subcommand("placement", "where each commit daemon is assigned and runs, and why");
+  std::string placement_daemon;
+  placement->add_option("daemon", placement_daemon, "one daemon (default: all)");
   auto* logs = app.add_subcommand("logs", "a daemon instance's output");
   logs->add_option("target", daemon_opts.target, "a daemon name (its first instance) or name#N")->required();
   logs->add_option("--tail", daemon_opts.tail, "lines to show (default 50)");
   logs->add_flag("-f,--follow", daemon_opts.follow, "keep printing new output");
-  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs}) {
+  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement}) {
     sub->add_option("-s,--socket", o.socket, "the agent's control socket");
     sub->add_flag("--json", o.json, "print JSON");
   }
@@ -412,6 +470,9 @@ int main(int argc, char** argv) {
                        [](json j) { std::cout << "pong from " << str(j["node"]) << "\n"; });
   }
   if (chain->parsed()) return chainCommand(o, chain_opts);
+  if (placement->parsed()) {
+    return jsonCommand(o, [&](proto::Request::Builder b) { b.setPlacement(placement_daemon); }, printPlacement);
+  }
   if (daemon->parsed()) {
     if (daemon_opts.op == "exec" && daemon_opts.argv.empty()) {
       std::cerr << "meshos-inspect: daemon exec needs a command: daemon exec NAME -- CMD ARGS...\n";

@@ -10,16 +10,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lib import ADMIN, Workspace, run_tests, wait_for  # noqa: E402
+from lib import ADMIN, Workspace, admin, desired_jobs, run_tests, submit, wait_for  # noqa: E402
 
 CLUSTER = "e2e-commits"
 
-
-def admin(*args, check=True):
-    r = subprocess.run([ADMIN, *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise AssertionError(f"meshos-admin {' '.join(args)} failed ({r.returncode}): {r.stdout}{r.stderr}")
-    return r
 
 
 def keygen(ws, name):
@@ -37,13 +31,6 @@ def trusted_agent(ws, name, admins, threshold):
     return a
 
 
-def desired(ws, name, daemons):
-    path = os.path.join(ws.root, name)
-    with open(path, "w") as f:
-        for d in daemons:
-            f.write(f'[[daemon]]\nname = "{d}"\nkind = "job"\ncommand = ["/bin/true"]\n\n')
-    return path
-
 
 def sign(ws, agent, key, file, out, note=None):
     path = os.path.join(ws.root, out)
@@ -53,13 +40,6 @@ def sign(ws, agent, key, file, out, note=None):
     admin(*args)
     return path
 
-
-def submit(agent, commit):
-    r = admin("submit", commit, "--socket", agent.socket, "--json", check=False)
-    assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
-    j = json.loads(r.stdout)
-    assert (r.returncode == 0) == (j["outcome"] in ("accepted", "duplicate", "pending")), (r.returncode, j)
-    return j
 
 
 def head(agent):
@@ -112,7 +92,7 @@ def test_commits_single_signer():
         assert head(a)["seq"] == 0
 
         # Accepted: seq 1, in head, snapshot and audit chain.
-        c1 = sign(ws, a, alice_key, desired(ws, "d1.toml", ["hello"]), "c1")
+        c1 = sign(ws, a, alice_key, desired_jobs(ws, "d1.toml", ["hello"]), "c1")
         r = submit(a, c1)
         assert r["outcome"] == "accepted" and r["seq"] == 1, r
         h1 = head(a)
@@ -123,7 +103,7 @@ def test_commits_single_signer():
         assert submit(a, c1)["outcome"] == "duplicate"
 
         # Untrusted signer: rejected (unknown-key), head unchanged, audited.
-        c_bad = sign(ws, a, mallory_key, desired(ws, "d2.toml", ["hello", "world"]), "c-mallory")
+        c_bad = sign(ws, a, mallory_key, desired_jobs(ws, "d2.toml", ["hello", "world"]), "c-mallory")
         r = submit(a, c_bad)
         assert r["outcome"] == "rejected" and r["reason"] == "unknown-key", r
         assert head(a) == h1
@@ -173,7 +153,7 @@ def test_commits_threshold_two():
         bob_key, bob_pub = keygen(ws, "bob")
         a = trusted_agent(ws, "b", [alice_pub, bob_pub], 2).start()
 
-        c1 = sign(ws, a, alice_key, desired(ws, "d1.toml", ["hello"]), "c1")
+        c1 = sign(ws, a, alice_key, desired_jobs(ws, "d1.toml", ["hello"]), "c1")
         r = submit(a, c1)
         assert r["outcome"] == "rejected" and r["reason"] == "insufficient-signatures", r
         assert head(a)["seq"] == 0

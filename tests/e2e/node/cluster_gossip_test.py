@@ -84,7 +84,7 @@ def test_cluster_gossip():
             a.set_keys("gossip", FAST + ("\n" + seed if i else ""))
         names = {a.name for a in agents}
 
-        # Join: the seed first (a node whose seed is down retries only after 30 s).
+        # Join: the seed first (a node whose seed is down retries with a backoff from 1 s).
         agents[0].start()
         t0 = time.monotonic()
         for a in agents[1:]:

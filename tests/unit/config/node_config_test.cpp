@@ -150,3 +150,37 @@ TEST_CASE("the default config text parses to the defaults") {
   CHECK(c->node.name == "n1");
   CHECK(c->control.socket == "/tmp/d/agent.sock");
 }
+
+TEST_CASE("placement keys of [node]: capabilities, capacity, handoff deadline") {
+  auto c = parseNodeConfig("[node]\ncapabilities = [\"gpu\", \"zone:a\"]\ncpu_millicores = 1500\n"
+                           "memory_bytes = 1073741824\nhandoff_deadline_ms = 5000\n",
+                           "node.toml");
+  REQUIRE(c);
+  CHECK(c->node.capabilities == std::vector<std::string>{"gpu", "zone:a"});
+  CHECK(c->node.cpu_millicores == 1500);
+  CHECK(c->node.memory_bytes == 1073741824);
+  CHECK(c->node.handoff_deadline_ms == 5000);
+  CHECK(contains(errorOf("[node]\ncapabilities = [\"has space\"]\n"), "node.toml:2: node.capabilities: \"has space\""));
+  CHECK(contains(errorOf("[node]\ncapabilities = [\"\"]\n"), "node.capabilities"));
+  CHECK(contains(errorOf("[node]\ncapabilities = [3]\n"), "node.capabilities[0]: expected a string"));
+  CHECK(contains(errorOf("[node]\ncpu_millicores = -1\n"), "node.cpu_millicores: must be between 0"));
+  CHECK(contains(errorOf("[node]\nmemory_bytes = \"1G\"\n"), "node.memory_bytes: expected an integer"));
+  CHECK(contains(errorOf("[node]\nhandoff_deadline_ms = 10\n"), "node.handoff_deadline_ms: must be between 1000"));
+}
+
+TEST_CASE("[runtime] cgroup_parent: default, nested paths, clear errors for bad ones") {
+  auto d = parseNodeConfig("", "node.toml");
+  REQUIRE(d);
+  CHECK(d->runtime.cgroup_parent == "meshos");
+  auto c = parseNodeConfig("[runtime]\ncgroup_parent = \"meshos/agent-2.b_c\"\n", "node.toml");
+  REQUIRE(c);
+  CHECK(c->runtime.cgroup_parent == "meshos/agent-2.b_c");
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"\"\n"), "node.toml:2: runtime.cgroup_parent: must not be empty"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"/meshos\"\n"), "runtime.cgroup_parent: must be a relative path"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"a//b\"\n"), "runtime.cgroup_parent: must be a relative path"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"a/\"\n"), "runtime.cgroup_parent: must be a relative path"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"a/../b\"\n"), "runtime.cgroup_parent: must not contain '.' or '..'"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"..\"\n"), "runtime.cgroup_parent: must not contain"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"a b\"\n"), "runtime.cgroup_parent: segments may use only"));
+  CHECK(contains(errorOf("[runtime]\ncgroup_parent = 3\n"), "runtime.cgroup_parent: expected a string"));
+}

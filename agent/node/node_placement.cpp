@@ -1,0 +1,340 @@
+// Node, the cluster-wide half: this node's state as gossip carries it (NodeReport), the
+// peers' reports, placement and planLocal() every tick, and the set of daemons this node
+// runs (its [runtime] local daemons plus the commit daemons placed here).
+#include <spdlog/spdlog.h>
+
+#include "agent/node/node.h"
+#include "agent/spec/interpolate.h"
+#include "probes/inventory.h"
+#include "probes/node_health.h"
+
+namespace meshos::node {
+
+namespace {
+
+// Instance states that hold a slot: an instance in them is running or will be again.
+bool holdsSlot(state::InstanceState s) {
+  using S = state::InstanceState;
+  return s == S::kWaiting || s == S::kStarting || s == S::kRunning || s == S::kReady || s == S::kBackingOff;
+}
+
+std::string hostOf(const std::string& address) {
+  if (!address.empty() && address.front() == '[') return address.substr(1, address.find(']') - 1);
+  auto colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+void Node::onPeerState(const gossip::NodeStateUpdate& u) {
+  auto report = state::decodeNodeReport(u.body);
+  if (!report) {
+    ++bad_node_states_;
+    spdlog::warn("node state of {} ({}) version {} refused: {}", u.name, u.origin, u.version,
+                 report.status().toString());
+    record(chains::ChainName::kFailure, "node-state.refused",
+           {{"node", u.name}, {"id", u.origin}, {"version", u.version}, {"error", report.status().toString()}});
+    return;
+  }
+  report_seen_ms_[u.origin] = nowMs();
+  state::fold(state_, state::PeerStateUpdated{u.origin, u.version, std::move(*report)});
+}
+
+void Node::startProbes() {
+  probes::InventoryProbe::Options o;
+  o.data_dir = config_.node.data_dir;
+  o.interval_ms = config_.probes.inventory_interval_ms;
+  inventory_ = std::make_unique<probes::InventoryProbe>(loop_, env_.timers, o,
+                                                         [this](const Result<state::Inventory>& r) { onInventory(r); });
+  inventory_->start();
+  vivaldi_ = std::make_unique<probes::VivaldiClient>(probes::VivaldiConfig{}, env_.rng);
+}
+
+void Node::onInventory(const Result<state::Inventory>& sample) {
+  state::ProbeSample p{"inventory", nowMs(), sample.isOk(), sample ? "" : sample.status().toString(), {}};
+  if (sample) {
+    p.values = probes::inventoryValues(*sample);
+  } else if (inventory_->stats().consecutive_failures == 1) {  // once per failing streak
+    spdlog::warn("inventory probe failed: {}", sample.status().toString());
+    record(chains::ChainName::kFailure, "probe.failed", {{"probe", "inventory"}, {"error", sample.status().toString()}});
+  }
+  state::fold(state_, p);
+}
+
+void Node::updateCoordinate() {
+  if (!gossip_ || !vivaldi_) return;
+  for (const auto& m : gossip_->members()) {
+    if (m.state != gossip::MemberState::kAlive) {
+      if (rtt_fed_.erase(m.id)) vivaldi_->forget(m.id);
+      continue;
+    }
+    // Gossip measures RTT in whole milliseconds: a 0 ms (loopback) sample says nothing.
+    if (m.rtt_ms <= 0 || rtt_fed_[m.id] == m.last_heard_ms) continue;
+    auto it = state_.peer_states.find(m.id);
+    if (it == state_.peer_states.end() || !it->second.report.coordinate) continue;
+    rtt_fed_[m.id] = m.last_heard_ms;
+    (void)vivaldi_->update(m.id, *it->second.report.coordinate, static_cast<double>(m.rtt_ms));  // refusals are counted
+  }
+}
+
+std::map<std::string, std::string> Node::nodeVars() const {
+  std::map<std::string, std::string> vars = {{"node.name", config_.node.name}, {"node.id", identity_.id}};
+  std::string address = gossip_ ? gossip_->advertiseAddress() : config_.gossip.bind.toString();
+  vars["node.host"] = hostOf(address);
+  for (const auto& [k, v] : config_.node.labels) vars["node.label." + k] = v;
+  return vars;
+}
+
+std::map<std::string, reconcile::LocalDaemon> Node::placedInstances() const {
+  std::map<std::string, reconcile::LocalDaemon> local;
+  for (const auto& [id, inst] : state_.instances) {
+    auto d = state_.desired.find(inst.daemon);
+    if (d == state_.desired.end() || d->second.source != "placed") continue;
+    if (!holdsSlot(inst.state)) continue;
+    auto& l = local[inst.daemon];
+    ++l.running;
+    l.ready += inst.state == state::InstanceState::kReady;
+  }
+  return local;
+}
+
+state::NodeReport Node::buildReport() const {
+  state::NodeReport r;
+  r.version = MESHOS_VERSION;
+  r.labels = config_.node.labels;
+  if (inventory_ && inventory_->last()) {
+    r.inventory = *inventory_->last();
+    probes::CapacityOverride o;
+    if (config_.node.cpu_millicores > 0) o.cpu_millicores = config_.node.cpu_millicores;
+    if (config_.node.memory_bytes > 0) o.memory_bytes = config_.node.memory_bytes;
+    auto cap = probes::capacityFor(r.inventory, o);
+    r.cpu_millicores = cap.cpu_millicores;
+    r.memory_bytes = cap.memory_bytes;
+  }
+  r.capabilities = probes::capabilitiesFor(config_.node.capabilities, r.inventory);
+  if (vivaldi_) r.coordinate = vivaldi_->coordinate();
+  r.maintenance = plan_.maintenance;
+  r.maintenance_seq = plan_.maintenance_seq;
+  r.isolated = plan_.isolated;
+  if (commit_log_) {
+    auto head = commit_log_->head();
+    r.commit_seq = head.seq;
+    if (head.seq > 0) r.commit_hash.assign(head.hash.begin(), head.hash.end());
+  }
+  const auto placed = placedInstances();
+  for (const auto& [name, l] : placed) {
+    uint64_t generation = 0;
+    if (commit_log_) {
+      auto it = commit_log_->desired().daemons.find(name);
+      if (it != commit_log_->desired().daemons.end()) generation = it->second.updated_seq;
+    }
+    r.daemons[name] = {l.running, l.ready, generation};
+  }
+  for (const auto& [id, i] : state_.instances) {
+    ++r.instances;
+    r.ready += i.state == state::InstanceState::kReady;
+  }
+  return r;
+}
+
+void Node::publishNodeState() {
+  if (!gossip_) return;
+  self_report_ = buildReport();
+  Bytes body = state::encodeNodeReport(self_report_);
+  if (body == gossip_state_) return;
+  if (Status s = gossip_->setLocalState(body); !s) {
+    spdlog::warn("node state not published: {}", s.toString());
+    return;
+  }
+  gossip_state_ = std::move(body);
+  ++self_report_version_;
+}
+
+void Node::planPlacement() {
+  if (!commit_log_) return;
+  // Level-triggered but not wasteful: the plan depends on the state (members, peers' node
+  // state, instances: structural_generation moves with each), the commit log and this node's
+  // own report. Unless a deadline is running (handoff, drain, freeze), the same inputs give
+  // the same plan, so it is not computed again.
+  const auto head = commit_log_->head();
+  PlanKey key{state_.structural_generation, head.seq, head.hash, self_report_version_};
+  const bool timed = !plan_.handoffs.empty() || plan_.frozen || plan_.maintenance == state::Maintenance::kDraining;
+  if (plan_key_ && *plan_key_ == key && !timed) return;
+  plan_key_ = key;
+  reconcile::LocalInputs in;
+  in.self_id = identity_.id;
+  in.now_ms = nowMs();
+  in.wall_ms = env_.clock.wallMs();
+  in.desired = &commit_log_->desired();
+  for (const auto& [id, m] : state_.members) {
+    reconcile::PeerView p{id, m.name, m.state, std::nullopt};
+    if (id == identity_.id) {
+      p.report = self_report_;
+    } else if (auto it = state_.peer_states.find(id); it != state_.peer_states.end()) {
+      p.report = it->second.report;
+    }
+    in.nodes.push_back(std::move(p));
+    in.members_known += m.state != state::MemberState::kLeft;
+  }
+  in.local = placedInstances();
+  in.maintenance = plan_.maintenance;
+  in.maintenance_seq = plan_.maintenance_seq;
+  in.handoffs = plan_.handoffs;
+  in.handoff_deadline_ms = config_.node.handoff_deadline_ms;
+  in.vars = nodeVars();
+  auto previous_maintenance = plan_.maintenance;
+  plan_ = reconcile::planLocal(in, assigner_);
+  if (plan_.maintenance != previous_maintenance) {
+    spdlog::info("maintenance: {} -> {}", state::maintenanceName(previous_maintenance),
+                 state::maintenanceName(plan_.maintenance));
+    record(chains::ChainName::kLog, "maintenance",
+           {{"from", state::maintenanceName(previous_maintenance)},
+            {"to", state::maintenanceName(plan_.maintenance)}, {"seq", plan_.maintenance_seq}});
+  }
+  // A local daemon keeps its name: a commit daemon of the same name is not run here.
+  std::vector<spec::DaemonSpec> placed;
+  for (auto& s : plan_.run) {
+    bool taken = std::any_of(config_specs_.begin(), config_specs_.end(),
+                             [&](const spec::DaemonSpec& c) { return c.name == s.name; });
+    if (taken) {
+      for (auto& d : plan_.decisions) {
+        if (d.daemon == s.name) d.why = "not run: a [runtime] local daemon has this name";
+      }
+      continue;
+    }
+    placed.push_back(s);
+  }
+  if (placed != placed_specs_) {
+    placed_specs_ = std::move(placed);
+    updateRunSet();
+  }
+  forceRestarts();
+}
+
+void Node::forceRestarts() {
+  // A force-restart commit bumps a daemon's restart generation; the nodes running it then
+  // restart its instances once. Generations seen before this agent started are not replayed.
+  const bool first = !restarts_seeded_;
+  restarts_seeded_ = true;
+  for (const auto& [name, d] : commit_log_->desired().daemons) {
+    uint64_t& seen = restart_seen_[name];
+    if (d.restart_generation <= seen) continue;
+    seen = d.restart_generation;
+    bool here = std::any_of(placed_specs_.begin(), placed_specs_.end(),
+                            [&](const spec::DaemonSpec& s) { return s.name == name; });
+    if (first || !here || !supervisor_) continue;
+    Status s = supervisor_->restart(name);
+    spdlog::info("force restart of {} (commit {}): {}", name, d.restart_generation, s.toString());
+    record(s ? chains::ChainName::kLog : chains::ChainName::kFailure, "daemon.force-restart",
+           {{"daemon", name}, {"seq", d.restart_generation}, {"result", s.toString()}});
+  }
+}
+
+void Node::updateRunSet() {
+  auto entries = [](const std::vector<spec::DaemonSpec>& specs) {
+    std::vector<state::DesiredDaemonsChanged::Entry> out;
+    for (const auto& d : specs) {
+      out.push_back({d.name, specGeneration(d), static_cast<uint32_t>(std::max<int64_t>(1, d.replicas)), false});
+    }
+    return out;
+  };
+  // Local daemons may use ${node.*} too; one that cannot be filled in is not run.
+  std::vector<spec::DaemonSpec> local;
+  const auto vars = nodeVars();
+  for (const auto& c : config_specs_) {
+    auto s = spec::interpolate(c, vars);
+    if (!s) {
+      spdlog::error("local daemon not run: {}", s.status().toString());
+      record(chains::ChainName::kFailure, "daemon.interpolate", {{"daemon", c.name}, {"error", s.status().toString()}});
+      continue;
+    }
+    local.push_back(std::move(*s));
+  }
+  run_specs_ = local;
+  run_specs_.insert(run_specs_.end(), placed_specs_.begin(), placed_specs_.end());
+  state::fold(state_, state::DesiredDaemonsChanged{"local", entries(local)});
+  state::fold(state_, state::DesiredDaemonsChanged{"placed", entries(placed_specs_)});
+}
+
+nlohmann::json Node::nodesJson() const {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& [id, m] : state_.members) {
+    nlohmann::json n = {{"id", id}, {"name", m.name}, {"state", state::memberStateName(m.state)}};
+    const state::NodeReport* r = nullptr;
+    if (id == identity_.id) {
+      r = &self_report_;
+    } else if (auto it = state_.peer_states.find(id); it != state_.peer_states.end()) {
+      r = &it->second.report;
+    }
+    if (r) n["node_state"] = state::nodeReportToJson(*r);
+    probes::HealthInputs h;
+    h.member_state = static_cast<gossip::MemberState>(static_cast<int>(m.state));
+    if (id == identity_.id) {
+      h.report_age_ms = 0;
+      h.probes_failing = inventory_ && inventory_->failing() ? 1 : 0;
+      h.local_health_multiplier = gossip_ ? gossip_->localHealth() : 0;
+    } else if (auto seen = report_seen_ms_.find(id); seen != report_seen_ms_.end()) {
+      h.report_age_ms = nowMs() - seen->second;
+    }
+    auto verdict = probes::classify(h);
+    n["health"] = probes::nodeHealthName(verdict.health);
+    if (!verdict.reason.empty()) n["health_reason"] = verdict.reason;
+    if (id != identity_.id && r && r->coordinate && vivaldi_) {
+      n["rtt_estimate_ms"] = probes::estimateRttMs(vivaldi_->coordinate(), *r->coordinate);
+    }
+    nodes.push_back(std::move(n));
+  }
+  return nodes;
+}
+
+nlohmann::json Node::membersJson() const {
+  nlohmann::json j = state::membersToJson(*snapshot_);
+  std::map<std::string, nlohmann::json> by_id;
+  for (auto& n : nodesJson()) {
+    std::string id = n["id"].get<std::string>();
+    by_id[id] = std::move(n);
+  }
+  for (auto& m : j["members"]) {
+    auto it = by_id.find(m.value("id", ""));
+    if (it == by_id.end()) continue;
+    auto& n = it->second;
+    m["health"] = n["health"];
+    if (n.contains("health_reason")) m["health_reason"] = n["health_reason"];
+    if (n.contains("rtt_estimate_ms")) m["rtt_estimate_ms"] = n["rtt_estimate_ms"];
+    if (n.contains("node_state")) {
+      const auto& r = n["node_state"];
+      m["maintenance"] = r["maintenance"];
+      m["instances"] = r["instances"];
+      m["ready"] = r["ready"];
+      m["commit_seq"] = r["commit_head"]["seq"];
+      m["load1"] = r["inventory"]["load1"];
+      m["memory_used_bytes"] = r["inventory"]["memory_used_bytes"];
+      m["memory_total_bytes"] = r["inventory"]["memory_total_bytes"];
+    }
+  }
+  return j;
+}
+
+nlohmann::json Node::placementJson(const std::string& daemon) const {
+  nlohmann::json j = reconcile::localPlanToJson(plan_);
+  if (daemon.empty()) return j;
+  nlohmann::json one = nlohmann::json::array();
+  for (auto& d : j["decisions"]) {
+    if (d["daemon"] == daemon) one.push_back(d);
+  }
+  j["decisions"] = std::move(one);
+  // The full explanation: every feasible node with its score, every other node and why.
+  auto a = placement::explain(plan_.views, plan_.requests, daemon);
+  if (!a) return j;
+  std::map<std::string, std::string> names;
+  for (const auto& v : plan_.views) names[v.id] = v.name;
+  auto nameOf = [&](const std::string& id) { return names.count(id) ? names[id] : id; };
+  nlohmann::json feasible = nlohmann::json::array();
+  for (const auto& f : a->feasible) feasible.push_back({{"node", nameOf(f.node)}, {"score", f.score}});
+  nlohmann::json excluded = nlohmann::json::object();
+  for (const auto& [id, why] : a->excluded) excluded[nameOf(id)] = why;
+  j["explain"] = {{"daemon", daemon}, {"feasible", std::move(feasible)}, {"excluded", std::move(excluded)}};
+  return j;
+}
+
+}  // namespace meshos::node
