@@ -23,16 +23,18 @@ inline Bytes flatBytes(capnp::MessageBuilder& mb) {
 }
 
 // Runs `read(reader)` over the bytes (copied to aligned words); `what` names the message in
-// errors ("node state: not a whole number of words").
+// errors ("node state: not a whole number of words"), which carry `code`.
 template <class Fn>
-auto readFlat(ByteView bytes, size_t max_bytes, const char* what, Fn&& read)
+auto readFlat(ByteView bytes, size_t max_bytes, const char* what, Fn&& read, Code code = Code::kInvalidArgument)
     -> decltype(read(std::declval<capnp::FlatArrayMessageReader&>())) {
-  if (bytes.empty()) return Status::invalid(std::string(what) + ": empty");
+  auto fail = [&](const std::string& m) { return Status(code, std::string(what) + ": " + m); };
+  if (bytes.empty()) return fail("empty");
   if (bytes.size() > max_bytes) {
-    return Status::invalid(std::string(what) + ": " + std::to_string(bytes.size()) + " bytes, limit " +
-                           std::to_string(max_bytes));
+    return fail(std::to_string(bytes.size()) + " bytes, limit " + std::to_string(max_bytes));
   }
-  if (bytes.size() % sizeof(capnp::word) != 0) return Status::invalid(std::string(what) + ": not a whole number of words");
+  if (bytes.size() % sizeof(capnp::word) != 0) {
+    return fail("length " + std::to_string(bytes.size()) + " is not a whole number of words");
+  }
   try {
     kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
     std::memcpy(words.begin(), bytes.data(), bytes.size());
@@ -42,7 +44,7 @@ auto readFlat(ByteView bytes, size_t max_bytes, const char* what, Fn&& read)
     capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
     return read(reader);
   } catch (const kj::Exception& e) {
-    return Status::invalid(std::string(what) + ": " + e.getDescription().cStr());
+    return fail(e.getDescription().cStr());
   }
 }
 

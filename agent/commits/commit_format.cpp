@@ -1,5 +1,7 @@
 #include "agent/commits/commit_format.h"
 
+#include "proto/flat_message.h"
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
@@ -181,9 +183,7 @@ Bytes encodeCommit(const Commit& commit) {
     sigs[static_cast<unsigned>(i)].setKeyId(dataOf(commit.signatures[i].key_id));
     sigs[static_cast<unsigned>(i)].setSignature(dataOf(commit.signatures[i].signature));
   }
-  auto words = capnp::messageToFlatArray(msg);
-  auto bytes = words.asBytes();
-  return Bytes(bytes.begin(), bytes.end());
+  return meshos::proto::flatBytes(msg);
 }
 
 void signCommit(Commit& commit, const SigningKey& key) {
@@ -198,22 +198,7 @@ void signCommit(Commit& commit, const SigningKey& key) {
 }
 
 Result<DecodedCommit> decodeCommit(ByteView bytes) {
-  if (bytes.empty()) return Status::corruption("commit: empty");
-  if (bytes.size() > kMaxCommitBytes) {
-    return Status::corruption("commit: " + std::to_string(bytes.size()) + " bytes, limit " +
-                              std::to_string(kMaxCommitBytes));
-  }
-  if (bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::corruption("commit: length " + std::to_string(bytes.size()) +
-                              " is not a whole number of words");
-  }
-  try {
-    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-    std::memcpy(words.begin(), bytes.data(), bytes.size());
-    capnp::ReaderOptions opts;
-    opts.traversalLimitInWords = bytes.size() / sizeof(capnp::word) * 4 + 64;
-    opts.nestingLimit = 16;
-    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
+  return meshos::proto::readFlat(bytes, kMaxCommitBytes, "commit", [&](capnp::FlatArrayMessageReader& reader) -> Result<DecodedCommit> {
     auto root = reader.getRoot<proto::Commit>();
     if (!root.hasBody()) return Status::corruption("commit: no body");
     auto body = root.getBody();
@@ -257,20 +242,11 @@ Result<DecodedCommit> decodeCommit(ByteView bytes) {
       c.operations.push_back(std::move(*op));
     }
     return d;
-  } catch (const kj::Exception& e) {
-    return Status::corruption("commit: " + std::string(e.getDescription().cStr()));
-  }
+  }, Code::kCorruption);
 }
 
 Result<Bytes> addSignature(const DecodedCommit& d, const SigningKey& key) {
-  try {
-    kj::Array<capnp::word> words =
-        kj::heapArray<capnp::word>(d.encoded.size() / sizeof(capnp::word));
-    std::memcpy(words.begin(), d.encoded.data(), words.size() * sizeof(capnp::word));
-    capnp::ReaderOptions opts;
-    opts.traversalLimitInWords = words.size() * 4 + 64;
-    opts.nestingLimit = 16;
-    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
+  return meshos::proto::readFlat(d.encoded, kMaxCommitBytes, "commit", [&](capnp::FlatArrayMessageReader& reader) -> Result<Bytes> {
     auto old = reader.getRoot<proto::Commit>();
     capnp::MallocMessageBuilder msg;
     auto root = msg.initRoot<proto::Commit>();
@@ -292,12 +268,8 @@ Result<Bytes> addSignature(const DecodedCommit& d, const SigningKey& key) {
       list[static_cast<unsigned>(i)].setKeyId(dataOf(sigs[i].key_id));
       list[static_cast<unsigned>(i)].setSignature(dataOf(sigs[i].signature));
     }
-    auto flat = capnp::messageToFlatArray(msg);
-    auto bytes = flat.asBytes();
-    return Bytes(bytes.begin(), bytes.end());
-  } catch (const kj::Exception& e) {
-    return Status::corruption("commit: " + std::string(e.getDescription().cStr()));
-  }
+    return meshos::proto::flatBytes(msg);
+  }, Code::kCorruption);
 }
 
 std::string hashHex(const Hash256& h) { return toHex(h); }
