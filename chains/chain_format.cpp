@@ -4,6 +4,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "proto/chain.capnp.h"
@@ -44,10 +45,14 @@ capnp::ReaderOptions boundedOptions(size_t bytes) {
   return opts;
 }
 
-// Copies bytes into 8-byte aligned words (Cap'n Proto needs aligned input).
+// Cap'n Proto needs 8-byte aligned input: reads the bytes in place when they are aligned,
+// otherwise copies them into `buffer`.
 kj::ArrayPtr<const capnp::word> alignedWords(std::string_view bytes,
                                              std::vector<uint64_t>& buffer) {
   size_t n = bytes.size() / 8;
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
+    return {reinterpret_cast<const capnp::word*>(bytes.data()), n};
+  }
   buffer.resize(n);
   if (n > 0) std::memcpy(buffer.data(), bytes.data(), n * 8);
   return {reinterpret_cast<const capnp::word*>(buffer.data()), n};
@@ -145,10 +150,13 @@ bool checkpointSignatureValid(const Checkpoint& cp, const PublicKey& key) {
 }
 
 namespace {
-void fillRecord(proto::ChainRecord::Builder b, const ChainRecord& r) {
+template <typename R>
+void fillRecord(proto::ChainRecord::Builder b, const R& r) {
   b.setSeq(r.seq);
   b.setTimeMs(r.time_ms);
-  b.setKind(capnp::Text::Reader(r.kind.data(), r.kind.size()));
+  // initKind + copy: r.kind may be a view that is not NUL-terminated.
+  auto kind = b.initKind(static_cast<unsigned>(r.kind.size()));
+  if (!r.kind.empty()) std::memcpy(kind.begin(), r.kind.data(), r.kind.size());
   b.setPayload(dataOf(r.payload));
   b.setPrevHash(dataOf(r.prev_hash));
   b.setHash(dataOf(r.hash));
@@ -162,7 +170,9 @@ std::string encodeRecord(const ChainRecord& r) {
   return flatten(msg);
 }
 
-void encodeRecordInto(const ChainRecord& r, std::vector<uint64_t>& scratch, std::string& out) {
+namespace {
+template <typename R>
+void encodeInto(const R& r, std::vector<uint64_t>& scratch, std::string& out) {
   // Struct (3 data + 4 pointer words) + text + 3 data blobs, each rounded up to words.
   size_t words = 8 + (r.kind.size() + 1 + 7) / 8 + (r.payload.size() + 7) / 8 + 4 + 4 + 8;
   if (scratch.size() < words) scratch.resize(words);
@@ -179,8 +189,17 @@ void encodeRecordInto(const ChainRecord& r, std::vector<uint64_t>& scratch, std:
   // Single-segment flat array: u32 (segment count - 1) = 0, u32 size in words, the words.
   auto seg = segments[0];
   uint32_t header[2] = {0, static_cast<uint32_t>(seg.size())};
-  out.assign(reinterpret_cast<const char*>(header), sizeof(header));
-  out.append(reinterpret_cast<const char*>(seg.begin()), seg.size() * 8);
+  out.resize(sizeof(header) + seg.size() * 8);
+  std::memcpy(out.data(), header, sizeof(header));
+  std::memcpy(out.data() + sizeof(header), seg.begin(), seg.size() * 8);
+}
+}  // namespace
+
+void encodeRecordInto(const ChainRecord& r, std::vector<uint64_t>& scratch, std::string& out) {
+  encodeInto(r, scratch, out);
+}
+void encodeRecordInto(const RecordView& r, std::vector<uint64_t>& scratch, std::string& out) {
+  encodeInto(r, scratch, out);
 }
 
 std::string encodeHead(const ChainHead& h) {

@@ -78,8 +78,9 @@ struct ChainRecord {
   Hash256 hash{};  // as stored (decoded) or as computed (built by the writer)
 };
 
-// A decoded record whose kind and payload point into the decoder's buffer: valid until the
-// decoder's next call.
+// A decoded record whose kind and payload point into the decoded bytes when they were
+// 8-byte aligned, otherwise into the decoder's buffer: valid while those bytes live and
+// until the decoder's next call.
 struct RecordView {
   uint64_t seq = 0;
   int64_t time_ms = 0;
@@ -131,6 +132,7 @@ std::string encodeRecord(const ChainRecord& r);
 // Same bytes as encodeRecord(), written into `out` (replacing its content) without a heap
 // allocation per record once `out` and `scratch` have grown: the writer's hot path.
 void encodeRecordInto(const ChainRecord& r, std::vector<uint64_t>& scratch, std::string& out);
+void encodeRecordInto(const RecordView& r, std::vector<uint64_t>& scratch, std::string& out);
 std::string encodeHead(const ChainHead& h);
 std::string encodeCheckpoint(const Checkpoint& cp);
 // Decoders: kCorruption with a reason on anything that does not decode or has wrong sizes.
@@ -138,7 +140,8 @@ Result<ChainRecord> decodeRecord(std::string_view bytes);
 Result<ChainHead> decodeHead(std::string_view bytes);
 Result<Checkpoint> decodeCheckpoint(std::string_view bytes);
 
-// Reusable decoder for hot loops (verify): avoids an allocation per record.
+// Reusable decoder for hot loops (verify): avoids an allocation per record. Reads the
+// bytes in place when they are 8-byte aligned, copies them only when they are not.
 class RecordDecoder {
  public:
   // Fills `out` (reusing its buffers). kCorruption when the bytes do not decode.

@@ -3,7 +3,11 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -21,6 +25,163 @@ struct SnapshotGuard {
   rocksdb::DB* db;
   const rocksdb::Snapshot* snap;
   ~SnapshotGuard() { db->ReleaseSnapshot(snap); }
+};
+
+// One record of a batch: where its raw bytes sit in the batch's arena, and what the
+// decode-and-hash step found. Only fixed-size results are kept, so nothing points into a
+// decoder.
+struct Item {
+  uint64_t key_seq = 0;
+  bool malformed_key = false;
+  size_t word_offset = 0;
+  size_t size = 0;
+  Status decoded;
+  uint64_t seq = 0;
+  Hash256 prev_hash{};
+  Hash256 stored_hash{};
+  Hash256 computed{};
+};
+
+
+// A run of consecutive records, read and then decoded and hashed as one unit.
+struct Batch {
+  std::vector<Item> items;
+  std::vector<uint64_t> arena;  // raw records, each starting on an 8-byte boundary
+  // Parallel segments: keys from recordKey(start) up to recordKey(start + segment seqs)
+  // (exclusive), or, for the final segment, to the end of the walk.
+  bool parallel = false;
+  bool final = false;
+  uint64_t start = 0;
+  bool more = false;       // stopped because the batch was full: records may follow
+  std::string read_error;  // the iterator failed after the items
+};
+
+// Copies up to max_items raw records from the iterator into `b`, stopping before
+// limit_key (when not empty), at a key past end_seq, or after a malformed key (kept as
+// the batch's last item). True when it stopped only because the batch was full.
+bool fillBatch(rocksdb::Iterator& it, uint64_t end_seq, std::string_view limit_key,
+               size_t max_items, Batch& b) {
+  b.items.clear();
+  b.arena.clear();
+  b.read_error.clear();
+  b.more = false;
+  while (b.items.size() < max_items) {
+    if (!it.Valid()) {
+      if (!it.status().ok()) b.read_error = it.status().ToString();
+      return false;
+    }
+    std::string_view key = view(it.key());
+    if (!limit_key.empty() && key >= limit_key) return false;
+    Item& item = b.items.emplace_back();
+    auto key_seq = seqFromKey(key, kRecordPrefix);
+    if (!key_seq) {
+      item.malformed_key = true;
+      return false;
+    }
+    if (*key_seq > end_seq) {
+      b.items.pop_back();
+      return false;
+    }
+    rocksdb::Slice v = it.value();
+    item.key_seq = *key_seq;
+    item.word_offset = b.arena.size();
+    item.size = v.size();
+    b.arena.resize(b.arena.size() + (v.size() + 7) / 8);
+    if (v.size() > 0) std::memcpy(b.arena.data() + item.word_offset, v.data(), v.size());
+    it.Next();
+  }
+  b.more = true;
+  return true;
+}
+
+void decodeBatch(Batch& b, RecordDecoder& decoder, const RecordHasher& hasher) {
+  const char* base = reinterpret_cast<const char*>(b.arena.data());
+  RecordView rec;
+  for (Item& item : b.items) {
+    if (item.malformed_key) continue;
+    item.decoded = decoder.decodeView(std::string_view(base + item.word_offset * 8, item.size), rec);
+    if (!item.decoded) continue;
+    item.seq = rec.seq;
+    item.prev_hash = rec.prev_hash;
+    item.stored_hash = rec.hash;
+    item.computed = hasher.hash(rec);
+  }
+}
+
+// Worker threads that each read a segment of the chain with their own iterator (same
+// snapshot), then decode and hash it. Segments finish in any order; wait() returns when a
+// given one is done. Joined on destruction (before the snapshot is released).
+class SegmentPool {
+ public:
+  SegmentPool(std::vector<Batch>& slots, size_t threads, size_t seg, rocksdb::DB* db,
+              const rocksdb::ReadOptions& ro, rocksdb::ColumnFamilyHandle* cf, uint64_t end_seq,
+              const RecordHasher& hasher)
+      : slots_(slots), done_(slots.size(), true) {
+    for (size_t t = 0; t < threads; ++t) {
+      workers_.emplace_back([this, seg, db, ro, cf, end_seq, &hasher] {
+        std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+        RecordDecoder decoder;
+        for (;;) {
+          size_t s;
+          {
+            std::unique_lock<std::mutex> lock(mu_);
+            work_cv_.wait(lock, [this] { return quit_ || !todo_.empty(); });
+            if (quit_) return;
+            s = todo_.front();
+            todo_.pop_front();
+          }
+          Batch& b = slots_[s];
+          it->Seek(recordKey(b.start));
+          if (b.final) {
+            fillBatch(*it, end_seq, {}, 2 * seg, b);
+          } else {
+            // One more than the segment's seqs, so a malformed key after a full segment
+            // is seen too.
+            fillBatch(*it, end_seq, recordKey(b.start + seg), seg + 1, b);
+          }
+          decodeBatch(b, decoder, hasher);
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            done_[s] = true;
+          }
+          done_cv_.notify_all();
+        }
+      });
+    }
+  }
+  ~SegmentPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  SegmentPool(const SegmentPool&) = delete;
+  SegmentPool& operator=(const SegmentPool&) = delete;
+
+  void submit(size_t slot) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_[slot] = false;
+      todo_.push_back(slot);
+    }
+    work_cv_.notify_one();
+  }
+  void wait(size_t slot) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return done_[slot]; });
+  }
+
+ private:
+  std::vector<Batch>& slots_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::deque<size_t> todo_;  // bounded by the number of slots
+  std::vector<bool> done_;
+  bool quit_ = false;
+  std::vector<std::thread> workers_;
 };
 
 class Walker {
@@ -111,7 +272,7 @@ std::string_view verifyProblemName(VerifyProblem p) {
 
 VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange range,
                          std::optional<PublicKey> public_key, const VerifyProgressFn& progress,
-                         uint64_t progress_every_records) {
+                         uint64_t progress_every_records, const VerifyTuning& tuning) {
   VerifyReport report;
   report.chain = chain;
   report.ok = true;
@@ -227,75 +388,77 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   uint64_t last_progress_total = head.seq >= expected ? head.seq : expected;
   uint64_t progress_last = to_head ? last_progress_total : end_seq;
 
-  // Records are read in batches; decoding and hashing (independent per record) run on up
-  // to kMaxVerifyThreads threads; the checks that link records run in seq order after.
-  struct Item {
-    uint64_t key_seq = 0;
-    bool malformed_key = false;
-    size_t offset = 0;
-    size_t size = 0;
-    Status decoded;
-    RecordView rec;
-    Hash256 computed{};
+  // Records are walked in two ways that yield the same records in the same order:
+  // - parallel: the seqs up to the head (or range end) are cut into segments of
+  //   tuning.segment_records seqs; up to kMaxVerifyThreads workers each read a segment with their
+  //   own iterator and decode and hash it;
+  // - sequential: this thread reads and decodes batches with one iterator. Used for short
+  //   walks, for whatever lies past the last segment, and after a segment shows a gap.
+  // Either way, this thread runs the checks that link records, in seq order, so the first
+  // bad seq and its reason are exactly those of a plain sequential walk.
+  const size_t threads = std::clamp<size_t>(
+      tuning.threads != 0 ? tuning.threads : std::thread::hardware_concurrency(), 1,
+      kMaxVerifyThreads);
+  const size_t seg = std::clamp<size_t>(tuning.segment_records, 1, size_t{1} << 24);
+  const uint64_t limit = to_head ? head.seq : end_seq;
+  const bool parallel =
+      threads > 1 && limit >= expected && limit - expected + 1 >= 2 * static_cast<uint64_t>(seg);
+  std::vector<Batch> slots(threads + 2);  // bounded: at most this many batches in memory
+  std::vector<size_t> free_slots;
+  for (size_t s = slots.size(); s > 0; --s) free_slots.push_back(s - 1);
+  std::deque<size_t> inflight;  // slots in seq order
+  RecordDecoder decoder;
+  std::optional<SegmentPool> pool;
+  bool sequential = !parallel;
+  bool reading_done = false;
+  uint64_t next_segment = expected;
+  if (parallel) {
+    pool.emplace(slots, threads, seg, db, ro, cf, end_seq, w.hasher());
+  } else {
+    it->Seek(recordKey(expected));
+  }
+  // Stops the parallel walk: waits out the segments still in flight (their records are not
+  // needed) and continues sequentially from `key`, skipping it when it was already checked.
+  auto goSequential = [&](const std::string& key, bool skip_key) {
+    for (size_t s : inflight) {
+      if (slots[s].parallel) pool->wait(s);
+      free_slots.push_back(s);
+    }
+    inflight.clear();
+    sequential = true;
+    reading_done = false;
+    it->Seek(key);
+    if (skip_key && it->Valid() && view(it->key()) == key) it->Next();
   };
-  constexpr size_t kBatch = 8192;
-  const size_t threads =
-      std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxVerifyThreads);
-  std::vector<Item> items;
-  std::string arena;
-  std::vector<RecordDecoder> decoders(threads);
-  it->Seek(recordKey(expected));
-  bool done = false;
-  while (!done) {
-    items.clear();
-    arena.clear();
-    while (items.size() < kBatch) {
-      if (!it->Valid()) {
-        done = true;
-        break;
+  for (;;) {
+    while (!reading_done && !free_slots.empty()) {
+      size_t s = free_slots.back();
+      Batch& b = slots[s];
+      b.parallel = !sequential;
+      if (sequential) {
+        bool full = fillBatch(*it, end_seq, {}, seg, b);
+        decodeBatch(b, decoder, w.hasher());
+        if (!full) reading_done = true;
+        if (b.items.empty() && b.read_error.empty()) break;
+      } else {
+        b.start = next_segment;
+        b.final = limit - next_segment + 1 < 2 * static_cast<uint64_t>(seg);
+        pool->submit(s);
+        if (b.final) {
+          reading_done = true;
+        } else {
+          next_segment += seg;
+        }
       }
-      Item item;
-      auto key_seq = seqFromKey(view(it->key()), kRecordPrefix);
-      if (!key_seq) {
-        item.malformed_key = true;
-        items.push_back(std::move(item));
-        done = true;
-        break;
-      }
-      if (*key_seq > end_seq) {
-        done = true;
-        break;
-      }
-      item.key_seq = *key_seq;
-      item.offset = arena.size();
-      item.size = it->value().size();
-      arena.append(it->value().data(), it->value().size());
-      items.push_back(std::move(item));
-      it->Next();
+      free_slots.pop_back();
+      inflight.push_back(s);
     }
-    auto work = [&](size_t t) {
-      for (size_t i = t; i < items.size(); i += threads) {
-        Item& item = items[i];
-        if (item.malformed_key) continue;
-        // The views in item.rec point into this thread's decoder only until its next
-        // decode, so keep just what the checks below need.
-        item.decoded = decoders[t].decodeView(
-            std::string_view(arena).substr(item.offset, item.size), item.rec);
-        if (item.decoded) item.computed = w.hasher().hash(item.rec);
-        item.rec.kind = {};
-        item.rec.payload = {};
-      }
-    };
-    if (threads > 1 && items.size() > 256) {
-      std::vector<std::thread> pool;
-      for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
-      work(0);
-      for (auto& th : pool) th.join();
-    } else {
-      for (size_t t = 0; t < threads; ++t) work(t);
-    }
-
-    for (Item& item : items) {
+    if (inflight.empty()) break;
+    size_t s = inflight.front();
+    inflight.pop_front();
+    Batch& b = slots[s];
+    if (b.parallel) pool->wait(s);
+    for (Item& item : b.items) {
       if (item.malformed_key) {
         w.fail(VerifyProblem::kUndecodable, expected,
                "malformed record key after seq " + std::to_string(expected - 1));
@@ -313,22 +476,21 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
                "record " + std::to_string(k) + ": " + item.decoded.message());
         return report;
       }
-      const RecordView& rec = item.rec;
-      if (rec.seq != k) {
+      if (item.seq != k) {
         w.fail(VerifyProblem::kSeqMismatch, k,
                "record stored under seq " + std::to_string(k) + " says it is seq " +
-                   std::to_string(rec.seq) + " (moved or reordered)");
+                   std::to_string(item.seq) + " (moved or reordered)");
         return report;
       }
-      if (item.computed != rec.hash) {
+      if (item.computed != item.stored_hash) {
         w.fail(
             VerifyProblem::kHashMismatch, k,
             "record " + std::to_string(k) + " does not hash to its stored hash (content changed)");
         return report;
       }
-      if (rec.prev_hash != prev) {
+      if (item.prev_hash != prev) {
         w.fail(VerifyProblem::kBrokenLink, k,
-               "record " + std::to_string(k) + " prev_hash " + shortHash(rec.prev_hash) +
+               "record " + std::to_string(k) + " prev_hash " + shortHash(item.prev_hash) +
                    "… is not the hash of record " + std::to_string(k - 1) + " (" + shortHash(prev) +
                    "…)");
         return report;
@@ -348,6 +510,19 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
       if (progress && report.records % progress_every_records == 0) {
         progress(VerifyProgress{report.records, k, progress_last});
       }
+    }
+    if (!b.read_error.empty()) {
+      w.fail(VerifyProblem::kReadError, expected, "reading records: " + b.read_error);
+      return report;
+    }
+    free_slots.push_back(s);
+    if (b.parallel && b.final && b.more) {
+      // More records than seqs up to the head: go on past the last one read.
+      goSequential(recordKey(b.items.back().key_seq), /*skip_key=*/true);
+    } else if (b.parallel && !b.final && b.items.size() < seg) {
+      // A seq of this segment is missing after its last record: the next record stored
+      // (wherever it is) names the gap.
+      goSequential(recordKey(b.start + seg), /*skip_key=*/false);
     }
   }
   if (!it->status().ok()) {

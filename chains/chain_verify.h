@@ -7,7 +7,9 @@
 // Threads: any thread. It reads through a RocksDB snapshot, so it can run on a worker
 // thread against a live agent's open store while the ChainWriter appends (it checks the
 // chain as of the moment it started), or on a store opened read-only. The progress
-// callback runs on the calling thread.
+// callback runs on the calling thread. Long walks are split into segments that up to 4
+// worker threads (started and joined inside the call) read, decode and hash; the calling
+// thread checks the links in seq order, so the result is that of a sequential walk.
 #pragma once
 
 #include <cstdint>
@@ -68,11 +70,19 @@ struct VerifyReport {
   std::string detail;    // why, for humans
 };
 
+// How the walk is split across threads. The defaults suit production; tests shrink the
+// segments to exercise the parallel walk on short chains. Results do not depend on it.
+struct VerifyTuning {
+  size_t threads = 0;               // 0: hardware threads, at most 4; 1: one thread
+  size_t segment_records = 16384;   // seqs per segment of the parallel walk
+};
+
 // public_key: the node's key; without it signatures are checked against the signer key
 // stored in each checkpoint (catches corruption, not a forger), and the report says so.
 VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange range = {},
                          std::optional<PublicKey> public_key = std::nullopt,
                          const VerifyProgressFn& progress = {},
-                         uint64_t progress_every_records = 1 << 18);
+                         uint64_t progress_every_records = 1 << 18,
+                         const VerifyTuning& tuning = {});
 
 }  // namespace meshos::chains

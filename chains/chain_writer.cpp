@@ -100,21 +100,28 @@ Result<AppendTicket> ChainWriter::append(ChainName chain, std::string_view kind,
                               " records pending)");
   }
 
+  // Hashed over the caller's bytes and encoded straight from them: no copy of the
+  // payload other than into the encoded record.
+  RecordView rec;
+  rec.seq = lc.appended.seq + 1;
+  rec.time_ms = clock_.wallMs();
+  rec.kind = kind;
+  rec.payload = payload;
+  rec.prev_hash = lc.appended.hash;
+  rec.hash = hashers_[chainIndex(chain)].hash(rec);
   Pending p;
   p.chain = chain;
-  p.record.seq = lc.appended.seq + 1;
-  p.record.time_ms = clock_.wallMs();
-  p.record.kind.assign(kind);
-  p.record.payload.assign(payload.begin(), payload.end());
-  p.record.prev_hash = lc.appended.hash;
-  p.record.hash = hashers_[chainIndex(chain)].hash(p.record);
+  p.seq = rec.seq;
+  p.hash = rec.hash;
+  p.data_bytes = bytes;
+  encodeRecordInto(rec, encode_scratch_, p.value);
 
-  AppendTicket ticket{chain, p.record.seq, p.record.hash};
-  lc.appended = {p.record.seq, p.record.hash};
+  AppendTicket ticket{chain, p.seq, p.hash};
+  lc.appended = {p.seq, p.hash};
   ++lc.appended_count;
   ++pending_total_;
   pending_bytes_total_ += bytes;
-  lc.pending_bytes.emplace_back(p.record.seq, bytes);
+  lc.pending_bytes.emplace_back(p.seq, bytes);
   if (on_ack) lc.callbacks.emplace_back(ticket, std::move(on_ack));
 
   bool wake;
@@ -214,8 +221,8 @@ void ChainWriter::run() {
       size_t bytes = 0;
       while (!queue_.empty() && group.size() < options_.group_records_max &&
              (group.empty() ||
-              bytes + queue_.front().record.payload.size() <= options_.group_bytes_max)) {
-        bytes += queue_.front().record.payload.size();
+              bytes + queue_.front().data_bytes <= options_.group_bytes_max)) {
+        bytes += queue_.front().data_bytes;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -226,7 +233,7 @@ void ChainWriter::run() {
 
 bool ChainWriter::commitGroup(std::vector<Pending>& group) {
   size_t estimate = 1024;
-  for (const Pending& p : group) estimate += p.record.payload.size() + p.record.kind.size() + 128;
+  for (const Pending& p : group) estimate += p.value.size() + 32;
   rocksdb::WriteBatch batch(estimate);
   struct Touched {
     bool any = false;
@@ -239,21 +246,18 @@ bool ChainWriter::commitGroup(std::vector<Pending>& group) {
   };
   std::array<Touched, kChainCount> touched{};
   int64_t now_ms = clock_.wallMs();
-  std::string value;
-  std::vector<uint64_t> scratch;
   for (const Pending& p : group) {
     size_t i = chainIndex(p.chain);
     rocksdb::ColumnFamilyHandle* cf = store_.cf(p.chain);
-    encodeRecordInto(p.record, scratch, value);
-    (void)batch.Put(cf, slice(recordKey(p.record.seq)), slice(value));
+    (void)batch.Put(cf, slice(recordKey(p.seq)), slice(p.value));
     Touched& t = touched[i];
-    if (!t.any) t.first = p.record.seq;
+    if (!t.any) t.first = p.seq;
     t.any = true;
-    t.last = p.record.seq;
-    t.last_hash = p.record.hash;
-    t.bytes += p.record.kind.size() + p.record.payload.size();
-    if (p.record.seq % options_.checkpoint_every == 0) {
-      Checkpoint cp = signCheckpoint(p.chain, p.record.seq, p.record.hash, now_ms, key_);
+    t.last = p.seq;
+    t.last_hash = p.hash;
+    t.bytes += p.data_bytes;
+    if (p.seq % options_.checkpoint_every == 0) {
+      Checkpoint cp = signCheckpoint(p.chain, p.seq, p.hash, now_ms, key_);
       std::string cpv = encodeCheckpoint(cp);
       (void)batch.Put(cf, slice(checkpointKey(cp.seq)), slice(cpv));
       t.checkpoint_seq = cp.seq;

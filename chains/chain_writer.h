@@ -139,9 +139,14 @@ class ChainWriter {
   const ChainWriterOptions& options() const { return options_; }
 
  private:
+  // A record encoded on the loop thread (one allocation: its final bytes), so the writer
+  // thread only copies it into the WriteBatch.
   struct Pending {
-    ChainRecord record;
-    ChainName chain;
+    ChainName chain = ChainName::kAudit;
+    uint64_t seq = 0;
+    Hash256 hash{};
+    uint64_t data_bytes = 0;  // kind + payload
+    std::string value;        // the encoded ChainRecord
   };
   struct LoopChain {
     ChainHead appended;
@@ -188,6 +193,7 @@ class ChainWriter {
 
   // Loop thread only.
   std::array<LoopChain, kChainCount> loop_;
+  std::vector<uint64_t> encode_scratch_;
   uint64_t pending_total_ = 0;
   uint64_t pending_bytes_total_ = 0;
   bool closed_ = false;

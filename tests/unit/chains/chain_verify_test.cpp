@@ -257,3 +257,80 @@ TEST_CASE("tampering deep in a long chain is named (batched, multi-threaded walk
   CHECK(rep.records == 12344);
   CHECK(rep.last_good_checkpoint_seq == 12000);
 }
+
+// The parallel walk (segments read, decoded and hashed on worker threads) must report
+// exactly what the sequential walk reports, wherever the damage sits relative to the
+// segment boundaries.
+TEST_CASE("the parallel walk reports exactly what the sequential walk reports") {
+  auto both = [](Chain& c, VerifyRange range = {}) {
+    VerifyReport seq = verifyChain(*c.store, kChain, range, c.key.public_key, {}, 1 << 18,
+                                   VerifyTuning{1, 16384});
+    for (size_t seg : {1, 3, 7, 8, 16}) {
+      VerifyReport par = verifyChain(*c.store, kChain, range, c.key.public_key, {}, 1 << 18,
+                                     VerifyTuning{2, seg});
+      INFO("segment_records " << seg << ": " << par.detail << " / " << seq.detail);
+      CHECK(par.ok == seq.ok);
+      CHECK(verifyProblemName(par.problem) == verifyProblemName(seq.problem));
+      CHECK(par.bad_seq == seq.bad_seq);
+      CHECK(par.detail == seq.detail);
+      CHECK(par.records == seq.records);
+      CHECK(par.checkpoints == seq.checkpoints);
+      CHECK(par.last_good_checkpoint_seq == seq.last_good_checkpoint_seq);
+    }
+    return seq;
+  };
+  SUBCASE("untouched") {
+    Chain c(100, 10);
+    CHECK(both(c).ok);
+    CHECK(both(c, VerifyRange{41, 90}).ok);
+  }
+  SUBCASE("deleted records at and around segment boundaries") {
+    for (uint64_t gone : {1, 8, 9, 16, 17, 64, 99, 100}) {
+      Chain c(100, 10);
+      rawDelete(*c.store, kChain, recordKey(gone));
+      auto rep = both(c);
+      CHECK(rep.bad_seq == gone);
+    }
+  }
+  SUBCASE("a run of deleted records spanning segments") {
+    Chain c(100, 10);
+    for (uint64_t s = 30; s <= 70; ++s) rawDelete(*c.store, kChain, recordKey(s));
+    expectFailure(both(c), VerifyProblem::kGap, 30);
+  }
+  SUBCASE("truncated tail") {
+    Chain c(100, 10);
+    for (uint64_t s = 57; s <= 100; ++s) rawDelete(*c.store, kChain, recordKey(s));
+    expectFailure(both(c), VerifyProblem::kTruncated, 57);
+  }
+  SUBCASE("records past the head") {
+    Chain c(100, 10);
+    ChainRecord r = c.record(40);
+    rawPut(*c.store, kChain, std::string(kHeadKey), encodeHead(ChainHead{40, r.hash}));
+    expectFailure(both(c), VerifyProblem::kBadHead, 41);
+  }
+  SUBCASE("a head far past the records") {
+    Chain c(100, 10);
+    ChainRecord r = c.record(100);
+    rawPut(*c.store, kChain, std::string(kHeadKey),
+           encodeHead(ChainHead{uint64_t{1} << 60, r.hash}));
+    expectFailure(both(c), VerifyProblem::kTruncated, 101);
+  }
+  SUBCASE("flipped byte, undecodable record, malformed key, swapped records") {
+    Chain c(100, 10);
+    auto raw = rawGet(*c.store, kChain, recordKey(33));
+    size_t pos = raw.find("payload number 33");
+    REQUIRE(pos != std::string::npos);
+    raw[pos] ^= 0x20;
+    rawPut(*c.store, kChain, recordKey(33), raw);
+    expectFailure(both(c), VerifyProblem::kHashMismatch, 33);
+    rawPut(*c.store, kChain, recordKey(24), std::string(24, '\x55'));
+    expectFailure(both(c), VerifyProblem::kUndecodable, 24);
+    rawPut(*c.store, kChain, recordKey(16) + "x", "junk");  // sorts between 16 and 17
+    expectFailure(both(c), VerifyProblem::kUndecodable, 17);
+    std::string a = rawGet(*c.store, kChain, recordKey(8));
+    std::string b = rawGet(*c.store, kChain, recordKey(9));
+    rawPut(*c.store, kChain, recordKey(8), b);
+    rawPut(*c.store, kChain, recordKey(9), a);
+    expectFailure(both(c), VerifyProblem::kSeqMismatch, 8);
+  }
+}

@@ -2,7 +2,7 @@
 //
 //   chains_bench throughput [--records N] [--payload BYTES]   durable appends/s, group commit
 //   chains_bench latency [--rate R] [--seconds S]              append -> ack latency at R/s
-//   chains_bench verify [--records N]                          verify speed on a chain of N
+//   chains_bench verify [--records N] [--threads T]  verify speed on a chain of N
 //   chains_bench all                                           the three with defaults
 //
 // Each run uses a fresh temporary directory (--dir to choose the parent) on the real disk,
@@ -184,7 +184,9 @@ int latency(const std::string& parent, int rate, int seconds) {
   return 0;
 }
 
-int verify(const std::string& parent, uint64_t records) {
+int verify(const std::string& parent, uint64_t records, size_t threads) {
+  VerifyTuning tuning;
+  tuning.threads = threads;
   Dir dir(parent);
   Appender a(dir.path);
   uint64_t groups = 0;
@@ -194,7 +196,7 @@ int verify(const std::string& parent, uint64_t records) {
   for (int pass = 0; pass < 2; ++pass) {
     auto t0 = std::chrono::steady_clock::now();
     double cpu0 = cpuSeconds();
-    auto rep = verifyChain(*a.store, ChainName::kLog, {}, a.key.public_key);
+    auto rep = verifyChain(*a.store, ChainName::kLog, {}, a.key.public_key, {}, 1 << 18, tuning);
     double secs = secondsSince(t0);
     double cpu = cpuSeconds() - cpu0;
     if (!rep.ok) {
@@ -215,7 +217,7 @@ int verify(const std::string& parent, uint64_t records) {
   if (!ro) return 1;
   auto t0 = std::chrono::steady_clock::now();
   double cpu0 = cpuSeconds();
-  auto rep = verifyChain(**ro, ChainName::kLog, {}, a.key.public_key);
+  auto rep = verifyChain(**ro, ChainName::kLog, {}, a.key.public_key, {}, 1 << 18, tuning);
   double secs = secondsSince(t0);
   double cpu = cpuSeconds() - cpu0;
   std::printf(
@@ -245,16 +247,18 @@ int main(int argc, char** argv) {
   lat->add_option("--seconds", seconds);
   auto* ver = app.add_subcommand("verify", "verify speed");
   ver->add_option("--records", records);
+  size_t threads = 0;
+  ver->add_option("--threads", threads, "verify threads (0: one per core, at most 4)");
   auto* all = app.add_subcommand("all", "all three with defaults");
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   if (tp->parsed()) return throughput(parent, records, payload);
   if (lat->parsed()) return latency(parent, rate, seconds);
-  if (ver->parsed()) return verify(parent, records);
+  if (ver->parsed()) return verify(parent, records, threads);
   if (all->parsed()) {
     int rc = throughput(parent, records, payload);
     rc |= latency(parent, rate, seconds);
-    rc |= verify(parent, records);
+    rc |= verify(parent, records, 0);
     return rc;
   }
   return 2;
