@@ -423,9 +423,10 @@ void Node::publish() {
   in.loop_lag = lag_.summary();
   in.sections["executor"] = executor_->toJson();
   if (commit_log_) in.sections["commits"] = commits_json_;
-  in.sections["placement"] = reconcile::localPlanToJson(plan_);
+  // Rendered when the plan changes, not every tick; members with their node state are
+  // rendered on request (membersJson()).
+  in.sections["placement"] = placement_json_;
   in.sections["placement"]["refused_node_states"] = bad_node_states_;
-  in.sections["nodes"] = nodesJson();
   if (gossip_) {
     const auto& c = gossip_->counters();
     const auto& sc = gossip_->shellCounters();

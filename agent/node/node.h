@@ -171,6 +171,7 @@ class Node {
   std::vector<spec::DaemonSpec> run_specs_;     // what the supervisor is asked to run
   placement::Assigner assigner_;
   reconcile::LocalPlan plan_;
+  nlohmann::json placement_json_ = nlohmann::json::object();  // plan_ rendered
   state::NodeReport self_report_;
   uint64_t self_report_version_ = 0;  // bumps when a changed report is published
   struct PlanKey {

@@ -184,6 +184,7 @@ void Node::planPlacement() {
   in.vars = nodeVars();
   auto previous_maintenance = plan_.maintenance;
   plan_ = reconcile::planLocal(in, assigner_);
+  placement_json_ = reconcile::localPlanToJson(plan_);
   if (plan_.maintenance != previous_maintenance) {
     spdlog::info("maintenance: {} -> {}", state::maintenanceName(previous_maintenance),
                  state::maintenanceName(plan_.maintenance));

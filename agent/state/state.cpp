@@ -72,9 +72,16 @@ struct Folder {
   bool operator()(const PeerStateUpdated& e) {
     auto& slot = s.peer_states[e.node_id];
     if (e.version < slot.version) return false;  // newer version per origin wins
-    bool changed = e.version != slot.version || slot.report != e.report;
+    // Load, memory and coordinates move all the time and nothing planned depends on them
+    // moving a little: only the rest of the report is a structural change.
+    auto placed = [](NodeReport r) {
+      r.inventory = {};
+      r.coordinate.reset();
+      return r;
+    };
+    bool structural = placed(slot.report) != placed(e.report);
     slot = e;
-    return changed;
+    return structural;
   }
 
   bool operator()(const CommitReceived& e) {

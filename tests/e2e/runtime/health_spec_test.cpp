@@ -170,7 +170,8 @@ TEST_CASE("exec checks and operator exec run in the daemon's default working dir
 }
 
 TEST_CASE("a re-adopted daemon's exec checks run in its working dir and env too") {
-  const std::string dir = makeTempDir();
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string();
   {
     Harness h(nullptr, nullptr, dir);
     auto s = service("adoptee", {"/bin/sh", "-c", "touch marker; exec sleep 60"});
@@ -185,7 +186,6 @@ TEST_CASE("a re-adopted daemon's exec checks run in its working dir and env too"
     CHECK(h.pidOf("adoptee#0") == pid);
     REQUIRE(h.waitState("adoptee#0", InstanceState::kReady, 5000));
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a default workdir deleted while the agent runs is made again on the next start") {

@@ -60,7 +60,8 @@ TEST_CASE("re-adoption: a daemon that exited while the agent was down is reporte
 }
 
 TEST_CASE("re-adoption: a record whose start time does not match is not adopted") {
-  std::string dir = makeTempDir();
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string();
   {
     auto store = FileInstanceStore::open(dir + "/runtime/instances");
     REQUIRE(store);
@@ -77,7 +78,6 @@ TEST_CASE("re-adoption: a record whose start time does not match is not adopted"
   REQUIRE(h.waitState("ghost#0", InstanceState::kReady));
   CHECK(h.pidOf("ghost#0") != ::getpid());
   h.shutdown(true);
-  std::filesystem::remove_all(dir);
 }
 
 namespace {
@@ -177,7 +177,8 @@ TEST_CASE("job re-adoption: killed while the agent was down, no exit code → lo
 }
 
 TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, legacy files, compaction") {
-  const std::string dir = makeTempDir();
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string();
   auto rec = [&](const std::string& inst, int pid) {
     return InstanceRecord{inst, inst.substr(0, inst.find('#')), "ab", pid, pid, 1000 + pid, 5,
                           "", dir + "/" + inst + ".log"};
@@ -245,5 +246,4 @@ TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, 
     CHECK((*store)->journalLines() <= 300);
     CHECK((*store)->loadAll(nullptr)->size() == 2);
   }
-  std::filesystem::remove_all(dir);
 }

@@ -150,7 +150,8 @@ TEST_CASE("cron: a restarted agent applies the missed-runs policy from the persi
     CAPTURE(spec::missedRunName(policy));
     ManualClock clock;
     ManualTimers timers(clock);
-    const std::string dir = makeTempDir();
+    meshos::testing::TempDir tmp("meshos-rt");
+    const std::string dir = tmp.path.string();
     {
       Harness h(&clock, &timers, dir);
       spec::DaemonSpec s;
@@ -198,12 +199,12 @@ TEST_CASE("cron: a restarted agent applies the missed-runs policy from the persi
       REQUIRE(h.sup().apply({}));
       CHECK(!std::filesystem::exists(dir + "/runtime/instances/report.cron"));
     }
-    std::filesystem::remove_all(dir);
   }
 }
 
 TEST_CASE("instance store: last fire times round-trip, atomically; a corrupt one is an error") {
-  const std::string dir = makeTempDir();
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string();
   auto store = FileInstanceStore::open(dir + "/inst");
   REQUIRE(store);
   CHECK((*store)->lastFire("nightly").status().code() == Code::kNotFound);
@@ -226,7 +227,6 @@ TEST_CASE("instance store: last fire times round-trip, atomically; a corrupt one
   REQUIRE((*store)->eraseLastFire("nightly"));
   CHECK((*store)->lastFire("nightly").status().code() == Code::kNotFound);
   REQUIRE((*store)->eraseLastFire("nightly"));  // idempotent
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("job: a stopped run still gets its grace period (its exit-recording shim ends first)") {

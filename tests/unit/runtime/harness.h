@@ -24,15 +24,9 @@
 #include "agent/runtime/process_runtime.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
+#include "tests/temp_dir.h"
 
 namespace meshos::runtime::testing {
-
-inline std::string makeTempDir() {
-  char tmpl[] = "/tmp/meshos-rt-XXXXXX";
-  char* d = ::mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
-}
 
 inline bool pidAlive(int pid) {
   if (pid <= 0) return false;
@@ -99,7 +93,8 @@ class Harness {
   // cgroup_root "" (the default here) runs without cgroups; tests that want them pass one.
   explicit Harness(Clock* clock = nullptr, Timers* timers = nullptr, std::string dir = "",
                    std::string cgroup_root = "", std::string cgroup_parent = "meshos-test")
-      : dir_(dir.empty() ? makeTempDir() : dir), owns_dir_(dir.empty()),
+      : own_dir_(dir.empty() ? std::make_unique<meshos::testing::TempDir>("meshos-rt") : nullptr),
+        dir_(own_dir_ ? own_dir_->path.string() : dir),
         cgroup_root_(std::move(cgroup_root)), cgroup_parent_(std::move(cgroup_parent)) {
     uv_loop_init(&loop_);
     uv_timer_init(&loop_, &ticker_);
@@ -115,7 +110,6 @@ class Harness {
     uv_timers_->close();
     uv_run(&loop_, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop_) == 0);  // a leaked handle fails the test
-    if (owns_dir_) std::filesystem::remove_all(dir_);
   }
 
   // Builds a store, runtime and supervisor over the data dir (again after closeKeepRunning).
@@ -192,8 +186,8 @@ class Harness {
   Recorded rec;
 
  private:
+  std::unique_ptr<meshos::testing::TempDir> own_dir_;  // when no directory was given
   std::string dir_;
-  bool owns_dir_;
   std::string cgroup_root_;
   std::string cgroup_parent_;
   uv_loop_t loop_;

@@ -93,7 +93,8 @@ TEST_CASE("cgroup_parent: a bad one is a clear error from init, nothing created"
     CHECK_MESSAGE(!s, bad);
     CHECK(s.message().find("cgroup_parent") != std::string::npos);
   }
-  const std::string dir = makeTempDir();
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string();
   auto store = FileInstanceStore::open(dir + "/runtime/instances");
   REQUIRE(store);
   uv_loop_t loop;
@@ -114,5 +115,4 @@ TEST_CASE("cgroup_parent: a bad one is a clear error from init, nothing created"
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
-  std::filesystem::remove_all(dir);
 }

@@ -71,6 +71,14 @@ TEST_CASE("peer state and commit head keep the newest") {
   CHECK(fold(s, PeerStateUpdated{"a", 2, two}));
   CHECK_FALSE(fold(s, PeerStateUpdated{"a", 1, one}));
   CHECK(s.peer_states.at("a").report.version == "two");
+  // Load and coordinates are stored but not structural; what placement reads is.
+  NodeReport three = two;
+  three.inventory.load1 = 3.5;
+  three.coordinate = Coordinate{{1.0}, 0.1, 0, 0.5};
+  CHECK_FALSE(fold(s, PeerStateUpdated{"a", 3, three}));
+  CHECK(s.peer_states.at("a").report.inventory.load1 == 3.5);
+  three.daemons["web"] = {1, 1, 1};
+  CHECK(fold(s, PeerStateUpdated{"a", 4, three}));
   CHECK(fold(s, CommitReceived{3, "cc"}));
   CHECK_FALSE(fold(s, CommitReceived{2, "bb"}));
   CHECK(s.commit_head.seq == 3);
