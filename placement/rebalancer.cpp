@@ -29,6 +29,19 @@ bool moveInstance(Assignment& a, const std::string& daemon, const std::string& f
 
 }  // namespace
 
+Assignment applyMoves(const Assignment& assignment, const std::vector<Move>& moves, std::vector<bool>* applied) {
+  Assignment out = assignment;
+  if (applied) applied->assign(moves.size(), false);
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const Move& m = moves[i];
+    auto it = out.daemons.find(m.daemon);
+    const bool target_ok = it != out.daemons.end() && listsFeasible(it->second, m.to);
+    const bool ok = target_ok && moveInstance(out, m.daemon, m.from, m.to);
+    if (applied) (*applied)[i] = ok;
+  }
+  return out;
+}
+
 Rebalancer::Rebalancer(RebalanceOptions options) : options_(options) {}
 
 std::vector<Move> Rebalancer::plan(int64_t now_ms, const Assignment& base,
@@ -48,10 +61,16 @@ std::vector<Move> Rebalancer::plan(int64_t now_ms, const Assignment& base,
     if (moves.size() >= options_.max_moves_per_plan) break;
     auto last = last_move_ms_.find(name);
     if (last != last_move_ms_.end() && now_ms - last->second < options_.cooldown_ms) continue;
+    // Moves a node publishes about itself are one per daemon (node state `moves`).
+    if (!options_.only_from.empty() &&
+        std::any_of(active_.begin(), active_.end(), [&](const Move& m) { return m.daemon == name; })) {
+      continue;
+    }
     // The hottest node holding it...
     const std::string* from = nullptr;
     double from_load = 0;
     for (const auto& n : d.nodes) {
+      if (!options_.only_from.empty() && n != options_.only_from) continue;
       auto l = projected.find(n);
       if (l == projected.end()) continue;
       if (!from || l->second > from_load || (l->second == from_load && n < *from)) {
@@ -88,15 +107,21 @@ std::vector<Move> Rebalancer::plan(int64_t now_ms, const Assignment& base,
   return moves;
 }
 
+bool Rebalancer::cancel(const std::string& daemon, const std::string& to) {
+  auto it = std::find_if(active_.begin(), active_.end(), [&](const Move& m) { return m.daemon == daemon && m.to == to; });
+  if (it == active_.end()) return false;
+  active_.erase(it);
+  return true;
+}
+
 Assignment Rebalancer::apply(const Assignment& assignment) {
-  Assignment out = assignment;
+  std::vector<bool> applied;
+  Assignment out = applyMoves(assignment, active_, &applied);
   std::vector<Move> kept;
   kept.reserve(active_.size());
-  for (auto& m : active_) {
-    auto it = out.daemons.find(m.daemon);
-    const bool target_ok = it != out.daemons.end() && listsFeasible(it->second, m.to);
-    if (target_ok && moveInstance(out, m.daemon, m.from, m.to)) {
-      kept.push_back(std::move(m));
+  for (size_t i = 0; i < active_.size(); ++i) {
+    if (applied[i]) {
+      kept.push_back(std::move(active_[i]));
     } else {
       ++dropped_;
     }

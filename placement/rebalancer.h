@@ -28,6 +28,10 @@ struct RebalanceOptions {
   double hysteresis = 0.25;       // source load - target load must exceed this
   uint32_t max_moves_per_plan = 4;  // bound on the moves one plan() returns
   size_t max_active_moves = 1024;   // bound on the overlay; the oldest are dropped past it
+  // Set (a node id): only moves away from this node are proposed. In the mesh each node
+  // proposes moves of its own instances and publishes them in its node state; every node
+  // then applies the same published moves (applyMoves), so all agree on the overlay.
+  std::string only_from;
 };
 
 struct Move {
@@ -38,6 +42,12 @@ struct Move {
   double to_load = 0;
   int64_t at_ms = 0;
 };
+
+// `assignment` with `moves` applied in order (nodes and by_node). A move applies when its
+// source holds the daemon, its target does not and the target is in the daemon's feasible
+// list; `applied` (optional) gets whether each move applied, by index.
+Assignment applyMoves(const Assignment& assignment, const std::vector<Move>& moves,
+                      std::vector<bool>* applied = nullptr);
 
 class Rebalancer {
  public:
@@ -50,6 +60,9 @@ class Rebalancer {
   // `assignment` with the active moves applied (nodes and by_node); a move whose source no
   // longer holds the daemon, or whose target is no longer in its feasible list, is dropped.
   Assignment apply(const Assignment& assignment);
+
+  // Drops the active move of `daemon` to `to` (its target did not take it); true if found.
+  bool cancel(const std::string& daemon, const std::string& to);
 
   const std::vector<Move>& active() const { return active_; }
   uint64_t droppedMoves() const { return dropped_; }

@@ -38,6 +38,13 @@ struct DaemonReport {
   generation @3 :UInt64;  # the desired entry's updated_seq this node runs
 }
 
+# An instance this node hands to a cooler node (the Rebalancer, on live load). Every node
+# applies the moves each node publishes about itself, so all agree on the overlay.
+struct Move {
+  daemon @0 :Text;
+  to @1 :Text;  # node id
+}
+
 struct NodeState {
   version @0 :Text;                 # software version
   labels @1 :List(Label);
@@ -54,4 +61,5 @@ struct NodeState {
   instances @12 :UInt32;            # every local instance (local daemons included)
   ready @13 :UInt32;
   isolated @14 :Bool;               # sees fewer than half the members it knew: starts nothing
+  moves @15 :List(Move);            # sorted by daemon; at most one per daemon
 }

@@ -62,6 +62,14 @@ class Reader {
     return Status::ok();
   }
 
+  Status boolean(const toml::table& t, std::string_view section, std::string_view key, bool& out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return Status::ok();
+    if (!n->is_boolean()) return error(n, path(section, key), "expected true or false");
+    out = n->as_boolean()->get();
+    return Status::ok();
+  }
+
   Status integer(const toml::table& t, std::string_view section, std::string_view key,
                  int64_t& out, int64_t lo, int64_t hi) const {
     const toml::node* n = t.get(key);
@@ -368,6 +376,20 @@ Status readProbes(const Reader& r, const toml::table* t, ProbesSection& s) {
   return Status::ok();
 }
 
+Status readPlacement(const Reader& r, const toml::table* t, PlacementSection& s) {
+  if (t == nullptr) return Status::ok();
+  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "placement", {"rebalance", "rebalance_interval_ms", "rebalance_cooldown_ms",
+                                                      "rebalance_hysteresis_percent"}));
+  MESHOS_RETURN_IF_ERROR(r.boolean(*t, "placement", "rebalance", s.rebalance));
+  MESHOS_RETURN_IF_ERROR(
+      r.integer(*t, "placement", "rebalance_interval_ms", s.rebalance_interval_ms, 1000, 3'600'000));
+  MESHOS_RETURN_IF_ERROR(
+      r.integer(*t, "placement", "rebalance_cooldown_ms", s.rebalance_cooldown_ms, 0, 86'400'000));
+  MESHOS_RETURN_IF_ERROR(
+      r.integer(*t, "placement", "rebalance_hysteresis_percent", s.rebalance_hysteresis_percent, 1, 400));
+  return Status::ok();
+}
+
 Status readChains(const Reader& r, const toml::table* t, ChainsSection& s) {
   if (t == nullptr) return Status::ok();
   MESHOS_RETURN_IF_ERROR(r.onlyKeys(
@@ -439,7 +461,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   NodeConfig c;
   c.source = std::string(source_name);
   MESHOS_RETURN_IF_ERROR(r.onlyKeys(root, "", {"node", "gossip", "control", "trust", "executor",
-                                               "runtime", "log", "probes", "chains"}));
+                                               "runtime", "log", "probes", "placement", "chains"}));
 #define MESHOS_SECTION(name, reader, field)          \
   {                                                  \
     auto t = r.section(root, name);                  \
@@ -454,6 +476,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   MESHOS_SECTION("runtime", readRuntime, runtime)
   MESHOS_SECTION("log", readLog, log)
   MESHOS_SECTION("probes", readProbes, probes)
+  MESHOS_SECTION("placement", readPlacement, placement)
   MESHOS_SECTION("chains", readChains, chains)
 #undef MESHOS_SECTION
   // Relative paths in the file are relative to the file, so a cluster directory can move.
@@ -513,6 +536,11 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "format = \"text\"              # text json\n\n"
     << "[probes]\n"
     << "inventory_interval_ms = 5000\n\n"
+    << "[placement]\n"
+    << "rebalance = true                   # move instances off hot nodes (load1 per CPU or memory)\n"
+    << "rebalance_interval_ms = 10000      # how often loads are compared\n"
+    << "rebalance_cooldown_ms = 300000     # per daemon, between two moves\n"
+    << "rebalance_hysteresis_percent = 25  # hot minus cool load must exceed this\n\n"
     << "[chains]\n"
     << "checkpoint_every = 1000      # sign a checkpoint every K records\n"
     << "max_records_audit = 0        # 0 keeps every record\n"

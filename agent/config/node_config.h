@@ -91,6 +91,13 @@ struct ProbesSection {
   int64_t inventory_interval_ms = 5000;   // 500 .. 3600000
 };
 
+struct PlacementSection {                 // rebalancing on live load (docs/PLACEMENT.md)
+  bool rebalance = true;                  // move instances off hot nodes, slowly
+  int64_t rebalance_interval_ms = 10'000; // 1000 .. 3600000: how often loads are compared
+  int64_t rebalance_cooldown_ms = 300'000;  // 0 .. 86400000: per daemon, between two moves
+  int64_t rebalance_hysteresis_percent = 25;  // 1 .. 400: load difference a move needs
+};
+
 struct ChainsSection {
   int64_t checkpoint_every = 1000;        // 1 .. 1000000: sign a checkpoint every K records
   int64_t max_records_audit = 0;          // 0 (keep all) or 1000 .. 10^12
@@ -108,6 +115,7 @@ struct NodeConfig {
   RuntimeSection runtime;
   LogSection log;
   ProbesSection probes;
+  PlacementSection placement;
   ChainsSection chains;
 };
 

@@ -427,6 +427,7 @@ void Node::publish() {
   // rendered on request (membersJson()).
   in.sections["placement"] = placement_json_;
   in.sections["placement"]["refused_node_states"] = bad_node_states_;
+  if (rebalancer_) in.sections["placement"]["rebalance"] = rebalancer_->toJson();
   if (gossip_) {
     const auto& c = gossip_->counters();
     const auto& sc = gossip_->shellCounters();

@@ -30,6 +30,7 @@
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
 #include "agent/reconcile/local_plan.h"
+#include "agent/reconcile/local_rebalancer.h"
 #include "agent/state/node_report.h"
 #include "placement/placement.h"
 #include "probes/inventory_probe.h"
@@ -118,6 +119,8 @@ class Node {
   void onPeerState(const gossip::NodeStateUpdate& u);
   // planLocal() over this node's view; a changed placed set goes to updateRunSet().
   void planPlacement();
+  std::vector<reconcile::PeerView> peerViews() const;  // every member, with its report
+  void rebalance();  // live load: this node's moves, when the rebalancer is due
   // The set this node runs (local daemons + placed ones) into the state; reconcile then
   // asks the executor to apply it.
   void updateRunSet();
@@ -170,6 +173,7 @@ class Node {
   std::vector<spec::DaemonSpec> placed_specs_;  // commit daemons placed here, materialised
   std::vector<spec::DaemonSpec> run_specs_;     // what the supervisor is asked to run
   placement::Assigner assigner_;
+  std::unique_ptr<reconcile::LocalRebalancer> rebalancer_;
   reconcile::LocalPlan plan_;
   nlohmann::json placement_json_ = nlohmann::json::object();  // plan_ rendered
   state::NodeReport self_report_;

@@ -48,6 +48,13 @@ void Node::startProbes() {
                                                          [this](const Result<state::Inventory>& r) { onInventory(r); });
   inventory_->start();
   vivaldi_ = std::make_unique<probes::VivaldiClient>(probes::VivaldiConfig{}, env_.rng);
+  reconcile::LocalRebalanceOptions r;
+  r.enabled = config_.placement.rebalance;
+  r.interval_ms = config_.placement.rebalance_interval_ms;
+  r.abandon_after_ms = std::max<int64_t>(1000, config_.node.handoff_deadline_ms / 2);
+  r.moves.cooldown_ms = config_.placement.rebalance_cooldown_ms;
+  r.moves.hysteresis = static_cast<double>(config_.placement.rebalance_hysteresis_percent) / 100.0;
+  rebalancer_ = std::make_unique<reconcile::LocalRebalancer>(identity_.id, r);
 }
 
 void Node::onInventory(const Result<state::Inventory>& sample) {
@@ -116,6 +123,7 @@ state::NodeReport Node::buildReport() const {
   r.maintenance = plan_.maintenance;
   r.maintenance_seq = plan_.maintenance_seq;
   r.isolated = plan_.isolated;
+  if (rebalancer_) r.moves = rebalancer_->moves();
   if (commit_log_) {
     auto head = commit_log_->head();
     r.commit_seq = head.seq;
@@ -159,23 +167,18 @@ void Node::planPlacement() {
   const auto head = commit_log_->head();
   PlanKey key{state_.structural_generation, head.seq, head.hash, self_report_version_};
   const bool timed = !plan_.handoffs.empty() || plan_.frozen || plan_.maintenance == state::Maintenance::kDraining;
-  if (plan_key_ && *plan_key_ == key && !timed) return;
+  if (plan_key_ && *plan_key_ == key && !timed) {
+    rebalance();
+    return;
+  }
   plan_key_ = key;
   reconcile::LocalInputs in;
   in.self_id = identity_.id;
   in.now_ms = nowMs();
   in.wall_ms = env_.clock.wallMs();
   in.desired = &commit_log_->desired();
-  for (const auto& [id, m] : state_.members) {
-    reconcile::PeerView p{id, m.name, m.state, std::nullopt};
-    if (id == identity_.id) {
-      p.report = self_report_;
-    } else if (auto it = state_.peer_states.find(id); it != state_.peer_states.end()) {
-      p.report = it->second.report;
-    }
-    in.nodes.push_back(std::move(p));
-    in.members_known += m.state != state::MemberState::kLeft;
-  }
+  in.nodes = peerViews();
+  for (const auto& p : in.nodes) in.members_known += p.state != state::MemberState::kLeft;
   in.local = placedInstances();
   in.maintenance = plan_.maintenance;
   in.maintenance_seq = plan_.maintenance_seq;
@@ -210,6 +213,40 @@ void Node::planPlacement() {
     updateRunSet();
   }
   forceRestarts();
+  rebalance();
+}
+
+std::vector<reconcile::PeerView> Node::peerViews() const {
+  std::vector<reconcile::PeerView> nodes;
+  nodes.reserve(state_.members.size());
+  for (const auto& [id, m] : state_.members) {
+    reconcile::PeerView p{id, m.name, m.state, std::nullopt};
+    if (id == identity_.id) {
+      p.report = self_report_;
+    } else if (auto it = state_.peer_states.find(id); it != state_.peer_states.end()) {
+      p.report = it->second.report;
+    }
+    nodes.push_back(std::move(p));
+  }
+  return nodes;
+}
+
+void Node::rebalance() {
+  const int64_t now = nowMs();
+  if (!rebalancer_ || !rebalancer_->due(now)) return;
+  const auto before = rebalancer_->moves();
+  if (!rebalancer_->update(now, plan_, peerViews(), assigner_)) return;
+  // What changed goes to the log chain; the new moves reach every node with the node state.
+  for (const auto& [daemon, to] : rebalancer_->moves()) {
+    if (before.count(daemon) && before.at(daemon) == to) continue;
+    spdlog::info("rebalance: hands one instance of {} to {}", daemon, to);
+    record(chains::ChainName::kLog, "rebalance.move", {{"daemon", daemon}, {"to", to}});
+  }
+  for (const auto& [daemon, to] : before) {
+    if (rebalancer_->moves().count(daemon) && rebalancer_->moves().at(daemon) == to) continue;
+    record(chains::ChainName::kLog, "rebalance.end", {{"daemon", daemon}, {"to", to}});
+  }
+  publishNodeState();
 }
 
 void Node::forceRestarts() {

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "agent/spec/interpolate.h"
+#include "placement/rebalancer.h"
 #include "probes/vivaldi.h"
 
 namespace meshos::reconcile {
@@ -104,7 +106,25 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     }
     requests.push_back(std::move(req));
   }
-  const placement::Assignment& assignment = assigner.assign(views, requests);
+  const placement::Assignment& base = assigner.assign(views, requests);
+  // Rebalancing moves, as their sources publish them (self: its last published report).
+  std::vector<placement::Move> published;
+  for (const auto& n : in.nodes) {
+    if (!n.report || n.state != state::MemberState::kAlive) continue;
+    for (const auto& [daemon, to] : n.report->moves) published.push_back({daemon, n.id, to});
+  }
+  std::sort(published.begin(), published.end(),
+            [](const placement::Move& a, const placement::Move& b) { return std::tie(a.from, a.daemon) < std::tie(b.from, b.daemon); });
+  const bool overlay = !published.empty();
+  placement::Assignment overlaid;
+  if (overlay) {
+    std::vector<bool> applied;
+    overlaid = placement::applyMoves(base, published, &applied);
+    for (size_t i = 0; i < published.size(); ++i) {
+      if (applied[i]) plan.moves.push_back(std::move(published[i]));
+    }
+  }
+  const placement::Assignment& assignment = overlay ? overlaid : base;
 
   auto nameOf = [&](const std::string& id) {
     auto it = by_id.find(id);
@@ -233,8 +253,11 @@ nlohmann::json localPlanToJson(const LocalPlan& plan) {
   }
   nlohmann::json handoffs = nlohmann::json::object();
   for (const auto& [name, h] : plan.handoffs) handoffs[name] = {{"since_ms", h.since_ms}};
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : plan.moves) moves.push_back({{"daemon", m.daemon}, {"from", m.from}, {"to", m.to}});
   return {{"decisions", std::move(decisions)},
           {"handoffs", std::move(handoffs)},
+          {"moves", std::move(moves)},
           {"maintenance", state::maintenanceName(plan.maintenance)},
           {"maintenance_seq", plan.maintenance_seq},
           {"isolated", plan.isolated},

@@ -16,6 +16,9 @@
 //   - a node that sees fewer than half the members it knew (isolated) keeps what it runs
 //     and starts nothing new; a freeze likewise holds the local set as it is (thaw ends it);
 //   - a paused daemon keeps its assignment (so it does not move) but runs nowhere;
+//   - rebalancing: the moves each alive node publishes about its own instances (node
+//     state `moves`, proposed by its LocalRebalancer on live load) overlay the assignment,
+//     applied in (source id, daemon) order, each only where its target is feasible;
 //   - a spec is materialised for this node with spec::interpolate() (${node.host}, ...).
 #pragma once
 
@@ -32,6 +35,7 @@
 #include "agent/state/event.h"
 #include "agent/state/node_report.h"
 #include "placement/placement.h"
+#include "placement/rebalancer.h"
 
 namespace meshos::reconcile {
 
@@ -91,6 +95,7 @@ struct LocalPlan {
   bool isolated = false;
   bool frozen = false;
   size_t alive = 0;
+  std::vector<placement::Move> moves;  // published moves applied to the assignment
   // The placement inputs this plan was computed from (placement::explain() reads them).
   std::vector<placement::NodeView> views;
   std::vector<placement::DaemonRequest> requests;

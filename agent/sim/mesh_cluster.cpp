@@ -45,7 +45,8 @@ MeshNode::MeshNode(MeshCluster& cluster, SimNode& sim, NodeSetup setup, Rng rng)
       rng_(rng),
       log_(cluster.log_config_),
       runtime_(rng_.fork(), SimRuntimeOptions{cluster.options_.ready_delay_ms, cluster.options_.ready_jitter_ms,
-                                              cluster.options_.stop_grace_ms}) {
+                                              cluster.options_.stop_grace_ms}),
+      rebalancer_(sim.id(), cluster.options_.rebalance) {
   std::sort(setup_.capabilities.begin(), setup_.capabilities.end());
   setup_.capabilities.erase(std::unique(setup_.capabilities.begin(), setup_.capabilities.end()),
                             setup_.capabilities.end());
@@ -71,6 +72,7 @@ void MeshNode::start() {
 void MeshNode::crash() {
   ++generation_;
   runtime_.crash();
+  rebalancer_ = reconcile::LocalRebalancer(id(), cluster_.options_.rebalance);  // moves live in memory
 }
 
 void MeshNode::submit(const Bytes& commit) {
@@ -143,6 +145,7 @@ void MeshNode::tick() {
   for (const auto& [k, v] : setup_.labels) in.vars["node.label." + k] = v;
 
   plan_ = reconcile::planLocal(in, assigner_);
+  if (rebalancer_.due(now)) (void)rebalancer_.update(now, plan_, in.nodes, assigner_);
 
   std::map<std::string, uint64_t> generations;
   for (const auto& [name, d] : log_.desired().daemons) generations[name] = d.updated_seq;
@@ -169,6 +172,12 @@ void MeshNode::publish(int64_t now_ms) {
     r.ready += c.ready;
   }
   r.isolated = plan_.isolated;
+  r.moves = rebalancer_.moves();
+  if (setup_.load) {
+    r.inventory.cpu_count = static_cast<uint32_t>(std::max<int64_t>(1, setup_.cpu_millicores / 1000));
+    r.inventory.load1 = *setup_.load * r.inventory.cpu_count;
+    r.inventory.memory_total_bytes = setup_.memory_bytes;
+  }
   if (published_ && r == report_) return;
   report_ = std::move(r);
   published_ = true;

@@ -26,6 +26,7 @@
 #include "agent/commits/commit_log.h"
 #include "agent/core/crypto.h"
 #include "agent/reconcile/local_plan.h"
+#include "agent/reconcile/local_rebalancer.h"
 #include "agent/sim/gossip_cluster.h"
 #include "agent/sim/sim_runtime.h"
 #include "agent/state/node_report.h"
@@ -41,6 +42,10 @@ struct MeshOptions {
   int64_t stop_grace_ms = 300;      // a stopped instance is gone after this
   int64_t handoff_deadline_ms = 60'000;
   std::string cluster_id = "sim";
+  // Rebalancing on live load, as [placement] configures it in the agent (abandon_after_ms:
+  // the agent uses handoff_deadline_ms / 2). Nodes without a load (NodeSetup::load) report
+  // no inventory and are left alone.
+  reconcile::LocalRebalanceOptions rebalance;
 };
 
 // What a node offers placement.
@@ -49,6 +54,7 @@ struct NodeSetup {
   std::vector<std::string> capabilities;  // sorted
   int64_t cpu_millicores = 4000;
   int64_t memory_bytes = 8LL << 30;
+  std::optional<double> load;  // live load reported in the inventory (load1 per CPU); none: no inventory
 };
 
 class MeshCluster;
@@ -73,6 +79,8 @@ class MeshNode {
   uint64_t decodeErrors() const { return decode_errors_; }    // peer reports that did not decode
   uint64_t publishErrors() const { return publish_errors_; }  // own reports gossip refused
   size_t membersKnown() const { return members_known_; }
+  const reconcile::LocalRebalancer& rebalancer() const { return rebalancer_; }
+  void setLoad(std::optional<double> load) { setup_.load = load; }  // published on the next tick
 
  private:
   friend class MeshCluster;
@@ -91,6 +99,7 @@ class MeshNode {
   size_t commits_seen_ = 0;  // how many of the cluster's commits this node was given
   SimRuntime runtime_;
   placement::Assigner assigner_;
+  reconcile::LocalRebalancer rebalancer_;
   reconcile::LocalPlan plan_;
   state::NodeReport report_;
   bool published_ = false;

@@ -91,6 +91,13 @@ Bytes encodeNodeReport(const NodeReport& r) {
   b.setInstances(r.instances);
   b.setReady(r.ready);
   b.setIsolated(r.isolated);
+  auto moves = b.initMoves(static_cast<unsigned>(r.moves.size()));
+  i = 0;
+  for (const auto& [daemon, to] : r.moves) {
+    moves[i].setDaemon(daemon);
+    moves[i].setTo(to);
+    ++i;
+  }
   return proto::flatBytes(msg);
 }
 
@@ -149,6 +156,12 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
     r.instances = m.getInstances();
     r.ready = m.getReady();
     r.isolated = m.getIsolated();
+    if (m.getMoves().size() > kMaxReportMoves) return Status::invalid("node state has too many moves");
+    for (auto mv : m.getMoves()) {
+      std::string daemon = mv.getDaemon(), to = mv.getTo();
+      if (daemon.empty() || to.empty()) return Status::invalid("node state move without a daemon or a target");
+      if (!r.moves.emplace(daemon, to).second) return Status::invalid("node state moves daemon " + daemon + " twice");
+    }
     return r;
   });
 }
@@ -174,6 +187,7 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
     daemons[name] = {{"running", d.running}, {"ready", d.ready}, {"generation", d.generation}};
   }
   j["daemons"] = std::move(daemons);
+  if (!r.moves.empty()) j["moves"] = r.moves;
   const auto& inv = r.inventory;
   j["inventory"] = {{"cpu_count", inv.cpu_count}, {"load1", inv.load1},
                     {"memory_total_bytes", inv.memory_total_bytes}, {"memory_used_bytes", inv.memory_used_bytes},

@@ -62,10 +62,14 @@ struct NodeReport {
   uint32_t instances = 0;
   uint32_t ready = 0;
   bool isolated = false;
+  // Rebalancing on live load: daemon -> node id this node hands one instance of it to.
+  // Published by the source only; every node applies it (placement::applyMoves).
+  std::map<std::string, std::string> moves;
   friend bool operator==(const NodeReport&, const NodeReport&) = default;
 };
 
 inline constexpr size_t kMaxNodeReportBytes = 256 * 1024;
+inline constexpr size_t kMaxReportMoves = 1024;
 
 Bytes encodeNodeReport(const NodeReport& report);
 // Refuses bodies over kMaxNodeReportBytes, bad framing, out-of-range values.

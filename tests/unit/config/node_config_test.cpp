@@ -184,3 +184,27 @@ TEST_CASE("[runtime] cgroup_parent: default, nested paths, clear errors for bad 
   CHECK(contains(errorOf("[runtime]\ncgroup_parent = \"a b\"\n"), "runtime.cgroup_parent: segments may use only"));
   CHECK(contains(errorOf("[runtime]\ncgroup_parent = 3\n"), "runtime.cgroup_parent: expected a string"));
 }
+
+TEST_CASE("[placement] rebalancing keys: defaults, values, wrong types and ranges") {
+  auto d = parseNodeConfig("", "node.toml");
+  REQUIRE(d);
+  CHECK(d->placement.rebalance);
+  CHECK(d->placement.rebalance_interval_ms == 10'000);
+  CHECK(d->placement.rebalance_cooldown_ms == 300'000);
+  CHECK(d->placement.rebalance_hysteresis_percent == 25);
+  auto c = parseNodeConfig(
+      "[placement]\nrebalance = false\nrebalance_interval_ms = 2000\nrebalance_cooldown_ms = 0\n"
+      "rebalance_hysteresis_percent = 50\n",
+      "node.toml");
+  REQUIRE_MESSAGE(c, c.status().toString());
+  CHECK_FALSE(c->placement.rebalance);
+  CHECK(c->placement.rebalance_interval_ms == 2000);
+  CHECK(c->placement.rebalance_cooldown_ms == 0);
+  CHECK(c->placement.rebalance_hysteresis_percent == 50);
+  CHECK(contains(errorOf("[placement]\nrebalance = \"yes\"\n"), "node.toml:2: placement.rebalance: expected true or false"));
+  CHECK(contains(errorOf("[placement]\nrebalance_interval_ms = 10\n"), "placement.rebalance_interval_ms: must be between 1000"));
+  CHECK(contains(errorOf("[placement]\nrebalance_cooldown_ms = -1\n"), "placement.rebalance_cooldown_ms"));
+  CHECK(contains(errorOf("[placement]\nrebalance_hysteresis_percent = 0\n"), "placement.rebalance_hysteresis_percent"));
+  CHECK(contains(errorOf("[placement]\nrebalance_hysteresis_percent = 0.3\n"), "expected an integer"));
+  CHECK(contains(errorOf("[placement]\nstrategy = \"spread\"\n"), "placement.strategy: unknown key"));
+}

@@ -32,6 +32,7 @@ NodeReport sample() {
   r.instances = 4;
   r.ready = 2;
   r.isolated = true;
+  r.moves = {{"web", "node-b"}};
   return r;
 }
 
@@ -110,6 +111,29 @@ TEST_CASE("values a peer must not send are refused") {
 
   auto unnamed = handMade([](proto::NodeState::Builder b) { b.initDaemons(1); });
   CHECK_FALSE(decodeNodeReport(unnamed));
+
+  auto move_twice = handMade([](proto::NodeState::Builder b) {
+    auto m = b.initMoves(2);
+    m[0].setDaemon("web");
+    m[0].setTo("a");
+    m[1].setDaemon("web");
+    m[1].setTo("b");
+  });
+  auto twice_moved = decodeNodeReport(move_twice);
+  REQUIRE_FALSE(twice_moved);
+  CHECK(twice_moved.status().message().find("moves daemon web twice") != std::string::npos);
+
+  auto move_nowhere = handMade([](proto::NodeState::Builder b) { b.initMoves(1)[0].setDaemon("web"); });
+  CHECK_FALSE(decodeNodeReport(move_nowhere));
+
+  auto too_many_moves = handMade([](proto::NodeState::Builder b) {
+    auto m = b.initMoves(static_cast<unsigned>(kMaxReportMoves + 1));
+    for (unsigned i = 0; i < m.size(); ++i) {
+      m[i].setDaemon("d" + std::to_string(i));
+      m[i].setTo("n");
+    }
+  });
+  CHECK_FALSE(decodeNodeReport(too_many_moves));
 }
 
 TEST_CASE("the JSON rendering names every part") {
@@ -119,5 +143,6 @@ TEST_CASE("the JSON rendering names every part") {
   CHECK(j["commit_head"]["seq"] == 3);
   CHECK(j["coordinate"]["vec"].size() == 3);
   CHECK(j["inventory"]["arch"] == "x86_64");
+  CHECK(j["moves"]["web"] == "node-b");
   CHECK(maintenanceName(Maintenance::kInMaintenance) == "in-maintenance");
 }
