@@ -72,6 +72,10 @@ std::string_view chainNameString(ChainName chain) {
   return "?";
 }
 
+std::string chainMetaCfName(ChainName chain) {
+  return std::string(chainNameString(chain)) + ".meta";
+}
+
 Result<ChainName> parseChainName(std::string_view name) {
   for (ChainName c : kAllChains) {
     if (chainNameString(c) == name) return c;

@@ -3,12 +3,18 @@
 // Any thread may call anything in this file.
 //
 // Database: one RocksDB per node at <data_dir>/db with the column families
-//   "audit", "log", "failure"  one per chain (see ChainName)
+//   "audit", "log", "failure"  one per chain (see ChainName): its records only
+//   "audit.meta", "log.meta", "failure.meta"
+//                              one per chain: its head, checkpoints and genesis
 //   "state"                    a key/value area for other modules (ChainStore::putState)
 //   "default"                  unused
+// Records sit alone so that their files never overlap and verify scans them without
+// competing with compaction (layout 2; layout 1 kept the 'h', 'c', 'g' keys in the
+// records' column family, and ChainStore migrates it on a read-write open).
 //
-// Keys inside a chain's column family (all integers big-endian, so keys sort by number):
-//   'r' + be64(seq)   a record: Cap'n Proto ChainRecord (proto/chain.capnp)
+// Keys (all integers big-endian, so keys sort by number):
+//   'r' + be64(seq)   in "<chain>": a record: Cap'n Proto ChainRecord (proto/chain.capnp)
+//   in "<chain>.meta":
 //   'h'               the head: ChainHead {seq, hash} of the newest record, written in the
 //                     same WriteBatch as that record
 //   'c' + be64(seq)   a checkpoint: ChainCheckpoint, signed by the node key
@@ -53,6 +59,8 @@ inline constexpr ChainName kAllChains[kChainCount] = {ChainName::kAudit, ChainNa
                                                       ChainName::kFailure};
 
 std::string_view chainNameString(ChainName chain);
+// "<chain>.meta": the column family of the chain's head, checkpoints and genesis.
+std::string chainMetaCfName(ChainName chain);
 Result<ChainName> parseChainName(std::string_view name);
 inline size_t chainIndex(ChainName chain) { return static_cast<size_t>(chain); }
 

@@ -1,7 +1,10 @@
-// ChainStore: the node's one RocksDB database (<data_dir>/db) with a column family per
-// hash chain ("audit", "log", "failure") and one key/value area ("state") that other
+// ChainStore: the node's one RocksDB database (<data_dir>/db) with two column families per
+// hash chain (its records: "audit", "log", "failure"; its head and checkpoints:
+// "audit.meta", "log.meta", "failure.meta") and one key/value area ("state") that other
 // modules use for their durable records (commits, gossip incarnation, runtime records).
-// The on-disk format of the chains is in chains/chain_format.h.
+// The on-disk format of the chains is in chains/chain_format.h. A database written in
+// the older layout (head and checkpoints in the records' column family) is migrated when
+// opened read-write, and read in place when opened read-only.
 //
 // Ownership and threads: the agent (or a tool) owns the ChainStore; it must outlive the
 // ChainWriter and any verify running on a worker. Every read here is safe from any thread
@@ -100,12 +103,21 @@ class ChainStore {
   // reopen that failed (every read then returns kUnavailable until one succeeds).
   std::shared_lock<std::shared_mutex> readLock() const { return std::shared_lock(mu_); }
   rocksdb::DB* db() const { return db_; }
+  // The chain's records ('r' keys).
   rocksdb::ColumnFamilyHandle* cf(ChainName chain) const { return chain_cfs_[chainIndex(chain)]; }
+  // The chain's head, checkpoints and genesis ('h', 'c', 'g' keys). The same handle as
+  // cf(chain) on a read-only store in the old layout (see legacyLayout()).
+  rocksdb::ColumnFamilyHandle* metaCf(ChainName chain) const {
+    return meta_cfs_[chainIndex(chain)];
+  }
+  // True when a read-only store is in the layout before the meta column families.
+  bool legacyLayout() const { return legacy_layout_; }
   rocksdb::ColumnFamilyHandle* stateCf() const { return state_cf_; }
 
  private:
   ChainStore() = default;
   Status openLocked();
+  Status migrateLocked();
   void closeLocked();
   Status checkOpen() const;
   Result<std::optional<std::string>> getRaw(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
@@ -118,6 +130,8 @@ class ChainStore {
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // all, for closing
   rocksdb::ColumnFamilyHandle* chain_cfs_[kChainCount] = {};
+  rocksdb::ColumnFamilyHandle* meta_cfs_[kChainCount] = {};
+  bool legacy_layout_ = false;
   rocksdb::ColumnFamilyHandle* state_cf_ = nullptr;
 };
 

@@ -21,11 +21,6 @@ constexpr size_t kMaxVerifyThreads = 4;
 
 std::string shortHash(const Hash256& h) { return toHex(ByteView(h.data(), 8)); }
 
-struct SnapshotGuard {
-  rocksdb::DB* db;
-  const rocksdb::Snapshot* snap;
-  ~SnapshotGuard() { db->ReleaseSnapshot(snap); }
-};
 
 // One record of a batch: where its raw bytes sit in the batch's arena, and what the
 // decode-and-hash step found. Only fixed-size results are kept, so nothing points into a
@@ -109,17 +104,18 @@ void decodeBatch(Batch& b, RecordDecoder& decoder, const RecordHasher& hasher) {
 }
 
 // Worker threads that each read a segment of the chain with their own iterator (same
-// snapshot), then decode and hash it. Segments finish in any order; wait() returns when a
-// given one is done. Joined on destruction (before the snapshot is released).
+// view of the database), then decode and hash it. Segments finish in any order; wait()
+// returns when a given one is done. Joined on destruction (before the iterators are
+// destroyed).
 class SegmentPool {
  public:
-  SegmentPool(std::vector<Batch>& slots, size_t threads, size_t seg, rocksdb::DB* db,
-              const rocksdb::ReadOptions& ro, rocksdb::ColumnFamilyHandle* cf, uint64_t end_seq,
-              const RecordHasher& hasher)
+  // iterators: one per worker, all from the walk's consistent view; they must outlive
+  // the pool.
+  SegmentPool(std::vector<Batch>& slots, const std::vector<rocksdb::Iterator*>& iterators,
+              size_t seg, uint64_t end_seq, const RecordHasher& hasher)
       : slots_(slots), done_(slots.size(), true) {
-    for (size_t t = 0; t < threads; ++t) {
-      workers_.emplace_back([this, seg, db, ro, cf, end_seq, &hasher] {
-        std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+    for (rocksdb::Iterator* it : iterators) {
+      workers_.emplace_back([this, seg, it, end_seq, &hasher] {
         RecordDecoder decoder;
         for (;;) {
           size_t s;
@@ -270,9 +266,21 @@ std::string_view verifyProblemName(VerifyProblem p) {
   return "?";
 }
 
-VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange range,
-                         std::optional<PublicKey> public_key, const VerifyProgressFn& progress,
-                         uint64_t progress_every_records, const VerifyTuning& tuning) {
+namespace {
+
+struct SnapshotGuard {
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  ~SnapshotGuard() {
+    if (snapshot != nullptr) db->ReleaseSnapshot(snapshot);
+  }
+};
+
+// One walk: under a registered snapshot when use_snapshot, otherwise see below.
+VerifyReport walkChain(const ChainStore& store, ChainName chain, VerifyRange range,
+                       const std::optional<PublicKey>& public_key,
+                       const VerifyProgressFn& progress, uint64_t progress_every_records,
+                       const VerifyTuning& tuning, bool use_snapshot) {
   VerifyReport report;
   report.chain = chain;
   report.ok = true;
@@ -285,23 +293,62 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
     return report;
   }
   rocksdb::ColumnFamilyHandle* cf = store.cf(chain);
-  SnapshotGuard guard{db, db->GetSnapshot()};
+  rocksdb::ColumnFamilyHandle* meta_cf = store.metaCf(chain);
+  const size_t threads = std::clamp<size_t>(
+      tuning.threads != 0 ? tuning.threads : std::thread::hardware_concurrency(), 1,
+      kMaxVerifyThreads);
+
+  // Every read of the walk goes through iterators made by one NewIterators() call, so
+  // they all see the database as of one moment (RocksDB gives them one sequence number),
+  // whatever the ChainWriter appends meanwhile. Not a registered snapshot (unless the
+  // caller passes one): releasing one marks every bottommost file for a rewrite (to zero
+  // its sequence numbers), and that compaction then competes with the agent for the
+  // cores after each verify.
+  // Iterator 0 reads the head, genesis and checkpoints; 1 the records on this thread;
+  // 2.. the records on the segment workers. All keys of both column families sort
+  // below 's', which bounds every iterator.
+  const std::string upper(1, static_cast<char>(kRecordPrefix + 1));
+  const rocksdb::Slice upper_slice(upper);
+  SnapshotGuard guard{db, use_snapshot ? db->GetSnapshot() : nullptr};
   rocksdb::ReadOptions ro;
-  ro.snapshot = guard.snap;
+  ro.snapshot = guard.snapshot;
   ro.readahead_size = 4 << 20;
   ro.fill_cache = false;
+  ro.iterate_upper_bound = &upper_slice;
+  std::vector<rocksdb::ColumnFamilyHandle*> families{meta_cf};
+  families.insert(families.end(), 1 + (threads > 1 ? threads : 0), cf);
+  std::vector<std::unique_ptr<rocksdb::Iterator>> iterators;
+  {
+    std::vector<rocksdb::Iterator*> raw_iterators;
+    rocksdb::Status s = db->NewIterators(ro, families, &raw_iterators);
+    for (rocksdb::Iterator* i : raw_iterators) iterators.emplace_back(i);
+    if (!s.ok() || iterators.size() != families.size()) {
+      w.fail(VerifyProblem::kReadError, 0, "cannot read the chain: " + s.ToString());
+      return report;
+    }
+  }
+  rocksdb::Iterator& meta_it = *iterators[0];
+  std::vector<rocksdb::Iterator*> worker_iterators;
+  for (size_t i = 2; i < iterators.size(); ++i) worker_iterators.push_back(iterators[i].get());
 
-  auto readKey = [&](std::string_view key, std::string& out) -> std::optional<bool> {
-    rocksdb::Status s = db->Get(ro, cf, rocksdb::Slice(key.data(), key.size()), &out);
-    if (s.IsNotFound()) return false;
-    if (!s.ok()) return std::nullopt;
+  // Reads one key: true if present (value in `out`), false if absent, nullopt on a read
+  // error.
+  auto readKey = [&](rocksdb::Iterator& i, std::string_view key,
+                     std::string& out) -> std::optional<bool> {
+    i.Seek(rocksdb::Slice(key.data(), key.size()));
+    if (!i.Valid()) {
+      if (!i.status().ok()) return std::nullopt;
+      return false;
+    }
+    if (view(i.key()) != key) return false;
+    out.assign(i.value().data(), i.value().size());
     return true;
   };
 
   // The head.
   std::string raw;
   ChainHead head;
-  auto got = readKey(kHeadKey, raw);
+  auto got = readKey(meta_it, kHeadKey, raw);
   if (!got) {
     w.fail(VerifyProblem::kReadError, 0, "cannot read the head");
     return report;
@@ -319,7 +366,7 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   // Where the chain starts: seq 1 after zeros, or after the genesis checkpoint.
   uint64_t expected = 1;
   Hash256 prev{};
-  got = readKey(kGenesisKey, raw);
+  got = readKey(meta_it, kGenesisKey, raw);
   if (!got) {
     w.fail(VerifyProblem::kReadError, 0, "cannot read the genesis checkpoint");
     return report;
@@ -337,7 +384,7 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   // A range that starts later trusts the stored hash of the record before it.
   if (range.from > expected) {
     report.partial = true;
-    auto present = readKey(recordKey(range.from - 1), raw);
+    auto present = readKey(*iterators[1], recordKey(range.from - 1), raw);
     if (!present || !*present) {
       w.fail(present ? VerifyProblem::kGap : VerifyProblem::kReadError, range.from - 1,
              "cannot read record " + std::to_string(range.from - 1) + " before the range");
@@ -358,33 +405,27 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   // Checkpoints ('c' keys), in seq order; those before the walk's start are skipped.
   std::vector<std::pair<uint64_t, std::string>> checkpoints;
   {
-    std::string upper(1, static_cast<char>(kCheckpointPrefix + 1));
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions cro = ro;
-    cro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(cro, cf));
-    for (it->Seek(checkpointKey(expected)); it->Valid(); it->Next()) {
-      auto seq = seqFromKey(view(it->key()), kCheckpointPrefix);
+    rocksdb::Iterator& it = meta_it;
+    for (it.Seek(checkpointKey(expected)); it.Valid(); it.Next()) {
+      if (it.key().empty() || it.key()[0] != kCheckpointPrefix) break;
+      auto seq = seqFromKey(view(it.key()), kCheckpointPrefix);
       if (!seq) {
         w.fail(VerifyProblem::kBadCheckpoint, 0, "malformed checkpoint key");
         return report;
       }
       if (*seq > end_seq) break;
-      checkpoints.emplace_back(*seq, it->value().ToString());
+      checkpoints.emplace_back(*seq, it.value().ToString());
     }
-    if (!it->status().ok()) {
+    if (!it.status().ok()) {
       w.fail(VerifyProblem::kReadError, expected,
-             "reading checkpoints: " + it->status().ToString());
+             "reading checkpoints: " + it.status().ToString());
       return report;
     }
   }
   size_t next_cp = 0;
 
   // The records.
-  std::string upper(1, static_cast<char>(kRecordPrefix + 1));
-  rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  rocksdb::Iterator* it = iterators[1].get();
   uint64_t last_progress_total = head.seq >= expected ? head.seq : expected;
   uint64_t progress_last = to_head ? last_progress_total : end_seq;
 
@@ -396,9 +437,6 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   //   walks, for whatever lies past the last segment, and after a segment shows a gap.
   // Either way, this thread runs the checks that link records, in seq order, so the first
   // bad seq and its reason are exactly those of a plain sequential walk.
-  const size_t threads = std::clamp<size_t>(
-      tuning.threads != 0 ? tuning.threads : std::thread::hardware_concurrency(), 1,
-      kMaxVerifyThreads);
   const size_t seg = std::clamp<size_t>(tuning.segment_records, 1, size_t{1} << 24);
   const uint64_t limit = to_head ? head.seq : end_seq;
   const bool parallel =
@@ -413,7 +451,7 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
   bool reading_done = false;
   uint64_t next_segment = expected;
   if (parallel) {
-    pool.emplace(slots, threads, seg, db, ro, cf, end_seq, w.hasher());
+    pool.emplace(slots, worker_iterators, seg, end_seq, w.hasher());
   } else {
     it->Seek(recordKey(expected));
   }
@@ -564,6 +602,23 @@ VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange r
     return report;
   }
   return report;
+}
+
+}  // namespace
+
+VerifyReport verifyChain(const ChainStore& store, ChainName chain, VerifyRange range,
+                         std::optional<PublicKey> public_key, const VerifyProgressFn& progress,
+                         uint64_t progress_every_records, const VerifyTuning& tuning) {
+  VerifyReport report = walkChain(store, chain, range, public_key, progress,
+                                  progress_every_records, tuning, /*use_snapshot=*/false);
+  if (report.ok) return report;
+  // NewIterators() reads the sequence number just before it pins each column family's
+  // files and memtables; a flush landing in between could already have dropped the head
+  // version that sequence number sees (the writer overwrites the head with every batch).
+  // So a walk that failed is done again under a registered snapshot, which pins what it
+  // sees, and that report is the answer: a real problem fails both walks the same way.
+  return walkChain(store, chain, range, public_key, progress, progress_every_records, tuning,
+                   /*use_snapshot=*/true);
 }
 
 }  // namespace meshos::chains

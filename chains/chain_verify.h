@@ -4,9 +4,11 @@
 // record is missing before the head or a checkpoint, and the head matches the last record.
 // It reports OK with counts, or the first seq that does not hold and why.
 //
-// Threads: any thread. It reads through a RocksDB snapshot, so it can run on a worker
-// thread against a live agent's open store while the ChainWriter appends (it checks the
-// chain as of the moment it started), or on a store opened read-only. The progress
+// Threads: any thread. It reads through one consistent set of RocksDB iterators (one
+// sequence number, no registered snapshot), so it can run on a worker thread against a
+// live agent's open store while the ChainWriter appends (it checks the chain as of the
+// moment it started), or on a store opened read-only. A walk that finds a problem is done
+// once more under a registered RocksDB snapshot, and that second report is returned. The progress
 // callback runs on the calling thread. Long walks are split into segments that up to 4
 // worker threads (started and joined inside the call) read, decode and hash; the calling
 // thread checks the links in seq order, so the result is that of a sequential walk.

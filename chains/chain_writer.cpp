@@ -259,7 +259,7 @@ bool ChainWriter::commitGroup(std::vector<Pending>& group) {
     if (p.seq % options_.checkpoint_every == 0) {
       Checkpoint cp = signCheckpoint(p.chain, p.seq, p.hash, now_ms, key_);
       std::string cpv = encodeCheckpoint(cp);
-      (void)batch.Put(cf, slice(checkpointKey(cp.seq)), slice(cpv));
+      (void)batch.Put(store_.metaCf(p.chain), slice(checkpointKey(cp.seq)), slice(cpv));
       t.checkpoint_seq = cp.seq;
       ++t.checkpoints;
     }
@@ -270,7 +270,7 @@ bool ChainWriter::commitGroup(std::vector<Pending>& group) {
     if (!t.any) continue;
     chains.push_back(c);
     std::string hv = encodeHead(ChainHead{t.last, t.last_hash});
-    (void)batch.Put(store_.cf(c), slice(std::string(kHeadKey)), slice(hv));
+    (void)batch.Put(store_.metaCf(c), slice(std::string(kHeadKey)), slice(hv));
   }
   if (!writeWithRetry(batch, group.size(), chains)) return false;
 
@@ -345,7 +345,7 @@ void ChainWriter::writeFinalCheckpoints() {
     }
     Checkpoint cp = signCheckpoint(c, head->seq, head->hash, now_ms, key_);
     std::string v = encodeCheckpoint(cp);
-    (void)batch.Put(store_.cf(c), slice(checkpointKey(cp.seq)), slice(v));
+    (void)batch.Put(store_.metaCf(c), slice(checkpointKey(cp.seq)), slice(v));
     chains.push_back(c);
     seqs[i] = cp.seq;
   }
@@ -390,9 +390,10 @@ void ChainWriter::maybePrune(ChainName chain) {
   rocksdb::WriteBatch batch;
   rocksdb::ColumnFamilyHandle* cf = store_.cf(chain);
   (void)batch.DeleteRange(cf, slice(recordKey(wc.first_seq)), slice(recordKey(new_first)));
-  (void)batch.DeleteRange(cf, slice(checkpointKey(0)), slice(checkpointKey(new_first)));
+  rocksdb::ColumnFamilyHandle* meta = store_.metaCf(chain);
+  (void)batch.DeleteRange(meta, slice(checkpointKey(0)), slice(checkpointKey(new_first)));
   std::string gv = encodeCheckpoint(genesis);
-  (void)batch.Put(cf, slice(std::string(kGenesisKey)), slice(gv));
+  (void)batch.Put(meta, slice(std::string(kGenesisKey)), slice(gv));
   Status s = store_.writeBatch(batch, /*sync=*/true);
   if (!s) {
     ++wc.failed_writes;

@@ -415,24 +415,6 @@ std::string constraintKey(const spec::Constraint& c) {
   return key;
 }
 
-std::string signatureKey(const DaemonRequest& d) {
-  std::vector<std::string_view> caps(d.placement.capabilities.begin(), d.placement.capabilities.end());
-  std::sort(caps.begin(), caps.end());
-  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-  std::string key;
-  for (auto c : caps) {
-    key += 'c';
-    key += c;
-    key += '\0';
-  }
-  for (const auto& c : d.placement.constraints) {
-    key += 'l';
-    key += constraintKey(c);
-    key += '\1';
-  }
-  return key;
-}
-
 // The first 8 bytes of a string as a big-endian number (zero-padded): its order is the
 // strings' order wherever they differ in those bytes.
 inline uint64_t namePrefix(std::string_view s) {
@@ -443,23 +425,277 @@ inline uint64_t namePrefix(std::string_view s) {
 
 // Nodes that pass the static checks for one (capabilities, constraints) signature.
 struct Signature {
+  const spec::Placement* placement;  // the first daemon's: capabilities and constraints
   std::vector<uint8_t> ok;      // per node
   std::vector<uint32_t> nodes;  // indices of the ok nodes, ascending
 };
 
-// One strategy's score for every node, and its ranking level.
+// The usable nodes (alive and active) ordered by one score table's level, best first, in
+// runs of equal level, with each node's id hash beside it. A scan walks the runs from
+// the best and stops after the first run that fills the daemon's top k: every node of a later
+// run ranks below every node of an earlier one, whatever its hash. So a daemon evaluates only
+// the nodes that can still win, not every node, and the answer is the full scan's (the order
+// within a run does not matter: a run is scanned whole and ranked by (hash, index)).
+// A node whose level changes (its reservations grew) moves by swaps across run boundaries.
+class LevelOrder {
+ public:
+  struct Run {
+    uint32_t level;
+    uint32_t begin, end;  // positions in node/hash; runs are contiguous, end == next begin
+  };
+  static constexpr uint32_t kAbsent = std::numeric_limits<uint32_t>::max();
+
+  // cpu_left/memory_left: null when the order does not keep resources by position (the
+  // scans then read them by node).
+  void build(const std::vector<uint32_t>& level, const std::vector<uint8_t>& usable,
+             const std::vector<uint64_t>& node_hash, const std::vector<int64_t>* cpu_left,
+             const std::vector<int64_t>* memory_left) {
+    // Level descending, then index ascending: one integer key each.
+    std::vector<uint64_t> keys;
+    keys.reserve(level.size());
+    for (uint32_t i = 0; i < level.size(); ++i) {
+      if (usable[i]) keys.push_back((uint64_t{~level[i]} << 32) | i);
+    }
+    std::sort(keys.begin(), keys.end());
+    node_.resize(keys.size());
+    for (size_t p = 0; p < keys.size(); ++p) node_[p] = static_cast<uint32_t>(keys[p]);
+    pos_.assign(level.size(), kAbsent);
+    hash_.resize(node_.size());
+    by_position_ = cpu_left != nullptr && memory_left != nullptr;
+    cpu_.resize(by_position_ ? node_.size() : 0);
+    memory_.resize(by_position_ ? node_.size() : 0);
+    runs_.clear();
+    for (uint32_t p = 0; p < node_.size(); ++p) {
+      const uint32_t i = node_[p];
+      pos_[i] = p;
+      hash_[p] = node_hash[i];
+      if (by_position_) {
+        cpu_[p] = (*cpu_left)[i];
+        memory_[p] = (*memory_left)[i];
+      }
+      if (runs_.empty() || runs_.back().level != level[i]) runs_.push_back({level[i], p, p});
+      ++runs_.back().end;
+    }
+    built_ = true;
+  }
+  bool built() const { return built_; }
+
+  // Node i's level became `level` (it was in the run holding its position).
+  void move(uint32_t i, uint32_t level) {
+    if (!built_ || pos_[i] == kAbsent) return;
+    uint32_t p = pos_[i];
+    size_t r = static_cast<size_t>(
+        std::upper_bound(runs_.begin(), runs_.end(), p, [](uint32_t x, const Run& run) { return x < run.begin; }) -
+        runs_.begin() - 1);
+    // Skip empty runs that share the position (begin == end == p cannot hold p).
+    while (runs_[r].end <= p) ++r;
+    if (runs_[r].level == level) return;
+    // The run for the new level: found, or inserted empty where its level belongs.
+    auto it = std::lower_bound(runs_.begin(), runs_.end(), level,
+                               [](const Run& run, uint32_t l) { return run.level > l; });
+    size_t t = static_cast<size_t>(it - runs_.begin());
+    if (it == runs_.end() || it->level != level) {
+      const uint32_t at = it == runs_.end() ? static_cast<uint32_t>(node_.size()) : it->begin;
+      runs_.insert(it, Run{level, at, at});
+      if (t <= r) ++r;
+    }
+    while (r < t) {  // down: to the end of its run, then across the boundary
+      const uint32_t last = runs_[r].end - 1;
+      swapAt(p, last);
+      p = last;
+      --runs_[r].end;
+      --runs_[r + 1].begin;
+      ++r;
+    }
+    while (r > t) {  // up: to the start of its run, then across the boundary
+      const uint32_t first = runs_[r].begin;
+      swapAt(p, first);
+      p = first;
+      ++runs_[r].begin;
+      ++runs_[r - 1].end;
+      --r;
+    }
+  }
+
+  // Node i's resources left changed (a reservation).
+  void setLeft(uint32_t i, int64_t cpu, int64_t memory) {
+    if (!built_ || !by_position_ || pos_[i] == kAbsent) return;
+    cpu_[pos_[i]] = cpu;
+    memory_[pos_[i]] = memory;
+  }
+
+  const std::vector<Run>& runs() const { return runs_; }
+  const uint32_t* nodes() const { return node_.data(); }
+  const uint64_t* hashes() const { return hash_.data(); }
+  const int64_t* cpuLeft() const { return by_position_ ? cpu_.data() : nullptr; }
+  const int64_t* memoryLeft() const { return by_position_ ? memory_.data() : nullptr; }
+
+ private:
+  void swapAt(uint32_t a, uint32_t b) {
+    if (a == b) return;
+    std::swap(node_[a], node_[b]);
+    std::swap(hash_[a], hash_[b]);
+    if (by_position_) {
+      std::swap(cpu_[a], cpu_[b]);
+      std::swap(memory_[a], memory_[b]);
+    }
+    pos_[node_[a]] = a;
+    pos_[node_[b]] = b;
+  }
+
+  bool built_ = false;
+  bool by_position_ = false;
+  std::vector<uint32_t> node_;   // by position
+  std::vector<uint64_t> hash_;   // by position: the node's rendezvous hash
+  std::vector<int64_t> cpu_, memory_;  // by position: the node's resources left
+  std::vector<uint32_t> pos_;    // by node index: its position, or kAbsent (not usable)
+  std::vector<Run> runs_;        // by level, descending
+};
+
+// One strategy's score for every node, its ranking level, and the usable nodes by level.
 struct Scores {
   std::vector<double> score;
   std::vector<uint32_t> level;
+  LevelOrder order;
   void resize(size_t n) {
     score.resize(n);
     level.resize(n);
   }
   void set(size_t i, double s) {
     score[i] = s;
-    level[i] = scoreLevel(s);
+    const uint32_t l = scoreLevel(s);
+    if (l != level[i]) order.move(static_cast<uint32_t>(i), l);
+    level[i] = l;
   }
 };
+
+// The same answers as scanTop/scanBest over every node of the signature, from the level
+// order: runs best first, stop after the run that fills the top k. Everything the loop reads
+// is by position (hash, resources left) except the signature and the pin stamps, and each
+// check is compiled in only when the daemon needs it: kSig when the signature excludes some
+// usable node, kStamp when the daemon has pins, kResources when it reserves something.
+struct OrderedInput {
+  const LevelOrder* order;
+  const uint8_t* sig_ok;
+};
+
+// Everything a scan reads, copied into locals so that the hot loop keeps it in registers
+// (stores into the top list could otherwise alias it and force reloads).
+struct ScanLocals {
+  const uint32_t* node;
+  const uint64_t* hash;
+  const int64_t* cpu;     // by position, or by node when !by_position
+  const int64_t* memory;
+  const uint8_t* sig_ok;  // by node
+  const uint32_t* stamp;  // by node
+  uint32_t mark;
+  int64_t want_cpu, want_memory;
+  uint64_t daemon_hash;
+};
+
+template <bool kSig, bool kStamp, bool kResources, bool kByPosition>
+inline bool orderedOk(const ScanLocals& l, uint32_t p) {
+  bool ok = true;
+  if constexpr (kSig) ok = ok & (l.sig_ok[l.node[p]] != 0);
+  if constexpr (kStamp) ok = ok & (l.stamp[l.node[p]] != l.mark);
+  if constexpr (kResources) {
+    const uint32_t at = kByPosition ? p : l.node[p];
+    ok = ok & (l.cpu[at] >= l.want_cpu) & (l.memory[at] >= l.want_memory);
+  }
+  return ok;
+}
+
+ScanLocals scanLocals(const ScanInput& in, const OrderedInput& o) {
+  const bool by_position = o.order->cpuLeft() != nullptr;
+  return ScanLocals{o.order->nodes(),
+                    o.order->hashes(),
+                    by_position ? o.order->cpuLeft() : in.cpu_left,
+                    by_position ? o.order->memoryLeft() : in.memory_left,
+                    o.sig_ok,
+                    in.stamp,
+                    in.mark,
+                    in.cpu,
+                    in.memory,
+                    in.daemon_hash};
+}
+
+// The exact path of scanOrderedTop: offers one candidate; returns the new threshold.
+[[gnu::noinline]] uint64_t offerCandidate(std::vector<Candidate>& top, size_t k, const Candidate& c) {
+  if (top.size() == k) {
+    if (!better(c, top.back())) return std::max<uint64_t>(top.back().tie, 1);
+    top.pop_back();
+  }
+  top.insert(std::upper_bound(top.begin(), top.end(), c, better), c);
+  // Full: its last entry is of this run (an earlier run that filled it ended the scan).
+  return top.size() == k ? std::max<uint64_t>(top.back().tie, 1) : 1;
+}
+
+template <bool kSig, bool kStamp, bool kResources, bool kByPosition>
+void scanOrderedTop(const ScanLocals l, const ScanInput& in, const LevelOrder& order, size_t k,
+                    std::vector<Candidate>& top) {
+  top.clear();
+  if (k == 0) return;
+  for (const auto& run : order.runs()) {
+    // Within a run the level is equal, so the hash alone screens: a feasible node's key is
+    // its hash (at least 1), an infeasible one's 0; only a key at or above the threshold (1,
+    // then the last entry's hash once the top is full) takes the exact path.
+    uint64_t threshold = 1;
+    const uint32_t end = run.end;
+    for (uint32_t p = run.begin; p < end; ++p) {
+      const bool ok = orderedOk<kSig, kStamp, kResources, kByPosition>(l, p);
+      const uint64_t t = rendezvous(l.daemon_hash, l.hash[p]);
+      const uint64_t key = (t | static_cast<uint64_t>(t == 0)) & (uint64_t{0} - static_cast<uint64_t>(ok));
+      if (key >= threshold) [[unlikely]] {
+        const uint32_t i = l.node[p];
+        threshold = offerCandidate(top, k, Candidate{in.scores[i], t, i, run.level});
+      }
+    }
+    if (top.size() == k) return;
+  }
+}
+
+template <bool kSig, bool kStamp, bool kResources, bool kByPosition>
+void scanOrderedBest(const ScanLocals l, const ScanInput& in, const LevelOrder& order,
+                     std::vector<Candidate>& top) {
+  top.clear();
+  constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  for (const auto& run : order.runs()) {
+    uint64_t best_key = 0;
+    uint32_t best = kNone;  // a node index
+    const uint32_t end = run.end;
+    for (uint32_t p = run.begin; p < end; ++p) {
+      const bool ok = orderedOk<kSig, kStamp, kResources, kByPosition>(l, p);
+      const uint64_t t = rendezvous(l.daemon_hash, l.hash[p]);
+      const uint64_t key = t & (uint64_t{0} - static_cast<uint64_t>(ok));
+      // A higher hash (rare once a few nodes are seen), or a feasible node with the same
+      // hash (in practice only 0): the lower node index wins.
+      if ((key > best_key) | ((key == best_key) & ok)) [[unlikely]] {
+        const uint32_t i = l.node[p];
+        if (key > best_key || i < best) {
+          best_key = key;
+          best = i;
+        }
+      }
+    }
+    if (best != kNone) {
+      top.push_back({in.scores[best], best_key, best, run.level});
+      return;
+    }
+  }
+}
+
+template <bool kSig, bool kStamp, bool kResources>
+void scanOrdered(const ScanInput& in, const OrderedInput& o, size_t k, std::vector<Candidate>& top) {
+  const ScanLocals l = scanLocals(in, o);
+  const bool by_position = o.order->cpuLeft() != nullptr;
+  if (k == 1) {
+    by_position ? scanOrderedBest<kSig, kStamp, kResources, true>(l, in, *o.order, top)
+                : scanOrderedBest<kSig, kStamp, kResources, false>(l, in, *o.order, top);
+  } else {
+    by_position ? scanOrderedTop<kSig, kStamp, kResources, true>(l, in, *o.order, k, top)
+                : scanOrderedTop<kSig, kStamp, kResources, false>(l, in, *o.order, k, top);
+  }
+}
 
 class Pass {
  public:
@@ -508,6 +744,7 @@ class Pass {
   std::vector<PreparedNode> nodes_;  // sorted by id, duplicates dropped
   std::vector<uint64_t> node_hash_;  // per node: rendezvous hash of the id
   std::vector<uint8_t> base_ok_;     // per node: alive and active
+  size_t usable_ = 0;                // nodes alive and active
 
   std::vector<const DaemonRequest*> daemons_;  // sorted by name, duplicates dropped
   std::vector<size_t> order_;                  // dependencies first, then by name
@@ -516,7 +753,9 @@ class Pass {
   std::vector<uint8_t> done_;
 
   std::vector<Signature> signatures_;
-  std::unordered_map<std::string, uint32_t> signature_index_;
+  static constexpr uint32_t kNoSignature = std::numeric_limits<uint32_t>::max();
+  std::unordered_map<uint64_t, std::vector<uint32_t>> signature_index_;  // hash -> signatures
+  uint32_t base_signature_ = kNoSignature;  // no capabilities, no constraints
   std::unordered_map<std::string, std::vector<uint8_t>> constraint_masks_;
   std::unordered_map<std::string, std::vector<uint8_t>> capability_masks_;
 
@@ -524,8 +763,10 @@ class Pass {
   std::vector<int64_t> cpu_left_, memory_left_;
   Scores spread_score_, binpack_score_, zero_score_;
   std::unordered_map<std::string, Scores> near_scores_;
+  std::vector<LevelOrder*> orders_;  // orders with resources by position (follow reservations)
 
   std::vector<uint32_t> stamp_;  // per node: 1 + the daemon index that last marked it
+  std::vector<uint32_t> colocated_mark_;  // per node: 1 + the daemon index it is co-located for
   std::vector<uint32_t> instances_;  // every daemon's instances, in placing order
   std::vector<uint32_t> instances_begin_, instances_end_;
   std::vector<DaemonAssignment> results_;
@@ -576,6 +817,7 @@ void Pass::prepareNodes(const std::vector<NodeView>& input) {
   binpack_score_.resize(n);
   zero_score_.resize(n);
   stamp_.assign(n, 0);
+  colocated_mark_.assign(n, 0);
   node_hash_.resize(n);
   base_ok_.resize(n);
   static const DaemonRequest kReservesNothing;
@@ -587,6 +829,11 @@ void Pass::prepareNodes(const std::vector<NodeView>& input) {
     memory_left_[i] = std::max<int64_t>(0, v.memory_bytes);
     zero_score_.set(i, scorerFor(spec::PlacementStrategy::kSpread).score(kReservesNothing, v, load_[i], input_nodes_));
     refreshScores(i);
+  }
+  usable_ = static_cast<size_t>(std::count(base_ok_.begin(), base_ok_.end(), uint8_t{1}));
+  for (Scores* s : {&spread_score_, &binpack_score_, &zero_score_}) {
+    s->order.build(s->level, base_ok_, node_hash_, &cpu_left_, &memory_left_);
+    orders_.push_back(&s->order);
   }
 }
 
@@ -690,12 +937,31 @@ const std::vector<uint8_t>& Pass::capabilityMask(const std::string& cap) {
 
 // The static checks (staticOk) for every node, once per distinct signature, from one mask
 // per distinct capability and constraint.
+// Daemons are matched to a signature by a hash of their capabilities and constraints (as
+// written, in order), confirmed by comparing them: no string is built per daemon. Two
+// daemons that list the same ones in another order get two signatures with equal masks.
 uint32_t Pass::signatureFor(const DaemonRequest& d) {
-  std::string key;
-  if (!d.placement.capabilities.empty() || !d.placement.constraints.empty()) key = signatureKey(d);
-  auto it = signature_index_.find(key);
-  if (it != signature_index_.end()) return it->second;
+  const auto& p = d.placement;
+  const bool base = p.capabilities.empty() && p.constraints.empty();
+  if (base && base_signature_ != kNoSignature) return base_signature_;
+  Hasher h(0x7369676e61747572ULL);
+  h.add(p.capabilities.size());
+  for (const auto& c : p.capabilities) h.add(c);
+  h.add(p.constraints.size());
+  for (const auto& c : p.constraints) {
+    h.add(c.label);
+    h.add(static_cast<uint64_t>(c.op));
+    h.add(c.values.size());
+    for (const auto& v : c.values) h.add(v);
+  }
+  const uint64_t key = h.done();
+  auto& same_hash = signature_index_[key];
+  for (uint32_t idx : same_hash) {
+    const spec::Placement& q = *signatures_[idx].placement;
+    if (q.capabilities == p.capabilities && q.constraints == p.constraints) return idx;
+  }
   Signature sig;
+  sig.placement = &p;
   sig.ok = base_ok_;
   for (const auto& cap : d.placement.capabilities) {
     const auto& mask = capabilityMask(cap);
@@ -710,18 +976,17 @@ uint32_t Pass::signatureFor(const DaemonRequest& d) {
   }
   const auto idx = static_cast<uint32_t>(signatures_.size());
   signatures_.push_back(std::move(sig));
-  signature_index_.emplace(std::move(key), idx);
+  same_hash.push_back(idx);
+  if (base) base_signature_ = idx;
   return idx;
 }
 
 void Pass::refreshScores(uint32_t i) {
-  static const DaemonRequest kReserves = [] {
-    DaemonRequest d;
-    d.resources.cpu_millicores = 1;
-    return d;
-  }();
-  spread_score_.set(i, scorerFor(spec::PlacementStrategy::kSpread).score(kReserves, *nodes_[i].view, load_[i], input_nodes_));
-  binpack_score_.set(i, scorerFor(spec::PlacementStrategy::kBinpack).score(kReserves, *nodes_[i].view, load_[i], input_nodes_));
+  // What the spread and binpack scorers return for a daemon that reserves: -step and +step
+  // of the same utilizationStep, computed once (the unit tests check it against them).
+  const double step = utilizationStep(*nodes_[i].view, load_[i]);
+  spread_score_.set(i, -step);
+  binpack_score_.set(i, step);
 }
 
 const Scores& Pass::scoresFor(const DaemonRequest& d) {
@@ -736,6 +1001,9 @@ const Scores& Pass::scoresFor(const DaemonRequest& d) {
         Scores scores;
         scores.resize(nodes_.size());
         for (size_t i = 0; i < nodes_.size(); ++i) scores.set(i, nearScore(*nodes_[i].view, d.placement.near, targets));
+        // By node: near runs are short (scores rarely tie), and a reservation would
+        // otherwise update every near order.
+        scores.order.build(scores.level, base_ok_, node_hash_, nullptr, nullptr);
         it = near_scores_.emplace(d.placement.near, std::move(scores)).first;
       }
       return it->second;
@@ -777,9 +1045,8 @@ void Pass::place(size_t di, bool detail) {
     std::erase_if(colocated_, [&](uint32_t i) { return !sig.ok[i]; });
   }
   const std::vector<uint32_t>& candidates = colocate ? colocated_ : sig.nodes;
-  auto colocatedOk = [&](uint32_t i) {
-    return !colocate || std::binary_search(colocated_.begin(), colocated_.end(), i);
-  };
+  for (uint32_t i : colocated_) colocated_mark_[i] = mark;
+  auto colocatedOk = [&](uint32_t i) { return !colocate || colocated_mark_[i] == mark; };
 
   // Pinned nodes first: kept when feasible apart from resources.
   chosen_.clear();
@@ -813,10 +1080,27 @@ void Pass::place(size_t di, bool detail) {
                      levels,
                      node_hash_.data(),
                      dh};
-  if (k == 1) {
-    reserves ? scanBest<true>(in, top_) : scanBest<false>(in, top_);
+  if (colocate) {  // few candidates: scan them all
+    if (k == 1) {
+      reserves ? scanBest<true>(in, top_) : scanBest<false>(in, top_);
+    } else {
+      reserves ? scanTop<true>(in, k, top_) : scanTop<false>(in, k, top_);
+    }
   } else {
-    reserves ? scanTop<true>(in, k, top_) : scanTop<false>(in, k, top_);
+    const OrderedInput o{&ranked.order, sig.ok.data()};
+    const bool filter = sig.nodes.size() != usable_;  // the signature excludes a usable node
+    const bool pins = !d.pinned.empty();
+    const int variant = (filter ? 4 : 0) | (pins ? 2 : 0) | (reserves ? 1 : 0);
+    switch (variant) {
+      case 0: scanOrdered<false, false, false>(in, o, k, top_); break;
+      case 1: scanOrdered<false, false, true>(in, o, k, top_); break;
+      case 2: scanOrdered<false, true, false>(in, o, k, top_); break;
+      case 3: scanOrdered<false, true, true>(in, o, k, top_); break;
+      case 4: scanOrdered<true, false, false>(in, o, k, top_); break;
+      case 5: scanOrdered<true, false, true>(in, o, k, top_); break;
+      case 6: scanOrdered<true, true, false>(in, o, k, top_); break;
+      default: scanOrdered<true, true, true>(in, o, k, top_); break;
+    }
   }
   chosen_.insert(chosen_.end(), top_.begin(), top_.end());
 
@@ -912,6 +1196,11 @@ void Pass::place(size_t di, bool detail) {
     ++load_[i].instances;
     cpu_left_[i] -= cpu;
     memory_left_[i] -= memory;
+  }
+  if (cpu != 0 || memory != 0) {
+    for (const auto& c : chosen_) {
+      for (LevelOrder* order : orders_) order->setLeft(c.node, cpu_left_[c.node], memory_left_[c.node]);
+    }
   }
   for (const auto& c : chosen_) refreshScores(c.node);
   done_[di] = 1;

@@ -167,6 +167,8 @@ Status GossipService::start() {
   if (started_) return Status::exists("gossip service already started");
   MESHOS_RETURN_IF_ERROR(options_.gossip.validate().withContext("gossip options"));
   if (options_.name.empty() || options_.id.empty()) return Status::invalid("gossip: node name and id are required");
+  if (static_cast<bool>(options_.load_incarnation) != static_cast<bool>(options_.store_incarnation))
+    return Status::invalid("gossip: load_incarnation and store_incarnation must be set together");
   sockaddr_storage bind_addr{};
   MESHOS_RETURN_IF_ERROR(parseSocketAddress(options_.bind, bind_addr).withContext("gossip bind"));
 
@@ -211,7 +213,11 @@ Status GossipService::start() {
   }
 
   LocalIdentity self{options_.name, options_.id, options_.public_key, advertise_, 0};
-  if (!options_.data_dir.empty()) {
+  if (options_.load_incarnation) {
+    auto inc = options_.load_incarnation();
+    if (!inc) return inc.status().withContext("gossip: cannot load the incarnation");
+    self.incarnation = inc->value_or(0);
+  } else if (!options_.data_dir.empty()) {
     auto inc = readIncarnationFile(options_.data_dir);
     if (!inc) return inc.status();
     self.incarnation = *inc;
@@ -343,20 +349,24 @@ void GossipService::schedule() {
     wake_timer_ = 0;
     wake_at_ms_ = -1;
     if (closed_) return;
-    membership_->tick(nowMs());
+    membership_->tickUs(nowUs());
     pump();
   });
 }
 
 void GossipService::persistIncarnation() {
-  if (options_.data_dir.empty() || !membership_) return;
+  if (!membership_) return;
+  if (!options_.store_incarnation && options_.data_dir.empty()) return;
   uint64_t inc = membership_->incarnation();
   if (inc == persisted_incarnation_) return;
+  if (nowMs() < next_persist_retry_ms_) return;  // a failed write is retried once a second
   // A few bytes, written only at start and on refutation; kept on the loop for simplicity.
-  Status s = writeIncarnationFile(options_.data_dir, inc);
+  Status s = options_.store_incarnation ? options_.store_incarnation(inc).withContext("gossip: cannot store the incarnation")
+                                        : writeIncarnationFile(options_.data_dir, inc);
   if (!s) {
     ++shell_counters_.incarnation_write_errors;
     spdlog::error("gossip: {}", s.toString());
+    next_persist_retry_ms_ = nowMs() + 1000;
     return;
   }
   ++shell_counters_.incarnation_writes;
@@ -438,7 +448,7 @@ void GossipService::onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, c
   auto* u = static_cast<UdpHandle*>(h->data);
   GossipService* svc = u->svc;
   if (svc == nullptr || svc->closed_ || nread <= 0 || addr == nullptr) return;
-  svc->membership_->handlePacket(svc->nowMs(), formatSocketAddress(addr),
+  svc->membership_->handlePacketUs(svc->nowUs(), formatSocketAddress(addr),
                                  ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread)));
   svc->pump();
 }

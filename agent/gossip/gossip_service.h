@@ -1,7 +1,9 @@
 // GossipService: the real shell around gossip::Membership. It owns a libuv UDP socket and a
 // TCP listener bound to the same address (port 0 picks one; boundPort() tells which), moves
 // packets and stream frames between them and the sans-IO core, runs the core's timers
-// through Env, and persists the incarnation in <data_dir>/gossip.incarnation.
+// through Env, and persists the incarnation in <data_dir>/gossip.incarnation (or through the
+// load_incarnation / store_incarnation hooks when the owner sets them). Probe sends and
+// packet receipts are timed with the monotonic clock in microseconds (MemberInfo::rtt_us).
 //
 // TCP streams carry one request frame and one reply frame, each a 4-byte big-endian length
 // followed by a sealed GossipStreamFrame; a connection is closed after the reply or after
@@ -24,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,8 +44,17 @@ struct GossipServiceOptions {
   std::vector<std::string> seeds; // joined at start() and re-joined while not seen alive
   Options gossip;                 // timings, limits, cluster id
   Keyring keyring;                // empty: plaintext (a warning is logged)
-  std::filesystem::path data_dir; // empty: the incarnation is not persisted
+  std::filesystem::path data_dir; // empty: the incarnation is not persisted (unless the hooks below are set)
   size_t max_connections = 128;   // concurrent TCP streams, in and out
+  // A pluggable incarnation store (the agent's RocksDB state area, say). Set both or neither;
+  // when set they replace <data_dir>/gossip.incarnation entirely (data_dir is then not used
+  // for it). load_incarnation runs once in start(), on the loop: a value is the last stored
+  // incarnation, nullopt means none stored yet (a first start: 0), an error fails start().
+  // store_incarnation runs on the loop after start() and after every refutation, with the
+  // new incarnation; an error is logged and counted (ShellCounters::incarnation_write_errors)
+  // and the write is retried (at most once a second); success counts incarnation_writes.
+  std::function<Result<std::optional<uint64_t>>()> load_incarnation;
+  std::function<Status(uint64_t)> store_incarnation;
 };
 
 struct ShellCounters {
@@ -106,6 +118,8 @@ class GossipService {
   friend struct Conn;
 
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
+  // Probe sends (tick) and packet receipts carry microseconds, for MemberInfo::rtt_us.
+  int64_t nowUs() const { return env_.clock.monotonicNs() / 1000; }
   void pump();
   void schedule();
   void sendUdp(const std::string& to, Bytes bytes);
@@ -140,6 +154,7 @@ class GossipService {
   TimerId fail_timer_ = 0;
   std::vector<std::pair<uint64_t, Status>> failed_streams_;
   uint64_t persisted_incarnation_ = 0;
+  int64_t next_persist_retry_ms_ = 0;
   ShellCounters shell_counters_;
   Counters empty_counters_;
   std::function<void(const MemberEvent&)> on_member_event_;

@@ -15,6 +15,8 @@ constexpr int64_t kSeedRetryBaseMs = 1'000;       // first retry of a seed never
 constexpr size_t kMaxStateSources = 4;           // announcers remembered per origin
 constexpr size_t kMaxStateFetchesPerStep = 8;    // body fetches started per tick
 constexpr int64_t kStateFetchMaxBackoffProbes = 5;  // fetch backoff cap, in probe intervals
+constexpr int64_t kSyncCooldownProbes = 5;        // per-address wait between sender syncs, in probe intervals
+constexpr size_t kMaxSyncCooldowns = 256;         // addresses remembered for that wait
 std::string stateSubject(const std::string& origin) { return "s:" + origin; }
 }  // namespace
 
@@ -218,8 +220,10 @@ Result<Bytes> Membership::openInput(ByteView sealed, size_t limit) {
 
 // ---------------------------------------------------------------- inputs
 
-void Membership::handlePacket(int64_t now_ms, const std::string& from, ByteView packet) {
+void Membership::handlePacketUs(int64_t now_us, const std::string& from, ByteView packet) {
   if (!started_) return;
+  now_us_ = now_us;
+  const int64_t now_ms = now_us / 1000;
   ++counters_.packets_in;
   counters_.bytes_in += packet.size();
   // Allow a little slack over our own send limit (a peer may be configured larger), but bound it.
@@ -257,7 +261,10 @@ Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, 
       ++counters_.drop_stale;
       return Status::invalid("tcp ping for another node");
     }
-    return keyring_.seal(options_.cluster_id, encodeStreamFrame(AckMsg{ping->seq_no}));
+    Bytes ack = keyring_.seal(options_.cluster_id, encodeStreamFrame(AckMsg{ping->seq_no}));
+    if (!ping->source_id.empty() && ping->source_id != self_.id && find(ping->source_id) == nullptr)
+      syncWithSender(now_ms, ping->source_address.empty() ? from : ping->source_address);
+    return ack;
   }
   if (auto* app = std::get_if<AppRequestMsg>(&*decoded)) {
     Bytes reply = serveApp(from, *app);
@@ -269,6 +276,7 @@ Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, 
 }
 
 void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<Bytes> reply) {
+  now_us_ = now_ms * 1000;
   auto it = streams_.find(request_id);
   if (it == streams_.end()) return;
   PendingStream ps = it->second;
@@ -414,7 +422,13 @@ void Membership::onMessage(int64_t now_ms, const std::string& from, Message& msg
         if constexpr (std::is_same_v<T, NackMsg>) onNack(now_ms, m.seq_no);
         if constexpr (std::is_same_v<T, AliveMsg>) onAlive(now_ms, m, false);
         if constexpr (std::is_same_v<T, SuspectMsg>) onSuspect(now_ms, m);
-        if constexpr (std::is_same_v<T, DeadMsg>) onDead(now_ms, m);
+        if constexpr (std::is_same_v<T, DeadMsg>) {
+          // The sender holds us dead (a healed partition, most likely): besides refuting,
+          // push-pull with it now so both sides start refuting what they hold dead, rather
+          // than waiting for the reconnect timer. Same bounds as syncWithSender.
+          if (m.id == self_.id && m.from != m.id && m.incarnation >= incarnation_) syncWithSender(now_ms, from);
+          onDead(now_ms, m);
+        }
         if constexpr (std::is_same_v<T, NodeStateMsg>) onNodeState(now_ms, from, m);
       },
       msg);
@@ -425,8 +439,33 @@ void Membership::onPing(int64_t now_ms, const std::string& from, const PingMsg& 
     ++counters_.drop_stale;
     return;
   }
-  if (Member* src = find(m.source_id)) src->info.last_heard_ms = now_ms;
-  sendPacket(m.source_address.empty() ? from : m.source_address, {AckMsg{m.seq_no}}, true);
+  const std::string& source = m.source_address.empty() ? from : m.source_address;
+  Member* src = find(m.source_id);
+  if (src != nullptr) src->info.last_heard_ms = now_ms;
+  sendPacket(source, {AckMsg{m.seq_no}}, true);
+  if (!m.source_id.empty() && m.source_id != self_.id && src == nullptr) syncWithSender(now_ms, source);
+}
+
+void Membership::syncWithSender(int64_t now_ms, const std::string& address) {
+  // A member that pings us knows us, but we do not know it: the broadcast of its alive
+  // missed us (each update is sent a bounded number of times, so a few nodes can miss
+  // one). Waiting for the periodic push-pull can take minutes; a push-pull with the
+  // sender now repairs it. Also used when a member tells us we are dead (onMessage).
+  // Bounded: one per probe interval overall, and one per address per
+  // kSyncCooldownProbes probe intervals (kMaxSyncCooldowns addresses remembered).
+  if (leaving_ || address.empty() || address == self_.address) return;
+  if (now_ms < next_sender_sync_ms_) return;
+  auto it = sync_cooldown_.find(address);
+  if (it != sync_cooldown_.end() && now_ms < it->second) return;
+  if (sync_cooldown_.size() >= kMaxSyncCooldowns) {
+    for (auto c = sync_cooldown_.begin(); c != sync_cooldown_.end();)
+      c = c->second <= now_ms ? sync_cooldown_.erase(c) : std::next(c);
+    if (sync_cooldown_.size() >= kMaxSyncCooldowns) return;
+  }
+  sync_cooldown_[address] = now_ms + kSyncCooldownProbes * options_.probe_interval_ms;
+  next_sender_sync_ms_ = now_ms + options_.probe_interval_ms;
+  ++counters_.sender_syncs;
+  queueStream(StreamKind::kPushPull, address, buildPushPull(false), 0, false);
 }
 
 void Membership::onIndirectPing(int64_t now_ms, const std::string& from, const IndirectPingMsg& m) {
@@ -449,7 +488,11 @@ void Membership::onAck(int64_t now_ms, uint32_t seq) {
   probe_.acked = true;
   if (Member* t = find(probe_.target)) {
     t->info.last_heard_ms = now_ms;
-    if (!probe_.indirect_sent) t->info.rtt_ms = now_ms - probe_.start_ms;
+    if (!probe_.indirect_sent) {
+      t->info.rtt_ms = now_ms - probe_.start_ms;
+      t->info.rtt_us = std::max<int64_t>(0, now_us_ - probe_.start_us);
+      ++t->info.rtt_samples;
+    }
   }
   applyAwareness(-1);
   probe_.active = false;
@@ -497,7 +540,7 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
     }
     auto owner = id_by_name_.find(m.name);
     if (owner != id_by_name_.end()) {
-      Member* other = find(owner->second);
+      Member* other = owner->second;
       if (other != nullptr &&
           (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
         ++counters_.name_conflicts;
@@ -514,13 +557,13 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
     auto mem = std::make_unique<Member>();
     mem->info = MemberInfo{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
     Member* raw = mem.get();
-    members_.emplace(m.id, std::move(mem));
-    index_of_[m.id] = ids_.size();
-    ids_.push_back(m.id);
-    id_by_name_[m.name] = m.id;
+    members_.emplace(std::string_view(raw->info.id), std::move(mem));
+    raw->index = ids_.size();
+    ids_.push_back(raw);
+    id_by_name_[m.name] = raw;
     // Insert at a random place in the probe order so new members are probed soon but fairly.
     size_t pos = probe_order_.empty() ? 0 : static_cast<size_t>(rng_.uniform(probe_order_.size() + 1));
-    probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(pos), m.id);
+    probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(pos), raw);
     if (pos < probe_pos_) ++probe_pos_;
     auto st = states_.find(m.id);
     if (st != states_.end()) raw->info.state_version = st->second.version;
@@ -533,8 +576,8 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
   bool moved = existing->info.address != m.address || existing->info.name != m.name;
   if (existing->info.name != m.name) {
     auto owner = id_by_name_.find(m.name);
-    if (owner != id_by_name_.end() && owner->second != m.id) {
-      Member* other = find(owner->second);
+    if (owner != id_by_name_.end() && owner->second != existing) {
+      Member* other = owner->second;
       if (other != nullptr &&
           (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
         ++counters_.name_conflicts;
@@ -542,15 +585,16 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
         return;
       }
     }
-    id_by_name_.erase(existing->info.name);
-    id_by_name_[m.name] = m.id;
+    if (auto mine = id_by_name_.find(existing->info.name); mine != id_by_name_.end() && mine->second == existing)
+      id_by_name_.erase(mine);
+    id_by_name_[m.name] = existing;
   }
   existing->info.name = m.name;
   existing->info.address = m.address;
   existing->info.public_key = m.public_key;
   existing->info.incarnation = m.incarnation;
   existing->info.state = MemberState::kAlive;
-  existing->confirmations.clear();
+  existing->suspicion.reset();
   if (was != MemberState::kAlive) existing->info.state_change_ms = now_ms;
   if (was == MemberState::kSuspect) {
     ++counters_.false_suspicions_refuted;
@@ -571,15 +615,15 @@ void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
   }
   Member* mem = find(m.id);
   if (mem == nullptr || m.incarnation < mem->info.incarnation) return;
-  if (mem->info.state == MemberState::kSuspect) {
+  if (mem->info.state == MemberState::kSuspect && mem->suspicion != nullptr) {
     // Our own failed probe counts as an independent confirmation too (and is spread).
-    if (m.from.empty() || mem->confirmations.count(m.from) != 0) return;
-    if (mem->confirmations.size() >= 32) return;
-    mem->confirmations.insert(m.from);
-    int c = static_cast<int>(mem->confirmations.size()) - 1;  // the first accuser does not count
-    mem->suspect_deadline_ms =
-        mem->suspect_start_ms + suspicionTimeoutMs(c, mem->suspect_expected, mem->suspect_min_ms, mem->suspect_max_ms);
-    suspicion_deadlines_.emplace(mem->suspect_deadline_ms, m.id);
+    Suspicion& sp = *mem->suspicion;
+    if (m.from.empty() || sp.confirmations.count(m.from) != 0) return;
+    if (sp.confirmations.size() >= 32) return;
+    sp.confirmations.insert(m.from);
+    int c = static_cast<int>(sp.confirmations.size()) - 1;  // the first accuser does not count
+    sp.deadline_ms = sp.start_ms + suspicionTimeoutMs(c, sp.expected, sp.min_ms, sp.max_ms);
+    suspicion_deadlines_.emplace(sp.deadline_ms, m.id);
     broadcastMembership(m.id, m);
     return;
   }
@@ -588,15 +632,15 @@ void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
   mem->info.state = MemberState::kSuspect;
   mem->info.incarnation = m.incarnation;
   mem->info.state_change_ms = now_ms;
-  mem->suspect_start_ms = now_ms;
-  mem->suspect_expected = suspicionExpectedConfirmations(options_.suspicion_mult, n);
-  mem->suspect_min_ms = suspicionMinTimeoutMs(options_.suspicion_mult, n, options_.probe_interval_ms);
-  mem->suspect_max_ms = mem->suspect_min_ms * options_.suspicion_max_timeout_mult;
-  mem->confirmations.clear();
-  mem->confirmations.insert(m.from);
-  mem->suspect_deadline_ms =
-      now_ms + suspicionTimeoutMs(0, mem->suspect_expected, mem->suspect_min_ms, mem->suspect_max_ms);
-  suspicion_deadlines_.emplace(mem->suspect_deadline_ms, m.id);
+  mem->suspicion = std::make_unique<Suspicion>();
+  Suspicion& sp = *mem->suspicion;
+  sp.start_ms = now_ms;
+  sp.expected = suspicionExpectedConfirmations(options_.suspicion_mult, n);
+  sp.min_ms = suspicionMinTimeoutMs(options_.suspicion_mult, n, options_.probe_interval_ms);
+  sp.max_ms = sp.min_ms * options_.suspicion_max_timeout_mult;
+  sp.confirmations.insert(m.from);
+  sp.deadline_ms = now_ms + suspicionTimeoutMs(0, sp.expected, sp.min_ms, sp.max_ms);
+  suspicion_deadlines_.emplace(sp.deadline_ms, m.id);
   ++counters_.suspicions;
   emit(MemberEventKind::kSuspect, *mem);
   broadcastMembership(m.id, m);
@@ -615,7 +659,7 @@ void Membership::onDead(int64_t now_ms, const DeadMsg& m) {
   mem->info.state = left ? MemberState::kLeft : MemberState::kDead;
   mem->info.incarnation = m.incarnation;
   mem->info.state_change_ms = now_ms;
-  mem->confirmations.clear();
+  mem->suspicion.reset();
   if (!left) ++counters_.dead_declared;
   emit(left ? MemberEventKind::kLeft : MemberEventKind::kDead, *mem);
   broadcastMembership(m.id, m);
@@ -738,8 +782,8 @@ PushPullMsg Membership::buildPushPull(bool join) const {
   pp.members.reserve(members_.size() + 1);
   pp.members.push_back(MemberRecord{self_.id, self_.name, self_.address, self_.public_key, incarnation_,
                                     leaving_ ? MemberState::kLeft : MemberState::kAlive});
-  for (const auto& id : ids_) {
-    const auto& i = members_.at(id)->info;
+  for (const Member* mem : ids_) {
+    const auto& i = mem->info;
     pp.members.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, i.incarnation, i.state});
   }
   for (const auto& [origin, s] : states_) {
@@ -786,27 +830,32 @@ void Membership::emit(MemberEventKind kind, const Member& m, std::string detail)
 }
 
 Membership::Member* Membership::find(const std::string& id) {
-  auto it = members_.find(id);
+  auto it = members_.find(std::string_view(id));
   return it == members_.end() ? nullptr : it->second.get();
 }
 
 const MemberInfo* Membership::findMember(const std::string& id) const {
-  auto it = members_.find(id);
+  auto it = members_.find(std::string_view(id));
   return it == members_.end() ? nullptr : &it->second->info;
 }
 
-void Membership::removeMember(const std::string& id) {
-  auto it = members_.find(id);
+void Membership::removeMember(const std::string& id_ref) {
+  const std::string id = id_ref;  // callers may pass the member's own info.id, freed below
+  auto it = members_.find(std::string_view(id));
   if (it == members_.end()) return;
-  auto name_it = id_by_name_.find(it->second->info.name);
-  if (name_it != id_by_name_.end() && name_it->second == id) id_by_name_.erase(name_it);
-  size_t idx = index_of_.at(id);
+  Member* mem = it->second.get();
+  auto name_it = id_by_name_.find(mem->info.name);
+  if (name_it != id_by_name_.end() && name_it->second == mem) id_by_name_.erase(name_it);
+  const size_t idx = mem->index;
   if (idx + 1 != ids_.size()) {
     ids_[idx] = ids_.back();
-    index_of_[ids_[idx]] = idx;
+    ids_[idx]->index = idx;
   }
   ids_.pop_back();
-  index_of_.erase(id);
+  if (auto p = std::find(probe_order_.begin(), probe_order_.end(), mem); p != probe_order_.end()) {
+    if (static_cast<size_t>(p - probe_order_.begin()) < probe_pos_) --probe_pos_;
+    probe_order_.erase(p);
+  }
   members_.erase(it);
   states_.erase(id);
   fetch_wanted_.erase(id);
@@ -835,7 +884,7 @@ std::map<std::string, NodeStateUpdate> Membership::nodeStates() const {
   for (const auto& [origin, s] : states_) {
     if (!s.has_body) continue;
     std::string name = origin == self_.id ? self_.name : "";
-    if (auto it = members_.find(origin); it != members_.end()) name = it->second->info.name;
+    if (auto it = members_.find(std::string_view(origin)); it != members_.end()) name = it->second->info.name;
     out.emplace(origin, NodeStateUpdate{origin, name, s.body_version, s.body});
   }
   return out;
@@ -846,7 +895,7 @@ std::vector<Membership::Member*> Membership::randomMembers(size_t k, const std::
   std::vector<Member*> out;
   const size_t n = ids_.size();
   for (size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
-    Member* m = members_.at(ids_[static_cast<size_t>(rng_.uniform(n))]).get();
+    Member* m = ids_[static_cast<size_t>(rng_.uniform(n))];
     if (m->info.id == exclude) continue;
     bool ok = m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect;
     if (!ok && include_recent_dead && m->info.state == MemberState::kDead &&
@@ -860,8 +909,10 @@ std::vector<Membership::Member*> Membership::randomMembers(size_t k, const std::
 
 // ---------------------------------------------------------------- time
 
-void Membership::tick(int64_t now_ms) {
+void Membership::tickUs(int64_t now_us) {
   if (!started_) return;
+  now_us_ = now_us;
+  const int64_t now_ms = now_us / 1000;
   suspicionStep(now_ms);
   forwardStep(now_ms);
   probeStep(now_ms);
@@ -918,7 +969,7 @@ void Membership::suspicionStep(int64_t now_ms) {
     suspicion_deadlines_.erase(suspicion_deadlines_.begin());
     Member* m = find(id);
     if (m == nullptr || m->info.state != MemberState::kSuspect) continue;
-    if (m->suspect_deadline_ms > now_ms) continue;  // stale entry; the live one is queued
+    if (m->suspicion != nullptr && m->suspicion->deadline_ms > now_ms) continue;  // stale; the live one is queued
     onDead(now_ms, DeadMsg{m->info.incarnation, id, self_.id});
   }
 }
@@ -969,7 +1020,7 @@ void Membership::probeStep(int64_t now_ms) {
       probe_pos_ = 0;
       if (probe_order_.empty()) return;
     }
-    Member* m = find(probe_order_[probe_pos_++]);
+    Member* m = probe_order_[probe_pos_++];
     if (m != nullptr && (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)) target = m;
   }
   if (target == nullptr) return;
@@ -978,6 +1029,7 @@ void Membership::probeStep(int64_t now_ms) {
   probe_.target = target->info.id;
   probe_.seq = nextSeq();
   probe_.start_ms = now_ms;
+  probe_.start_us = now_us_;
   probe_.timeout_at_ms = now_ms + scaled(options_.probe_timeout_ms);
   probe_.end_ms = now_ms + scaled(options_.probe_interval_ms);
   ++counters_.probes;
@@ -1026,8 +1078,7 @@ void Membership::reconnectStep(int64_t now_ms) {
   if (leaving_) return;
   std::vector<Member*> dead;
   std::set<std::string> live_addresses;
-  for (const auto& id : ids_) {
-    Member* m = members_.at(id).get();
+  for (Member* m : ids_) {
     if (m->info.state == MemberState::kDead) dead.push_back(m);
     if (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)
       live_addresses.insert(m->info.address);
@@ -1062,9 +1113,11 @@ int64_t Membership::seedBackoffMs(int attempts) {
 
 void Membership::seedRetryStep(int64_t now_ms) {
   if (leaving_ || seed_retry_.empty()) return;
+  // Runs every tick: nothing to do (and no scan of the members) once every seed was reached.
+  if (std::none_of(seed_retry_.begin(), seed_retry_.end(), [](const auto& e) { return !e.second.reached; })) return;
   std::set<std::string> live_addresses;
-  for (const auto& id : ids_) {
-    const auto& i = members_.at(id)->info;
+  for (const Member* m : ids_) {
+    const auto& i = m->info;
     if (i.state == MemberState::kAlive || i.state == MemberState::kSuspect) live_addresses.insert(i.address);
   }
   for (auto& [address, r] : seed_retry_) {
@@ -1089,14 +1142,15 @@ void Membership::seedRetryStep(int64_t now_ms) {
 
 void Membership::reapStep(int64_t now_ms) {
   std::vector<std::string> reap;
-  for (const auto& id : ids_) {
-    const auto& i = members_.at(id)->info;
+  for (const Member* m : ids_) {
+    const auto& i = m->info;
+    const std::string& id = i.id;
     if ((i.state == MemberState::kDead && now_ms - i.state_change_ms >= options_.reap_dead_after_ms) ||
         (i.state == MemberState::kLeft && now_ms - i.state_change_ms >= options_.reap_left_after_ms))
       reap.push_back(id);
   }
   for (const auto& id : reap) {
-    emit(MemberEventKind::kReap, *members_.at(id));
+    emit(MemberEventKind::kReap, *find(id));
     removeMember(id);
   }
 }

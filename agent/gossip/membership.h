@@ -2,8 +2,8 @@
 // per-node versioned state dissemination. Sans-IO: the shell (GossipService, or the
 // simulator) hands in time, packets and stream frames, and takes out what to send.
 //
-//   inputs : handlePacket(now, from, bytes), handleStream(now, from, frame) -> reply,
-//            handleStreamReply(now, request id, reply or error), tick(now), join(), leave(),
+//   inputs : handlePacket(now, from, bytes) (or handlePacketUs), handleStream(now, from, frame) -> reply,
+//            handleStreamReply(now, request id, reply or error), tick(now) (or tickUs), join(), leave(),
 //            setLocalState(), requestApp()
 //   outputs: takeOutputs(): packets (address + sealed bytes), stream requests (push-pull,
 //            TCP probe, app), membership events, node-state updates, app replies
@@ -27,6 +27,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -57,8 +58,14 @@ struct MemberInfo {
   uint64_t incarnation = 0;
   int64_t state_change_ms = 0;
   int64_t last_heard_ms = -1;  // last packet or ack from it, -1 never
-  int64_t rtt_ms = -1;         // of the last direct ack, -1 none
+  int64_t rtt_ms = -1;         // of the last direct ack, -1 none (whole ms: 0 on a LAN)
   uint64_t state_version = 0;  // latest node-state version known
+  // The last direct ack's round trip in microseconds, -1 none. Exact when the shell drives
+  // the core with the *Us entry points (tickUs, handlePacketUs); with the ms ones it is the
+  // ms figure x 1000. rtt_samples counts direct acks measured, so a reader can tell a new
+  // sample from the one it already used.
+  int64_t rtt_us = -1;
+  uint64_t rtt_samples = 0;
 };
 
 enum class MemberEventKind { kJoin, kUpdate, kSuspect, kAlive, kDead, kLeft, kReap, kNameConflict };
@@ -117,6 +124,8 @@ struct Counters {
   uint64_t acks_in = 0, nacks_in = 0;
   uint64_t suspicions = 0, refutations = 0, false_suspicions_refuted = 0, dead_declared = 0;
   uint64_t push_pulls = 0, push_pull_failures = 0, reconnects = 0;
+  // Push-pulls started because a member we do not know pinged us (syncWithSender).
+  uint64_t sender_syncs = 0;
   uint64_t name_conflicts = 0, state_updates = 0, state_fetches = 0;
   uint64_t broadcasts_dropped = 0, members_rejected = 0;
   // Application channels. Outbound: requests sent, ok replies, error replies / failed streams.
@@ -148,7 +157,13 @@ class Membership {
   bool leaving() const { return leaving_; }
   bool leaveBroadcastDone() const;
 
-  void handlePacket(int64_t now_ms, const std::string& from, ByteView packet);
+  void handlePacket(int64_t now_ms, const std::string& from, ByteView packet) {
+    handlePacketUs(now_ms * 1000, from, packet);
+  }
+  // The same with the time in microseconds (monotonic, the same clock as tickUs): the shell
+  // passes when the packet was received, so direct probe RTTs (MemberInfo::rtt_us) have
+  // microsecond resolution. Everything else still runs on now_us / 1000.
+  void handlePacketUs(int64_t now_us, const std::string& from, ByteView packet);
   // An inbound stream frame (sealed); returns the sealed reply, or an error (drop the stream).
   Result<Bytes> handleStream(int64_t now_ms, const std::string& from, ByteView frame);
   // The reply to one of our StreamRequests, or the error that ended it.
@@ -161,7 +176,9 @@ class Membership {
   // (nothing queued) for a bad channel, a body over max_app_body_bytes, or too many
   // streams pending.
   Result<uint64_t> requestApp(int64_t now_ms, const std::string& to, const std::string& channel, Bytes body);
-  void tick(int64_t now_ms);
+  void tick(int64_t now_ms) { tickUs(now_ms * 1000); }
+  // tick() with the time in microseconds; a direct probe sent here is timed from now_us.
+  void tickUs(int64_t now_us);
   // When tick() next has something to do.
   int64_t nextWakeMs() const;
   Outputs takeOutputs();
@@ -185,13 +202,18 @@ class Membership {
   Keyring& keyring() { return keyring_; }
 
  private:
+  // A suspicion in progress (held only while info.state == kSuspect: most members never
+  // need one, and every node holds every member).
+  struct Suspicion {
+    int64_t start_ms = 0, min_ms = 0, max_ms = 0;
+    int expected = 0;
+    std::set<std::string> confirmations;
+    int64_t deadline_ms = 0;
+  };
   struct Member {
     MemberInfo info;
-    // Suspicion (when info.state == kSuspect).
-    int64_t suspect_start_ms = 0, suspect_min_ms = 0, suspect_max_ms = 0;
-    int suspect_expected = 0;
-    std::set<std::string> confirmations;
-    int64_t suspect_deadline_ms = 0;
+    std::unique_ptr<Suspicion> suspicion;
+    size_t index = 0;  // in ids_
   };
   // One origin's state. `version` is the newest version known (held or announced);
   // `body` is the newest body held, of `body_version` (never reported under another
@@ -212,6 +234,7 @@ class Membership {
     std::string target;
     uint32_t seq = 0;
     int64_t start_ms = 0, timeout_at_ms = 0, end_ms = 0;
+    int64_t start_us = 0;
     bool indirect_sent = false, acked = false;
     int expected_nacks = 0, nacks = 0;
   };
@@ -261,6 +284,7 @@ class Membership {
   Bytes serveApp(const std::string& from, const AppRequestMsg& req);
   Result<Bytes> appReplyOf(const Result<Bytes>& sealed);
 
+  void syncWithSender(int64_t now_ms, const std::string& address);
   void refute(int64_t now_ms, uint64_t accused_incarnation);
   void applyAwareness(int delta);
   void emit(MemberEventKind kind, const Member& m, std::string detail = {});
@@ -284,12 +308,15 @@ class Membership {
   int awareness_ = 0;
   uint32_t seq_ = 0;
   uint64_t next_stream_id_ = 1;
+  int64_t now_us_ = 0;  // the time of the input being handled, in microseconds (probe RTTs)
 
-  std::unordered_map<std::string, std::unique_ptr<Member>> members_;  // by id, self excluded
-  std::vector<std::string> ids_;  // same members; random picks index this
-  std::unordered_map<std::string, size_t> index_of_;
-  std::unordered_map<std::string, std::string> id_by_name_;
-  std::vector<std::string> probe_order_;
+  // Memory matters here: every node holds every member (N^2 in a simulation), so the
+  // indexes point at the Member rather than copy its id. Keys of members_ view the
+  // member's own info.id, which never changes.
+  std::unordered_map<std::string_view, std::unique_ptr<Member>> members_;  // by id, self excluded
+  std::vector<Member*> ids_;  // same members, Member::index is the position; random picks index this
+  std::unordered_map<std::string, Member*> id_by_name_;
+  std::vector<Member*> probe_order_;  // removeMember() takes a member out
   size_t probe_pos_ = 0;
   Probe probe_;
   std::map<uint32_t, Forward> forwards_;
@@ -311,6 +338,10 @@ class Membership {
   std::map<std::string, SeedRetry> seed_retry_;  // by seed address
   void seedRetryStep(int64_t now_ms);
   int64_t seedBackoffMs(int attempts);
+
+  // syncWithSender bounds: the next time any sender sync may start, and per address.
+  int64_t next_sender_sync_ms_ = 0;
+  std::unordered_map<std::string, int64_t> sync_cooldown_;
 
   std::map<std::string, StoredState> states_;  // by origin id, self included
   std::set<std::string> fetch_wanted_;         // origins whose body is older than their version

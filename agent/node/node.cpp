@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -14,6 +16,9 @@
 namespace meshos::node {
 
 namespace {
+
+// The chains state-area key of this node's gossip incarnation (a decimal number).
+constexpr const char* kIncarnationKey = "gossip.incarnation";
 
 struct Stage {
   const char* name;
@@ -268,11 +273,35 @@ Status Node::openGossip() {
     go.keyring = std::move(*ring);
   }
   go.data_dir = config_.node.data_dir;
+  // The incarnation lives in the chains database's state area (a synced write, at start
+  // and on each refutation). A data dir from before keeps its gossip.incarnation file until
+  // the first store moves the number into the database.
+  go.load_incarnation = [this]() -> Result<std::optional<uint64_t>> {
+    auto stored = store_->getState(kIncarnationKey);
+    if (!stored) return stored.status();
+    if (*stored) {
+      uint64_t v = 0;
+      auto [end, ec] = std::from_chars((*stored)->data(), (*stored)->data() + (*stored)->size(), v);
+      if (ec != std::errc() || end != (*stored)->data() + (*stored)->size()) {
+        return Status::corruption(std::string("state ") + kIncarnationKey + ": not a number: '" + **stored + "'");
+      }
+      return std::optional<uint64_t>(v);
+    }
+    auto legacy = gossip::readIncarnationFile(config_.node.data_dir);
+    if (!legacy) return legacy.status();
+    return *legacy == 0 ? std::nullopt : std::optional<uint64_t>(*legacy);
+  };
+  go.store_incarnation = [this](uint64_t incarnation) -> Status {
+    MESHOS_RETURN_IF_ERROR(store_->putState(kIncarnationKey, std::to_string(incarnation)));
+    std::error_code ec;  // the legacy file, once the database holds the number
+    std::filesystem::remove(config_.node.data_dir / "gossip.incarnation", ec);
+    return Status::ok();
+  };
   gossip_ = std::make_unique<gossip::GossipService>(loop_, env_, std::move(go));
   gossip_->onMemberEvent([this](const gossip::MemberEvent& e) {
     const auto& m = e.member;
     state::Member member{m.id, m.name, m.address, static_cast<state::MemberState>(static_cast<int>(m.state)),
-                         m.incarnation, m.last_heard_ms, static_cast<double>(m.rtt_ms)};
+                         m.incarnation, m.last_heard_ms, m.rtt_us < 0 ? -1.0 : static_cast<double>(m.rtt_us) / 1000.0};
     state::fold(state_, state::MembershipChanged{member});
     if (e.kind == gossip::MemberEventKind::kUpdate) return;  // address/metadata churn: no record
     nlohmann::json payload = {{"event", gossip::memberEventKindName(e.kind)}, {"id", m.id},

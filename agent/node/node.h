@@ -191,7 +191,7 @@ class Node {
   std::unique_ptr<probes::VivaldiClient> vivaldi_;
   std::map<std::string, uint64_t> restart_seen_;  // restart generation handled, by daemon
   bool restarts_seeded_ = false;
-  std::map<std::string, int64_t> rtt_fed_;  // per peer: last_heard_ms of the sample last fed to Vivaldi
+  std::map<std::string, uint64_t> rtt_fed_;  // per peer: rtt_samples when last fed to Vivaldi
   bool instances_dirty_ = false;
   std::unique_ptr<RuntimeDispatcher> dispatcher_;
   std::unique_ptr<executor::Executor> executor_;

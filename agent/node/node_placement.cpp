@@ -75,12 +75,12 @@ void Node::updateCoordinate() {
       if (rtt_fed_.erase(m.id)) vivaldi_->forget(m.id);
       continue;
     }
-    // Gossip measures RTT in whole milliseconds: a 0 ms (loopback) sample says nothing.
-    if (m.rtt_ms <= 0 || rtt_fed_[m.id] == m.last_heard_ms) continue;
+    // One Vivaldi update per new direct-ack RTT sample (measured in microseconds).
+    if (m.rtt_us <= 0 || rtt_fed_[m.id] == m.rtt_samples) continue;
     auto it = state_.peer_states.find(m.id);
     if (it == state_.peer_states.end() || !it->second.report.coordinate) continue;
-    rtt_fed_[m.id] = m.last_heard_ms;
-    (void)vivaldi_->update(m.id, *it->second.report.coordinate, static_cast<double>(m.rtt_ms));  // refusals are counted
+    rtt_fed_[m.id] = m.rtt_samples;
+    (void)vivaldi_->update(m.id, *it->second.report.coordinate, static_cast<double>(m.rtt_us) / 1000.0);  // refusals are counted
   }
 }
 

@@ -135,6 +135,9 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   std::set<std::string> run_names;
   std::vector<const commits::DesiredDaemon*> to_run;
 
+  plan.decisions.reserve(desired.daemons.size());
+  // Both maps are ordered by daemon name: walk them in step instead of looking each up.
+  auto assigned_it = assignment.daemons.begin();
   for (const auto& [name, d] : desired.daemons) {
     DaemonDecision dec;
     dec.daemon = name;
@@ -142,11 +145,13 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     uint32_t assigned_here = 0;
     static const std::vector<std::string> kNone;
     const std::vector<std::string>* assigned_ids = &kNone;
-    if (auto it = assignment.daemons.find(name); it != assignment.daemons.end()) {
-      const auto& a = it->second;
+    while (assigned_it != assignment.daemons.end() && assigned_it->first < name) ++assigned_it;
+    if (assigned_it != assignment.daemons.end() && assigned_it->first == name) {
+      const auto& a = assigned_it->second;
       dec.wanted = a.wanted;
       dec.infeasible = a.infeasible;
       assigned_ids = &a.nodes;
+      dec.assigned.reserve(a.nodes.size());
       for (const auto& id : a.nodes) {
         dec.assigned.push_back(nameOf(id));
         if (id == in.self_id) ++assigned_here;
@@ -161,6 +166,8 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     // Ready instances on the nodes now assigned, other than this one.
     uint32_t ready_elsewhere = 0;
     if (auto held = holders.find(name); held != holders.end()) {
+      dec.running_on.reserve(held->second.size());
+      dec.ready_on.reserve(held->second.size());
       for (const auto& h : held->second) {
         dec.running_on.push_back(h.node->name);
         if (h.report.ready > 0) dec.ready_on.push_back(h.node->name);

@@ -17,6 +17,7 @@ SimNode::SimNode(GossipCluster& cluster, size_t index, std::string name, gossip:
     : cluster_(cluster), index_(index), name_(std::move(name)), identity_(std::move(identity)) {}
 
 int64_t SimNode::now() const { return cluster_.nowMs(); }
+int64_t SimNode::nowUs() const { return cluster_.clock().monotonicNs() / 1000; }
 
 void SimNode::start() {
   membership_ = std::make_unique<gossip::Membership>(cluster_.options_.gossip, identity_, cluster_.keyring_,
@@ -64,7 +65,7 @@ void SimNode::setStarved(int64_t max_delay_ms) {
 
 void SimNode::onDatagram(const std::string& from, Bytes bytes) {
   if (!up_) return;
-  membership_->handlePacket(now(), from, bytes);
+  membership_->handlePacketUs(nowUs(), from, bytes);
   flush();
 }
 
@@ -110,7 +111,7 @@ void SimNode::schedule() {
     if (!up_ || gen != generation_) return;
     wake_timer_ = 0;
     wake_at_ms_ = -1;
-    membership_->tick(now());
+    membership_->tickUs(nowUs());
     flush();
   });
 }
@@ -121,6 +122,7 @@ GossipCluster::GossipCluster(uint64_t seed, ClusterOptions options)
     : seed_(seed), options_(std::move(options)), timers_(clock_), rng_(seed) {
   (void)initCrypto();
   network_ = std::make_unique<Network>(timers_, rng_.fork());
+  network_->setClock(&clock_);
   network_->setDefaultLink(options_.link);
   if (options_.encrypt) {
     gossip::ClusterKey key{};

@@ -59,6 +59,7 @@ class SimNode final : public Endpoint {
   void flush();
   void schedule();
   int64_t now() const;
+  int64_t nowUs() const;
 
   GossipCluster& cluster_;
   size_t index_;

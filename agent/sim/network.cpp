@@ -27,14 +27,32 @@ const LinkProfile& Network::link(const std::string& from_host, const std::string
   return it == links_.end() ? default_link_ : it->second;
 }
 
-int64_t Network::delayFor(const LinkProfile& p, const std::string& to_host) {
+int64_t Network::delayNsFor(const LinkProfile& p, const std::string& to_host) {
   int64_t d = p.latency_ms + (p.jitter_ms > 0 ? rng_.between(0, p.jitter_ms) : 0);
   if (p.reorder > 0 && rng_.chance(p.reorder)) d += rng_.between(1, p.reorder_delay_ms);
   if (!processing_delay_ms_.empty()) {
     auto it = processing_delay_ms_.find(to_host);
     if (it != processing_delay_ms_.end()) d += rng_.between(0, it->second);
   }
-  return d;
+  // Drawn only when set, so runs without sub-ms links keep their random sequence.
+  int64_t us = p.latency_us + (p.jitter_us > 0 ? rng_.between(0, p.jitter_us) : 0);
+  return d * 1'000'000 + us * 1'000;
+}
+
+void Network::deliverAfter(int64_t delay_ns, std::function<void()> fn) {
+  if (delay_ns % 1'000'000 == 0) {
+    timers_.after(delay_ns / 1'000'000, std::move(fn));
+    return;
+  }
+  if (clock_ == nullptr) {
+    timers_.after(delay_ns / 1'000'000 + 1, std::move(fn));
+    return;
+  }
+  const int64_t at_ns = clock_->monotonicNs() + delay_ns;
+  timers_.after(delay_ns / 1'000'000, [this, at_ns, fn = std::move(fn)] {
+    clock_->advanceToNs(at_ns);
+    fn();
+  });
 }
 
 void Network::sendDatagram(const std::string& from, const std::string& to, Bytes bytes) {
@@ -54,7 +72,7 @@ void Network::sendDatagram(const std::string& from, const std::string& to, Bytes
   if (copies == 2) ++counters_.datagrams_duplicated;
   auto shared = std::make_shared<Bytes>(std::move(bytes));
   for (int i = 0; i < copies; ++i) {
-    timers_.after(delayFor(p, th), [this, from, to, shared] {
+    deliverAfter(delayNsFor(p, th), [this, from, to, shared] {
       auto it = endpoints_.find(to);
       if (it == endpoints_.end()) {
         ++counters_.datagrams_unroutable;
@@ -79,9 +97,9 @@ void Network::openStream(const std::string& from, const std::string& to, Bytes r
   if (endpoints_.find(to) == endpoints_.end()) return fail("connection refused");
   // A stream is reliable (TCP retransmits); it costs a handshake plus the request trip.
   const LinkProfile& p = link(fh, th);
-  int64_t there = 2 * delayFor(p, th) + delayFor(p, th);
+  int64_t there = 2 * delayNsFor(p, th) + delayNsFor(p, th);
   auto req = std::make_shared<Bytes>(std::move(request));
-  timers_.after(there, [this, from, to, fh, th, req, done, timeout_ms] {
+  deliverAfter(there, [this, from, to, fh, th, req, done, timeout_ms] {
     auto it = endpoints_.find(to);
     if (it == endpoints_.end() || isBlocked(fh, th)) {
       ++counters_.streams_failed;
@@ -91,9 +109,9 @@ void Network::openStream(const std::string& from, const std::string& to, Bytes r
     Result<Bytes> reply = it->second->onStream(from, *req);
     if (reply) counters_.stream_bytes += reply->size();
     const LinkProfile& back = link(th, fh);
-    int64_t delay = delayFor(back, fh);
+    int64_t delay = delayNsFor(back, fh);
     auto shared = std::make_shared<Result<Bytes>>(std::move(reply));
-    timers_.after(delay, [this, th, fh, done, shared, timeout_ms] {
+    deliverAfter(delay, [this, th, fh, done, shared, timeout_ms] {
       if (isBlocked(th, fh)) {
         ++counters_.streams_failed;
         timers_.after(timeout_ms, [done] { done(Status::unavailable("connection lost")); });

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "agent/core/bytes.h"
+#include "agent/core/clock.h"
 #include "agent/core/rng.h"
 #include "agent/core/status.h"
 #include "agent/core/timers.h"
@@ -29,6 +30,11 @@ struct LinkProfile {
   double duplicate = 0.0;      // probability a datagram is delivered twice
   double reorder = 0.0;        // probability a datagram is held back by up to reorder_delay_ms
   int64_t reorder_delay_ms = 20;
+  // Sub-millisecond parts, added to latency_ms / jitter_ms (+ uniform [0, jitter_us]). They
+  // take effect only on a Network given the clock (setClock); without it they are rounded
+  // up to whole milliseconds.
+  int64_t latency_us = 0;
+  int64_t jitter_us = 0;
 };
 
 class Endpoint {
@@ -53,6 +59,11 @@ class Network {
   void detach(const std::string& address) { endpoints_.erase(address); }
 
   void setDefaultLink(const LinkProfile& p) { default_link_ = p; }
+  // The clock under `timers`. With it, a delivery whose delay has a sub-millisecond part
+  // fires at the whole millisecond below and first moves the clock on to its exact time
+  // (never back), so endpoints see microsecond arrival times. Deliveries due within the
+  // same millisecond keep their scheduling order.
+  void setClock(ManualClock* clock) { clock_ = clock; }
   // A profile for the directed link from -> to (host parts of the addresses).
   void setLink(const std::string& from_host, const std::string& to_host, const LinkProfile& p);
   // Blocks from -> to (one way; call twice for a symmetric cut).
@@ -76,9 +87,12 @@ class Network {
   bool isBlocked(const std::string& from_host, const std::string& to_host) const {
     return !blocked_.empty() && blocked_.count({from_host, to_host}) != 0;
   }
-  int64_t delayFor(const LinkProfile& p, const std::string& to_host);
+  int64_t delayNsFor(const LinkProfile& p, const std::string& to_host);
+  // Runs fn delay_ns from now (see setClock).
+  void deliverAfter(int64_t delay_ns, std::function<void()> fn);
 
   ManualTimers& timers_;
+  ManualClock* clock_ = nullptr;
   Rng rng_;
   LinkProfile default_link_;
   std::map<std::pair<std::string, std::string>, LinkProfile> links_;

@@ -26,18 +26,25 @@ Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, s
   co.link.latency_ms = o.latency_ms;
   co.link.jitter_ms = o.jitter_ms;
   co.encrypt = o.encrypt;
+  if (o.push_pull_interval_ms > 0) co.gossip.push_pull_interval_ms = o.push_pull_interval_ms;
+  if (o.join_seeds < 1 || o.join_seeds > o.nodes) return Status::invalid("--join-seeds must be in [1, nodes]");
   GossipCluster c(o.seed, co);
   c.addNodes(o.nodes);
   GossipScenarioResult r;
   const int64_t check_ms = o.nodes > 500 ? 1000 : 100;
 
   // 1. Join: everyone joins three seeds over a lossless network.
-  c.startAll(3);
+  c.startAll(o.join_seeds);
   if (!c.runUntil([&] { return c.converged(); }, o.max_converge_s * 1000, check_ms))
     return Status::deadline("membership did not converge within " + std::to_string(o.max_converge_s) + " s");
   r.join_converged_ms = c.nowMs();
   log << "join: " << o.nodes << " nodes converged in " << r.join_converged_ms << " ms\n";
   if (csv) csv << "join," << r.join_converged_ms << "," << o.nodes << "\n";
+  if (o.join_only) {
+    r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    log << "seed " << o.seed << ", wall " << r.wall_s << " s\n";
+    return r;
+  }
 
   // Faults for the rest of the run.
   LinkProfile faulty = co.link;

@@ -23,6 +23,9 @@ struct GossipScenarioOptions {
   bool encrypt = false;
   std::string csv_path;
   int64_t max_converge_s = 600;
+  size_t join_seeds = 3;           // every node joins the first join_seeds nodes
+  bool join_only = false;          // stop after the join (seed sweeps)
+  int64_t push_pull_interval_ms = 0;  // 0: the gossip default (30 s, scaled past 32 nodes)
 };
 
 struct GossipScenarioResult {

@@ -20,6 +20,11 @@ int main(int argc, char** argv) {
   g->add_option("--latency-ms", o.latency_ms, "one-way link latency");
   g->add_option("--jitter-ms", o.jitter_ms, "link jitter");
   g->add_flag("--encrypt", o.encrypt, "seal packets with a cluster key");
+  g->add_option("--join-seeds", o.join_seeds, "every node joins the first N nodes (default 3)");
+  g->add_option("--max-converge-s", o.max_converge_s, "give up the join after this many simulated seconds")
+      ->check(CLI::Range(1, 86400));
+  g->add_flag("--join-only", o.join_only, "stop after the join (for seed sweeps)");
+  g->add_option("--push-pull-ms", o.push_pull_interval_ms, "push-pull interval (default: gossip default)");
   g->add_option("--csv", o.csv_path, "write per-event figures as CSV (phase,t_ms,value)");
   CLI11_PARSE(app, argc, argv);
   auto r = meshos::sim::runGossipScenario(o, std::cout);

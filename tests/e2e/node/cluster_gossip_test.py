@@ -117,6 +117,14 @@ def test_cluster_gossip():
         kill_to_detect_s = time.monotonic() - t_kill
 
         # Rejoin with the same data dir: same id, a newer incarnation; 10 alive everywhere.
+        # The incarnation lives in the chains database (state area), not in a file; a legacy
+        # gossip.incarnation file is read once and then removed, so a planted one with a
+        # higher number must raise the next incarnation above it.
+        legacy = os.path.join(victim.dir, "data", "gossip.incarnation")
+        assert not os.path.exists(legacy), "the incarnation is still kept in a file"
+        with open(legacy, "w") as f:
+            f.write("1000\n")
+        # The database already holds the number, so the planted file is ignored and removed.
         victim.start()
         rejoin_s = wait_all(agents, all_alive(names), 20, f"every agent to see {victim.name} alive again")
         rejoin_inc = set()
@@ -126,6 +134,8 @@ def test_cluster_gossip():
             assert m["id"] == ids[victim.name], (a.name, m, ids[victim.name])
             if a is not victim:
                 assert m["incarnation"] > dead_inc[a.name], (a.name, m, dead_inc[a.name])
+        assert max(rejoin_inc) < 1000, f"a legacy file overrode the stored incarnation: {rejoin_inc}"
+        assert not os.path.exists(legacy), "the legacy incarnation file was not removed"
 
         # Graceful leave: SIGTERM; the others see `left`.
         leaver = agents[9]

@@ -33,19 +33,24 @@ bool pollUntil(ManualPoster& poster, Cond cond, int timeout_ms = 10'000) {
   }
 }
 
-// Raw access for tamper tests.
+// Raw access for tamper tests: record keys ('r') go to the chain's records column family,
+// the head, checkpoints and genesis to its meta column family.
+inline rocksdb::ColumnFamilyHandle* familyOf(ChainStore& store, ChainName chain,
+                                             const std::string& key) {
+  return !key.empty() && key[0] == kRecordPrefix ? store.cf(chain) : store.metaCf(chain);
+}
 inline void rawPut(ChainStore& store, ChainName chain, const std::string& key,
                    const std::string& value) {
   rocksdb::WriteOptions wo;
-  REQUIRE(store.db()->Put(wo, store.cf(chain), key, value).ok());
+  REQUIRE(store.db()->Put(wo, familyOf(store, chain, key), key, value).ok());
 }
 inline void rawDelete(ChainStore& store, ChainName chain, const std::string& key) {
   rocksdb::WriteOptions wo;
-  REQUIRE(store.db()->Delete(wo, store.cf(chain), key).ok());
+  REQUIRE(store.db()->Delete(wo, familyOf(store, chain, key), key).ok());
 }
 inline std::string rawGet(ChainStore& store, ChainName chain, const std::string& key) {
   std::string v;
-  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.cf(chain), key, &v).ok());
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), familyOf(store, chain, key), key, &v).ok());
   return v;
 }
 

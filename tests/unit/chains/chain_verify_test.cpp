@@ -334,3 +334,76 @@ TEST_CASE("the parallel walk reports exactly what the sequential walk reports") 
     expectFailure(both(c), VerifyProblem::kSeqMismatch, 8);
   }
 }
+
+TEST_CASE("a database in the old layout is read in place read-only and migrated read-write") {
+  Chain c(250, 100);
+  c.store.reset();
+  // Layout 1: the head and checkpoints lived in the records' column family, and there
+  // were no meta column families. Rebuild that from the chain just written.
+  {
+    rocksdb::DBOptions o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* name : {"default", "audit", "log", "failure", "state", "audit.meta",
+                             "log.meta", "failure.meta"}) {
+      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* db = nullptr;
+    REQUIRE(rocksdb::DB::Open(o, (c.dir.path / "db").string(), cfs, &h, &db).ok());
+    for (size_t i = 0; i < kChainCount; ++i) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), h[5 + i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        REQUIRE(db->Put(rocksdb::WriteOptions(), h[1 + i], it->key(), it->value()).ok());
+      }
+      it.reset();
+      REQUIRE(db->DropColumnFamily(h[5 + i]).ok());
+    }
+    for (auto* handle : h) REQUIRE(db->DestroyColumnFamilyHandle(handle).ok());
+    REQUIRE(db->Close().ok());
+    delete db;
+  }
+  auto countMetaKeysInRecords = [](ChainStore& store) {
+    auto lock = store.readLock();
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.cf(kChain)));
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) n += it->key()[0] != kRecordPrefix;
+    return n;
+  };
+  {
+    auto ro = ChainStore::openReadOnly(c.dir.path);
+    REQUIRE_MESSAGE(ro.isOk(), ro.status().toString());
+    CHECK((*ro)->legacyLayout());
+    CHECK(countMetaKeysInRecords(**ro) == 4);  // head and checkpoints 100, 200, 250
+    auto rep = verifyChain(**ro, kChain, {}, c.key.public_key);
+    CHECK_MESSAGE(rep.ok, rep.detail);
+    CHECK(rep.records == 250);
+    CHECK(rep.checkpoints == 3);
+    CHECK((*ro)->head(kChain)->seq == 250);
+    CHECK((*ro)->lastCheckpoint(kChain)->value().seq == 250);
+  }
+  auto rw = ChainStore::open(c.dir.path);
+  REQUIRE_MESSAGE(rw.isOk(), rw.status().toString());
+  c.store = std::move(*rw);
+  CHECK_FALSE(c.store->legacyLayout());
+  CHECK(countMetaKeysInRecords(*c.store) == 0);
+  auto rep = c.verify();
+  CHECK_MESSAGE(rep.ok, rep.detail);
+  CHECK(rep.records == 250);
+  CHECK(rep.checkpoints == 3);
+  // The writer carries on from the migrated head.
+  {
+    ManualClock clock;
+    ManualPoster poster;
+    auto w = ChainWriter::create(*c.store, c.key, clock, poster, ChainWriterOptions{});
+    REQUIRE(w.isOk());
+    REQUIRE((*w)->append(kChain, "test", "after migration").isOk());
+    REQUIRE((*w)->close(10'000).isOk());
+  }
+  rep = c.verify();
+  CHECK_MESSAGE(rep.ok, rep.detail);
+  CHECK(rep.records == 251);
+  // And tampering is still found in the new layout.
+  rawDelete(*c.store, kChain, recordKey(251));
+  expectFailure(c.verify(), VerifyProblem::kTruncated, 251);
+}

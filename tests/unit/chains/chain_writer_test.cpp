@@ -293,8 +293,14 @@ TEST_CASE("verify runs on a worker thread while the writer appends") {
   std::atomic<bool> done{false};
   VerifyReport rep;
   std::thread worker([&] {
-    for (int i = 0; i < 5; ++i) {
-      rep = verifyChain(*f.store, ChainName::kAudit, {}, f.key.public_key);
+    // Every other walk is the parallel one (several segment iterators), which must see
+    // the same moment of the database as the head and checkpoints it read.
+    VerifyTuning parallel;
+    parallel.threads = 3;
+    parallel.segment_records = 64;
+    for (int i = 0; i < 6; ++i) {
+      rep = verifyChain(*f.store, ChainName::kAudit, {}, f.key.public_key, {}, 1 << 18,
+                        i % 2 == 0 ? VerifyTuning{} : parallel);
       if (!rep.ok) break;
     }
     done = true;

@@ -116,6 +116,17 @@ TEST_CASE("gossip service: four nodes on loopback join, share state, detect a fa
       if (aliveSeen(*n) != 3) return false;
     return true;
   }, 10'000));
+  // Direct probes over loopback are timed in microseconds: never 0, well under a second.
+  REQUIRE(h.runUntil([&] {
+    for (const auto& m : nodes[0]->members())
+      if (m.rtt_samples > 0) return true;
+    return false;
+  }, 10'000));
+  for (const auto& m : nodes[0]->members()) {
+    if (m.rtt_samples == 0) continue;
+    CHECK(m.rtt_us > 0);
+    CHECK(m.rtt_us < 1'000'000);
+  }
 
   // Node state: a small one by UDP gossip, a large one by TCP push-pull.
   int updates = 0;
@@ -213,4 +224,82 @@ TEST_CASE("gossip service: bad options and addresses are refused") {
   CHECK(!parseSocketAddress("localhost", a).isOk());
   REQUIRE(writeIncarnationFile(h.dir, 41).isOk());
   CHECK(*readIncarnationFile(h.dir) == 41);
+}
+
+TEST_CASE("gossip service: the incarnation goes through the load/store hooks when they are set") {
+  Harness h;
+  std::optional<uint64_t> stored;
+  bool fail_store = false, fail_load = false;
+  std::vector<uint64_t> writes;
+  auto hooked = [&](const std::string& name) {
+    auto o = serviceOptions(name, 77, h.dir / "hooked");
+    o.load_incarnation = [&]() -> Result<std::optional<uint64_t>> {
+      if (fail_load) return Status::io("state store unavailable");
+      return stored;
+    };
+    o.store_incarnation = [&](uint64_t inc) -> Status {
+      if (fail_store) return Status::io("state store unavailable");
+      stored = inc;
+      writes.push_back(inc);
+      return Status::ok();
+    };
+    return o;
+  };
+  {
+    GossipService s(&h.loop, *h.env, hooked("hook"));
+    REQUIRE(s.start().isOk());  // nothing stored yet: a first start
+    CHECK(s.incarnation() == 1);
+    CHECK(stored == std::optional<uint64_t>(1));
+    CHECK(s.shellCounters().incarnation_writes == 1);
+    s.close();
+  }
+  // The file is not used when the hooks are set.
+  CHECK(!std::filesystem::exists(h.dir / "hooked" / "gossip.incarnation"));
+  {
+    GossipService s(&h.loop, *h.env, hooked("hook"));
+    REQUIRE(s.start().isOk());
+    CHECK(s.incarnation() == 2);
+    CHECK(stored == std::optional<uint64_t>(2));
+    s.close();
+  }
+  {
+    // A failing store is counted and retried until it works.
+    fail_store = true;
+    GossipService s(&h.loop, *h.env, hooked("hook"));
+    REQUIRE(s.start().isOk());
+    CHECK(s.incarnation() == 3);
+    CHECK(s.shellCounters().incarnation_write_errors == 1);
+    CHECK(s.shellCounters().incarnation_writes == 0);
+    CHECK(stored == std::optional<uint64_t>(2));
+    fail_store = false;
+    REQUIRE(h.runUntil([&] { return s.shellCounters().incarnation_writes == 1; }, 5'000));
+    CHECK(stored == std::optional<uint64_t>(3));
+    s.close();
+  }
+  CHECK(writes == std::vector<uint64_t>{1, 2, 3});
+  {
+    // A failing load fails start(); nothing is written.
+    fail_load = true;
+    GossipService s(&h.loop, *h.env, hooked("hook"));
+    Status st = s.start();
+    CHECK(st.code() == Code::kIoError);
+    CHECK(writes.size() == 3);
+    s.close();
+  }
+  {
+    // One hook without the other is refused.
+    auto o = serviceOptions("half", 78, h.dir / "half");
+    o.store_incarnation = [](uint64_t) { return Status::ok(); };
+    GossipService s(&h.loop, *h.env, o);
+    CHECK(s.start().code() == Code::kInvalidArgument);
+    s.close();
+  }
+  {
+    // Without hooks the file is used, as before.
+    auto o = serviceOptions("file", 79, h.dir / "file");
+    GossipService s(&h.loop, *h.env, o);
+    REQUIRE(s.start().isOk());
+    CHECK(*readIncarnationFile(h.dir / "file") == 1);
+    s.close();
+  }
 }

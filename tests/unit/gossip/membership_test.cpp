@@ -400,3 +400,85 @@ TEST_CASE("membership: a seed that comes up 3 s late is joined within seconds") 
   CHECK(w.now <= 3'000 + 5'000);  // next attempt at ~4 s (or ~8 s with jitter), not 30 s
   CHECK(a.numAlive() == 2);
 }
+
+TEST_CASE("membership: a ping from an unknown member starts one push-pull with it (bounded)") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  a.start(0);
+  b.start(0);
+  // a learns b from an alive broadcast; b never hears of a.
+  auto bi = b.self();
+  a.handlePacket(0, "b:1", Keyring{}.seal("test", encodePacket({AliveMsg{1, bi.id, bi.name, bi.address, bi.public_key}})));
+  REQUIRE(a.findMember(bi.id) != nullptr);
+  (void)a.takeOutputs();
+  (void)b.takeOutputs();
+  const auto& ai = a.self();
+  auto ping = [&](uint32_t seq) {
+    return Keyring{}.seal("test", encodePacket({PingMsg{seq, bi.id, ai.address, ai.id}}));
+  };
+  b.handlePacket(100, "a:1", ping(1));
+  Outputs out = b.takeOutputs();
+  REQUIRE(out.packets.size() == 1);  // the ack
+  CHECK(out.packets[0].to == "a:1");
+  REQUIRE(out.streams.size() == 1);  // the push-pull with the unknown sender
+  CHECK(out.streams[0].kind == StreamKind::kPushPull);
+  CHECK(out.streams[0].to == "a:1");
+  CHECK(b.counters().sender_syncs == 1);
+  // More pings within the cooldown start nothing more.
+  b.handlePacket(200, "a:1", ping(2));
+  b.handlePacket(1500, "a:1", ping(3));
+  CHECK(b.takeOutputs().streams.empty());
+  CHECK(b.counters().sender_syncs == 1);
+  // The push-pull completes: b knows a, and further pings start nothing.
+  b.handleStreamReply(1500, out.streams[0].id, a.handleStream(1500, "b:1", out.streams[0].frame));
+  REQUIRE(b.findMember(ai.id) != nullptr);
+  CHECK(b.findMember(ai.id)->state == MemberState::kAlive);
+  (void)b.takeOutputs();
+  b.handlePacket(20'000, "a:1", ping(4));
+  CHECK(b.takeOutputs().streams.empty());
+  CHECK(b.counters().sender_syncs == 1);
+}
+
+TEST_CASE("membership: direct probe RTT in microseconds (tickUs / handlePacketUs)") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}};
+  a.start(0);
+  b.start(0);
+  b.join(0, {"a:1"});
+  w.pump();
+  REQUIRE(a.findMember(b.self().id) != nullptr);
+  CHECK(a.findMember(b.self().id)->rtt_us == -1);
+  CHECK(a.findMember(b.self().id)->rtt_samples == 0);
+  (void)b.takeOutputs();
+  // Drive a by hand in microseconds until it pings b; b answers 300 us later, the ack
+  // arrives 350 us after that.
+  int64_t t_us = 0;
+  uint64_t probes = a.counters().probes;
+  Outputs out;
+  while (a.counters().probes == probes) {
+    t_us += 1'000;
+    REQUIRE(t_us < 5'000'000);
+    a.tickUs(t_us + 123);  // not on a millisecond boundary
+    out = a.takeOutputs();
+  }
+  const int64_t sent_us = t_us + 123;
+  bool acked = false;
+  for (auto& p : out.packets) {
+    if (p.to != "b:1") continue;
+    b.handlePacketUs(sent_us + 300, "a:1", p.bytes);
+    for (auto& r : b.takeOutputs().packets) {
+      if (r.to != "a:1") continue;
+      a.handlePacketUs(sent_us + 650, "b:1", r.bytes);
+      acked = true;
+    }
+  }
+  REQUIRE(acked);
+  const MemberInfo* m = a.findMember(b.self().id);
+  REQUIRE(m != nullptr);
+  CHECK(m->rtt_us == 650);
+  CHECK(m->rtt_samples == 1);
+  CHECK(m->rtt_ms == 0);  // the old whole-millisecond figure is kept as it was
+  CHECK(a.counters().probe_failures == 0);
+}

@@ -8,13 +8,21 @@
 // Each run uses a fresh temporary directory (--dir to choose the parent) on the real disk,
 // a real libuv loop, the real ChainWriter (synced WriteBatches) and verifyChain.
 #include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <rocksdb/db.h>
+
 #include <CLI/CLI.hpp>
+#include <cstring>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "agent/core/clock.h"
@@ -49,8 +57,119 @@ double cpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// CPU seconds per thread name (from /proc/self/task/*/stat and comm), summed over threads
+// of the same name: shows where the CPU of a run went (verify workers, RocksDB's flush
+// and compaction threads, the loop).
+std::map<std::string, double> cpuByThread() {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(e.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    out[name] += (utime + stime) / tick;
+  }
+  return out;
+}
+
+// Threads that exited between two snapshots lose their CPU time from /proc; the
+// difference then undercounts them (verify workers are joined inside verifyChain), so
+// the report also gives the process total.
+std::string cpuDiff(const std::map<std::string, double>& before,
+                    const std::map<std::string, double>& after) {
+  std::string out;
+  for (const auto& [name, secs] : after) {
+    auto it = before.find(name);
+    double d = secs - (it == before.end() ? 0.0 : it->second);
+    if (d >= 0.005) out += " " + name + "=" + std::to_string(d).substr(0, 5);
+  }
+  return out;
+}
+
+std::string dbState(ChainStore& store, ChainName chain) {
+  auto lock = store.readLock();
+  rocksdb::DB* db = store.db();
+  std::string out;
+  for (const char* prop :
+       {"rocksdb.num-immutable-mem-table", "rocksdb.num-running-flushes",
+        "rocksdb.num-running-compactions", "rocksdb.num-files-at-level0",
+        "rocksdb.num-files-at-level1", "rocksdb.num-files-at-level2",
+        "rocksdb.estimate-pending-compaction-bytes"}) {
+    std::string v;
+    if (db->GetProperty(store.cf(chain), prop, &v)) {
+      out += " " + std::string(prop).substr(8) + "=" + v;
+    }
+  }
+  return out;
+}
+
 double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU seconds of the calling thread; sys: the system part only.
+double threadCpuSeconds(bool sys_only = false) {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  double sys = static_cast<double>(ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
+  if (sys_only) return sys;
+  return sys + static_cast<double>(ru.ru_utime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+}
+
+// Where one thread's verify time goes: the steps of the walk, each added to the ones
+// before, over the whole chain on this thread (ns of CPU per record).
+void profileSteps(ChainStore& store, ChainName chain) {
+  auto lock = store.readLock();
+  rocksdb::ReadOptions ro;
+  ro.readahead_size = 4 << 20;
+  ro.fill_cache = false;
+  std::string upper(1, static_cast<char>(kRecordPrefix + 1));
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  RecordHasher hasher(chain);
+  RecordDecoder decoder;
+  std::vector<uint64_t> arena(1 << 16);
+  const char* names[] = {"iterate", "+copy", "+decode", "+hash"};
+  for (int step = 0; step < 4; ++step) {
+    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(ro, store.cf(chain)));
+    double c0 = threadCpuSeconds();
+    double s0 = threadCpuSeconds(true);
+    uint64_t n = 0, sum = 0;
+    for (it->Seek(recordKey(1)); it->Valid(); it->Next()) {
+      rocksdb::Slice v = it->value();
+      sum += v.size() + static_cast<uint8_t>(it->key()[8]);
+      ++n;
+      if (step >= 1) std::memcpy(arena.data(), v.data(), v.size());
+      if (step >= 2) {
+        RecordView rec;
+        Status st = decoder.decodeView(
+            std::string_view(reinterpret_cast<const char*>(arena.data()), v.size()), rec);
+        sum += rec.seq;
+        if (step >= 3) sum += hasher.hash(rec)[0];
+      }
+    }
+    double c = threadCpuSeconds() - c0;
+    double sys = threadCpuSeconds(true) - s0;
+    std::printf("  profile %-8s %llu records: %.0f ns CPU/record (%.0f of it system) (%llu)\n",
+                names[step], static_cast<unsigned long long>(n),
+                c * 1e9 / static_cast<double>(n), sys * 1e9 / static_cast<double>(n),
+                static_cast<unsigned long long>(sum % 10));
+  }
 }
 
 // Appends `records` payloads of `payload_bytes` through a ChainWriter on a libuv loop,
@@ -184,7 +303,7 @@ int latency(const std::string& parent, int rate, int seconds) {
   return 0;
 }
 
-int verify(const std::string& parent, uint64_t records, size_t threads) {
+int verify(const std::string& parent, uint64_t records, size_t threads, bool diag) {
   VerifyTuning tuning;
   tuning.threads = threads;
   Dir dir(parent);
@@ -194,11 +313,21 @@ int verify(const std::string& parent, uint64_t records, size_t threads) {
   std::printf("verify: built a chain of %llu records (200-byte payloads) in %.2f s\n",
               static_cast<unsigned long long>(records), wsecs);
   for (int pass = 0; pass < 2; ++pass) {
+    if (diag) {
+      std::printf("  db before pass %d:%s\n", pass + 1,
+                  dbState(*a.store, ChainName::kLog).c_str());
+    }
+    auto threads0 = cpuByThread();
     auto t0 = std::chrono::steady_clock::now();
     double cpu0 = cpuSeconds();
     auto rep = verifyChain(*a.store, ChainName::kLog, {}, a.key.public_key, {}, 1 << 18, tuning);
     double secs = secondsSince(t0);
     double cpu = cpuSeconds() - cpu0;
+    if (diag) {
+      std::printf("  db after pass %d:%s\n", pass + 1, dbState(*a.store, ChainName::kLog).c_str());
+      std::printf("  CPU s by surviving thread during pass %d:%s\n", pass + 1,
+                  cpuDiff(threads0, cpuByThread()).c_str());
+    }
     if (!rep.ok) {
       std::printf("verify FAILED: %s\n", rep.detail.c_str());
       return 1;
@@ -210,6 +339,16 @@ int verify(const std::string& parent, uint64_t records, size_t threads) {
         static_cast<unsigned long long>(rep.records),
         static_cast<unsigned long long>(rep.checkpoints), secs, rep.records / secs, cpu,
         rep.records / cpu);
+  }
+  if (diag) profileSteps(*a.store, ChainName::kLog);
+  if (diag) {
+    auto lock = a.store->readLock();
+    std::string stats;
+    for (auto* cf : {a.store->cf(ChainName::kLog), a.store->metaCf(ChainName::kLog)}) {
+      if (a.store->db()->GetProperty(cf, "rocksdb.cfstats-no-file-histogram", &stats)) {
+        std::printf("%s\n", stats.c_str());
+      }
+    }
   }
   std::filesystem::path data = dir.path;
   a.store.reset();
@@ -249,16 +388,18 @@ int main(int argc, char** argv) {
   ver->add_option("--records", records);
   size_t threads = 0;
   ver->add_option("--threads", threads, "verify threads (0: one per core, at most 4)");
+  bool diag = false;
+  ver->add_flag("--diag", diag, "print RocksDB state and CPU per thread around each pass");
   auto* all = app.add_subcommand("all", "all three with defaults");
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   if (tp->parsed()) return throughput(parent, records, payload);
   if (lat->parsed()) return latency(parent, rate, seconds);
-  if (ver->parsed()) return verify(parent, records, threads);
+  if (ver->parsed()) return verify(parent, records, threads, diag);
   if (all->parsed()) {
     int rc = throughput(parent, records, payload);
     rc |= latency(parent, rate, seconds);
-    rc |= verify(parent, records, 0);
+    rc |= verify(parent, records, 0, false);
     return rc;
   }
   return 2;

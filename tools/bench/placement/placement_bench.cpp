@@ -9,6 +9,8 @@
 //   Assigner steady   Assigner::assign() with unchanged inputs (fingerprint + cache hit),
 //   fingerprint()     the fingerprint alone,
 //   explain()         one daemon with every node's reason.
+// It also prints a digest of the assignment (every daemon's nodes, in order): equal digests
+// across builds or versions mean equal assignments for the generated view.
 // Single thread. Build with --buildtype=release for figures.
 #include <algorithm>
 #include <chrono>
@@ -210,6 +212,17 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(seed), runs);
   std::printf("  instances placed %zu of %zu wanted, infeasible daemons %zu, instances per usable node %zu..%zu\n",
               instances, wanted, infeasible, per_node_min, per_node_max);
+  // A digest of the answer (every daemon's nodes, in order), to compare builds and versions.
+  uint64_t digest = 0xcbf29ce484222325ULL;
+  auto mixIn = [&](const std::string& text) {
+    for (unsigned char ch : text) digest = (digest ^ ch) * 0x100000001b3ULL;
+    digest = (digest ^ 0xff) * 0x100000001b3ULL;
+  };
+  for (const auto& [name, d] : a.daemons) {
+    mixIn(name);
+    for (const auto& n : d.nodes) mixIn(n);
+  }
+  std::printf("  assignment digest %016llx\n", static_cast<unsigned long long>(digest));
   std::printf("  reasons in the excluded samples of infeasible daemons:");
   for (const auto& [why, c] : reasons) std::printf(" [%s] %zu", why.c_str(), c);
   std::printf("\n");
