@@ -423,6 +423,37 @@ inline uint64_t namePrefix(std::string_view s) {
   return v;
 }
 
+// Sorted by key (a string; the first 8 bytes as a big-endian number decide most
+// comparisons), one item per key. Items sharing a key (a broken input) are ordered by
+// `content` (a hash of the whole item), and the first is kept: chosen by content, not by
+// input order.
+template <class T, class Key, class Content>
+std::vector<const T*> sortedUnique(const std::vector<T>& input, Key key, Content content) {
+  std::vector<std::pair<uint64_t, const T*>> sorted;
+  sorted.reserve(input.size());
+  for (const auto& x : input) sorted.emplace_back(namePrefix(key(x)), &x);
+  std::sort(sorted.begin(), sorted.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : key(*a.second) < key(*b.second);
+  });
+  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
+    if (key(*sorted[i].second) != key(*sorted[i + 1].second)) continue;
+    size_t j = i;
+    while (j < sorted.size() && key(*sorted[j].second) == key(*sorted[i].second)) {
+      sorted[j].first = content(*sorted[j].second);
+      ++j;
+    }
+    std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    i = j - 1;
+  }
+  std::vector<const T*> out;
+  out.reserve(sorted.size());
+  for (const auto& [h, x] : sorted) {
+    if (out.empty() || key(*out.back()) != key(*x)) out.push_back(x);
+  }
+  return out;
+}
+
 // Nodes that pass the static checks for one (capabilities, constraints) signature.
 struct Signature {
   const spec::Placement* placement;  // the first daemon's: capabilities and constraints
@@ -779,28 +810,11 @@ class Pass {
 };
 
 void Pass::prepareNodes(const std::vector<NodeView>& input) {
-  std::vector<std::pair<uint64_t, const NodeView*>> sorted;
-  sorted.reserve(input.size());
-  for (const auto& n : input) sorted.emplace_back(namePrefix(n.id), &n);
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
-  });
-  // Two views with one id (a broken view): keep one chosen by content, not by input order.
-  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
-    if (sorted[i].second->id == sorted[i + 1].second->id) {
-      size_t j = i;
-      while (j < sorted.size() && sorted[j].second->id == sorted[i].second->id) {
-        sorted[j].first = hashNode(*sorted[j].second);
-        ++j;
-      }
-      std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      i = j - 1;
-    }
-  }
-  nodes_.reserve(sorted.size());
-  for (const auto& [h, v] : sorted) {
-    if (!nodes_.empty() && nodes_.back().view->id == v->id) continue;
+  const auto unique = sortedUnique(
+      input, [](const NodeView& v) -> const std::string& { return v.id; },
+      [](const NodeView& v) { return hashNode(v); });
+  nodes_.reserve(unique.size());
+  for (const NodeView* v : unique) {
     PreparedNode p;
     p.view = v;
     p.hash = hashString(v->id, kNodeSeed);
@@ -838,30 +852,9 @@ void Pass::prepareNodes(const std::vector<NodeView>& input) {
 }
 
 void Pass::prepareDaemons(const std::vector<DaemonRequest>& input) {
-  // Sorted by name: the first 8 bytes as a big-endian number decide most comparisons.
-  std::vector<std::pair<uint64_t, const DaemonRequest*>> sorted;
-  sorted.reserve(input.size());
-  for (const auto& d : input) sorted.emplace_back(namePrefix(d.name), &d);
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
-  });
-  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
-    if (sorted[i].second->name == sorted[i + 1].second->name) {
-      size_t j = i;
-      while (j < sorted.size() && sorted[j].second->name == sorted[i].second->name) {
-        sorted[j].first = hashDaemon(*sorted[j].second);
-        ++j;
-      }
-      std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      i = j - 1;
-    }
-  }
-  daemons_.reserve(sorted.size());
-  for (const auto& [h, d] : sorted) {
-    if (!daemons_.empty() && daemons_.back()->name == d->name) continue;
-    daemons_.push_back(d);
-  }
+  daemons_ = sortedUnique(
+      input, [](const DaemonRequest& d) -> const std::string& { return d.name; },
+      [](const DaemonRequest& d) { return hashDaemon(d); });
   const size_t m = daemons_.size();
 
   // Dependency order (Kahn), ties by name. Dependencies outside the set are ignored; a cycle

@@ -19,16 +19,17 @@
 
 #include "agent/gossip/suspicion.h"
 #include "agent/sim/mesh_cluster.h"
+#include "tests/sim/mesh_sim_support.h"
 
 using namespace meshos;
 using meshos::sim::MeshCluster;
 using meshos::sim::MeshOptions;
 using meshos::sim::NodeSetup;
+using namespace meshos::sim::testing;
 
 namespace {
 
 constexpr size_t kNodes = 30;
-constexpr int64_t kStepMs = 100;
 
 // How long an exact settle (no extra instance left anywhere) may take. An instance kept for
 // a make-before-break handoff stops when its new holders are seen ready. Over seeds 1-40 the
@@ -36,11 +37,6 @@ constexpr int64_t kStepMs = 100;
 // healed partition waits for the 30 s reconnect timer); 40 s bounds both, well inside the
 // 60 s handoff deadline, so a holder that missed its successors' readiness fails the test.
 int64_t exactSettleMs(const MeshCluster&) { return 40'000; }
-
-uint64_t seedFor(uint64_t fallback) {
-  const char* env = std::getenv("MESHOS_SIM_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : fallback;
-}
 
 MeshOptions lanOptions() {
   MeshOptions o;
@@ -94,31 +90,6 @@ std::vector<spec::DaemonSpec> daemonSet() {
     out.push_back(std::move(s));
   }
   return out;
-}
-
-std::string failure(MeshCluster& c, const std::string& what) {
-  return "seed " + std::to_string(c.seed()) + " (replay: MESHOS_SIM_SEED=" + std::to_string(c.seed()) +
-         ") at t=" + std::to_string(c.nowMs()) + " ms: " + what + "\nwhere daemons run (node(running/ready)):\n" +
-         c.describe();
-}
-
-// Steps the cluster by kStepMs until done() returns ok or max_ms passes, checking
-// invariant() after every step. Returns the failure, or ok.
-Status runUntilChecked(MeshCluster& c, int64_t max_ms, const std::function<Status()>& done,
-                       const std::function<Status()>& invariant) {
-  const int64_t end = c.nowMs() + max_ms;
-  Status last = done();
-  while (!last) {
-    if (c.nowMs() >= end) return Status::deadline("not settled after " + std::to_string(max_ms) + " ms: " + last.message());
-    Status s = c.runFor(kStepMs);
-    if (!s) return s;
-    if (invariant) {
-      Status inv = invariant();
-      if (!inv) return inv;
-    }
-    last = done();
-  }
-  return Status::ok();
 }
 
 // Holds `check` at every step for window_ms.

@@ -10,40 +10,17 @@
 #include <functional>
 
 #include "agent/sim/mesh_cluster.h"
+#include "tests/sim/mesh_sim_support.h"
 
 using namespace meshos;
 using meshos::sim::MeshCluster;
 using meshos::sim::MeshOptions;
 using meshos::sim::NodeSetup;
+using namespace meshos::sim::testing;
 
 namespace {
 
 constexpr size_t kNodes = 12;
-constexpr int64_t kStepMs = 100;
-
-uint64_t seedFor(uint64_t fallback) {
-  const char* env = std::getenv("MESHOS_SIM_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : fallback;
-}
-
-std::string failure(MeshCluster& c, const std::string& what) {
-  return "seed " + std::to_string(c.seed()) + " (replay: MESHOS_SIM_SEED=" + std::to_string(c.seed()) +
-         ") at t=" + std::to_string(c.nowMs()) + " ms: " + what + "\nwhere daemons run (node(running/ready)):\n" +
-         c.describe();
-}
-
-Status runUntilChecked(MeshCluster& c, int64_t max_ms, const std::function<Status()>& done,
-                       const std::function<Status()>& invariant) {
-  const int64_t end = c.nowMs() + max_ms;
-  Status last = done();
-  while (!last) {
-    if (c.nowMs() >= end) return Status::deadline("not reached after " + std::to_string(max_ms) + " ms: " + last.message());
-    MESHOS_RETURN_IF_ERROR(c.runFor(kStepMs));
-    MESHOS_RETURN_IF_ERROR(invariant());
-    last = done();
-  }
-  return Status::ok();
-}
 
 Status settled(MeshCluster& c) {
   MESHOS_RETURN_IF_ERROR(c.checkAtReplicas());
@@ -88,7 +65,7 @@ TEST_CASE("sim-rebalance: a hot node hands its instances to cooler nodes, make-b
   const int64_t committed_at = c.nowMs();
   // Seeds 1-60 settle in 6-8 s, one in 30.1 s (a node-state update that gossip did not
   // carry reaches the node with the next push-pull, every 30 s); 40 s bounds both.
-  Status s = runUntilChecked(c, 40'000, [&] { return settled(c); }, [] { return Status::ok(); });
+  Status s = runUntilChecked(c, 40'000, [&] { return settled(c); });
   REQUIRE_MESSAGE(s.isOk(), failure(c, s.toString()));
   MESSAGE("seed " << seed << ": settled " << c.nowMs() - committed_at << " ms after the commit");
   // Equal loads: nobody moves anything.
