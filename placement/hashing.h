@@ -50,10 +50,15 @@ inline uint64_t hashString(std::string_view s, uint64_t seed) {
 
 // Rendezvous weight of (daemon, node) from their precomputed (already well mixed) hashes:
 // one 64x64->128 multiply folded (wyhash's "mum"), the cheapest good mix for the hot loop.
-inline uint64_t rendezvous(uint64_t daemon_hash, uint64_t node_hash) {
-  const unsigned __int128 p = static_cast<unsigned __int128>(daemon_hash ^ 0xa0761d6478bd642fULL) *
-                              (node_hash ^ 0xe7037ed1a0b428dbULL);
+inline constexpr uint64_t kRendezvousDaemonMix = 0xa0761d6478bd642fULL;
+inline constexpr uint64_t kRendezvousNodeMix = 0xe7037ed1a0b428dbULL;
+// The same from both hashes already xored with their mix constants (hot loops keep them so).
+inline uint64_t rendezvousMixed(uint64_t daemon_mixed, uint64_t node_mixed) {
+  const unsigned __int128 p = static_cast<unsigned __int128>(daemon_mixed) * node_mixed;
   return static_cast<uint64_t>(p >> 64) ^ static_cast<uint64_t>(p);
+}
+inline uint64_t rendezvous(uint64_t daemon_hash, uint64_t node_hash) {
+  return rendezvousMixed(daemon_hash ^ kRendezvousDaemonMix, node_hash ^ kRendezvousNodeMix);
 }
 
 // Order-sensitive streaming hash of fields.

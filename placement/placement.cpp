@@ -7,12 +7,14 @@
 #include <functional>
 #include <limits>
 #include <queue>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "placement/hashing.h"
+#include "placement/rendezvous_scan.h"
 
 namespace meshos::placement {
 
@@ -424,32 +426,38 @@ inline uint64_t namePrefix(std::string_view s) {
 }
 
 // Sorted by key (a string; the first 8 bytes as a big-endian number decide most
-// comparisons), one item per key. Items sharing a key (a broken input) are ordered by
-// `content` (a hash of the whole item), and the first is kept: chosen by content, not by
-// input order.
+// comparisons), one item per key. Of items sharing a key (a broken input) the one with the
+// lowest `content` (a hash of the whole item) is kept: chosen by content, not by input order.
+// `prefixes` (optional) gets each kept item's key prefix (namePrefix), in the same order.
 template <class T, class Key, class Content>
-std::vector<const T*> sortedUnique(const std::vector<T>& input, Key key, Content content) {
+std::vector<const T*> sortedUnique(const std::vector<T>& input, Key key, Content content,
+                                   std::vector<uint64_t>* prefixes = nullptr) {
   std::vector<std::pair<uint64_t, const T*>> sorted;
   sorted.reserve(input.size());
   for (const auto& x : input) sorted.emplace_back(namePrefix(key(x)), &x);
   std::sort(sorted.begin(), sorted.end(), [&](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : key(*a.second) < key(*b.second);
   });
-  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
-    if (key(*sorted[i].second) != key(*sorted[i + 1].second)) continue;
-    size_t j = i;
-    while (j < sorted.size() && key(*sorted[j].second) == key(*sorted[i].second)) {
-      sorted[j].first = content(*sorted[j].second);
-      ++j;
-    }
-    std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    i = j - 1;
-  }
+  // Items sharing a key are adjacent, and so share the prefix: the keys themselves are
+  // compared only where the prefixes are equal.
   std::vector<const T*> out;
   out.reserve(sorted.size());
-  for (const auto& [h, x] : sorted) {
-    if (out.empty() || key(*out.back()) != key(*x)) out.push_back(x);
+  for (size_t i = 0; i < sorted.size();) {
+    const T* keep = sorted[i].second;
+    size_t j = i + 1;
+    if (j < sorted.size() && sorted[j].first == sorted[i].first && key(*sorted[j].second) == key(*keep)) {
+      uint64_t best = content(*keep);
+      for (; j < sorted.size() && sorted[j].first == sorted[i].first && key(*sorted[j].second) == key(*keep); ++j) {
+        const uint64_t c = content(*sorted[j].second);
+        if (c < best) {
+          best = c;
+          keep = sorted[j].second;
+        }
+      }
+    }
+    out.push_back(keep);
+    if (prefixes) prefixes->push_back(sorted[i].first);
+    i = j;
   }
   return out;
 }
@@ -499,7 +507,7 @@ class LevelOrder {
     for (uint32_t p = 0; p < node_.size(); ++p) {
       const uint32_t i = node_[p];
       pos_[i] = p;
-      hash_[p] = node_hash[i];
+      hash_[p] = node_hash[i] ^ kRendezvousNodeMix;
       if (by_position_) {
         cpu_[p] = (*cpu_left)[i];
         memory_[p] = (*memory_left)[i];
@@ -577,7 +585,7 @@ class LevelOrder {
   bool built_ = false;
   bool by_position_ = false;
   std::vector<uint32_t> node_;   // by position
-  std::vector<uint64_t> hash_;   // by position: the node's rendezvous hash
+  std::vector<uint64_t> hash_;   // by position: the node's rendezvous hash ^ kRendezvousNodeMix
   std::vector<int64_t> cpu_, memory_;  // by position: the node's resources left
   std::vector<uint32_t> pos_;    // by node index: its position, or kAbsent (not usable)
   std::vector<Run> runs_;        // by level, descending
@@ -614,14 +622,14 @@ struct OrderedInput {
 // (stores into the top list could otherwise alias it and force reloads).
 struct ScanLocals {
   const uint32_t* node;
-  const uint64_t* hash;
+  const uint64_t* hash;  // by position, xored with kRendezvousNodeMix
   const int64_t* cpu;     // by position, or by node when !by_position
   const int64_t* memory;
   const uint8_t* sig_ok;  // by node
   const uint32_t* stamp;  // by node
   uint32_t mark;
   int64_t want_cpu, want_memory;
-  uint64_t daemon_hash;
+  uint64_t daemon_mixed;  // daemon hash ^ kRendezvousDaemonMix
 };
 
 template <bool kSig, bool kStamp, bool kResources, bool kByPosition>
@@ -647,39 +655,52 @@ ScanLocals scanLocals(const ScanInput& in, const OrderedInput& o) {
                     in.mark,
                     in.cpu,
                     in.memory,
-                    in.daemon_hash};
+                    in.daemon_hash ^ kRendezvousDaemonMix};
 }
 
-// The exact path of scanOrderedTop: offers one candidate; returns the new threshold.
-[[gnu::noinline]] uint64_t offerCandidate(std::vector<Candidate>& top, size_t k, const Candidate& c) {
+// The exact path of scanOrderedTop: offers one feasible candidate; returns the new
+// threshold (0 while the top is not full, then its last entry's hash).
+inline uint64_t offerCandidate(std::vector<Candidate>& top, size_t k, const Candidate& c) {
   if (top.size() == k) {
-    if (!better(c, top.back())) return std::max<uint64_t>(top.back().tie, 1);
+    if (!better(c, top.back())) return top.back().tie;
     top.pop_back();
   }
   top.insert(std::upper_bound(top.begin(), top.end(), c, better), c);
   // Full: its last entry is of this run (an earlier run that filled it ended the scan).
-  return top.size() == k ? std::max<uint64_t>(top.back().tie, 1) : 1;
+  return top.size() == k ? top.back().tie : 0;
 }
 
+// Asks for the cache line holding p (a hint; never faults). GCC drops __builtin_prefetch
+// in some loops here, hence the instruction itself on x86-64.
+inline void prefetchLine(const void* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p);
+#endif
+}
+
+
+// Within a run the level is equal, so the rendezvous hash alone screens: the hot loop only
+// computes each node's hash and compares it with the threshold (what the worst entry of
+// the top holds); feasibility (signature, pins, resources left) is checked only for a node
+// whose hash could enter the top, which is rare once a few feasible nodes are seen. The
+// exact path then ranks it as before, so the answer is the full scan's.
 template <bool kSig, bool kStamp, bool kResources, bool kByPosition>
 void scanOrderedTop(const ScanLocals l, const ScanInput& in, const LevelOrder& order, size_t k,
                     std::vector<Candidate>& top) {
   top.clear();
   if (k == 0) return;
   for (const auto& run : order.runs()) {
-    // Within a run the level is equal, so the hash alone screens: a feasible node's key is
-    // its hash (at least 1), an infeasible one's 0; only a key at or above the threshold (1,
-    // then the last entry's hash once the top is full) takes the exact path.
-    uint64_t threshold = 1;
+    uint64_t threshold = 0;
     const uint32_t end = run.end;
-    for (uint32_t p = run.begin; p < end; ++p) {
-      const bool ok = orderedOk<kSig, kStamp, kResources, kByPosition>(l, p);
-      const uint64_t t = rendezvous(l.daemon_hash, l.hash[p]);
-      const uint64_t key = (t | static_cast<uint64_t>(t == 0)) & (uint64_t{0} - static_cast<uint64_t>(ok));
-      if (key >= threshold) [[unlikely]] {
-        const uint32_t i = l.node[p];
-        threshold = offerCandidate(top, k, Candidate{in.scores[i], t, i, run.level});
-      }
+    for (uint32_t p = run.begin;; ++p) {
+      p = nextAtLeast(l.hash, p, end, l.daemon_mixed, threshold);
+      if (p == end) break;
+      if (!orderedOk<kSig, kStamp, kResources, kByPosition>(l, p)) continue;
+      const uint64_t t = rendezvousMixed(l.daemon_mixed, l.hash[p]);
+      const uint32_t i = l.node[p];
+      threshold = offerCandidate(top, k, Candidate{in.scores[i], t, i, run.level});
     }
     if (top.size() == k) return;
   }
@@ -694,18 +715,17 @@ void scanOrderedBest(const ScanLocals l, const ScanInput& in, const LevelOrder& 
     uint64_t best_key = 0;
     uint32_t best = kNone;  // a node index
     const uint32_t end = run.end;
-    for (uint32_t p = run.begin; p < end; ++p) {
-      const bool ok = orderedOk<kSig, kStamp, kResources, kByPosition>(l, p);
-      const uint64_t t = rendezvous(l.daemon_hash, l.hash[p]);
-      const uint64_t key = t & (uint64_t{0} - static_cast<uint64_t>(ok));
-      // A higher hash (rare once a few nodes are seen), or a feasible node with the same
-      // hash (in practice only 0): the lower node index wins.
-      if ((key > best_key) | ((key == best_key) & ok)) [[unlikely]] {
-        const uint32_t i = l.node[p];
-        if (key > best_key || i < best) {
-          best_key = key;
-          best = i;
-        }
+    for (uint32_t p = run.begin;; ++p) {
+      // A hash at least the best so far (rare once a few feasible nodes are seen): checked
+      // for feasibility; on an equal hash the lower node index wins.
+      p = nextAtLeast(l.hash, p, end, l.daemon_mixed, best_key);
+      if (p == end) break;
+      if (!orderedOk<kSig, kStamp, kResources, kByPosition>(l, p)) continue;
+      const uint64_t t = rendezvousMixed(l.daemon_mixed, l.hash[p]);
+      const uint32_t i = l.node[p];
+      if (t > best_key || i < best) {
+        best_key = t;
+        best = i;
       }
     }
     if (best != kNone) {
@@ -741,10 +761,16 @@ class Pass {
   Assignment run(bool detail_all, size_t explain_only);
 
   std::optional<size_t> daemonIndex(std::string_view name) const {
-    auto it = std::lower_bound(daemons_.begin(), daemons_.end(), name,
-                               [](const DaemonRequest* d, std::string_view n) { return d->name < n; });
-    if (it == daemons_.end() || (*it)->name != name) return std::nullopt;
-    return static_cast<size_t>(it - daemons_.begin());
+    // By the names' prefixes first (one array), then the names sharing the prefix (sorted).
+    const uint64_t prefix = namePrefix(name);
+    auto it = std::lower_bound(daemon_prefix_.begin(), daemon_prefix_.end(), prefix);
+    for (auto i = static_cast<size_t>(it - daemon_prefix_.begin()); i < daemons_.size() && daemon_prefix_[i] == prefix;
+         ++i) {
+      const std::string& n = daemons_[i]->name;
+      if (n == name) return i;
+      if (std::string_view(n) > name) break;
+    }
+    return std::nullopt;
   }
 
  private:
@@ -758,6 +784,7 @@ class Pass {
   void prepareDaemons(const std::vector<DaemonRequest>& input);
   uint32_t signatureFor(const DaemonRequest& d);
   const std::vector<uint8_t>& constraintMask(const spec::Constraint& c);
+  const std::vector<const std::string*>& labelValues(const std::string& label);
   const std::vector<uint8_t>& capabilityMask(const std::string& cap);
   const Scores& scoresFor(const DaemonRequest& d);
   void place(size_t di, bool detail);
@@ -778,16 +805,20 @@ class Pass {
   size_t usable_ = 0;                // nodes alive and active
 
   std::vector<const DaemonRequest*> daemons_;  // sorted by name, duplicates dropped
+  std::vector<uint64_t> daemon_prefix_;        // per daemon: namePrefix of its name
   std::vector<size_t> order_;                  // dependencies first, then by name
   std::vector<uint32_t> deps_begin_, deps_end_;  // per daemon: its dependencies in deps_
   std::vector<uint32_t> deps_;
   std::vector<uint8_t> done_;
+  std::vector<uint32_t> signature_of_;  // per daemon: its signature
+  std::vector<uint64_t> daemon_hash_;   // per daemon: rendezvous hash of the name
 
   std::vector<Signature> signatures_;
   static constexpr uint32_t kNoSignature = std::numeric_limits<uint32_t>::max();
   std::unordered_map<uint64_t, std::vector<uint32_t>> signature_index_;  // hash -> signatures
   uint32_t base_signature_ = kNoSignature;  // no capabilities, no constraints
   std::unordered_map<std::string, std::vector<uint8_t>> constraint_masks_;
+  std::unordered_map<std::string, std::vector<const std::string*>> label_values_;  // per node, or null
   std::unordered_map<std::string, std::vector<uint8_t>> capability_masks_;
 
   std::vector<NodeLoad> load_;
@@ -800,7 +831,7 @@ class Pass {
   std::vector<uint32_t> colocated_mark_;  // per node: 1 + the daemon index it is co-located for
   std::vector<uint32_t> instances_;  // every daemon's instances, in placing order
   std::vector<uint32_t> instances_begin_, instances_end_;
-  std::vector<DaemonAssignment> results_;
+  Assignment out_;  // the answer, filled in place: one entry per daemon, in name order
 
   // Scratch, reused across daemons.
   std::vector<size_t> placed_deps_;
@@ -852,9 +883,10 @@ void Pass::prepareNodes(const std::vector<NodeView>& input) {
 }
 
 void Pass::prepareDaemons(const std::vector<DaemonRequest>& input) {
+  daemon_prefix_.reserve(input.size());
   daemons_ = sortedUnique(
       input, [](const DaemonRequest& d) -> const std::string& { return d.name; },
-      [](const DaemonRequest& d) { return hashDaemon(d); });
+      [](const DaemonRequest& d) { return hashDaemon(d); }, &daemon_prefix_);
   const size_t m = daemons_.size();
 
   // Dependency order (Kahn), ties by name. Dependencies outside the set are ignored; a cycle
@@ -884,18 +916,29 @@ void Pass::prepareDaemons(const std::vector<DaemonRequest>& input) {
     std::vector<uint32_t> first_edge(m + 1, 0);
     for (const auto& e : edges) ++first_edge[e.first + 1];
     for (size_t i = 0; i < m; ++i) first_edge[i + 1] += first_edge[i];
-    std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
-    for (size_t i = 0; i < m; ++i) {
-      if (indegree[i] == 0) ready.push(i);
-    }
+    // The lowest ready index next, as one priority queue of every ready daemon would give;
+    // but the daemons ready from the start are taken in index order by a cursor, and only
+    // those that become ready later (dependents) go through the heap.
+    std::vector<uint8_t> initial(m, 0);
+    for (size_t i = 0; i < m; ++i) initial[i] = indegree[i] == 0 ? 1 : 0;
+    std::priority_queue<size_t, std::vector<size_t>, std::greater<>> later;
     std::vector<uint8_t> queued(m, 0);
-    while (!ready.empty()) {
-      const size_t i = ready.top();
-      ready.pop();
+    size_t cursor = 0;
+    for (;;) {
+      while (cursor < m && !initial[cursor]) ++cursor;
+      size_t i;
+      if (cursor < m && (later.empty() || cursor < later.top())) {
+        i = cursor++;
+      } else if (!later.empty()) {
+        i = later.top();
+        later.pop();
+      } else {
+        break;
+      }
       queued[i] = 1;
       order_.push_back(i);
       for (uint32_t e = first_edge[i]; e < first_edge[i + 1]; ++e) {
-        if (--indegree[edges[e].second] == 0) ready.push(edges[e].second);
+        if (--indegree[edges[e].second] == 0) later.push(edges[e].second);
       }
     }
     for (size_t i = 0; i < m; ++i) {
@@ -904,17 +947,52 @@ void Pass::prepareDaemons(const std::vector<DaemonRequest>& input) {
   }
 
   done_.assign(m, 0);
+  // Signatures and name hashes in the input's order (memory order: the requests and their
+  // strings were most likely allocated in that order), not in name order, which would visit
+  // the requests at random; place() then finds them ready.
+  signature_of_.assign(m, 0);
+  daemon_hash_.assign(m, 0);
+  constexpr uint32_t kDropped = std::numeric_limits<uint32_t>::max();
+  std::vector<uint32_t> by_input(input.size(), kDropped);
+  for (size_t i = 0; i < m; ++i) by_input[static_cast<size_t>(daemons_[i] - input.data())] = static_cast<uint32_t>(i);
+  for (const uint32_t i : by_input) {
+    if (i == kDropped) continue;
+    signature_of_[i] = signatureFor(*daemons_[i]);
+    daemon_hash_[i] = hashString(daemons_[i]->name, kDaemonSeed);
+  }
   instances_begin_.assign(m, 0);
   instances_end_.assign(m, 0);
-  results_.resize(m);
+  out_.daemons.reserve(m);
+  for (size_t i = 0; i < m; ++i) out_.daemons.emplace(daemons_[i]->name, DaemonAssignment{});
+}
+
+const std::vector<const std::string*>& Pass::labelValues(const std::string& label) {
+  auto it = label_values_.find(label);
+  if (it != label_values_.end()) return it->second;
+  std::vector<const std::string*> values(nodes_.size(), nullptr);
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const auto& labels = nodes_[i].view->labels;
+    if (auto l = labels.find(label); l != labels.end()) values[i] = &l->second;
+  }
+  return label_values_.emplace(label, std::move(values)).first->second;
 }
 
 const std::vector<uint8_t>& Pass::constraintMask(const spec::Constraint& c) {
   std::string key = constraintKey(c);
   auto it = constraint_masks_.find(key);
   if (it != constraint_masks_.end()) return it->second;
+  // constraintOk() for every node, from the label's value on each (looked up once per label).
+  const auto& values = labelValues(c.label);
   std::vector<uint8_t> mask(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) mask[i] = constraintOk(*nodes_[i].view, c, nullptr) ? 1 : 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const bool listed = values[i] != nullptr && std::find(c.values.begin(), c.values.end(), *values[i]) != c.values.end();
+    switch (c.op) {
+      case spec::ConstraintOp::kNotIn: mask[i] = listed ? 0 : 1; break;
+      case spec::ConstraintOp::kEquals:
+      case spec::ConstraintOp::kIn: mask[i] = listed ? 1 : 0; break;
+      default: mask[i] = 0; break;
+    }
+  }
   return constraint_masks_.emplace(std::move(key), std::move(mask)).first->second;
 }
 
@@ -1008,8 +1086,8 @@ const Scores& Pass::scoresFor(const DaemonRequest& d) {
 
 void Pass::place(size_t di, bool detail) {
   const DaemonRequest& d = *daemons_[di];
-  const Signature& sig = signatures_[signatureFor(d)];
-  const uint64_t dh = hashString(d.name, kDaemonSeed);
+  const Signature& sig = signatures_[signature_of_[di]];
+  const uint64_t dh = daemon_hash_[di];
   const Scores& ranked = scoresFor(d);
   const double* scores = ranked.score.data();
   const uint32_t* levels = ranked.level.data();
@@ -1127,7 +1205,7 @@ void Pass::place(size_t di, bool detail) {
   auto [inst_b, inst_e] = instancesOf(di);
   const size_t placed = static_cast<size_t>(inst_e - inst_b);
 
-  DaemonAssignment& out = results_[di];
+  DaemonAssignment& out = (out_.daemons.begin() + static_cast<std::ptrdiff_t>(di))->second;
   out.wanted = wanted;
   out.infeasible = placed < wanted;
   out.nodes.reserve(placed);
@@ -1139,19 +1217,10 @@ void Pass::place(size_t di, bool detail) {
     out.detailed = true;
     const size_t cap = detail ? std::numeric_limits<size_t>::max() : kExcludedSample;
     std::string why;
-    for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    const auto n = static_cast<uint32_t>(nodes_.size());
+    uint32_t i = 0;
+    for (; i < n && out.excluded.size() < cap; ++i) {
       const bool kept = stamp_[i] == mark;  // pinned and kept
-      if (out.excluded.size() >= cap) {
-        // Count only: the same checks without the words.
-        const bool feasible = sig.ok[i] && colocatedOk(i) &&
-                              (kept || ((cpu == 0 || cpu_left_[i] >= cpu) && (memory == 0 || memory_left_[i] >= memory)));
-        if (feasible) {
-          out.feasible.push_back({nodes_[i].view->id, scores[i], tieOf(i)});
-        } else {
-          ++out.excluded_count;
-        }
-        continue;
-      }
       why.clear();
       if (!staticOk(nodes_[i], d, &why)) {
       } else if (!colocatedOk(i)) {
@@ -1172,6 +1241,20 @@ void Pass::place(size_t di, bool detail) {
         out.excluded.emplace_hint(out.excluded.end(), nodes_[i].view->id, why);
         ++out.excluded_count;
       }
+    }
+    if (i < n) {
+      // Past the sample, count only: the same checks without the words. A feasible node
+      // passes the static checks and co-location, so it is one of `candidates` (ascending):
+      // only those are checked, every other node is excluded.
+      const size_t feasible_before = out.feasible.size();
+      for (auto c = std::lower_bound(candidates.begin(), candidates.end(), i); c != candidates.end(); ++c) {
+        const uint32_t j = *c;
+        const bool kept = stamp_[j] == mark;
+        if (kept || ((cpu == 0 || cpu_left_[j] >= cpu) && (memory == 0 || memory_left_[j] >= memory))) {
+          out.feasible.push_back({nodes_[j].view->id, scores[j], tieOf(j)});
+        }
+      }
+      out.excluded_count += static_cast<uint32_t>((n - i) - (out.feasible.size() - feasible_before));
     }
     std::sort(out.feasible.begin(), out.feasible.end(), [](const ScoredNode& a, const ScoredNode& b) {
       const uint32_t la = scoreLevel(a.score), lb = scoreLevel(b.score);
@@ -1201,37 +1284,72 @@ void Pass::place(size_t di, bool detail) {
 
 Assignment Pass::run(bool detail_all, size_t explain_only) {
   instances_.reserve(daemons_.size() * 2);
-  for (size_t di : order_) place(di, detail_all || di == explain_only);
-  Assignment out;
-  for (size_t di = 0; di < daemons_.size(); ++di) {
-    out.daemons.emplace_hint(out.daemons.end(), daemons_[di]->name, std::move(results_[di]));
+  // The requests are the caller's, one after another in memory but visited in name order:
+  // fetch the next ones' lines ahead of place() (it reads name, resources, placement, pins).
+  constexpr size_t kAhead = 4;
+  auto prefetch = [&](size_t k) {
+    if (k >= order_.size()) return;
+    const DaemonRequest* d = daemons_[order_[k]];
+    prefetchLine(&d->name);
+    prefetchLine(&d->resources);
+    prefetchLine(&d->placement);
+    prefetchLine(&d->placement.max_per_node);
+    prefetchLine(&d->depends_on);
+    prefetchLine(&d->pinned);
+  };
+  for (size_t k = 0; k < kAhead; ++k) prefetch(k);
+  for (size_t k = 0; k < order_.size(); ++k) {
+    prefetch(k + kAhead);
+    const size_t di = order_[k];
+    place(di, detail_all || di == explain_only);
   }
-  // Inverted view: node -> daemon -> count, by a counting sort on the node, in daemon order,
-  // so every map insert is at the end.
-  std::vector<uint32_t> first(nodes_.size() + 1, 0);
-  for (uint32_t i : instances_) ++first[i + 1];
-  for (size_t i = 0; i < nodes_.size(); ++i) first[i + 1] += first[i];
-  std::vector<uint32_t> fill(first.begin(), first.end() - 1);
-  std::vector<uint32_t> by_node(instances_.size());
-  for (size_t di = 0; di < daemons_.size(); ++di) {
-    auto [b, e] = instancesOf(di);
-    for (auto p = b; p != e; ++p) by_node[fill[*p]++] = static_cast<uint32_t>(di);
-  }
-  for (uint32_t i = 0; i < nodes_.size(); ++i) {
-    if (first[i] == first[i + 1]) continue;
-    auto& inner = out.by_node.emplace_hint(out.by_node.end(), nodes_[i].view->id,
-                                           std::map<std::string, uint32_t>{})->second;
-    for (uint32_t k = first[i]; k < first[i + 1];) {
-      uint32_t j = k;
-      while (j < first[i + 1] && by_node[j] == by_node[k]) ++j;
-      inner.emplace_hint(inner.end(), daemons_[by_node[k]]->name, j - k);
-      k = j;
-    }
-  }
-  return out;
+  return std::move(out_);
 }
 
 }  // namespace
+
+DaemonTable::iterator DaemonTable::find(std::string_view name) {
+  auto it = std::lower_bound(items_.begin(), items_.end(), name,
+                             [](const value_type& e, std::string_view n) { return e.first < n; });
+  return it != items_.end() && it->first == name ? it : items_.end();
+}
+
+DaemonTable::const_iterator DaemonTable::find(std::string_view name) const {
+  auto it = std::lower_bound(items_.begin(), items_.end(), name,
+                             [](const value_type& e, std::string_view n) { return e.first < n; });
+  return it != items_.end() && it->first == name ? it : items_.end();
+}
+
+DaemonAssignment& DaemonTable::at(std::string_view name) {
+  auto it = find(name);
+  if (it == items_.end()) throw std::out_of_range(fmt::format("no assignment for daemon '{}'", name));
+  return it->second;
+}
+
+const DaemonAssignment& DaemonTable::at(std::string_view name) const {
+  auto it = find(name);
+  if (it == items_.end()) throw std::out_of_range(fmt::format("no assignment for daemon '{}'", name));
+  return it->second;
+}
+
+std::pair<DaemonTable::iterator, bool> DaemonTable::emplace(std::string name, DaemonAssignment a) {
+  if (items_.empty() || items_.back().first < name) {
+    items_.emplace_back(std::move(name), std::move(a));
+    return {items_.end() - 1, true};
+  }
+  auto it = std::lower_bound(items_.begin(), items_.end(), name,
+                             [](const value_type& e, const std::string& n) { return e.first < n; });
+  if (it != items_.end() && it->first == name) return {it, false};
+  return {items_.emplace(it, std::move(name), std::move(a)), true};
+}
+
+std::map<std::string, std::map<std::string, uint32_t>> Assignment::byNode() const {
+  std::map<std::string, std::map<std::string, uint32_t>> out;
+  for (const auto& [name, d] : daemons) {
+    for (const auto& node : d.nodes) ++out[node][name];
+  }
+  return out;
+}
 
 Assignment assign(const std::vector<NodeView>& nodes, const std::vector<DaemonRequest>& daemons,
                   const AssignOptions& options) {

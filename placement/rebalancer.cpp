@@ -10,7 +10,7 @@ bool listsFeasible(const DaemonAssignment& d, const std::string& node) {
   return std::any_of(d.feasible.begin(), d.feasible.end(), [&](const ScoredNode& s) { return s.node == node; });
 }
 
-// Replaces one instance of `from` by `to` in d's nodes and in by_node. False when `from`
+// Replaces one instance of `from` by `to` in d's nodes. False when `from`
 // holds no instance or `to` already holds one.
 bool moveInstance(Assignment& a, const std::string& daemon, const std::string& from, const std::string& to) {
   auto it = a.daemons.find(daemon);
@@ -20,10 +20,6 @@ bool moveInstance(Assignment& a, const std::string& daemon, const std::string& f
   auto pos = std::find(nodes.begin(), nodes.end(), from);
   if (pos == nodes.end()) return false;
   *pos = to;
-  auto& src = a.by_node[from];
-  if (--src[daemon] == 0) src.erase(daemon);
-  if (src.empty()) a.by_node.erase(from);
-  ++a.by_node[to][daemon];
   return true;
 }
 
@@ -54,8 +50,8 @@ std::vector<Move> Rebalancer::plan(int64_t now_ms, const Assignment& base,
   // not send every daemon to the same cool node.
   std::map<std::string, double> projected = load;
   std::map<std::string, uint32_t> instances;
-  for (const auto& [node, ds] : current.by_node) {
-    for (const auto& [name, count] : ds) instances[node] += count;
+  for (const auto& [name, d] : current.daemons) {
+    for (const auto& node : d.nodes) ++instances[node];
   }
   for (const auto& [name, d] : current.daemons) {
     if (moves.size() >= options_.max_moves_per_plan) break;

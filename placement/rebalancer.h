@@ -43,7 +43,7 @@ struct Move {
   int64_t at_ms = 0;
 };
 
-// `assignment` with `moves` applied in order (nodes and by_node). A move applies when its
+// `assignment` with `moves` applied in order (each daemon's nodes). A move applies when its
 // source holds the daemon, its target does not and the target is in the daemon's feasible
 // list; `applied` (optional) gets whether each move applied, by index.
 Assignment applyMoves(const Assignment& assignment, const std::vector<Move>& moves,
@@ -57,7 +57,7 @@ class Rebalancer {
   // load are left alone). They are returned and join the active overlay.
   std::vector<Move> plan(int64_t now_ms, const Assignment& assignment, const std::map<std::string, double>& load);
 
-  // `assignment` with the active moves applied (nodes and by_node); a move whose source no
+  // `assignment` with the active moves applied (each daemon's nodes); a move whose source no
   // longer holds the daemon, or whose target is no longer in its feasible list, is dropped.
   Assignment apply(const Assignment& assignment);
 

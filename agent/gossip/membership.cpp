@@ -123,8 +123,8 @@ bool Membership::leaveBroadcastDone() const {
 
 size_t Membership::numAlive() const {
   size_t n = 1;
-  for (const auto& [id, m] : members_)
-    if (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect) ++n;
+  for (const auto& m : ids_)
+    if (m->live()) ++n;
   return n;
 }
 
@@ -441,7 +441,7 @@ void Membership::onPing(int64_t now_ms, const std::string& from, const PingMsg& 
   }
   const std::string& source = m.source_address.empty() ? from : m.source_address;
   Member* src = find(m.source_id);
-  if (src != nullptr) src->info.last_heard_ms = now_ms;
+  if (src != nullptr) src->last_heard_ms = now_ms;
   sendPacket(source, {AckMsg{m.seq_no}}, true);
   if (!m.source_id.empty() && m.source_id != self_.id && src == nullptr) syncWithSender(now_ms, source);
 }
@@ -487,11 +487,11 @@ void Membership::onAck(int64_t now_ms, uint32_t seq) {
   if (!probe_.active || probe_.acked || seq != probe_.seq) return;
   probe_.acked = true;
   if (Member* t = find(probe_.target)) {
-    t->info.last_heard_ms = now_ms;
+    t->last_heard_ms = now_ms;
     if (!probe_.indirect_sent) {
-      t->info.rtt_ms = now_ms - probe_.start_ms;
-      t->info.rtt_us = std::max<int64_t>(0, now_us_ - probe_.start_us);
-      ++t->info.rtt_samples;
+      t->rtt_ms = now_ms - probe_.start_ms;
+      t->rtt_us = std::max<int64_t>(0, now_us_ - probe_.start_us);
+      ++t->rtt_samples;
     }
   }
   applyAwareness(-1);
@@ -538,64 +538,69 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
       out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, info, self_.id});
       return;
     }
-    auto owner = id_by_name_.find(m.name);
+    auto owner = id_by_name_.find(std::string_view(m.name));
     if (owner != id_by_name_.end()) {
-      Member* other = owner->second;
+      Member* other = *owner;
       if (other != nullptr &&
-          (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
+          (other->state == MemberState::kAlive || other->state == MemberState::kSuspect)) {
         ++counters_.name_conflicts;
         MemberInfo info{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
-        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, info, other->info.id});
+        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, info, other->id()});
         return;
       }
-      if (other != nullptr) removeMember(other->info.id);  // a dead holder gives the name up
+      if (other != nullptr) removeMember(other->id());  // a dead holder gives the name up (and its index entry)
     }
     if (members_.size() >= options_.max_members) {
       ++counters_.members_rejected;
       return;
     }
     auto mem = std::make_unique<Member>();
-    mem->info = MemberInfo{m.id, m.name, m.address, m.public_key, MemberState::kAlive, m.incarnation, now_ms};
+    mem->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);
+    mem->incarnation = m.incarnation;
+    mem->state_change_ms = now_ms;
     Member* raw = mem.get();
-    members_.emplace(std::string_view(raw->info.id), std::move(mem));
-    raw->index = ids_.size();
-    ids_.push_back(raw);
-    id_by_name_[m.name] = raw;
+    raw->index = static_cast<uint32_t>(ids_.size());
+    ids_.push_back(std::move(mem));
+    members_.insert(raw);
+    id_by_name_.insert(raw);
     // Insert at a random place in the probe order so new members are probed soon but fairly.
     size_t pos = probe_order_.empty() ? 0 : static_cast<size_t>(rng_.uniform(probe_order_.size() + 1));
     probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(pos), raw);
     if (pos < probe_pos_) ++probe_pos_;
     auto st = states_.find(m.id);
-    if (st != states_.end()) raw->info.state_version = st->second.version;
+    if (st != states_.end()) raw->state_version = st->second.version;
     emit(MemberEventKind::kJoin, *raw);
     broadcastMembership(m.id, m);
     return;
   }
-  if (m.incarnation <= existing->info.incarnation) return;
-  MemberState was = existing->info.state;
-  bool moved = existing->info.address != m.address || existing->info.name != m.name;
-  if (existing->info.name != m.name) {
-    auto owner = id_by_name_.find(m.name);
-    if (owner != id_by_name_.end() && owner->second != existing) {
-      Member* other = owner->second;
+  if (m.incarnation <= existing->incarnation) return;
+  MemberState was = existing->state;
+  bool moved = existing->address() != m.address || existing->name() != m.name;
+  if (existing->name() != m.name) {
+    auto owner = id_by_name_.find(std::string_view(m.name));
+    if (owner != id_by_name_.end() && *owner != existing) {
+      Member* other = *owner;
       if (other != nullptr &&
-          (other->info.state == MemberState::kAlive || other->info.state == MemberState::kSuspect)) {
+          (other->state == MemberState::kAlive || other->state == MemberState::kSuspect)) {
         ++counters_.name_conflicts;
-        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, existing->info, other->info.id});
+        out_.events.push_back(MemberEvent{MemberEventKind::kNameConflict, existing->info(), other->id()});
         return;
       }
     }
-    if (auto mine = id_by_name_.find(existing->info.name); mine != id_by_name_.end() && mine->second == existing)
+    // The name index hashes the member's name: out under the old one, in under the new
+    // one (taking it over from a dead holder, whose entry goes).
+    if (auto mine = id_by_name_.find(std::string_view(existing->name())); mine != id_by_name_.end() && *mine == existing)
       id_by_name_.erase(mine);
-    id_by_name_[m.name] = existing;
+    if (auto theirs = id_by_name_.find(std::string_view(m.name)); theirs != id_by_name_.end()) id_by_name_.erase(theirs);
+    existing->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);
+    id_by_name_.insert(existing);
+  } else if (!existing->ident->same(m.id, m.name, m.address, m.public_key)) {
+    existing->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);  // same id and name: no re-index
   }
-  existing->info.name = m.name;
-  existing->info.address = m.address;
-  existing->info.public_key = m.public_key;
-  existing->info.incarnation = m.incarnation;
-  existing->info.state = MemberState::kAlive;
+  existing->incarnation = m.incarnation;
+  existing->state = MemberState::kAlive;
   existing->suspicion.reset();
-  if (was != MemberState::kAlive) existing->info.state_change_ms = now_ms;
+  if (was != MemberState::kAlive) existing->state_change_ms = now_ms;
   if (was == MemberState::kSuspect) {
     ++counters_.false_suspicions_refuted;
     emit(MemberEventKind::kAlive, *existing);
@@ -614,8 +619,8 @@ void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
     return;
   }
   Member* mem = find(m.id);
-  if (mem == nullptr || m.incarnation < mem->info.incarnation) return;
-  if (mem->info.state == MemberState::kSuspect && mem->suspicion != nullptr) {
+  if (mem == nullptr || m.incarnation < mem->incarnation) return;
+  if (mem->state == MemberState::kSuspect && mem->suspicion != nullptr) {
     // Our own failed probe counts as an independent confirmation too (and is spread).
     Suspicion& sp = *mem->suspicion;
     if (m.from.empty() || sp.confirmations.count(m.from) != 0) return;
@@ -627,11 +632,11 @@ void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
     broadcastMembership(m.id, m);
     return;
   }
-  if (mem->info.state != MemberState::kAlive) return;
+  if (mem->state != MemberState::kAlive) return;
   const size_t n = estimatedNodes();
-  mem->info.state = MemberState::kSuspect;
-  mem->info.incarnation = m.incarnation;
-  mem->info.state_change_ms = now_ms;
+  mem->state = MemberState::kSuspect;
+  mem->incarnation = m.incarnation;
+  mem->state_change_ms = now_ms;
   mem->suspicion = std::make_unique<Suspicion>();
   Suspicion& sp = *mem->suspicion;
   sp.start_ms = now_ms;
@@ -653,12 +658,12 @@ void Membership::onDead(int64_t now_ms, const DeadMsg& m) {
     return;
   }
   Member* mem = find(m.id);
-  if (mem == nullptr || m.incarnation < mem->info.incarnation) return;
-  if (mem->info.state == MemberState::kDead || mem->info.state == MemberState::kLeft) return;
+  if (mem == nullptr || m.incarnation < mem->incarnation) return;
+  if (mem->state == MemberState::kDead || mem->state == MemberState::kLeft) return;
   bool left = m.from == m.id;
-  mem->info.state = left ? MemberState::kLeft : MemberState::kDead;
-  mem->info.incarnation = m.incarnation;
-  mem->info.state_change_ms = now_ms;
+  mem->state = left ? MemberState::kLeft : MemberState::kDead;
+  mem->incarnation = m.incarnation;
+  mem->state_change_ms = now_ms;
   mem->suspicion.reset();
   if (!left) ++counters_.dead_declared;
   emit(left ? MemberEventKind::kLeft : MemberEventKind::kDead, *mem);
@@ -677,7 +682,7 @@ void Membership::onNodeState(int64_t now_ms, const std::string& from, const Node
   const bool newer = m.version > s.version;
   if (newer) {
     s.version = m.version;
-    origin->info.state_version = m.version;
+    origin->state_version = m.version;
     s.sources.clear();  // they announced an older version
   }
   if (m.has_body) {
@@ -688,7 +693,7 @@ void Membership::onNodeState(int64_t now_ms, const std::string& from, const Node
     s.body_version = m.version;
     s.body = m.body;
     ++counters_.state_updates;
-    out_.states.push_back(NodeStateUpdate{m.origin, origin->info.name, m.version, m.body});
+    out_.states.push_back(NodeStateUpdate{m.origin, origin->name(), m.version, m.body});
     if (s.body_version < s.version) return;  // an old body: no use passing it on
     s.fetch_attempts = 0;
     s.sources.clear();
@@ -717,9 +722,9 @@ void Membership::fetchState(int64_t now_ms, const std::string& origin_id, Stored
   // Candidates: the members that announced the version (newest first), then the origin.
   std::vector<std::string> candidates = s.sources;
   if (Member* origin = find(origin_id); origin != nullptr &&
-      (origin->info.state == MemberState::kAlive || origin->info.state == MemberState::kSuspect)) {
-    if (std::find(candidates.begin(), candidates.end(), origin->info.address) == candidates.end())
-      candidates.push_back(origin->info.address);
+      (origin->state == MemberState::kAlive || origin->state == MemberState::kSuspect)) {
+    if (std::find(candidates.begin(), candidates.end(), origin->address()) == candidates.end())
+      candidates.push_back(origin->address());
   }
   const int64_t cap_ms = kStateFetchMaxBackoffProbes * options_.probe_interval_ms;
   if (candidates.empty()) {
@@ -782,9 +787,9 @@ PushPullMsg Membership::buildPushPull(bool join) const {
   pp.members.reserve(members_.size() + 1);
   pp.members.push_back(MemberRecord{self_.id, self_.name, self_.address, self_.public_key, incarnation_,
                                     leaving_ ? MemberState::kLeft : MemberState::kAlive});
-  for (const Member* mem : ids_) {
-    const auto& i = mem->info;
-    pp.members.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, i.incarnation, i.state});
+  for (const auto& mem : ids_) {
+    const MemberIdentity& i = *mem->ident;
+    pp.members.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, mem->incarnation, mem->state});
   }
   for (const auto& [origin, s] : states_) {
     // Always the body's own version: a newer version only announced is not vouched for.
@@ -793,24 +798,35 @@ PushPullMsg Membership::buildPushPull(bool join) const {
   return pp;
 }
 
-void Membership::mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp) {
-  for (const auto& r : pp.members) {
-    AliveMsg alive{r.incarnation, r.id, r.name, r.address, r.public_key};
-    switch (r.state) {
-      case MemberState::kAlive: onAlive(now_ms, alive, true); break;
-      case MemberState::kLeft:
-        onAlive(now_ms, alive, true);
-        onDead(now_ms, DeadMsg{r.incarnation, r.id, r.id});
-        break;
-      case MemberState::kSuspect:
-      case MemberState::kDead:
-        // As memberlist does: a remote dead is only a suspicion here, so the node may refute.
-        onAlive(now_ms, alive, true);
-        onSuspect(now_ms, SuspectMsg{r.incarnation, r.id, from});
-        break;
-    }
+void Membership::mergeMemberRecord(int64_t now_ms, const std::string& from, const MemberRecord& r) {
+  AliveMsg alive{r.incarnation, r.id, r.name, r.address, r.public_key};
+  switch (r.state) {
+    case MemberState::kAlive: onAlive(now_ms, alive, true); break;
+    case MemberState::kLeft:
+      onAlive(now_ms, alive, true);
+      onDead(now_ms, DeadMsg{r.incarnation, r.id, r.id});
+      break;
+    case MemberState::kSuspect:
+    case MemberState::kDead:
+      // As memberlist does: a remote dead is only a suspicion here, so the node may refute.
+      onAlive(now_ms, alive, true);
+      onSuspect(now_ms, SuspectMsg{r.incarnation, r.id, from});
+      break;
   }
+}
+
+void Membership::mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp) {
+  for (const auto& r : pp.members) mergeMemberRecord(now_ms, from, r);
   for (const auto& s : pp.states) onNodeState(now_ms, from, s);
+}
+
+void Membership::adoptConvergedMembers(int64_t now_ms, const std::vector<MemberRecord>& records) {
+  if (!started_) return;
+  for (const auto& r : records) {
+    if (r.id == self_.id) continue;
+    mergeMemberRecord(now_ms, "", r);
+    membership_queue_.forget(r.id);
+  }
 }
 
 void Membership::refute(int64_t now_ms, uint64_t accused_incarnation) {
@@ -826,37 +842,66 @@ void Membership::applyAwareness(int delta) {
 }
 
 void Membership::emit(MemberEventKind kind, const Member& m, std::string detail) {
-  out_.events.push_back(MemberEvent{kind, m.info, std::move(detail)});
+  out_.events.push_back(MemberEvent{kind, m.info(), std::move(detail)});
 }
 
-Membership::Member* Membership::find(const std::string& id) {
-  auto it = members_.find(std::string_view(id));
-  return it == members_.end() ? nullptr : it->second.get();
+MemberInfo Membership::Member::info() const {
+  MemberInfo i{ident->id, ident->name, ident->address, ident->public_key, state, incarnation, state_change_ms};
+  i.last_heard_ms = last_heard_ms;
+  i.rtt_ms = rtt_ms;
+  i.state_version = state_version;
+  i.rtt_us = rtt_us;
+  i.rtt_samples = rtt_samples;
+  return i;
 }
 
-const MemberInfo* Membership::findMember(const std::string& id) const {
-  auto it = members_.find(std::string_view(id));
-  return it == members_.end() ? nullptr : &it->second->info;
+Membership::Member* Membership::find(std::string_view id) {
+  auto it = members_.find(id);
+  return it == members_.end() ? nullptr : *it;
 }
 
-void Membership::removeMember(const std::string& id_ref) {
-  const std::string id = id_ref;  // callers may pass the member's own info.id, freed below
+const Membership::Member* Membership::find(std::string_view id) const {
+  auto it = members_.find(id);
+  return it == members_.end() ? nullptr : *it;
+}
+
+std::optional<MemberInfo> Membership::findMember(std::string_view id) const {
+  const Member* m = find(id);
+  if (m == nullptr) return std::nullopt;
+  return m->info();
+}
+
+std::optional<MemberState> Membership::memberState(std::string_view id) const {
+  const Member* m = find(id);
+  if (m == nullptr) return std::nullopt;
+  return m->state;
+}
+
+std::string_view Membership::memberAddress(std::string_view id) const {
+  const Member* m = find(id);
+  return m == nullptr ? std::string_view() : std::string_view(m->address());
+}
+
+void Membership::removeMember(std::string_view id_ref) {
+  const std::string id(id_ref);  // callers may pass the member's own id(), freed below
   auto it = members_.find(std::string_view(id));
   if (it == members_.end()) return;
-  Member* mem = it->second.get();
-  auto name_it = id_by_name_.find(mem->info.name);
-  if (name_it != id_by_name_.end() && name_it->second == mem) id_by_name_.erase(name_it);
-  const size_t idx = mem->index;
-  if (idx + 1 != ids_.size()) {
-    ids_[idx] = ids_.back();
-    ids_[idx]->index = idx;
-  }
-  ids_.pop_back();
+  Member* mem = *it;
+  auto name_it = id_by_name_.find(std::string_view(mem->name()));
+  if (name_it != id_by_name_.end() && *name_it == mem) id_by_name_.erase(name_it);
+  members_.erase(it);
   if (auto p = std::find(probe_order_.begin(), probe_order_.end(), mem); p != probe_order_.end()) {
     if (static_cast<size_t>(p - probe_order_.begin()) < probe_pos_) --probe_pos_;
     probe_order_.erase(p);
   }
-  members_.erase(it);
+  const size_t idx = mem->index;
+  std::unique_ptr<Member> owned = std::move(ids_[idx]);
+  if (idx + 1 != ids_.size()) {
+    ids_[idx] = std::move(ids_.back());
+    ids_[idx]->index = static_cast<uint32_t>(idx);
+  }
+  ids_.pop_back();
+  owned.reset();
   states_.erase(id);
   fetch_wanted_.erase(id);
   membership_queue_.forget(id);
@@ -866,8 +911,8 @@ void Membership::removeMember(const std::string& id_ref) {
 
 std::vector<MemberInfo> Membership::members() const {
   std::vector<MemberInfo> out;
-  out.reserve(members_.size());
-  for (const auto& [id, m] : members_) out.push_back(m->info);
+  out.reserve(ids_.size());
+  for (const auto& m : ids_) out.push_back(m->info());
   std::sort(out.begin(), out.end(), [](const MemberInfo& a, const MemberInfo& b) { return a.id < b.id; });
   return out;
 }
@@ -884,7 +929,7 @@ std::map<std::string, NodeStateUpdate> Membership::nodeStates() const {
   for (const auto& [origin, s] : states_) {
     if (!s.has_body) continue;
     std::string name = origin == self_.id ? self_.name : "";
-    if (auto it = members_.find(std::string_view(origin)); it != members_.end()) name = it->second->info.name;
+    if (const Member* m = find(origin); m != nullptr) name = m->name();
     out.emplace(origin, NodeStateUpdate{origin, name, s.body_version, s.body});
   }
   return out;
@@ -895,11 +940,11 @@ std::vector<Membership::Member*> Membership::randomMembers(size_t k, const std::
   std::vector<Member*> out;
   const size_t n = ids_.size();
   for (size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
-    Member* m = ids_[static_cast<size_t>(rng_.uniform(n))];
-    if (m->info.id == exclude) continue;
-    bool ok = m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect;
-    if (!ok && include_recent_dead && m->info.state == MemberState::kDead &&
-        now_ms - m->info.state_change_ms < options_.gossip_to_dead_ms)
+    Member* m = ids_[static_cast<size_t>(rng_.uniform(n))].get();
+    if (m->id() == exclude) continue;
+    bool ok = m->state == MemberState::kAlive || m->state == MemberState::kSuspect;
+    if (!ok && include_recent_dead && m->state == MemberState::kDead &&
+        now_ms - m->state_change_ms < options_.gossip_to_dead_ms)
       ok = true;
     if (!ok || std::find(out.begin(), out.end(), m) != out.end()) continue;
     out.push_back(m);
@@ -968,9 +1013,9 @@ void Membership::suspicionStep(int64_t now_ms) {
     std::string id = suspicion_deadlines_.begin()->second;
     suspicion_deadlines_.erase(suspicion_deadlines_.begin());
     Member* m = find(id);
-    if (m == nullptr || m->info.state != MemberState::kSuspect) continue;
+    if (m == nullptr || m->state != MemberState::kSuspect) continue;
     if (m->suspicion != nullptr && m->suspicion->deadline_ms > now_ms) continue;  // stale; the live one is queued
-    onDead(now_ms, DeadMsg{m->info.incarnation, id, self_.id});
+    onDead(now_ms, DeadMsg{m->incarnation, id, self_.id});
   }
 }
 
@@ -994,15 +1039,15 @@ void Membership::probeStep(int64_t now_ms) {
       probe_.indirect_sent = true;
       auto helpers = randomMembers(static_cast<size_t>(options_.indirect_checks), probe_.target, false, now_ms);
       for (Member* h : helpers) {
-        if (h->info.state != MemberState::kAlive) continue;
+        if (h->state != MemberState::kAlive) continue;
         ++probe_.expected_nacks;
         ++counters_.indirect_probes;
-        sendPacket(h->info.address,
-                   {IndirectPingMsg{probe_.seq, probe_.target, target->info.address, true, self_.address}}, false);
+        sendPacket(h->address(),
+                   {IndirectPingMsg{probe_.seq, probe_.target, target->address(), true, self_.address}}, false);
       }
       if (options_.tcp_fallback_probe) {
         ++counters_.tcp_probes;
-        queueStream(StreamKind::kProbe, target->info.address,
+        queueStream(StreamKind::kProbe, target->address(),
                     PingMsg{probe_.seq, probe_.target, self_.address, self_.id}, probe_.seq, false);
       }
     }
@@ -1015,30 +1060,31 @@ void Membership::probeStep(int64_t now_ms) {
   Member* target = nullptr;
   for (size_t checked = 0; checked <= probe_order_.size() && target == nullptr; ++checked) {
     if (probe_pos_ >= probe_order_.size()) {
-      probe_order_ = ids_;
+      probe_order_.clear();
+      for (const auto& m : ids_) probe_order_.push_back(m.get());
       rng_.shuffle(probe_order_);
       probe_pos_ = 0;
       if (probe_order_.empty()) return;
     }
     Member* m = probe_order_[probe_pos_++];
-    if (m != nullptr && (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)) target = m;
+    if (m != nullptr && (m->state == MemberState::kAlive || m->state == MemberState::kSuspect)) target = m;
   }
   if (target == nullptr) return;
   probe_ = Probe{};
   probe_.active = true;
-  probe_.target = target->info.id;
+  probe_.target = target->id();
   probe_.seq = nextSeq();
   probe_.start_ms = now_ms;
   probe_.start_us = now_us_;
   probe_.timeout_at_ms = now_ms + scaled(options_.probe_timeout_ms);
   probe_.end_ms = now_ms + scaled(options_.probe_interval_ms);
   ++counters_.probes;
-  std::vector<Message> msgs{PingMsg{probe_.seq, target->info.id, self_.address, self_.id}};
-  if (target->info.state == MemberState::kSuspect) {
+  std::vector<Message> msgs{PingMsg{probe_.seq, target->id(), self_.address, self_.id}};
+  if (target->state == MemberState::kSuspect) {
     // Lifeguard's buddy system: tell the suspect it is suspected so it can refute at once.
-    msgs.push_back(SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+    msgs.push_back(SuspectMsg{target->incarnation, target->id(), self_.id});
   }
-  sendPacket(target->info.address, std::move(msgs), true);
+  sendPacket(target->address(), std::move(msgs), true);
 }
 
 void Membership::finishProbe(int64_t now_ms) {
@@ -1049,12 +1095,12 @@ void Membership::finishProbe(int64_t now_ms) {
   if (probe_.expected_nacks > 0) delta = probe_.expected_nacks - probe_.nacks;
   if (delta > 0) applyAwareness(delta);
   Member* target = find(probe_.target);
-  if (target == nullptr || target->info.state != MemberState::kAlive) {
-    if (target != nullptr && target->info.state == MemberState::kSuspect)
-      onSuspect(now_ms, SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+  if (target == nullptr || target->state != MemberState::kAlive) {
+    if (target != nullptr && target->state == MemberState::kSuspect)
+      onSuspect(now_ms, SuspectMsg{target->incarnation, target->id(), self_.id});
     return;
   }
-  onSuspect(now_ms, SuspectMsg{target->info.incarnation, target->info.id, self_.id});
+  onSuspect(now_ms, SuspectMsg{target->incarnation, target->id(), self_.id});
 }
 
 void Membership::gossipStep(int64_t now_ms) {
@@ -1062,31 +1108,32 @@ void Membership::gossipStep(int64_t now_ms) {
   auto targets = randomMembers(static_cast<size_t>(options_.gossip_nodes), "", true, now_ms);
   for (Member* t : targets) {
     if (membership_queue_.empty() && state_queue_.empty()) break;
-    sendPacket(t->info.address, {}, true);
+    sendPacket(t->address(), {}, true);
   }
 }
 
 void Membership::pushPullStep(int64_t now_ms) {
   if (leaving_) return;
   auto picks = randomMembers(1, "", false, now_ms);
-  if (picks.empty() || picks[0]->info.state != MemberState::kAlive) return;
-  queueStream(StreamKind::kPushPull, picks[0]->info.address, buildPushPull(false), 0, false);
+  if (picks.empty() || picks[0]->state != MemberState::kAlive) return;
+  queueStream(StreamKind::kPushPull, picks[0]->address(), buildPushPull(false), 0, false);
 }
 
 void Membership::reconnectStep(int64_t now_ms) {
   (void)now_ms;
   if (leaving_) return;
   std::vector<Member*> dead;
-  std::set<std::string> live_addresses;
-  for (Member* m : ids_) {
-    if (m->info.state == MemberState::kDead) dead.push_back(m);
-    if (m->info.state == MemberState::kAlive || m->info.state == MemberState::kSuspect)
-      live_addresses.insert(m->info.address);
+  std::set<std::string_view> live_addresses;  // views of member addresses, not changed below
+  for (const auto& owned : ids_) {
+    Member* m = owned.get();
+    if (m->state == MemberState::kDead) dead.push_back(m);
+    if (m->state == MemberState::kAlive || m->state == MemberState::kSuspect)
+      live_addresses.insert(m->address());
   }
   if (!dead.empty()) {
     Member* m = dead[static_cast<size_t>(rng_.uniform(dead.size()))];
     ++counters_.reconnects;
-    queueStream(StreamKind::kPushPull, m->info.address, buildPushPull(false), 0, false);
+    queueStream(StreamKind::kPushPull, m->address(), buildPushPull(false), 0, false);
   }
   // Re-join one seed we do not currently see alive, in turn, so a partition heals even when
   // every member on the far side was reaped or never known.
@@ -1115,10 +1162,9 @@ void Membership::seedRetryStep(int64_t now_ms) {
   if (leaving_ || seed_retry_.empty()) return;
   // Runs every tick: nothing to do (and no scan of the members) once every seed was reached.
   if (std::none_of(seed_retry_.begin(), seed_retry_.end(), [](const auto& e) { return !e.second.reached; })) return;
-  std::set<std::string> live_addresses;
-  for (const Member* m : ids_) {
-    const auto& i = m->info;
-    if (i.state == MemberState::kAlive || i.state == MemberState::kSuspect) live_addresses.insert(i.address);
+  std::set<std::string_view> live_addresses;  // views of member addresses, not changed below
+  for (const auto& m : ids_) {
+    if (m->live()) live_addresses.insert(m->address());
   }
   for (auto& [address, r] : seed_retry_) {
     if (r.reached) continue;
@@ -1142,9 +1188,9 @@ void Membership::seedRetryStep(int64_t now_ms) {
 
 void Membership::reapStep(int64_t now_ms) {
   std::vector<std::string> reap;
-  for (const Member* m : ids_) {
-    const auto& i = m->info;
-    const std::string& id = i.id;
+  for (const auto& m : ids_) {
+    const Member& i = *m;
+    const std::string& id = i.id();
     if ((i.state == MemberState::kDead && now_ms - i.state_change_ms >= options_.reap_dead_after_ms) ||
         (i.state == MemberState::kLeft && now_ms - i.state_change_ms >= options_.reap_left_after_ms))
       reap.push_back(id);

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agent/core/bytes.h"
@@ -36,6 +37,7 @@
 #include "agent/core/status.h"
 #include "agent/gossip/broadcast_queue.h"
 #include "agent/gossip/keyring.h"
+#include "agent/gossip/member_identity.h"
 #include "agent/gossip/messages.h"
 #include "agent/gossip/options.h"
 
@@ -154,6 +156,12 @@ class Membership {
   void join(int64_t now_ms, const std::vector<std::string>& addresses, bool remember_as_seeds = true);
   // Broadcasts a graceful leave. leaveBroadcastDone() tells when it has been sent enough.
   void leave(int64_t now_ms);
+  // Adopts a member list that every member already holds (a cluster that has converged:
+  // the simulator's --prejoined start). Each record goes through the push-pull merge path
+  // (validation, name conflicts, probe order, events), but the broadcasts that path queues
+  // for these members are dropped: the caller vouches there is nothing left to spread.
+  // Call after start().
+  void adoptConvergedMembers(int64_t now_ms, const std::vector<MemberRecord>& records);
   bool leaving() const { return leaving_; }
   bool leaveBroadcastDone() const;
 
@@ -190,7 +198,12 @@ class Membership {
   // Members other than self, sorted by id; self is localMember().
   std::vector<MemberInfo> members() const;
   MemberInfo localMember() const;
-  const MemberInfo* findMember(const std::string& id) const;
+  // One member's record (a copy), nullopt if unknown.
+  std::optional<MemberInfo> findMember(std::string_view id) const;
+  // Its state alone, without the copy (nullopt if unknown).
+  std::optional<MemberState> memberState(std::string_view id) const;
+  // Its address, empty if unknown; valid until the next input or tick.
+  std::string_view memberAddress(std::string_view id) const;
   // Every known node state (self included), by origin id.
   std::map<std::string, NodeStateUpdate> nodeStates() const;
   const Counters& counters() const { return counters_; }
@@ -210,10 +223,44 @@ class Membership {
     std::set<std::string> confirmations;
     int64_t deadline_ms = 0;
   };
+  // One member, compact: every node holds every member (N^2 entries in a simulation).
+  // The identity (id, name, address, key) is shared (internMemberIdentity) and replaced
+  // whole when the address, name or key changes; the id never changes.
   struct Member {
-    MemberInfo info;
+    MemberIdentityRef ident;
     std::unique_ptr<Suspicion> suspicion;
-    size_t index = 0;  // in ids_
+    uint64_t incarnation = 0;
+    uint64_t state_version = 0;
+    int64_t state_change_ms = 0;
+    int64_t last_heard_ms = -1;
+    int64_t rtt_us = -1;
+    int32_t rtt_ms = -1;
+    uint32_t rtt_samples = 0;
+    uint32_t index = 0;  // in ids_
+    MemberState state = MemberState::kAlive;
+
+    const std::string& id() const { return ident->id; }
+    const std::string& name() const { return ident->name; }
+    const std::string& address() const { return ident->address; }
+    bool live() const { return state == MemberState::kAlive || state == MemberState::kSuspect; }
+    MemberInfo info() const;
+  };
+  // Hash sets of Member*, by id and by name, looked up with a string_view.
+  struct ById {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
+    size_t operator()(const Member* m) const { return (*this)(std::string_view(m->id())); }
+    bool operator()(const Member* a, const Member* b) const { return a == b || a->id() == b->id(); }
+    bool operator()(std::string_view a, const Member* b) const { return a == b->id(); }
+    bool operator()(const Member* a, std::string_view b) const { return a->id() == b; }
+  };
+  struct ByName {
+    using is_transparent = void;
+    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+    size_t operator()(const Member* m) const { return (*this)(std::string_view(m->name())); }
+    bool operator()(const Member* a, const Member* b) const { return a == b || a->name() == b->name(); }
+    bool operator()(std::string_view a, const Member* b) const { return a == b->name(); }
+    bool operator()(const Member* a, std::string_view b) const { return a->name() == b; }
   };
   // One origin's state. `version` is the newest version known (held or announced);
   // `body` is the newest body held, of `body_version` (never reported under another
@@ -280,6 +327,7 @@ class Membership {
   void fetchStep(int64_t now_ms);
   void fetchState(int64_t now_ms, const std::string& origin_id, StoredState& s);
   void mergePushPull(int64_t now_ms, const std::string& from, const PushPullMsg& pp);
+  void mergeMemberRecord(int64_t now_ms, const std::string& from, const MemberRecord& r);
   PushPullMsg buildPushPull(bool join) const;
   Bytes serveApp(const std::string& from, const AppRequestMsg& req);
   Result<Bytes> appReplyOf(const Result<Bytes>& sealed);
@@ -288,8 +336,11 @@ class Membership {
   void refute(int64_t now_ms, uint64_t accused_incarnation);
   void applyAwareness(int delta);
   void emit(MemberEventKind kind, const Member& m, std::string detail = {});
-  Member* find(const std::string& id);
-  void removeMember(const std::string& id);
+  Member* find(std::string_view id);
+  const Member* find(std::string_view id) const;
+  // Moves m to a new identity (address, name or key changed), keeping the indexes right.
+  void setIdentity(Member& m, MemberIdentityRef ident);
+  void removeMember(std::string_view id);
   AliveMsg selfAlive() const;
   int64_t scaled(int64_t ms) const { return ms * (awareness_ + 1); }
   size_t estimatedNodes() const { return members_.size() + 1; }
@@ -310,12 +361,12 @@ class Membership {
   uint64_t next_stream_id_ = 1;
   int64_t now_us_ = 0;  // the time of the input being handled, in microseconds (probe RTTs)
 
-  // Memory matters here: every node holds every member (N^2 in a simulation), so the
-  // indexes point at the Member rather than copy its id. Keys of members_ view the
-  // member's own info.id, which never changes.
-  std::unordered_map<std::string_view, std::unique_ptr<Member>> members_;  // by id, self excluded
-  std::vector<Member*> ids_;  // same members, Member::index is the position; random picks index this
-  std::unordered_map<std::string, Member*> id_by_name_;
+  // Memory matters here: every node holds every member (N^2 in a simulation), so ids_
+  // owns the Members and the indexes are sets of pointers hashed by the member's own id /
+  // name (no key copies).
+  std::vector<std::unique_ptr<Member>> ids_;  // self excluded; Member::index is the position; random picks index this
+  std::unordered_set<Member*, ById, ById> members_;      // the same members, by id
+  std::unordered_set<Member*, ByName, ByName> id_by_name_;  // by name (one holder per name)
   std::vector<Member*> probe_order_;  // removeMember() takes a member out
   size_t probe_pos_ = 0;
   Probe probe_;

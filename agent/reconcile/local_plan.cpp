@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "agent/spec/interpolate.h"
+#include "placement/hashing.h"
 #include "placement/rebalancer.h"
 #include "probes/vivaldi.h"
 
@@ -17,6 +18,41 @@ const commits::NodeMaintenance* maintenanceFor(const commits::DesiredState& d, c
   auto it = d.maintenance.find(name);
   return it == d.maintenance.end() ? nullptr : &it->second;
 }
+
+// Node id -> peer, for the ~one lookup per assigned instance each tick: open addressing over
+// a power-of-two table with placement's string hash (cheaper than unordered_map's hash,
+// prime modulo and node chase at 30,000 lookups a tick).
+class PeerIndex {
+ public:
+  explicit PeerIndex(const std::vector<PeerView>& nodes) {
+    size_t size = 16;
+    while (size < nodes.size() * 2) size *= 2;
+    mask_ = size - 1;
+    slots_.assign(size, Slot{});
+    for (const auto& n : nodes) {
+      const uint64_t h = placement::hashString(n.id, kSeed);
+      size_t i = h & mask_;
+      while (slots_[i].peer && !(slots_[i].hash == h && slots_[i].peer->id == n.id)) i = (i + 1) & mask_;
+      slots_[i] = Slot{h, &n};  // a duplicate id: the last one, as a map assignment would
+    }
+  }
+  const PeerView* find(std::string_view id) const {
+    const uint64_t h = placement::hashString(id, kSeed);
+    for (size_t i = h & mask_; slots_[i].peer; i = (i + 1) & mask_) {
+      if (slots_[i].hash == h && slots_[i].peer->id == id) return slots_[i].peer;
+    }
+    return nullptr;
+  }
+
+ private:
+  static constexpr uint64_t kSeed = 0x7065657269647831ULL;
+  struct Slot {
+    uint64_t hash = 0;
+    const PeerView* peer = nullptr;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
 
 struct Holder {  // a node that reports a daemon
   const PeerView* node;
@@ -52,9 +88,8 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   plan.frozen = desired.frozenAt(in.wall_ms);
 
   const PeerView* self = nullptr;
-  std::unordered_map<std::string, const PeerView*> by_id;
+  const PeerIndex by_id(in.nodes);
   for (const auto& n : in.nodes) {
-    by_id[n.id] = &n;
     if (n.id == in.self_id) self = &n;
     if (n.state == state::MemberState::kAlive) ++plan.alive;
   }
@@ -95,14 +130,37 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     }
   }
 
+  // The desired daemons, by name, walked once: each entry is a node of its own (a spec is
+  // large), so the walk collects them and reads each a few entries ahead of its use
+  // (prefetch), and later loops use what it kept rather than visiting the map again.
+  std::vector<const std::pair<const std::string, commits::DesiredDaemon>*> entries;
+  entries.reserve(desired.daemons.size());
+  for (const auto& e : desired.daemons) entries.push_back(&e);
+  auto prefetch = [&](size_t i) {
+    if (i >= entries.size()) return;
+    const commits::DesiredDaemon* d = &entries[i]->second;
+    __builtin_prefetch(&d->spec.name);
+    __builtin_prefetch(&d->spec.kind);
+    __builtin_prefetch(&d->spec.resources);
+    __builtin_prefetch(&d->spec.placement);
+    __builtin_prefetch(&d->spec.depends_on);
+    __builtin_prefetch(&d->paused);
+  };
+  constexpr size_t kAhead = 4;
+  for (size_t i = 0; i < kAhead; ++i) prefetch(i);
   std::vector<placement::DaemonRequest> requests;
-  requests.reserve(desired.daemons.size());
-  for (const auto& [name, d] : desired.daemons) {
+  requests.reserve(entries.size());
+  std::vector<uint8_t> paused(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    prefetch(i + kAhead);
+    const commits::DesiredDaemon& d = entries[i]->second;
+    paused[i] = d.paused ? 1 : 0;
     auto req = placement::requestFromSpec(d.spec);
-    auto held = holders.find(name);
-    if (d.kill_relocation_generation > 0 && d.kill_relocation_generation >= d.updated_seq && held != holders.end()) {
-      for (const auto& h : held->second) req.pinned.push_back(h.node->id);
-      std::sort(req.pinned.begin(), req.pinned.end());
+    if (d.kill_relocation_generation > 0 && d.kill_relocation_generation >= d.updated_seq) {
+      if (auto held = holders.find(entries[i]->first); held != holders.end()) {
+        for (const auto& h : held->second) req.pinned.push_back(h.node->id);
+        std::sort(req.pinned.begin(), req.pinned.end());
+      }
     }
     requests.push_back(std::move(req));
   }
@@ -126,22 +184,27 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   }
   const placement::Assignment& assignment = overlay ? overlaid : base;
 
-  auto nameOf = [&](const std::string& id) {
-    auto it = by_id.find(id);
-    return it == by_id.end() ? id : it->second->name;
+  auto nameOf = [&](const std::string& id) -> const std::string& {
+    const PeerView* p = by_id.find(id);
+    return p == nullptr ? id : p->name;
   };
   const bool drain_overdue = m && in.wall_ms >= m->deadline_ms;
   size_t placed_here = 0;
   std::set<std::string> run_names;
   std::vector<const commits::DesiredDaemon*> to_run;
 
-  plan.decisions.reserve(desired.daemons.size());
-  // Both maps are ordered by daemon name: walk them in step instead of looking each up.
+  plan.decisions.reserve(entries.size());
+  // The desired daemons, the assignment and what runs here are all ordered by daemon name:
+  // walk them in step instead of looking each up.
   auto assigned_it = assignment.daemons.begin();
-  for (const auto& [name, d] : desired.daemons) {
-    DaemonDecision dec;
+  auto local_it = in.local.begin();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i + kAhead < entries.size()) __builtin_prefetch(entries[i + kAhead]);
+    const std::string& name = entries[i]->first;
+    const commits::DesiredDaemon& d = entries[i]->second;
+    DaemonDecision& dec = plan.decisions.emplace_back();
     dec.daemon = name;
-    dec.paused = d.paused;
+    dec.paused = paused[i] != 0;
     uint32_t assigned_here = 0;
     static const std::vector<std::string> kNone;
     const std::vector<std::string>* assigned_ids = &kNone;
@@ -165,7 +228,7 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     }
     // Ready instances on the nodes now assigned, other than this one.
     uint32_t ready_elsewhere = 0;
-    if (auto held = holders.find(name); held != holders.end()) {
+    if (auto held = holders.empty() ? holders.end() : holders.find(name); held != holders.end()) {
       dec.running_on.reserve(held->second.size());
       dec.ready_on.reserve(held->second.size());
       for (const auto& h : held->second) {
@@ -175,11 +238,12 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
         if (h.node->id != in.self_id && assigned) ready_elsewhere += h.report.ready;
       }
     }
-    auto local_it = in.local.find(name);
-    const uint32_t running_here = local_it == in.local.end() ? 0 : local_it->second.running;
+    while (local_it != in.local.end() && local_it->first < name) ++local_it;
+    const uint32_t running_here =
+        local_it != in.local.end() && local_it->first == name ? local_it->second.running : 0;
 
     uint32_t here = assigned_here;
-    if (d.paused) {
+    if (dec.paused) {
       here = 0;
       dec.why = "paused";
     } else if (plan.frozen) {
@@ -213,7 +277,6 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
       to_run.push_back(&d);
       placed_here += here;
     }
-    plan.decisions.push_back(std::move(dec));
   }
 
   // The specs, materialised for this node. A dependency that does not run here is dropped

@@ -52,6 +52,12 @@ void SimNode::join(const std::vector<std::string>& addresses) {
   flush();
 }
 
+void SimNode::adoptConverged(const std::vector<gossip::MemberRecord>& records) {
+  if (!up_) return;
+  membership_->adoptConvergedMembers(now(), records);
+  flush();
+}
+
 void SimNode::leave() {
   if (!up_) return;
   membership_->leave(now());
@@ -159,11 +165,42 @@ SimNode& GossipCluster::addNode() {
   return *nodes_.back();
 }
 
-void GossipCluster::startAll(size_t seeds) {
+void GossipCluster::startAll(size_t seeds, int64_t spread_ms) {
   std::vector<std::string> seed_addrs;
   for (size_t i = 0; i < std::min(seeds, nodes_.size()); ++i) seed_addrs.push_back(nodes_[i]->address());
-  for (auto& n : nodes_) n->start();
-  for (auto& n : nodes_) n->join(seed_addrs);
+  if (spread_ms <= 0) {
+    for (auto& n : nodes_) n->start();
+    for (auto& n : nodes_) n->join(seed_addrs);
+    return;
+  }
+  // Each node starts, then joins, at its own random time (a seed not up yet is retried).
+  for (auto& n : nodes_) {
+    SimNode* node = n.get();
+    timers_.after(static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(spread_ms))), [node, seed_addrs] {
+      node->start();
+      node->join(seed_addrs);
+    });
+  }
+}
+
+void GossipCluster::startAllPrejoined(int64_t spread_ms) {
+  if (spread_ms <= 0) {
+    for (auto& n : nodes_) n->start();
+  } else {
+    for (auto& n : nodes_) {
+      SimNode* node = n.get();
+      timers_.after(static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(spread_ms))), [node] { node->start(); });
+    }
+    timers_.advanceMs(spread_ms);
+  }
+  std::vector<gossip::MemberRecord> records;
+  records.reserve(nodes_.size());
+  for (auto& n : nodes_) {
+    gossip::MemberInfo self = n->membership().localMember();
+    records.push_back(gossip::MemberRecord{self.id, self.name, self.address, self.public_key, self.incarnation,
+                                           gossip::MemberState::kAlive});
+  }
+  for (auto& n : nodes_) n->adoptConverged(records);
 }
 
 Status GossipCluster::runFor(int64_t duration_ms, const std::function<Status()>& invariant, int64_t check_every_ms) {
@@ -192,8 +229,7 @@ size_t GossipCluster::countSeeing(const std::string& subject_id, MemberState s) 
   size_t n = 0;
   for (const auto& node : nodes_) {
     if (!node->up() || node->id() == subject_id) continue;
-    const auto* m = node->membership().findMember(subject_id);
-    if (m != nullptr && m->state == s) ++n;
+    if (node->membership().memberState(subject_id) == s) ++n;
   }
   return n;
 }
@@ -203,11 +239,11 @@ bool GossipCluster::converged() const {
     if (!a->up()) continue;
     for (const auto& b : nodes_) {
       if (a.get() == b.get()) continue;
-      const auto* m = a->membership().findMember(b->id());
+      const auto state = a->membership().memberState(b->id());
       if (b->up()) {
-        if (m == nullptr || m->state != MemberState::kAlive || m->address != b->address()) return false;
+        if (state != MemberState::kAlive || a->membership().memberAddress(b->id()) != b->address()) return false;
       } else if (b->started()) {
-        if (m != nullptr && (m->state == MemberState::kAlive || m->state == MemberState::kSuspect)) return false;
+        if (state == MemberState::kAlive || state == MemberState::kSuspect) return false;
       }
     }
   }

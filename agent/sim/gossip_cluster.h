@@ -36,6 +36,8 @@ class SimNode final : public Endpoint {
   void restart(const std::string& new_address = "");
   void join(const std::vector<std::string>& addresses);
   void leave();
+  // Seeds a started node's table (GossipCluster::startAllPrejoined).
+  void adoptConverged(const std::vector<gossip::MemberRecord>& records);
   // Delays everything this node does by up to max_delay_ms (a CPU-starved host).
   void setStarved(int64_t max_delay_ms);
 
@@ -90,8 +92,20 @@ class GossipCluster {
   void addNodes(size_t n) {
     for (size_t i = 0; i < n; ++i) addNode();
   }
-  // Starts every node and joins each to the first `seeds` nodes.
-  void startAll(size_t seeds = 1);
+  // Starts every node and joins each to the first `seeds` nodes. With spread_ms > 0 each
+  // node starts and joins at its own random time in [0, spread_ms) (scheduled on the timers:
+  // run the clock to see it); 0 starts them all in this same millisecond, so their gossip
+  // rounds begin in lockstep (the join traffic later shifts some of them).
+  void startAll(size_t seeds = 1, int64_t spread_ms = 0);
+  // Starts every node already converged (--prejoined): each node's table is seeded with every
+  // other node alive through Membership::adoptConvergedMembers (the push-pull merge path,
+  // minus the broadcasts a converged cluster would have finished spreading). No join
+  // traffic, no seeds remembered. For measuring dissemination and failure detection at
+  // sizes where simulating the O(N^2)-message all-at-once join is too slow. With
+  // spread_ms > 0 the nodes start at random times over [0, spread_ms) and the tables are
+  // adopted at spread_ms (the clock is run that far); 0 starts them all now, in lockstep
+  // (every gossip round of every node at the same instant, which nothing here ever shifts).
+  void startAllPrejoined(int64_t spread_ms = 0);
 
   // Runs the simulation for duration_ms of virtual time. If invariant is given it is checked
   // every check_every_ms; the first failure stops the run and is returned.

@@ -5,9 +5,19 @@
 #include <fstream>
 #include <set>
 
+#include <sys/resource.h>
+
 #include "agent/sim/gossip_cluster.h"
 
 namespace meshos::sim {
+
+namespace {
+long peakRssKb() {
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return ru.ru_maxrss;  // KB on Linux
+}
+}  // namespace
 
 using gossip::MemberEventKind;
 using gossip::MemberState;
@@ -27,22 +37,33 @@ Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, s
   co.link.jitter_ms = o.jitter_ms;
   co.encrypt = o.encrypt;
   if (o.push_pull_interval_ms > 0) co.gossip.push_pull_interval_ms = o.push_pull_interval_ms;
+  if (o.start_spread_ms < 0) return Status::invalid("--start-spread-ms must be >= 0");
   if (o.join_seeds < 1 || o.join_seeds > o.nodes) return Status::invalid("--join-seeds must be in [1, nodes]");
   GossipCluster c(o.seed, co);
   c.addNodes(o.nodes);
   GossipScenarioResult r;
   const int64_t check_ms = o.nodes > 500 ? 1000 : 100;
 
-  // 1. Join: everyone joins three seeds over a lossless network.
-  c.startAll(o.join_seeds);
-  if (!c.runUntil([&] { return c.converged(); }, o.max_converge_s * 1000, check_ms))
-    return Status::deadline("membership did not converge within " + std::to_string(o.max_converge_s) + " s");
-  r.join_converged_ms = c.nowMs();
-  log << "join: " << o.nodes << " nodes converged in " << r.join_converged_ms << " ms\n";
+  // 1. Join: everyone joins three seeds over a lossless network (or, --prejoined, every
+  // node starts with the converged table).
+  if (o.prejoined) {
+    c.startAllPrejoined(o.start_spread_ms);
+    if (!c.converged()) return Status::internal("prejoined cluster is not converged");
+    r.join_converged_ms = 0;
+    log << "join: " << o.nodes << " nodes prejoined (converged table adopted at start, no join traffic)" << std::endl;
+  } else {
+    c.startAll(o.join_seeds, o.start_spread_ms);
+    if (o.start_spread_ms > 0) (void)c.runFor(o.start_spread_ms);  // every node up before convergence is judged
+    if (!c.runUntil([&] { return c.converged(); }, o.max_converge_s * 1000, check_ms))
+      return Status::deadline("membership did not converge within " + std::to_string(o.max_converge_s) + " s");
+    r.join_converged_ms = c.nowMs();
+    log << "join: " << o.nodes << " nodes converged in " << r.join_converged_ms << " ms" << std::endl;
+  }
   if (csv) csv << "join," << r.join_converged_ms << "," << o.nodes << "\n";
   if (o.join_only) {
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    log << "seed " << o.seed << ", wall " << r.wall_s << " s\n";
+    r.peak_rss_kb = peakRssKb();
+    log << "seed " << o.seed << ", wall " << r.wall_s << " s, peak RSS " << r.peak_rss_kb << " KB" << std::endl;
     return r;
   }
 
@@ -100,7 +121,7 @@ Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, s
   if (Status s = c.node(0).membership().setLocalState(c.nowMs(), Bytes(64, 0x5a)); !s) return s;
   c.runUntil([&] { return r.disseminate_all_ms >= 0; }, 120'000, 50);
   log << "dissemination: 99.9% of " << o.nodes << " nodes in " << r.disseminate_999_ms << " ms, all in "
-      << r.disseminate_all_ms << " ms\n";
+      << r.disseminate_all_ms << " ms" << std::endl;
 
   // 3. Steady state: bandwidth and false positives under the configured loss.
   uint64_t bytes0 = c.network().counters().bytes_sent, packets0 = c.network().counters().datagrams_sent;
@@ -115,7 +136,7 @@ Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, s
   log << "steady state " << o.duration_s << " s at " << o.loss * 100 << "% loss, " << starved.size()
       << " starved: false dead " << r.false_dead << ", false suspicions " << r.false_suspect << ", "
       << r.bytes_per_node_per_s << " UDP bytes/node/s + " << r.stream_bytes_per_node_per_s
-      << " TCP (push-pull) bytes/node/s, " << r.packets_per_node_per_s << " packets/node/s\n";
+      << " TCP (push-pull) bytes/node/s, " << r.packets_per_node_per_s << " packets/node/s" << std::endl;
 
   // 4. Failure detection: crash one healthy node.
   size_t victim = o.nodes / 2;
@@ -126,9 +147,10 @@ Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, s
   bool all = c.runUntil([&] { return c.countSeeing(crashed_id, MemberState::kDead) == o.nodes - 1; }, 600'000, check_ms);
   if (all) r.all_dead_ms = c.nowMs() - crash_at;
   log << "failure detection: first suspect " << r.first_suspect_ms << " ms, first dead " << r.first_dead_ms
-      << " ms, all " << o.nodes - 1 << " declared dead " << r.all_dead_ms << " ms\n";
+      << " ms, all " << o.nodes - 1 << " declared dead " << r.all_dead_ms << " ms" << std::endl;
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  log << "seed " << o.seed << ", wall " << r.wall_s << " s\n";
+  r.peak_rss_kb = peakRssKb();
+  log << "seed " << o.seed << ", wall " << r.wall_s << " s, peak RSS " << r.peak_rss_kb << " KB" << std::endl;
   return r;
 }
 

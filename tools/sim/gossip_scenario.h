@@ -25,6 +25,12 @@ struct GossipScenarioOptions {
   int64_t max_converge_s = 600;
   size_t join_seeds = 3;           // every node joins the first join_seeds nodes
   bool join_only = false;          // stop after the join (seed sweeps)
+  // Start from a converged membership (GossipCluster::startAllPrejoined) instead of the
+  // all-at-once join; join_converged_ms is then 0.
+  bool prejoined = false;
+  // Nodes start at random times over [0, start_spread_ms) (0: all in the same millisecond,
+  // so their gossip rounds start in lockstep). Either mode.
+  int64_t start_spread_ms = 0;
   int64_t push_pull_interval_ms = 0;  // 0: the gossip default (30 s, scaled past 32 nodes)
 };
 
@@ -36,6 +42,7 @@ struct GossipScenarioResult {
   uint64_t false_dead = 0, false_suspect = 0;
   double bytes_per_node_per_s = 0, stream_bytes_per_node_per_s = 0, packets_per_node_per_s = 0;
   double wall_s = 0;
+  long peak_rss_kb = 0;  // of this process, after the run (getrusage)
 };
 
 Result<GossipScenarioResult> runGossipScenario(const GossipScenarioOptions& o, std::ostream& log);

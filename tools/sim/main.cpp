@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
   g->add_option("--max-converge-s", o.max_converge_s, "give up the join after this many simulated seconds")
       ->check(CLI::Range(1, 86400));
   g->add_flag("--join-only", o.join_only, "stop after the join (for seed sweeps)");
+  g->add_flag("--prejoined", o.prejoined,
+              "start from a converged membership (every node adopts the full member list at start, "
+              "no join traffic) instead of the all-at-once join");
+  g->add_option("--start-spread-ms", o.start_spread_ms,
+                 "nodes start at random times over this many ms (default 0: all at once, gossip rounds in lockstep)");
   g->add_option("--push-pull-ms", o.push_pull_interval_ms, "push-pull interval (default: gossip default)");
   g->add_option("--csv", o.csv_path, "write per-event figures as CSV (phase,t_ms,value)");
   CLI11_PARSE(app, argc, argv);

@@ -378,3 +378,42 @@ TEST_CASE("sim: a healed partition reconverges before the reconnect timer when t
     if (ok) MESSAGE("seed " << seed << ": reconverged " << c.nowMs() - healed_at << " ms after the heal");
   }
 }
+
+TEST_CASE("sim: prejoined cluster of 200 starts converged, spreads a state and detects a crash") {
+  const uint64_t seed = seedFor(1201);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(200);
+  c.startAllPrejoined(1000);  // random start times over a probe interval, tables adopted at 1 s
+  CHECK(c.nowMs() == 1000);
+  REQUIRE(c.converged());
+  // Nothing left to spread about membership: no join traffic follows.
+  const uint64_t streams_before = c.network().counters().stream_bytes;
+  REQUIRE(c.runFor(5'000, [&] { return noFalseDead(c); }, 500).isOk());
+  CHECK(c.network().counters().stream_bytes == streams_before);  // no push-pull yet (first one at 30 s)
+  CHECK(c.converged());
+
+  std::set<size_t> have;
+  for (size_t i = 1; i < c.size(); ++i)
+    c.node(i).on_state = [&have, i](int64_t, const meshos::gossip::NodeStateUpdate&) { have.insert(i); };
+  REQUIRE(c.node(0).membership().setLocalState(c.nowMs(), meshos::Bytes(64, 1)).isOk());
+  CHECK(c.runUntil([&] { return have.size() == c.size() - 1; }, 5'000, 50));
+
+  const std::string victim = c.node(100).id();
+  c.node(100).crash();
+  bool all_dead = c.runUntil([&] { return c.countSeeing(victim, MemberState::kDead) == c.size() - 1; }, 60'000, 100);
+  INFO("t=" << c.nowMs());
+  CHECK(all_dead);
+  CHECK(noFalseDead(c).isOk());
+}
+
+TEST_CASE("sim: nodes started over a spread join and converge") {
+  const uint64_t seed = seedFor(1202);
+  CAPTURE(seed);
+  GossipCluster c(seed, lanOptions());
+  c.addNodes(60);
+  c.startAll(3, 1000);
+  REQUIRE(c.runFor(1000).isOk());
+  for (size_t i = 0; i < c.size(); ++i) REQUIRE(c.node(i).up());
+  CHECK(c.runUntil([&] { return c.converged(); }, 60'000, 100));
+}

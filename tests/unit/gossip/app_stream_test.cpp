@@ -150,7 +150,8 @@ TEST_CASE("app streams (core): request, reply, unknown channel, handler error, b
     Bytes cut(out.streams[0].frame.begin(), out.streams[0].frame.begin() + 10);
     CHECK_FALSE(b.handleStream(0, "x:1", cut).isOk());
     Bytes flipped = out.streams[0].frame;
-    flipped.back() ^= 1;
+    REQUIRE(flipped.size() > 10);
+    flipped[flipped.size() - 1] ^= 1;  // not back(): GCC 12 -O3 warns falsely about it
     CHECK_FALSE(b.handleStream(0, "x:1", flipped).isOk());
     CHECK(b.counters().dropDecodeTotal() == 2);
     CHECK(b.counters().app_requests_in == 0);

@@ -163,7 +163,7 @@ TEST_CASE("membership: two live nodes with one name are a conflict, not merged")
   b2.join(0, {"a:1"});
   w.pump();
   CHECK(a.counters().name_conflicts >= 1);
-  CHECK(a.findMember(b2.self().id) == nullptr);
+  CHECK(a.findMember(b2.self().id) == std::nullopt);
   CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
   bool saw = false;
   for (auto& e : w.events) saw = saw || e.kind == MemberEventKind::kNameConflict;
@@ -194,8 +194,8 @@ TEST_CASE("membership: encrypted cluster refuses a node with another key") {
   b.join(0, {"a:1"});
   c.join(0, {"a:1"});
   w.pump();
-  CHECK(a.findMember(b.self().id) == nullptr);
-  CHECK(a.findMember(c.self().id) != nullptr);
+  CHECK(a.findMember(b.self().id) == std::nullopt);
+  CHECK(a.findMember(c.self().id).has_value());
   CHECK(a.counters().drop_wrong_cluster_or_key >= 1);
 }
 
@@ -409,7 +409,7 @@ TEST_CASE("membership: a ping from an unknown member starts one push-pull with i
   // a learns b from an alive broadcast; b never hears of a.
   auto bi = b.self();
   a.handlePacket(0, "b:1", Keyring{}.seal("test", encodePacket({AliveMsg{1, bi.id, bi.name, bi.address, bi.public_key}})));
-  REQUIRE(a.findMember(bi.id) != nullptr);
+  REQUIRE(a.findMember(bi.id).has_value());
   (void)a.takeOutputs();
   (void)b.takeOutputs();
   const auto& ai = a.self();
@@ -431,7 +431,7 @@ TEST_CASE("membership: a ping from an unknown member starts one push-pull with i
   CHECK(b.counters().sender_syncs == 1);
   // The push-pull completes: b knows a, and further pings start nothing.
   b.handleStreamReply(1500, out.streams[0].id, a.handleStream(1500, "b:1", out.streams[0].frame));
-  REQUIRE(b.findMember(ai.id) != nullptr);
+  REQUIRE(b.findMember(ai.id).has_value());
   CHECK(b.findMember(ai.id)->state == MemberState::kAlive);
   (void)b.takeOutputs();
   b.handlePacket(20'000, "a:1", ping(4));
@@ -448,7 +448,7 @@ TEST_CASE("membership: direct probe RTT in microseconds (tickUs / handlePacketUs
   b.start(0);
   b.join(0, {"a:1"});
   w.pump();
-  REQUIRE(a.findMember(b.self().id) != nullptr);
+  REQUIRE(a.findMember(b.self().id).has_value());
   CHECK(a.findMember(b.self().id)->rtt_us == -1);
   CHECK(a.findMember(b.self().id)->rtt_samples == 0);
   (void)b.takeOutputs();
@@ -475,10 +475,112 @@ TEST_CASE("membership: direct probe RTT in microseconds (tickUs / handlePacketUs
     }
   }
   REQUIRE(acked);
-  const MemberInfo* m = a.findMember(b.self().id);
-  REQUIRE(m != nullptr);
+  const std::optional<MemberInfo> m = a.findMember(b.self().id);
+  REQUIRE(m.has_value());
   CHECK(m->rtt_us == 650);
   CHECK(m->rtt_samples == 1);
   CHECK(m->rtt_ms == 0);  // the old whole-millisecond figure is kept as it was
   CHECK(a.counters().probe_failures == 0);
+}
+
+TEST_CASE("membership: adoptConvergedMembers seeds the table, queues no broadcast, and the cluster runs on") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  std::vector<Membership*> all{&a, &b, &c};
+  for (auto* m : all) m->start(0);
+  std::vector<MemberRecord> records;
+  for (auto* m : all) {
+    MemberInfo i = m->localMember();
+    records.push_back(MemberRecord{i.id, i.name, i.address, i.public_key, i.incarnation, MemberState::kAlive});
+  }
+  // A record that fails validation is refused, as a push-pull would refuse it.
+  records.push_back(MemberRecord{"0011223344556677", "bad", "bad:1", Bytes(32, 7), 1, MemberState::kAlive});
+  for (auto* m : all) {
+    m->adoptConvergedMembers(0, records);
+    Outputs out = m->takeOutputs();
+    CHECK(out.packets.empty());
+    CHECK(out.streams.empty());
+    CHECK(out.events.size() == 2);  // a join event per other member
+    REQUIRE(m->members().size() == 2);
+    for (const auto& mi : m->members()) CHECK(mi.state == MemberState::kAlive);
+    CHECK(m->counters().members_rejected == 1);
+  }
+  CHECK(a.memberState(b.self().id) == MemberState::kAlive);
+  CHECK(a.memberAddress(c.self().id) == "c:1");
+  CHECK(a.memberState("nobody") == std::nullopt);
+  CHECK(a.memberAddress("nobody").empty());
+
+  // Over the next seconds a's gossip carries only its own alive (queued at start), never
+  // one about the adopted members.
+  Wire w;
+  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
+  size_t alive_about_others = 0, alive_about_self = 0;
+  for (int64_t t = 10; t <= 5'000; t += 10) {
+    for (auto* m : all) m->tick(t);
+    Outputs out = a.takeOutputs();
+    for (auto& p : out.packets) {
+      Bytes plain;
+      REQUIRE(a.keyring().open("test", p.bytes, plain) == OpenError::kNone);
+      auto msgs = decodePacket(plain);
+      REQUIRE(msgs.isOk());
+      for (const auto& msg : *msgs) {
+        if (const auto* al = std::get_if<AliveMsg>(&msg)) (al->id == a.self().id ? alive_about_self : alive_about_others)++;
+      }
+      w.by_address[p.to]->handlePacket(t, "a:1", p.bytes);
+    }
+    for (auto& s : out.streams) a.handleStreamReply(t, s.id, w.by_address[s.to]->handleStream(t, "a:1", s.frame));
+    w.now = t;
+    w.pump();
+  }
+  CHECK(alive_about_self > 0);
+  CHECK(alive_about_others == 0);
+  for (auto* m : all) CHECK(m->counters().suspicions == 0);
+
+  // Failure detection works from the adopted table.
+  w.down.insert("c:1");
+  w.advance(60'000);
+  CHECK(a.memberState(c.self().id) == MemberState::kDead);
+  CHECK(b.memberState(c.self().id) == MemberState::kDead);
+  CHECK(a.memberState(b.self().id) == MemberState::kAlive);
+}
+
+TEST_CASE("member identities are shared across memberships and follow a move") {
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  LocalIdentity ci = identity("c", "c:1", 3);
+  a.start(0);
+  b.start(0);
+  std::vector<MemberRecord> records{MemberRecord{ci.id, ci.name, ci.address, ci.public_key, 1, MemberState::kAlive}};
+  a.adoptConvergedMembers(0, records);
+  b.adoptConvergedMembers(0, records);
+  {
+    MemberIdentityRef mine = internMemberIdentity(ci.id, ci.name, ci.address, ci.public_key);
+    CHECK(mine.use_count() == 3);  // a's entry, b's entry, this one
+    MemberIdentityRef same = internMemberIdentity(ci.id, ci.name, ci.address, ci.public_key);
+    CHECK(same.get() == mine.get());
+    MemberIdentityRef other = internMemberIdentity(ci.id, ci.name, "c:2", ci.public_key);
+    CHECK(other.get() != mine.get());
+  }
+  // c comes back at a new address (a newer incarnation): a moves it; b still shares the old one.
+  records[0].address = "c:2";
+  records[0].incarnation = 2;
+  a.adoptConvergedMembers(0, records);
+  CHECK(a.memberAddress(ci.id) == "c:2");
+  CHECK(a.findMember(ci.id)->name == "c");
+  CHECK(b.memberAddress(ci.id) == "c:1");
+  CHECK(internMemberIdentity(ci.id, ci.name, "c:1", ci.public_key).use_count() == 2);  // b's and this one
+  // Renamed: the name index follows (a new member named "c" is now a conflict, "c2" is not).
+  records[0].name = "c2";
+  records[0].incarnation = 3;
+  a.adoptConvergedMembers(0, records);
+  CHECK(a.findMember(ci.id)->name == "c2");
+  LocalIdentity di = identity("c2", "d:1", 4);
+  a.adoptConvergedMembers(0, {MemberRecord{di.id, di.name, di.address, di.public_key, 1, MemberState::kAlive}});
+  CHECK(a.findMember(di.id) == std::nullopt);
+  CHECK(a.counters().name_conflicts == 1);
+  LocalIdentity ei = identity("c", "e:1", 5);
+  a.adoptConvergedMembers(0, {MemberRecord{ei.id, ei.name, ei.address, ei.public_key, 1, MemberState::kAlive}});
+  CHECK(a.findMember(ei.id).has_value());
+  CHECK(a.members().size() == 2);
 }

@@ -60,6 +60,7 @@ TEST_CASE("property: never on an infeasible node; exact replica count unless rep
     const auto daemons = randomDaemons(rng, 1 + rng.uniform(o.max_daemons), nodes, o);
     const auto a = assign(nodes, daemons);
     INFO(describe(a));
+    const auto by_node = a.byNode();
     std::map<std::string, const NodeView*> by_id;
     for (const auto& n : nodes) by_id[n.id] = &n;
     std::map<std::string, const DaemonRequest*> by_name;
@@ -87,14 +88,14 @@ TEST_CASE("property: never on an infeasible node; exact replica count unless rep
       }
       for (const auto& [id, c] : per_node) {
         CHECK(c <= limitOf(d));
-        CHECK(a.by_node.at(id).at(d.name) == c);
+        CHECK(by_node.at(id).at(d.name) == c);
       }
     }
     for (const auto& [id, c] : cpu) CHECK(c <= by_id[id]->cpu_millicores);
     for (const auto& [id, m] : memory) CHECK(m <= by_id[id]->memory_bytes);
-    // by_node holds nothing else.
+    // byNode() holds nothing else.
     size_t instances = 0;
-    for (const auto& [id, ds] : a.by_node) {
+    for (const auto& [id, ds] : by_node) {
       for (const auto& [name, c] : ds) instances += c;
     }
     size_t placed = 0;

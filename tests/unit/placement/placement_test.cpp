@@ -140,7 +140,7 @@ TEST_CASE("resources: reservations of daemons placed earlier in the pass count a
   CHECK(of(a, "c").nodes.empty());
   CHECK(of(a, "c").infeasible);
   CHECK(reason(of(a, "c"), "n1") == "cpu: 200m left, 400m asked");
-  CHECK(a.by_node.at("n1").size() == 2);
+  CHECK(a.byNode().at("n1").size() == 2);
 
   // Memory works the same way.
   auto m = daemon("big");
@@ -174,8 +174,8 @@ TEST_CASE("max_per_node: one instance per node by default; more only when nodes 
   const auto& two = of(a, "web");
   CHECK(two.nodes.size() == 4);
   CHECK(two.infeasible);
-  CHECK(a.by_node.at("n1").at("web") == 2);
-  CHECK(a.by_node.at("n2").at("web") == 2);
+  CHECK(a.byNode().at("n1").at("web") == 2);
+  CHECK(a.byNode().at("n2").at("web") == 2);
 
   // With enough nodes, a limit above 1 does not stack instances.
   d.replicas = 2;
@@ -308,11 +308,11 @@ TEST_CASE("binpack: fills the most reserved node that still fits; spread does th
   }
   auto p = assign(nodes, packed);
   // 3 x 300m fit in 1000m: six daemons use exactly two nodes.
-  CHECK(p.by_node.size() == 2);
-  for (const auto& [n, ds] : p.by_node) CHECK(ds.size() == 3);
+  CHECK(p.byNode().size() == 2);
+  for (const auto& [n, ds] : p.byNode()) CHECK(ds.size() == 3);
   auto s = assign(nodes, spread);
-  CHECK(s.by_node.size() == 4);
-  for (const auto& [n, ds] : s.by_node) CHECK(ds.size() <= 2);
+  CHECK(s.byNode().size() == 4);
+  for (const auto& [n, ds] : s.byNode()) CHECK(ds.size() <= 2);
 }
 
 TEST_CASE("scorers: spread and binpack use utilization in 5% steps; spread ignores load for a daemon reserving nothing") {
@@ -338,9 +338,9 @@ TEST_CASE("spread: daemons that reserve nothing are spread by hashing, not piled
   for (int i = 0; i < 100; ++i) ds.push_back(daemon("free-" + std::to_string(i)));
   auto a = assign(nodes, ds);
   size_t most = 0;
-  for (const auto& [id, m] : a.by_node) most = std::max(most, m.size());
+  for (const auto& [id, m] : a.byNode()) most = std::max(most, m.size());
   CHECK(most < 30);
-  CHECK(a.by_node.size() == 10);
+  CHECK(a.byNode().size() == 10);
 }
 
 TEST_CASE("rendezvous tie-break: equal scores are ranked by the hash, stable across runs") {

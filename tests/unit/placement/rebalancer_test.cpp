@@ -55,8 +55,8 @@ TEST_CASE("rebalancer: one instance from the hottest to the coolest feasible nod
   CHECK(web_moves[0].to == coolest);
   auto moved = r.apply(f.base);
   CHECK(moved.daemons.at("web").nodes == std::vector<std::string>{coolest});
-  CHECK(moved.by_node.at(coolest).count("web") == 1);
-  CHECK((moved.by_node.count(hot) == 0 || moved.by_node.at(hot).count("web") == 0));
+  CHECK(moved.byNode().at(coolest).count("web") == 1);
+  CHECK((moved.byNode().count(hot) == 0 || moved.byNode().at(hot).count("web") == 0));
 
   // Still hot (say the new node is now the hot one): nothing moves web within the cooldown.
   std::map<std::string, double> now_hot;

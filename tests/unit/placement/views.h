@@ -166,7 +166,7 @@ inline bool sameScored(const std::vector<ScoredNode>& a, const std::vector<Score
 }
 
 inline bool sameAssignment(const Assignment& a, const Assignment& b) {
-  if (a.by_node != b.by_node || a.daemons.size() != b.daemons.size()) return false;
+  if (a.byNode() != b.byNode() || a.daemons.size() != b.daemons.size()) return false;
   for (const auto& [name, x] : a.daemons) {
     auto it = b.daemons.find(name);
     if (it == b.daemons.end()) return false;

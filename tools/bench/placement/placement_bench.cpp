@@ -179,9 +179,10 @@ int main(int argc, char** argv) {
     }
   }
   size_t per_node_min = SIZE_MAX, per_node_max = 0;
+  const auto by_node = a.byNode();
   for (const auto& n : nodes) {
     size_t c = 0;
-    if (auto it = a.by_node.find(n.id); it != a.by_node.end()) {
+    if (auto it = by_node.find(n.id); it != by_node.end()) {
       for (const auto& [d, k] : it->second) c += k;
     }
     if (n.alive && n.active) {
