@@ -245,23 +245,20 @@ class Membership {
     bool live() const { return state == MemberState::kAlive || state == MemberState::kSuspect; }
     MemberInfo info() const;
   };
-  // Hash sets of Member*, by id and by name, looked up with a string_view.
-  struct ById {
+  // Hash and equality for a hash set of Member* keyed by one of its strings (id or name),
+  // looked up with a string_view.
+  template <const std::string& (Member::*Key)() const>
+  struct ByKey {
     using is_transparent = void;
-    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
-    size_t operator()(const Member* m) const { return (*this)(std::string_view(m->id())); }
-    bool operator()(const Member* a, const Member* b) const { return a == b || a->id() == b->id(); }
-    bool operator()(std::string_view a, const Member* b) const { return a == b->id(); }
-    bool operator()(const Member* a, std::string_view b) const { return a->id() == b; }
+    static std::string_view key(const Member* m) { return (m->*Key)(); }
+    size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+    size_t operator()(const Member* m) const { return (*this)(key(m)); }
+    bool operator()(const Member* a, const Member* b) const { return a == b || key(a) == key(b); }
+    bool operator()(std::string_view a, const Member* b) const { return a == key(b); }
+    bool operator()(const Member* a, std::string_view b) const { return key(a) == b; }
   };
-  struct ByName {
-    using is_transparent = void;
-    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
-    size_t operator()(const Member* m) const { return (*this)(std::string_view(m->name())); }
-    bool operator()(const Member* a, const Member* b) const { return a == b || a->name() == b->name(); }
-    bool operator()(std::string_view a, const Member* b) const { return a == b->name(); }
-    bool operator()(const Member* a, std::string_view b) const { return a->name() == b; }
-  };
+  using ById = ByKey<&Member::id>;
+  using ByName = ByKey<&Member::name>;
   // One origin's state. `version` is the newest version known (held or announced);
   // `body` is the newest body held, of `body_version` (never reported under another
   // version). While body_version < version the body is fetched by push-pull from the
