@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 
 #include "agent/spec/interpolate.h"
-#include "placement/hashing.h"
 #include "placement/rebalancer.h"
 #include "probes/vivaldi.h"
 
@@ -18,41 +18,6 @@ const commits::NodeMaintenance* maintenanceFor(const commits::DesiredState& d, c
   auto it = d.maintenance.find(name);
   return it == d.maintenance.end() ? nullptr : &it->second;
 }
-
-// Node id -> peer, for the ~one lookup per assigned instance each tick: open addressing over
-// a power-of-two table with placement's string hash (cheaper than unordered_map's hash,
-// prime modulo and node chase at 30,000 lookups a tick).
-class PeerIndex {
- public:
-  explicit PeerIndex(const std::vector<PeerView>& nodes) {
-    size_t size = 16;
-    while (size < nodes.size() * 2) size *= 2;
-    mask_ = size - 1;
-    slots_.assign(size, Slot{});
-    for (const auto& n : nodes) {
-      const uint64_t h = placement::hashString(n.id, kSeed);
-      size_t i = h & mask_;
-      while (slots_[i].peer && !(slots_[i].hash == h && slots_[i].peer->id == n.id)) i = (i + 1) & mask_;
-      slots_[i] = Slot{h, &n};  // a duplicate id: the last one, as a map assignment would
-    }
-  }
-  const PeerView* find(std::string_view id) const {
-    const uint64_t h = placement::hashString(id, kSeed);
-    for (size_t i = h & mask_; slots_[i].peer; i = (i + 1) & mask_) {
-      if (slots_[i].hash == h && slots_[i].peer->id == id) return slots_[i].peer;
-    }
-    return nullptr;
-  }
-
- private:
-  static constexpr uint64_t kSeed = 0x7065657269647831ULL;
-  struct Slot {
-    uint64_t hash = 0;
-    const PeerView* peer = nullptr;
-  };
-  std::vector<Slot> slots_;
-  size_t mask_ = 0;
-};
 
 struct Holder {  // a node that reports a daemon
   const PeerView* node;
@@ -88,8 +53,10 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   plan.frozen = desired.frozenAt(in.wall_ms);
 
   const PeerView* self = nullptr;
-  const PeerIndex by_id(in.nodes);
+  std::unordered_map<std::string_view, const PeerView*> by_id;
+  by_id.reserve(in.nodes.size());
   for (const auto& n : in.nodes) {
+    by_id[n.id] = &n;
     if (n.id == in.self_id) self = &n;
     if (n.state == state::MemberState::kAlive) ++plan.alive;
   }
@@ -185,8 +152,8 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   const placement::Assignment& assignment = overlay ? overlaid : base;
 
   auto nameOf = [&](const std::string& id) -> const std::string& {
-    const PeerView* p = by_id.find(id);
-    return p == nullptr ? id : p->name;
+    auto it = by_id.find(id);
+    return it == by_id.end() ? id : it->second->name;
   };
   const bool drain_overdue = m && in.wall_ms >= m->deadline_ms;
   size_t placed_here = 0;
