@@ -56,7 +56,7 @@ Result<std::unique_ptr<ChainWriter>> ChainWriter::create(ChainStore& store, cons
     w->writer_[i].durable_seq = head->seq;
     w->writer_[i].last_checkpoint_seq = cp->has_value() ? (*cp)->seq : 0;
   }
-  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  if (options.loop_timers == nullptr) w->thread_ = std::thread([raw = w.get()] { raw->run(); });
   return w;
 }
 
@@ -72,6 +72,7 @@ ChainWriter::ChainWriter(ChainStore& store, const SigningKey& key, const Clock& 
                RecordHasher(ChainName::kFailure)} {}
 
 ChainWriter::~ChainWriter() {
+  if (loop_timer_ != 0) options_.loop_timers->cancel(loop_timer_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -131,6 +132,7 @@ Result<AppendTicket> ChainWriter::append(ChainName chain, std::string_view kind,
     wake = writer_waiting_;
   }
   if (wake) cv_.notify_one();
+  if (options_.loop_timers != nullptr) kickLoop(options_.loop_sync_delay_ms);
   return ticket;
 }
 
@@ -181,6 +183,7 @@ ChainSummary ChainWriter::summary(ChainName chain) const {
 Status ChainWriter::close(int64_t timeout_ms) {
   if (closed_) return Status::ok();
   closed_ = true;
+  if (options_.loop_timers != nullptr) return closeOnLoop();
   bool done;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -199,58 +202,103 @@ Status ChainWriter::close(int64_t timeout_ms) {
   return Status::ok();
 }
 
-void ChainWriter::run() {
-  std::vector<Pending> group;
+// Loop mode: the loop is this thread, so nothing can wait for a backoff; each queued group
+// gets a few immediate attempts, then close gives up on what is left (not acked, so not
+// promised).
+Status ChainWriter::closeOnLoop() {
+  if (loop_timer_ != 0) options_.loop_timers->cancel(loop_timer_);
+  loop_timer_ = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    final_requested_ = true;
+  }
+  constexpr int kAttemptsPerGroup = 3;
+  int failures = 0;
   for (;;) {
-    group.clear();
+    Step st = writeStep();
+    if (st.kind == Step::kFinished) return Status::ok();
+    if (st.kind == Step::kRetry && ++failures >= kAttemptsPerGroup) break;
+    if (st.kind != Step::kRetry) failures = 0;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  return Status::deadline("chain writer could not flush at close; " + std::to_string(pending_total_) +
+                          " records not acked");
+}
+
+void ChainWriter::kickLoop(int64_t delay_ms) {
+  if (loop_timer_ != 0 || closed_) return;
+  loop_timer_ = options_.loop_timers->after(delay_ms, [this] {
+    loop_timer_ = 0;
+    Step st = writeStep();
+    if (st.kind == Step::kMore) kickLoop(options_.loop_sync_delay_ms);
+    if (st.kind == Step::kRetry) kickLoop(st.retry_in_ms);
+  });
+}
+
+void ChainWriter::run() {
+  for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       writer_waiting_ = true;
-      cv_.wait(lock, [this] { return stop_ || final_requested_ || !queue_.empty(); });
+      cv_.wait(lock, [this] { return stop_ || final_requested_ || !queue_.empty() || retry_; });
       writer_waiting_ = false;
       if (stop_) return;
-      if (queue_.empty()) {
-        // final_requested_ and nothing left: checkpoint and finish.
-        lock.unlock();
-        writeFinalCheckpoints();
-        lock.lock();
-        final_done_ = true;
-        done_cv_.notify_all();
-        return;
-      }
-      size_t bytes = 0;
-      while (!queue_.empty() && group.size() < options_.group_records_max &&
-             (group.empty() ||
-              bytes + queue_.front().data_bytes <= options_.group_bytes_max)) {
-        bytes += queue_.front().data_bytes;
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
     }
-    if (!commitGroup(group)) return;  // stopped while retrying
+    Step st = writeStep();
+    if (st.kind == Step::kFinished) return;
+    if (st.kind == Step::kRetry) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(st.retry_in_ms), [this] { return stop_; })) return;
+    }
   }
 }
 
-bool ChainWriter::commitGroup(std::vector<Pending>& group) {
+ChainWriter::Step ChainWriter::writeStep() {
+  if (retry_) {
+    GroupWrite w = std::move(*retry_);
+    retry_.reset();
+    return attempt(std::move(w));
+  }
+  if (auto group = takeGroup()) return attempt(std::move(*group));
+  bool finishing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finishing = final_requested_ && queue_.empty();
+  }
+  if (!finishing) return {};
+  if (auto final_write = finalCheckpoints()) return attempt(std::move(*final_write));
+  std::lock_guard<std::mutex> lock(mu_);
+  final_done_ = true;
+  done_cv_.notify_all();
+  return {Step::kFinished, 0};
+}
+
+std::optional<ChainWriter::GroupWrite> ChainWriter::takeGroup() {
+  std::vector<Pending> group;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t bytes = 0;
+    while (!queue_.empty() && group.size() < options_.group_records_max &&
+           (group.empty() || bytes + queue_.front().data_bytes <= options_.group_bytes_max)) {
+      bytes += queue_.front().data_bytes;
+      group.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  if (group.empty()) return std::nullopt;
   size_t estimate = 1024;
   for (const Pending& p : group) estimate += p.value.size() + 32;
-  rocksdb::WriteBatch batch(estimate);
-  struct Touched {
-    bool any = false;
-    uint64_t first = 0;
-    uint64_t last = 0;
-    Hash256 last_hash{};
-    uint64_t bytes = 0;
-    uint64_t checkpoint_seq = 0;
-    uint64_t checkpoints = 0;
-  };
-  std::array<Touched, kChainCount> touched{};
+  GroupWrite w;
+  w.batch = std::make_unique<rocksdb::WriteBatch>(estimate);
+  w.records = group.size();
+  w.backoff_ms = options_.retry_initial_ms;
   int64_t now_ms = clock_.wallMs();
   for (const Pending& p : group) {
-    size_t i = chainIndex(p.chain);
-    rocksdb::ColumnFamilyHandle* cf = store_.cf(p.chain);
-    (void)batch.Put(cf, slice(recordKey(p.seq)), slice(p.value));
-    Touched& t = touched[i];
+    (void)w.batch->Put(store_.cf(p.chain), slice(recordKey(p.seq)), slice(p.value));
+    auto& t = w.touched[chainIndex(p.chain)];
     if (!t.any) t.first = p.seq;
     t.any = true;
     t.last = p.seq;
@@ -258,84 +306,29 @@ bool ChainWriter::commitGroup(std::vector<Pending>& group) {
     t.bytes += p.data_bytes;
     if (p.seq % options_.checkpoint_every == 0) {
       Checkpoint cp = signCheckpoint(p.chain, p.seq, p.hash, now_ms, key_);
-      std::string cpv = encodeCheckpoint(cp);
-      (void)batch.Put(store_.metaCf(p.chain), slice(checkpointKey(cp.seq)), slice(cpv));
+      (void)w.batch->Put(store_.metaCf(p.chain), slice(checkpointKey(cp.seq)), slice(encodeCheckpoint(cp)));
       t.checkpoint_seq = cp.seq;
       ++t.checkpoints;
     }
   }
-  std::vector<ChainName> chains;
   for (ChainName c : kAllChains) {
-    const Touched& t = touched[chainIndex(c)];
+    const auto& t = w.touched[chainIndex(c)];
     if (!t.any) continue;
-    chains.push_back(c);
-    std::string hv = encodeHead(ChainHead{t.last, t.last_hash});
-    (void)batch.Put(store_.metaCf(c), slice(std::string(kHeadKey)), slice(hv));
+    w.chains.push_back(c);
+    (void)w.batch->Put(store_.metaCf(c), slice(std::string(kHeadKey)), slice(encodeHead(ChainHead{t.last, t.last_hash})));
   }
-  if (!writeWithRetry(batch, group.size(), chains)) return false;
-
-  for (ChainName c : chains) {
-    size_t i = chainIndex(c);
-    const Touched& t = touched[i];
-    WriterChain& wc = writer_[i];
-    wc.durable_seq = t.last;
-    if (wc.first_seq == 0) {
-      wc.first_seq = t.first;
-      wc.first_seq_published = t.first;
-    }
-    if (t.checkpoint_seq != 0) wc.last_checkpoint_seq = t.checkpoint_seq;
-    wc.checkpoints += t.checkpoints;
-    AckEvent ev{c, t.first, t.last, t.last_hash};
-    uint64_t bytes = t.bytes;
-    poster_.post([this, weak = std::weak_ptr<Alive>(alive_), ev, bytes] {
-      if (weak.expired()) return;
-      onAcked(ev, bytes);
-    });
-    maybePrune(c);
-  }
-  return true;
+  return w;
 }
 
-bool ChainWriter::writeWithRetry(rocksdb::WriteBatch& batch, size_t records,
-                                 const std::vector<ChainName>& chains) {
-  int64_t backoff_ms = options_.retry_initial_ms;
-  for (uint64_t attempt = 1;; ++attempt) {
-    Status s = store_.writeBatch(batch, /*sync=*/true);
-    if (s) return true;
-    for (ChainName c : chains) ++writer_[chainIndex(c)].failed_writes;
-    bool stopping;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping = stop_;
-    }
-    WriteFailure f{s, attempt, records, stopping ? -1 : backoff_ms};
-    spdlog::warn("chain write of {} records failed (attempt {}): {}", records, attempt,
-                 s.toString());
-    poster_.post([this, weak = std::weak_ptr<Alive>(alive_), f] {
-      if (weak.expired()) return;
-      if (callbacks_.on_write_failed) callbacks_.on_write_failed(f);
-    });
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms), [this] { return stop_; })) {
-        return false;
-      }
-    }
-    backoff_ms = std::min(backoff_ms * 2, options_.retry_max_ms);
-    for (ChainName c : chains) ++writer_[chainIndex(c)].retries;
-    Status r = store_.reopen();
-    if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
-  }
-}
-
-void ChainWriter::writeFinalCheckpoints() {
-  rocksdb::WriteBatch batch;
-  std::vector<ChainName> chains;
-  std::array<uint64_t, kChainCount> seqs{};
+// At close: a signed checkpoint at each chain's head that has none yet.
+std::optional<ChainWriter::GroupWrite> ChainWriter::finalCheckpoints() {
+  GroupWrite w;
+  w.batch = std::make_unique<rocksdb::WriteBatch>();
+  w.final_checkpoints = true;
+  w.backoff_ms = options_.retry_initial_ms;
   int64_t now_ms = clock_.wallMs();
   for (ChainName c : kAllChains) {
-    size_t i = chainIndex(c);
-    WriterChain& wc = writer_[i];
+    WriterChain& wc = writer_[chainIndex(c)];
     if (wc.durable_seq == 0 || wc.durable_seq == wc.last_checkpoint_seq) continue;
     auto head = store_.head(c);
     if (!head || head->seq != wc.durable_seq) {
@@ -344,16 +337,67 @@ void ChainWriter::writeFinalCheckpoints() {
       continue;
     }
     Checkpoint cp = signCheckpoint(c, head->seq, head->hash, now_ms, key_);
-    std::string v = encodeCheckpoint(cp);
-    (void)batch.Put(store_.metaCf(c), slice(checkpointKey(cp.seq)), slice(v));
-    chains.push_back(c);
-    seqs[i] = cp.seq;
+    (void)w.batch->Put(store_.metaCf(c), slice(checkpointKey(cp.seq)), slice(encodeCheckpoint(cp)));
+    w.chains.push_back(c);
+    auto& t = w.touched[chainIndex(c)];
+    t.checkpoint_seq = cp.seq;
+    t.checkpoints = 1;
   }
-  if (chains.empty()) return;
-  if (!writeWithRetry(batch, 0, chains)) return;
-  for (ChainName c : chains) {
-    writer_[chainIndex(c)].last_checkpoint_seq = seqs[chainIndex(c)];
-    ++writer_[chainIndex(c)].checkpoints;
+  if (w.chains.empty()) return std::nullopt;
+  return w;
+}
+
+ChainWriter::Step ChainWriter::attempt(GroupWrite w) {
+  ++w.attempt;
+  if (w.attempt > 1) {
+    for (ChainName c : w.chains) ++writer_[chainIndex(c)].retries;
+  }
+  Status s = store_.writeBatch(*w.batch, /*sync=*/true);
+  if (s) {
+    acknowledge(w);
+    if (w.final_checkpoints) {
+      std::lock_guard<std::mutex> lock(mu_);
+      final_done_ = true;
+      done_cv_.notify_all();
+      return {Step::kFinished, 0};
+    }
+    return {Step::kMore, 0};
+  }
+  for (ChainName c : w.chains) ++writer_[chainIndex(c)].failed_writes;
+  WriteFailure f{s, w.attempt, w.records, w.backoff_ms};
+  spdlog::warn("chain write of {} records failed (attempt {}): {}", w.records, w.attempt, s.toString());
+  poster_.post([this, weak = std::weak_ptr<Alive>(alive_), f] {
+    if (weak.expired()) return;
+    if (callbacks_.on_write_failed) callbacks_.on_write_failed(f);
+  });
+  // A database whose write failed keeps refusing writes: the retry goes to a reopened one.
+  Status r = store_.reopen();
+  if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
+  Step st{Step::kRetry, w.backoff_ms};
+  w.backoff_ms = std::min(w.backoff_ms * 2, options_.retry_max_ms);
+  retry_ = std::move(w);
+  return st;
+}
+
+void ChainWriter::acknowledge(const GroupWrite& w) {
+  for (ChainName c : w.chains) {
+    const auto& t = w.touched[chainIndex(c)];
+    WriterChain& wc = writer_[chainIndex(c)];
+    if (t.checkpoint_seq != 0) wc.last_checkpoint_seq = t.checkpoint_seq;
+    wc.checkpoints += t.checkpoints;
+    if (w.final_checkpoints) continue;
+    wc.durable_seq = t.last;
+    if (wc.first_seq == 0) {
+      wc.first_seq = t.first;
+      wc.first_seq_published = t.first;
+    }
+    AckEvent ev{c, t.first, t.last, t.last_hash};
+    uint64_t bytes = t.bytes;
+    poster_.post([this, weak = std::weak_ptr<Alive>(alive_), ev, bytes] {
+      if (weak.expired()) return;
+      onAcked(ev, bytes);
+    });
+    maybePrune(c);
   }
 }
 

@@ -10,7 +10,12 @@
 // as written only once acked. A failed write (disk full, I/O error) is counted, reported
 // through on_write_failed on the loop, and the same batch is retried with exponential
 // backoff until it succeeds or the writer is closed; retrying is safe because the batch is
-// idempotent (same keys, same values).
+// idempotent (same keys, same values), and each retry goes to a reopened database.
+//
+// Where the writes run: on a writer thread of its own (the agent), or, with
+// options.loop_timers set, on the loop through those timers, one group per timer (the
+// simulator: no thread, so a run repeats from its seed; a sync then takes
+// loop_sync_delay_ms of the timers' time). Both run the same writeStep().
 //
 // Pruning (max_records per chain) also runs on the writer thread: it deletes the oldest
 // records and stores a freshly signed checkpoint of the last deleted record as genesis 'g'.
@@ -28,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -37,6 +43,10 @@
 #include "agent/core/timers.h"
 #include "chains/chain_format.h"
 #include "chains/chain_store.h"
+
+namespace rocksdb {
+class WriteBatch;
+}
 
 namespace meshos::chains {
 
@@ -52,6 +62,9 @@ struct ChainWriterOptions {
   std::array<uint64_t, kChainCount> max_records{0, 0, 0};
   int64_t retry_initial_ms = 10;
   int64_t retry_max_ms = 2000;
+  // Null: a writer thread. Set: writes run on the loop through these timers (see above).
+  Timers* loop_timers = nullptr;
+  int64_t loop_sync_delay_ms = 1;
 
   Status validate() const;
 };
@@ -171,14 +184,40 @@ class ChainWriter {
   };
   struct Alive {};
 
+  // A batch built but not yet durable: retried (after a reopen) until it is.
+  struct GroupWrite {
+    std::unique_ptr<rocksdb::WriteBatch> batch;
+    size_t records = 0;
+    bool final_checkpoints = false;
+    struct Touched {
+      bool any = false;
+      uint64_t first = 0, last = 0;
+      Hash256 last_hash{};
+      uint64_t bytes = 0, checkpoint_seq = 0, checkpoints = 0;
+    };
+    std::array<Touched, kChainCount> touched{};
+    std::vector<ChainName> chains;
+    uint64_t attempt = 0;
+    int64_t backoff_ms = 0;
+  };
+  struct Step {
+    enum Kind { kIdle, kMore, kRetry, kFinished } kind = kIdle;
+    int64_t retry_in_ms = 0;
+  };
+
   ChainWriter(ChainStore& store, const SigningKey& key, const Clock& clock, Poster& poster,
               const ChainWriterOptions& options, Callbacks callbacks);
   void run();  // writer thread
-  // Writes one group, retrying until it succeeds (true) or the writer stops (false).
-  bool commitGroup(std::vector<Pending>& group);
-  bool writeWithRetry(rocksdb::WriteBatch& batch, size_t records,
-                      const std::vector<ChainName>& chains);
-  void writeFinalCheckpoints();
+  // Writer context (thread, or loop timer): one write attempt of the retry, the next group,
+  // or (once closing with nothing queued) the final checkpoints.
+  Step writeStep();
+  std::optional<GroupWrite> takeGroup();
+  std::optional<GroupWrite> finalCheckpoints();
+  // One attempt; on success acks and prunes, on failure reports, reopens, keeps it in retry_.
+  Step attempt(GroupWrite write);
+  void acknowledge(const GroupWrite& write);
+  void kickLoop(int64_t delay_ms);  // loop mode: schedules writeStep()
+  Status closeOnLoop();
   void maybePrune(ChainName chain);
   void onAcked(const AckEvent& ev, uint64_t bytes);  // loop thread
 
@@ -207,6 +246,8 @@ class ChainWriter {
   bool stop_ = false;             // stop now, even with work left
   bool final_requested_ = false;  // drain, checkpoint, then exit
   bool final_done_ = false;
+  std::optional<GroupWrite> retry_;  // writer context only
+  TimerId loop_timer_ = 0;           // loop mode
 
   // Writer thread only (the atomics are read by the loop for the summary).
   std::array<WriterChain, kChainCount> writer_;

@@ -3,14 +3,15 @@
 #include <exception>
 #include <utility>
 
-#include "probes/inventory.h"
 
 namespace meshos::probes {
 
-InventoryProbe::InventoryProbe(uv_loop_t* loop, Timers& timers, Options options, Callback on_sample)
-    : loop_(loop),
+InventoryProbe::InventoryProbe(Workers& workers, Timers& timers, Options options, Sampler sampler,
+                               Callback on_sample)
+    : workers_(workers),
       timers_(timers),
       options_(std::move(options)),
+      sampler_(std::move(sampler)),
       on_sample_(std::move(on_sample)),
       self_(std::make_shared<InventoryProbe*>(this)) {}
 
@@ -36,47 +37,21 @@ void InventoryProbe::stop() {
 void InventoryProbe::sampleNow() {
   timer_.reset();
   if (!running_ || in_flight_) return;
-  struct Job {
-    uv_work_t req{};
-    std::filesystem::path data_dir, proc_root;
-    std::shared_ptr<InventoryProbe*> owner;
-    std::optional<Result<state::Inventory>> result;
-  };
-  auto* job = new Job();
-  job->req.data = job;
-  job->data_dir = options_.data_dir;
-  job->proc_root = options_.proc_root;
-  job->owner = self_;
   in_flight_ = true;
-  int rc = uv_queue_work(
-      loop_, &job->req,
-      [](uv_work_t* r) {
-        auto* j = static_cast<Job*>(r->data);
+  auto result = std::make_shared<Result<state::Inventory>>(Status::unavailable("inventory sample not run"));
+  workers_.run(
+      [sampler = sampler_, result] {
         try {
-          j->result = sampleInventory(j->data_dir, j->proc_root);
+          *result = sampler ? sampler() : Result<state::Inventory>(Status::unavailable("no inventory source"));
         } catch (const std::exception& e) {
-          j->result = Status::internal(std::string("inventory sample threw: ") + e.what());
+          *result = Status::internal(std::string("inventory sample threw: ") + e.what());
         }
       },
-      [](uv_work_t* r, int status) {
-        std::unique_ptr<Job> j(static_cast<Job*>(r->data));
-        InventoryProbe* probe = *j->owner;
+      [owner = self_, result] {
+        InventoryProbe* probe = *owner;
         if (probe == nullptr) return;  // destroyed while the sample ran
-        if (status != 0 || !j->result) {
-          probe->finished(Status::unavailable("inventory sample cancelled"));
-        } else {
-          probe->finished(std::move(*j->result));
-        }
+        probe->finished(std::move(*result));
       });
-  if (rc != 0) {
-    delete job;
-    in_flight_ = false;
-    // Reported from a timer, never inside the call that started the sample.
-    timer_ = timers_.after(0, [this, rc] {
-      timer_.reset();
-      finished(Status::unavailable(std::string("inventory sample not queued: ") + uv_strerror(rc)));
-    });
-  }
 }
 
 void InventoryProbe::finished(Result<state::Inventory> result) {

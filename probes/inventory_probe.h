@@ -1,6 +1,7 @@
-// InventoryProbe: samples the inventory every interval_ms on the libuv thread pool (procfs
-// reads are quick, but statvfs on a hung mount is not), and hands each result to the loop
-// thread. At most one sample is in flight; the next is scheduled interval_ms after the last
+// InventoryProbe: samples the inventory every interval_ms on the Workers (procfs reads
+// are quick, but statvfs on a hung mount is not), and hands each result to the loop
+// thread. What a sample is comes from the owner (the agent: sampleInventory() over /proc;
+// the simulator: the simulated host's figures). At most one sample is in flight; the next is scheduled interval_ms after the last
 // one finished. A failed sample is recorded (counted, last error kept) and skipped: last()
 // keeps the last good inventory, and the callback sees the error so the node can log it and
 // mark the probe failing in its health.
@@ -9,8 +10,6 @@
 // stop()) cancels the timer; a sample still running on the pool finishes there and its result
 // is dropped.
 #pragma once
-
-#include <uv.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +20,7 @@
 
 #include "agent/core/status.h"
 #include "agent/core/timers.h"
+#include "agent/core/workers.h"
 #include "agent/state/node_report.h"
 
 namespace meshos::probes {
@@ -28,8 +28,6 @@ namespace meshos::probes {
 class InventoryProbe {
  public:
   struct Options {
-    std::filesystem::path data_dir;
-    std::filesystem::path proc_root = "/proc";
     int64_t interval_ms = 5000;  // [node] inventory_interval_ms
   };
   struct Stats {
@@ -40,8 +38,10 @@ class InventoryProbe {
   };
   // Runs on the loop thread after each sample.
   using Callback = std::function<void(const Result<state::Inventory>&)>;
+  // Runs on a worker thread.
+  using Sampler = std::function<Result<state::Inventory>()>;
 
-  InventoryProbe(uv_loop_t* loop, Timers& timers, Options options, Callback on_sample);
+  InventoryProbe(Workers& workers, Timers& timers, Options options, Sampler sampler, Callback on_sample);
   ~InventoryProbe();
   InventoryProbe(const InventoryProbe&) = delete;
   InventoryProbe& operator=(const InventoryProbe&) = delete;
@@ -58,9 +58,10 @@ class InventoryProbe {
   void sampleNow();
   void finished(Result<state::Inventory> result);
 
-  uv_loop_t* loop_;
+  Workers& workers_;
   Timers& timers_;
   Options options_;
+  Sampler sampler_;
   Callback on_sample_;
   bool running_ = false;
   bool in_flight_ = false;

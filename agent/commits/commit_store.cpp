@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "chains/chain_store.h"
 
 namespace meshos::commits {
 
@@ -32,24 +31,14 @@ Result<Head> decodeHead(std::string_view v) {
 }
 }  // namespace
 
-Status MemoryCommitStore::putCommit(uint64_t seq, ByteView encoded) {
-  commits_[seq] = Bytes(encoded.begin(), encoded.end());
-  return Status::ok();
+Status CommitStore::putCommit(uint64_t seq, ByteView encoded) {
+  return kv_.putState(commitKey(seq), asChars(encoded));
 }
 
-Status MemoryCommitStore::putHead(const Head& head) {
-  head_ = head;
-  return Status::ok();
-}
-
-Status RocksCommitStore::putCommit(uint64_t seq, ByteView encoded) {
-  return store_.putState(commitKey(seq), asChars(encoded));
-}
-
-Result<std::map<uint64_t, Bytes>> RocksCommitStore::loadCommits() const {
+Result<std::map<uint64_t, Bytes>> CommitStore::loadCommits() const {
   std::map<uint64_t, Bytes> out;
   Status bad = Status::ok();
-  Status st = store_.scanState(kCommitPrefix, [&](std::string_view key, std::string_view value) {
+  Status st = kv_.scanState(kCommitPrefix, [&](std::string_view key, std::string_view value) {
     if (key.size() != kCommitPrefix.size() + 8) {
       bad = Status::corruption("commit record with a malformed key");
       return false;
@@ -64,12 +53,12 @@ Result<std::map<uint64_t, Bytes>> RocksCommitStore::loadCommits() const {
   return out;
 }
 
-Status RocksCommitStore::putHead(const Head& head) {
-  return store_.putState(kHeadKey, encodeHead(head));
+Status CommitStore::putHead(const Head& head) {
+  return kv_.putState(kHeadKey, encodeHead(head));
 }
 
-Result<std::optional<Head>> RocksCommitStore::loadHead() const {
-  auto v = store_.getState(kHeadKey);
+Result<std::optional<Head>> CommitStore::loadHead() const {
+  auto v = kv_.getState(kHeadKey);
   if (!v) return v.status();
   if (!v->has_value()) return std::optional<Head>{};
   auto h = decodeHead(**v);

@@ -34,8 +34,12 @@ class ManualClock final : public Clock {
 
   int64_t monotonicNs() const override { return now_ns_.load(std::memory_order_relaxed); }
   int64_t wallMs() const override {
-    return wall_start_ms_ + (monotonicNs() - start_ns_) / 1'000'000;
+    return wall_start_ms_ + wall_step_ms_.load(std::memory_order_relaxed) +
+           (monotonicNs() - start_ns_) / 1'000'000;
   }
+  // Steps the wall clock (forward or back, as NTP or an operator would); monotonic time
+  // does not move.
+  void stepWallMs(int64_t delta_ms) { wall_step_ms_.fetch_add(delta_ms, std::memory_order_relaxed); }
   // Moves time forward; a target in the past is ignored (time never goes back).
   void advanceToNs(int64_t target_ns);
   void advanceMs(int64_t delta_ms) { advanceToNs(monotonicNs() + delta_ms * 1'000'000); }
@@ -44,6 +48,7 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> now_ns_;
   int64_t wall_start_ms_;
   int64_t start_ns_;
+  std::atomic<int64_t> wall_step_ms_{0};
 };
 
 }  // namespace meshos

@@ -1,12 +1,10 @@
 #include "agent/core/crypto.h"
 
-#include <fcntl.h>
+#include "agent/core/file_system.h"
+
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 namespace meshos {
@@ -79,44 +77,43 @@ Result<PublicKey> publicKeyFromBase64(std::string_view text) {
 
 std::string publicKeyToBase64(const PublicKey& key) { return toBase64(key); }
 
-Status writeKeyFile(const std::filesystem::path& path, const SigningKey& key) {
-  std::string text = std::string(kKeyFileHeader) + "\n" + toBase64(key.secret_key) + "\n";
-  std::string tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io("cannot create " + tmp + ": " + std::strerror(errno));
-  ::fchmod(fd, 0600);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::io("cannot write key file " + path.string() + ": " + std::strerror(errno));
-  }
-  return Status::ok();
+std::string keyFileText(const SigningKey& key) {
+  return std::string(kKeyFileHeader) + "\n" + toBase64(key.secret_key) + "\n";
 }
 
-Result<SigningKey> readKeyFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::notFound("cannot open key file " + path.string());
-  std::string header, body;
-  std::getline(in, header);
-  std::getline(in, body);
+Result<SigningKey> parseKeyFile(std::string_view text, const std::string& name) {
+  auto eol = text.find('\n');
+  std::string_view header = text.substr(0, eol);
+  std::string_view body = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+  body = body.substr(0, body.find('\n'));
   if (header != kKeyFileHeader) {
-    return Status::invalid("key file " + path.string() + " does not start with " +
-                           std::string(kKeyFileHeader));
+    return Status::invalid("key file " + name + " does not start with " + std::string(kKeyFileHeader));
   }
   auto secret = fromBase64(body);
   if (!secret || secret->size() != 64) {
-    return Status::invalid("key file " + path.string() + " does not hold a 64-byte secret key");
+    return Status::invalid("key file " + name + " does not hold a 64-byte secret key");
   }
   SigningKey k;
   std::memcpy(k.secret_key.data(), secret->data(), 64);
   // The public half is derived, so a key file edited by hand cannot pair mismatched halves.
   crypto_sign_ed25519_sk_to_pk(k.public_key.data(), k.secret_key.data());
   if (std::memcmp(k.public_key.data(), k.secret_key.data() + 32, 32) != 0) {
-    return Status::corruption("key file " + path.string() + ": public half does not match");
+    return Status::corruption("key file " + name + ": public half does not match");
   }
   return k;
+}
+
+Status writeKeyFile(const std::filesystem::path& path, const SigningKey& key) {
+  return writeFileAtomically(path, keyFileText(key), 0600);
+}
+
+Result<SigningKey> readKeyFile(const std::filesystem::path& path) {
+  auto text = PosixFileSystem().read(path);
+  if (!text) {
+    if (text.status().code() == Code::kNotFound) return Status::notFound("cannot open key file " + path.string());
+    return text.status();
+  }
+  return parseKeyFile(*text, path.string());
 }
 
 }  // namespace meshos

@@ -51,6 +51,10 @@ bool verifySignature(const PublicKey& key, ByteView message, const Signature& si
 Result<PublicKey> publicKeyFromBase64(std::string_view text);
 std::string publicKeyToBase64(const PublicKey& key);
 
+// The key file's text, and its parse (name: the path, for errors).
+std::string keyFileText(const SigningKey& key);
+Result<SigningKey> parseKeyFile(std::string_view text, const std::string& name);
+// On the real file system (tools); the agent goes through its FileSystem.
 Status writeKeyFile(const std::filesystem::path& path, const SigningKey& key);
 Result<SigningKey> readKeyFile(const std::filesystem::path& path);
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/core/crypto.h"
+#include "agent/core/file_system.h"
 
 namespace meshos {
 
@@ -18,6 +19,9 @@ struct NodeIdentity {
 
 std::string nodeIdFromPublicKey(const PublicKey& key);
 
-Result<NodeIdentity> loadOrCreateNodeIdentity(const std::filesystem::path& data_dir);
+NodeIdentity nodeIdentityFromKey(SigningKey key);
+
+// <data_dir>/node.key: read (refused when others may read it) or created.
+Result<NodeIdentity> loadOrCreateNodeIdentity(FileSystem& fs, const std::filesystem::path& data_dir);
 
 }  // namespace meshos

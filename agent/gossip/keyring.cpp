@@ -1,12 +1,8 @@
 #include "agent/gossip/keyring.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
 namespace meshos::gossip {
@@ -120,9 +116,8 @@ OpenError Keyring::open(std::string_view cluster_id, ByteView packet, Bytes& out
   return OpenError::kDecryptFailed;
 }
 
-Result<Keyring> loadKeyring(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::notFound("cannot open keyring " + path.string());
+Result<Keyring> parseKeyring(std::string_view file_text, const std::string& name) {
+  std::istringstream in{std::string(file_text)};
   std::string line;
   int line_no = 0;
   bool header = false;
@@ -135,47 +130,36 @@ Result<Keyring> loadKeyring(const std::filesystem::path& path) {
     std::string_view text = std::string_view(line).substr(start);
     if (!header) {
       if (text != kKeyringHeader)
-        return Status::invalid(path.string() + ":" + std::to_string(line_no) + ": expected header '" + kKeyringHeader + "'");
+        return Status::invalid(name + ":" + std::to_string(line_no) + ": expected header '" + kKeyringHeader + "'");
       header = true;
       continue;
     }
     auto key = clusterKeyFromBase64(text);
-    if (!key) return key.status().withContext(path.string() + ":" + std::to_string(line_no));
+    if (!key) return key.status().withContext(name + ":" + std::to_string(line_no));
     ring.install(*key);
   }
-  if (!header) return Status::invalid(path.string() + ": empty keyring file (no header)");
-  if (ring.empty()) return Status::invalid(path.string() + ": keyring holds no key");
+  if (!header) return Status::invalid(name + ": empty keyring file (no header)");
+  if (ring.empty()) return Status::invalid(name + ": keyring holds no key");
   return ring;
 }
 
-Status saveKeyring(const std::filesystem::path& path, const Keyring& ring) {
-  std::ostringstream text;
-  text << kKeyringHeader << "\n";
-  for (const auto& k : ring.keys()) text << clusterKeyToBase64(k) << "\n";
-  std::string data = text.str();
-  std::string tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io("cannot create " + tmp);
-  ::fchmod(fd, 0600);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::io("cannot write " + tmp);
-    }
-    off += static_cast<size_t>(w);
+std::string keyringText(const Keyring& ring) {
+  std::string text = std::string(kKeyringHeader) + "\n";
+  for (const auto& k : ring.keys()) text += clusterKeyToBase64(k) + "\n";
+  return text;
+}
+
+Result<Keyring> loadKeyring(const FileSystem& fs, const std::filesystem::path& path) {
+  auto text = fs.read(path);
+  if (!text) {
+    if (text.status().code() == Code::kNotFound) return Status::notFound("cannot open keyring " + path.string());
+    return text.status();
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::io("cannot sync " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::io("cannot rename " + tmp + " to " + path.string());
-  }
-  return Status::ok();
+  return parseKeyring(*text, path.string());
+}
+
+Status saveKeyring(FileSystem& fs, const std::filesystem::path& path, const Keyring& ring) {
+  return fs.writeAtomically(path, keyringText(ring), 0600);
 }
 
 }  // namespace meshos::gossip

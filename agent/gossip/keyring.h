@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/core/bytes.h"
+#include "agent/core/file_system.h"
 #include "agent/core/status.h"
 
 namespace meshos::gossip {
@@ -67,8 +68,12 @@ class Keyring {
   std::vector<ClusterKey> keys_;  // [0] is the primary
 };
 
-Result<Keyring> loadKeyring(const std::filesystem::path& path);
-// Writes atomically (temp file + rename) with mode 0600.
-Status saveKeyring(const std::filesystem::path& path, const Keyring& ring);
+// The keyring file: a header line, then one base64 key per line, the primary first
+// ('#' comments and blank lines allowed). name is the path, for errors (file:line).
+Result<Keyring> parseKeyring(std::string_view text, const std::string& name);
+std::string keyringText(const Keyring& ring);
+Result<Keyring> loadKeyring(const FileSystem& fs, const std::filesystem::path& path);
+// Written atomically with mode 0600.
+Status saveKeyring(FileSystem& fs, const std::filesystem::path& path, const Keyring& ring);
 
 }  // namespace meshos::gossip

@@ -16,8 +16,10 @@ struct IdHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-struct Pool {
-  std::mutex mu;
+}  // namespace
+
+struct MemberIdentityPool::State {
+  mutable std::mutex mu;
   // By id; more than one entry when a member moved (a new address) or was renamed.
   std::unordered_map<std::string, std::vector<std::weak_ptr<const MemberIdentity>>, IdHash, std::equal_to<>> by_id;
   size_t inserts_since_sweep = 0;
@@ -32,16 +34,12 @@ struct Pool {
   }
 };
 
-Pool& pool() {
-  static Pool* p = new Pool();  // never destroyed: identities may outlive static destruction order
-  return *p;
-}
+MemberIdentityPool::MemberIdentityPool() : state_(std::make_unique<State>()) {}
+MemberIdentityPool::~MemberIdentityPool() = default;
 
-}  // namespace
-
-MemberIdentityRef internMemberIdentity(std::string_view id, std::string_view name, std::string_view address,
-                                       ByteView public_key) {
-  Pool& p = pool();
+MemberIdentityRef MemberIdentityPool::intern(std::string_view id, std::string_view name, std::string_view address,
+                                             ByteView public_key) {
+  State& p = *state_;
   std::lock_guard<std::mutex> lock(p.mu);
   auto found = p.by_id.find(id);
   if (found == p.by_id.end()) found = p.by_id.emplace(std::string(id), std::vector<std::weak_ptr<const MemberIdentity>>{}).first;
@@ -63,11 +61,10 @@ MemberIdentityRef internMemberIdentity(std::string_view id, std::string_view nam
   return made;
 }
 
-size_t memberIdentityPoolSize() {
-  Pool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mu);
+size_t MemberIdentityPool::size() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
   size_t n = 0;
-  for (const auto& [id, v] : p.by_id) n += v.size();
+  for (const auto& [id, v] : state_->by_id) n += v.size();
   return n;
 }
 

@@ -67,8 +67,9 @@ Status Options::validate() const {
   return Status::ok();
 }
 
-Membership::Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng)
-    : options_(std::move(options)),
+Membership::Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng, MemberIdentityPool& identities)
+    : identities_(identities),
+      options_(std::move(options)),
       self_(std::move(self)),
       keyring_(std::move(keyring)),
       rng_(rng),
@@ -80,6 +81,7 @@ Membership::Membership(Options options, LocalIdentity self, Keyring keyring, Rng
 // ---------------------------------------------------------------- lifecycle
 
 void Membership::start(int64_t now_ms) {
+  MESHOS_DCHECK_THREAD(thread_);
   if (started_) return;
   started_ = true;
   incarnation_ = self_.incarnation + 1;
@@ -92,6 +94,7 @@ void Membership::start(int64_t now_ms) {
 }
 
 void Membership::join(int64_t now_ms, const std::vector<std::string>& addresses, bool remember_as_seeds) {
+  MESHOS_DCHECK_THREAD(thread_);
   (void)now_ms;
   for (const auto& a : addresses) {
     if (a == self_.address) continue;
@@ -109,6 +112,7 @@ void Membership::join(int64_t now_ms, const std::vector<std::string>& addresses,
 }
 
 void Membership::leave(int64_t now_ms) {
+  MESHOS_DCHECK_THREAD(thread_);
   (void)now_ms;
   if (leaving_) return;
   leaving_ = true;
@@ -129,6 +133,7 @@ size_t Membership::numAlive() const {
 }
 
 Outputs Membership::takeOutputs() {
+  MESHOS_DCHECK_THREAD(thread_);
   Outputs o = std::move(out_);
   out_ = Outputs{};
   return o;
@@ -221,6 +226,7 @@ Result<Bytes> Membership::openInput(ByteView sealed, size_t limit) {
 // ---------------------------------------------------------------- inputs
 
 void Membership::handlePacketUs(int64_t now_us, const std::string& from, ByteView packet) {
+  MESHOS_DCHECK_THREAD(thread_);
   if (!started_) return;
   now_us_ = now_us;
   const int64_t now_ms = now_us / 1000;
@@ -240,6 +246,7 @@ void Membership::handlePacketUs(int64_t now_us, const std::string& from, ByteVie
 }
 
 Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, ByteView frame) {
+  MESHOS_DCHECK_THREAD(thread_);
   if (!started_) return Status::unavailable("gossip not started");
   ++counters_.streams_in;
   counters_.stream_bytes_in += frame.size();
@@ -276,6 +283,7 @@ Result<Bytes> Membership::handleStream(int64_t now_ms, const std::string& from, 
 }
 
 void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<Bytes> reply) {
+  MESHOS_DCHECK_THREAD(thread_);
   now_us_ = now_ms * 1000;
   auto it = streams_.find(request_id);
   if (it == streams_.end()) return;
@@ -555,7 +563,7 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
       return;
     }
     auto mem = std::make_unique<Member>();
-    mem->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);
+    mem->ident = identities_.intern(m.id, m.name, m.address, m.public_key);
     mem->incarnation = m.incarnation;
     mem->state_change_ms = now_ms;
     Member* raw = mem.get();
@@ -592,10 +600,10 @@ void Membership::onAlive(int64_t now_ms, const AliveMsg& m, bool from_push_pull)
     if (auto mine = id_by_name_.find(std::string_view(existing->name())); mine != id_by_name_.end() && *mine == existing)
       id_by_name_.erase(mine);
     if (auto theirs = id_by_name_.find(std::string_view(m.name)); theirs != id_by_name_.end()) id_by_name_.erase(theirs);
-    existing->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);
+    existing->ident = identities_.intern(m.id, m.name, m.address, m.public_key);
     id_by_name_.insert(existing);
   } else if (!existing->ident->same(m.id, m.name, m.address, m.public_key)) {
-    existing->ident = internMemberIdentity(m.id, m.name, m.address, m.public_key);  // same id and name: no re-index
+    existing->ident = identities_.intern(m.id, m.name, m.address, m.public_key);  // same id and name: no re-index
   }
   existing->incarnation = m.incarnation;
   existing->state = MemberState::kAlive;
@@ -761,6 +769,7 @@ void Membership::fetchStep(int64_t now_ms) {
 }
 
 Status Membership::setLocalState(int64_t now_ms, Bytes body) {
+  MESHOS_DCHECK_THREAD(thread_);
   (void)now_ms;
   if (body.size() > options_.max_node_state_bytes)
     return Status::invalid("node state of " + std::to_string(body.size()) + " bytes exceeds max_node_state_bytes " +
@@ -955,6 +964,7 @@ std::vector<Membership::Member*> Membership::randomMembers(size_t k, const std::
 // ---------------------------------------------------------------- time
 
 void Membership::tickUs(int64_t now_us) {
+  MESHOS_DCHECK_THREAD(thread_);
   if (!started_) return;
   now_us_ = now_us;
   const int64_t now_ms = now_us / 1000;

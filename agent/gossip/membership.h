@@ -35,6 +35,7 @@
 #include "agent/core/bytes.h"
 #include "agent/core/rng.h"
 #include "agent/core/status.h"
+#include "agent/core/thread_check.h"
 #include "agent/gossip/broadcast_queue.h"
 #include "agent/gossip/keyring.h"
 #include "agent/gossip/member_identity.h"
@@ -145,7 +146,8 @@ struct Counters {
 
 class Membership {
  public:
-  Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng);
+  // `identities` is shared by the owner's memberships and outlives this one.
+  Membership(Options options, LocalIdentity self, Keyring keyring, Rng rng, MemberIdentityPool& identities);
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
@@ -224,7 +226,7 @@ class Membership {
     int64_t deadline_ms = 0;
   };
   // One member, compact: every node holds every member (N^2 entries in a simulation).
-  // The identity (id, name, address, key) is shared (internMemberIdentity) and replaced
+  // The identity (id, name, address, key) is shared (MemberIdentityPool) and replaced
   // whole when the address, name or key changes; the id never changes.
   struct Member {
     MemberIdentityRef ident;
@@ -344,6 +346,8 @@ class Membership {
   std::vector<Member*> randomMembers(size_t k, const std::string& exclude, bool include_recent_dead, int64_t now_ms);
   uint32_t nextSeq() { return ++seq_; }
 
+  MemberIdentityPool& identities_;
+  ThreadChecker thread_;  // every entry point on the owner's thread
   Options options_;
   LocalIdentity self_;
   Keyring keyring_;

@@ -9,13 +9,17 @@
 #include <cstring>
 #include <deque>
 
-#include "agent/net/control_frame.h"
+#include "agent/control/control_frame.h"
 
 namespace meshos::net {
 
+using control::FrameDecoder;
+using control::FrameReader;
+using control::encodeFrame;
+
 // One accepted connection. Owned by the server's set; its uv_pipe_t is freed in the close
 // callback, which also drops the last owning reference.
-class ControlConnection : public std::enable_shared_from_this<ControlConnection> {
+class ControlConnection final : public ReplySink, public std::enable_shared_from_this<ControlConnection> {
  public:
   ControlConnection(ControlServer* server, PeerCred peer) : server_(server), peer_(peer) {}
 
@@ -34,7 +38,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
                   &ControlConnection::onRead);
   }
 
-  void reply(uint64_t id, const std::function<void(proto::Reply::Builder)>& fill) {
+  void reply(uint64_t id, const std::function<void(proto::Reply::Builder)>& fill) override {
     if (closing_ || !busy_) return;
     capnp::MallocMessageBuilder message;
     auto r = message.initRoot<proto::Reply>();
@@ -97,7 +101,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
     busy_ = true;
     ++server_->counters_.requests;
     auto self = shared_from_this();
-    ControlResponder responder(self, 0);
+    ControlResponder responder(std::static_pointer_cast<ReplySink>(self), 0);
     if (!p.framing.isOk()) {
       responder.error(p.framing);
       return;
@@ -112,14 +116,14 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
     try {
       auto request = (*reader)->message().getRoot<proto::Request>();
       id = request.getId();
-      ControlResponder with_id(self, id);
+      ControlResponder with_id(std::static_pointer_cast<ReplySink>(self), id);
       server_->handler_(request, peer_, with_id);
     } catch (const kj::Exception& e) {
       ++server_->counters_.malformed;
-      ControlResponder(self, id).error(
+      ControlResponder(std::static_pointer_cast<ReplySink>(self), id).error(
           Status::invalid(std::string("malformed request: ") + e.getDescription().cStr()));
     } catch (const std::exception& e) {
-      ControlResponder(self, id).error(Status::internal(e.what()));
+      ControlResponder(std::static_pointer_cast<ReplySink>(self), id).error(Status::internal(e.what()));
     }
   }
 
@@ -147,24 +151,6 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   bool closing_ = false;
   bool close_after_reply_ = false;
 };
-
-namespace {
-void fillError(proto::Reply::Builder r, const Status& status) {
-  auto e = r.initError();
-  e.setCode(std::string(codeName(status.code())));
-  e.setMessage(status.message());
-}
-}  // namespace
-
-void ControlResponder::json(std::string body) const {
-  if (auto c = conn_.lock()) c->reply(id_, [&](proto::Reply::Builder r) { r.setJson(body); });
-}
-void ControlResponder::text(std::string body) const {
-  if (auto c = conn_.lock()) c->reply(id_, [&](proto::Reply::Builder r) { r.setText(body); });
-}
-void ControlResponder::error(const Status& status) const {
-  if (auto c = conn_.lock()) c->reply(id_, [&](proto::Reply::Builder r) { fillError(r, status); });
-}
 
 ControlServer::ControlServer(uv_loop_t* loop, ControlHandler handler)
     : loop_(loop), handler_(std::move(handler)) {}

@@ -20,36 +20,16 @@
 #include <unordered_set>
 
 #include "agent/core/status.h"
-#include "proto/control.capnp.h"
+#include "agent/control/control_reply.h"
 
 namespace meshos::net {
 
-struct PeerCred {
-  pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
+using control::ControlHandler;
+using control::ControlResponder;
+using control::PeerCred;
+using control::ReplySink;
 
 class ControlConnection;
-
-// Replies to one request. Copyable; calling it after the connection closed is a no-op;
-// only the first reply counts.
-class ControlResponder {
- public:
-  ControlResponder() = default;
-  explicit ControlResponder(std::weak_ptr<ControlConnection> conn, uint64_t id)
-      : conn_(std::move(conn)), id_(id) {}
-  void json(std::string body) const;
-  void text(std::string body) const;
-  void error(const Status& status) const;
-
- private:
-  std::weak_ptr<ControlConnection> conn_;
-  uint64_t id_ = 0;
-};
-
-using ControlHandler =
-    std::function<void(proto::Request::Reader request, const PeerCred& peer, ControlResponder reply)>;
 
 struct ControlCounters {
   uint64_t connections = 0;

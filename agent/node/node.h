@@ -1,44 +1,67 @@
-// Node: the agent. Wires the cores (state fold, reconcile, executor) to an Env and a libuv
-// loop, serves the control socket, runs the tick and the staged shutdown.
+// Node: the agent. One object holds a node's whole behaviour: it folds gossip, commits,
+// probe samples, runtime signals and control requests into its State, ticks (probes,
+// planLocal, reconcile, the executor, a new snapshot), records what it decided in the
+// hash chains, and runs the staged shutdown.
 //
-// Everything here runs on the loop thread. main() builds the loop, the Env and the config,
-// constructs a Node, calls start(), runs the loop until it has no more work, and returns
-// the exit status from exitStatus().
+// It owns no I/O. Everything it touches comes in through NodeServices: time, timers,
+// randomness, blocking work and files (Env), the gossip Transport, the process Runtime and
+// its instance records, where the database lives, and how inventory is sampled. The libuv
+// shell (agent/net: net::AgentHost, built by meshos-agent's main) hands it real sockets,
+// processes and disks; the simulator (agent/sim: sim::SimHost) hands it a simulated
+// network, runtime and in-memory disk, so the same Node runs in both.
+//
+// Everything here runs on the loop thread (asserted in debug builds).
 #pragma once
 
-#include <uv.h>
-
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "agent/config/node_config.h"
-#include "agent/core/env.h"
-#include "agent/core/node_identity.h"
-#include "agent/executor/executor.h"
-#include "agent/net/control_server.h"
-#include "agent/state/snapshot.h"
-#include "agent/state/state.h"
 #include "agent/commits/commit_log.h"
 #include "agent/commits/commit_store.h"
 #include "agent/commits/commit_sync.h"
+#include "agent/config/node_config.h"
+#include "agent/control/control_reply.h"
+#include "agent/core/env.h"
+#include "agent/core/node_identity.h"
+#include "agent/core/thread_check.h"
+#include "agent/executor/executor.h"
 #include "agent/gossip/gossip_service.h"
-#include "agent/runtime/instance_store.h"
-#include "agent/runtime/process_runtime.h"
-#include "agent/runtime/supervisor.h"
-#include "agent/spec/daemon_spec.h"
 #include "agent/reconcile/local_plan.h"
 #include "agent/reconcile/local_rebalancer.h"
+#include "agent/runtime/instance_store.h"
+#include "agent/runtime/supervisor.h"
+#include "agent/spec/daemon_spec.h"
 #include "agent/state/node_report.h"
+#include "agent/state/snapshot.h"
+#include "agent/state/state.h"
+#include "chains/chain_store.h"
+#include "chains/chain_writer.h"
 #include "placement/placement.h"
 #include "probes/inventory_probe.h"
 #include "probes/vivaldi.h"
-#include "chains/chain_store.h"
-#include "chains/chain_writer.h"
 
 namespace meshos::node {
+
+// What a Node is given. Every reference outlives the Node.
+struct NodeServices {
+  Env& env;                                 // clock, timers, poster, rng, workers, files
+  gossip::Transport& transport;             // gossip datagrams and streams
+  gossip::MemberIdentityPool& identities;   // shared member identities (one per process)
+  runtime::Runtime& runtime;                // the daemons' processes, ready to use
+  runtime::InstanceStore& instances;        // instance records, for re-adoption
+  chains::ChainStoreOptions database;       // where and how the chains database opens
+  // Chain writes on a writer thread (the agent) or on the loop (the simulator).
+  bool chain_writes_on_loop = false;
+  int64_t chain_sync_delay_ms = 1;          // on the loop: how long a sync takes
+  // Samples the inventory (runs on env.workers); an error is a failed sample.
+  std::function<Result<state::Inventory>()> sample_inventory;
+  // Stops accepting control requests (the first shutdown stage); may be empty.
+  std::function<void()> close_control;
+};
 
 // A desired daemon's generation: the first 8 bytes of the hash of its canonical spec, so a
 // changed spec (and only a changed spec) looks new.
@@ -61,21 +84,38 @@ struct ShutdownStage {
   std::string detail;
 };
 
+// What a Node tells whoever watches it closely (the simulator's invariants, tests). Each
+// hook runs on the loop thread, after the fact.
+struct NodeObserver {
+  // A chain record is durable (after its batch's sync returned).
+  std::function<void(chains::ChainName, uint64_t seq, const Hash256& hash)> on_chain_acked;
+  // An executor action ended (succeeded, failed, abandoned, dropped).
+  std::function<void(const executor::Outcome&)> on_action_outcome;
+};
+
 class Node {
  public:
-  Node(uv_loop_t* loop, Env& env, config::NodeConfig config, NodeIdentity identity);
+  Node(NodeServices services, config::NodeConfig config, NodeIdentity identity);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Opens the control socket and starts the tick. On error nothing is left running.
+  // Opens the database, the commit log, the supervisor (re-adopting what a previous agent
+  // left running) and gossip, then starts the tick. On error nothing is left running.
   Status start();
-  // Begins the staged shutdown (idempotent). done runs when every stage ended.
+  // Begins the staged shutdown (idempotent). onShutdownComplete's function runs at the end.
   void shutdown(std::string why);
-  // Installs SIGINT/SIGTERM handlers: the first begins shutdown, the second forces exit.
-  void handleSignals();
+  void onShutdownComplete(std::function<void()> fn) { on_shutdown_complete_ = std::move(fn); }
+  bool stopping() const { return stopping_; }
+  bool finished() const { return finished_; }
+
+  // A control request (the control socket's, or the simulator's).
+  void control(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
 
   void addProbe(std::unique_ptr<Probe> probe);
+  // Adds a section to every snapshot (the control server's counters, say).
+  void addSnapshotSection(std::string name, std::function<nlohmann::json()> fn);
+  void setObserver(NodeObserver observer) { observer_ = std::move(observer); }
   // Folds an event into the state (shells call this from their callbacks).
   void handle(const state::Event& event);
   // Runs one tick now (tests and benchmarks; the timer calls it otherwise).
@@ -85,6 +125,15 @@ class Node {
   const state::State& state() const { return state_; }
   const std::vector<ShutdownStage>& shutdownReport() const { return shutdown_report_; }
   int exitStatus() const { return exit_status_; }
+  const std::string& id() const { return identity_.id; }
+  const config::NodeConfig& config() const { return config_; }
+  // For the simulator's checks (ground truth about this node's own view).
+  const commits::CommitLog* commitLog() const { return commit_log_.get(); }
+  const gossip::GossipService* gossip() const { return gossip_.get(); }
+  const reconcile::LocalPlan& plan() const { return plan_; }
+  const chains::ChainWriter* chains() const { return chains_.get(); }
+  chains::ChainStore* database() const { return store_.get(); }
+  const executor::Executor& executor() const { return *executor_; }
 
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
@@ -99,32 +148,59 @@ class Node {
 
  private:
   class RuntimeDispatcher;
+  int64_t nowMs() const { return env_.clock.monotonicMs(); }
   void scheduleTick();
   void publish();
-  void onControl(proto::Request::Reader request, const net::PeerCred& peer,
-                 net::ControlResponder reply);
-  // Runs work on the libuv thread pool and its result on the loop (RocksDB reads).
-  void onWorker(std::function<Result<std::string>()> work,
-                std::function<void(Result<std::string>)> done);
+  nlohmann::json gossipJson() const;
+  Status startServices();
+  void abortStart();  // undoes what startServices() opened
   Status openChains();
   Status openRuntime();
   Status openCommits();
   Status openGossip();
-  // Publishes this node's state by gossip when it changed.
-  void publishNodeState();
+  gossip::GossipServiceOptions gossipOptions(const gossip::Keyring& keyring);
+  void onMemberEvent(const gossip::MemberEvent& e);
+  Result<std::vector<spec::DaemonSpec>> loadLocalDaemons() const;
+
+  // control (node_control.cpp)
+  void daemonRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
+  void daemonLogs(proto::Request::Reader request, control::ControlResponder reply);
+  void daemonExec(proto::Request::Reader request, nlohmann::json audit, control::ControlResponder reply);
+  void chainRequest(proto::Request::Reader request, control::ControlResponder reply);
+  void joinRequest(proto::Request::Reader request, control::ControlResponder reply);
+  void keyringRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
+  nlohmann::json snapshotJsonWithMembers() const;
+
+  // shutdown (node_shutdown.cpp)
+  void runStage(size_t index);
+  // Polls the current stage every 10 ms until it is done or its deadline passed.
+  void pollStage();
+  void finishShutdown();
+
+  // commits and their spreading (node_commits.cpp)
   // Carries out what the commit log asked for: audit records, store writes, new state.
   // pushed_by: the gossip address of the peer that pushed these commits (not pushed back).
   void commitOutput(commits::LogOutput& out, const std::string& pushed_by = {});
-  // placement and the cluster-wide reconcile (node_placement.cpp)
+  void openCommitSync();  // after openGossip(): registers the channels, starts the timer
+  void closeCommitSync();  // cancels the timer (shutdown)
+  void scheduleCommitSync(int64_t delay_ms);
+  void commitSyncStep();  // peers and heads in, requests out
+  nlohmann::json commitSyncJson() const;  // commits_json_["sync"]
+
+  // placement and the cluster-wide reconcile (node_placement.cpp, node_report.cpp)
   void onPeerState(const gossip::NodeStateUpdate& u);
   // planLocal() over this node's view; a changed placed set goes to updateRunSet().
   void planPlacement();
+  reconcile::LocalInputs placementInputs() const;
+  void adoptPlan(reconcile::LocalPlan plan);
   std::vector<reconcile::PeerView> peerViews() const;  // every member, with its report
   void rebalance();  // live load: this node's moves, when the rebalancer is due
   // The set this node runs (local daemons + placed ones) into the state; reconcile then
   // asks the executor to apply it.
   void updateRunSet();
   state::NodeReport buildReport() const;
+  // Publishes this node's state by gossip when it changed.
+  void publishNodeState();
   std::map<std::string, reconcile::LocalDaemon> placedInstances() const;
   std::map<std::string, std::string> nodeVars() const;
   nlohmann::json placementJson(const std::string& daemon) const;
@@ -133,7 +209,7 @@ class Node {
   nlohmann::json membersJson() const;
   // Restarts the placed daemons a force-restart commit named since the last tick.
   void forceRestarts();
-  // Inventory sampling (thread pool) and the network coordinate.
+  // Inventory sampling (on the workers) and the network coordinate.
   void startProbes();
   void onInventory(const Result<state::Inventory>& sample);
   // Feeds the RTT of each member's last direct probe ack to Vivaldi.
@@ -141,33 +217,23 @@ class Node {
   Status applyDesired();
   // Copies the supervisor's instances into the state (after transitions).
   void refreshInstances();
-  void daemonRequest(proto::Request::Reader request, const net::PeerCred& peer,
-                     net::ControlResponder reply);
-  void chainRequest(proto::Request::Reader request, net::ControlResponder reply);
-  void runStage(size_t index);
-  // Polls the current stage every 10 ms until it is done or its deadline passed.
-  void pollStage();
-  void finishShutdown();
-  void closeSignals();
-  Status startServices();
-  int64_t nowMs() const { return env_.clock.monotonicMs(); }
 
-  uv_loop_t* loop_;
   Env& env_;
+  NodeServices services_;
   config::NodeConfig config_;
   NodeIdentity identity_;
+  ThreadChecker loop_thread_;
   state::State state_;
+  NodeObserver observer_;
   std::unique_ptr<chains::ChainStore> store_;
   std::unique_ptr<chains::ChainWriter> chains_;
   uint64_t chain_write_failures_ = 0;
   std::unique_ptr<gossip::GossipService> gossip_;
   Bytes gossip_state_;  // the last body handed to gossip
   bool gossip_left_ = false;
-  std::unique_ptr<commits::RocksCommitStore> commit_store_;
+  std::unique_ptr<commits::CommitStore> commit_store_;
   std::unique_ptr<commits::CommitLog> commit_log_;
   nlohmann::json commits_json_;  // the log as JSON, rebuilt only when it changes
-  std::unique_ptr<runtime::FileInstanceStore> instance_store_;
-  std::unique_ptr<runtime::ProcessRuntime> runtime_;
   std::unique_ptr<runtime::Supervisor> supervisor_;
   std::vector<spec::DaemonSpec> config_specs_;  // [runtime] local, as written
   std::vector<spec::DaemonSpec> placed_specs_;  // commit daemons placed here, materialised
@@ -195,9 +261,9 @@ class Node {
   bool instances_dirty_ = false;
   std::unique_ptr<RuntimeDispatcher> dispatcher_;
   std::unique_ptr<executor::Executor> executor_;
-  net::ControlServer control_;
   std::vector<std::unique_ptr<Probe>> probes_;
   std::vector<int64_t> probe_due_ms_;
+  std::vector<std::pair<std::string, std::function<nlohmann::json()>>> extra_sections_;
   std::shared_ptr<const state::Snapshot> snapshot_;
   int64_t lists_built_at_ms_ = -1'000'000'000;
   state::LoopLagMeter lag_;
@@ -205,32 +271,22 @@ class Node {
   TimerId tick_timer_ = 0;
   bool started_ = false;
   bool stopping_ = false;
-  int signals_seen_ = 0;
-  uv_signal_t* sigint_ = nullptr;
-  uv_signal_t* sigterm_ = nullptr;
+  bool finished_ = false;
+  std::function<void()> on_shutdown_complete_;
   std::vector<ShutdownStage> shutdown_report_;
   int64_t stage_started_ms_ = 0;
   size_t stage_index_ = 0;
   int64_t stage_deadline_ms_ = 0;
   std::function<bool()> stage_done_;
+  TimerId stage_timer_ = 0;
   int exit_status_ = 0;
-
-  // commit spreading (node_commits.cpp): CommitSync over the gossip app channels
-  // "commits.push" / "commits.get"; peer heads from state_.peer_states.
-  void openCommitSync();  // after openGossip(): registers the channels, starts the timer
-  void closeCommitSync();  // cancels the timer (shutdown)
-  void scheduleCommitSync(int64_t delay_ms);
-  void commitSyncStep();  // peers and heads in, requests out
-  nlohmann::json commitSyncJson() const;  // commits_json_["sync"]
   std::unique_ptr<commits::CommitSync> commit_sync_;
   TimerId commit_sync_timer_ = 0;
   std::map<std::string, uint64_t> commit_sync_versions_;  // peer-state version read, by node id
-
-  // keyring rotation (node_keyring.cpp): list / install / use / remove through the control
-  // socket, persisted to [gossip] keyring, recorded in the audit chain.
-  void keyringRequest(proto::Request::Reader request, const net::PeerCred& peer, net::ControlResponder reply);
   uint64_t keyring_changes_ = 0;   // persisted changes
   uint64_t keyring_rejected_ = 0;  // refused requests (bad input, no keyring file, write failure)
+  // Shared with callbacks that may outlive this object (replies from workers).
+  std::shared_ptr<Node*> self_ = std::make_shared<Node*>(this);
 };
 
 }  // namespace meshos::node

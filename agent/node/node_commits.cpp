@@ -28,7 +28,7 @@ Status Node::openCommits() {
     lc.genesis_trust = *trust;
   }
   commit_log_ = std::make_unique<commits::CommitLog>(lc);
-  commit_store_ = std::make_unique<commits::RocksCommitStore>(*store_);
+  commit_store_ = std::make_unique<commits::CommitStore>(*store_);
   commits::LogOutput out;
   Status loaded = commits::loadCommitLog(*commit_store_, *commit_log_, out);
   if (!loaded) {

@@ -22,7 +22,7 @@ nlohmann::json keysJson(const gossip::Keyring& ring) {
 
 }  // namespace
 
-void Node::keyringRequest(proto::Request::Reader request, const net::PeerCred& peer, net::ControlResponder reply) {
+void Node::keyringRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply) {
   gossip::KeyringOpKind kind = gossip::KeyringOpKind::kList;
   Bytes arg;
   try {
@@ -73,7 +73,7 @@ void Node::keyringRequest(proto::Request::Reader request, const net::PeerCred& p
     return;
   }
   if (plan->changed) {
-    if (Status st = gossip::saveKeyring(*config_.gossip.keyring, plan->ring); !st) {
+    if (Status st = gossip::saveKeyring(env_.fs, *config_.gossip.keyring, plan->ring); !st) {
       ++keyring_rejected_;
       spdlog::error("keyring {}: cannot persist {}: {}", op_name, config_.gossip.keyring->string(), st.toString());
       reply.error(st.withContext(std::string("keyring ") + op_name + ": the keyring file was not changed"));

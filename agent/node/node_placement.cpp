@@ -42,9 +42,8 @@ void Node::onPeerState(const gossip::NodeStateUpdate& u) {
 
 void Node::startProbes() {
   probes::InventoryProbe::Options o;
-  o.data_dir = config_.node.data_dir;
   o.interval_ms = config_.probes.inventory_interval_ms;
-  inventory_ = std::make_unique<probes::InventoryProbe>(loop_, env_.timers, o,
+  inventory_ = std::make_unique<probes::InventoryProbe>(env_.workers, env_.timers, o, services_.sample_inventory,
                                                          [this](const Result<state::Inventory>& r) { onInventory(r); });
   inventory_->start();
   vivaldi_ = std::make_unique<probes::VivaldiClient>(probes::VivaldiConfig{}, env_.rng);

@@ -1,13 +1,10 @@
 #include "agent/runtime/instance_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -17,8 +14,8 @@ namespace meshos::runtime {
 //   S<TAB>instance=..<TAB>daemon=..<TAB>spec_hash=..<TAB>pid=..<TAB>pgid=..<TAB>
 //     start_ticks=..<TAB>started_wall_ms=..<TAB>cgroup_path=..<TAB>log_path=..   (saved)
 //   E<TAB>instance=..                                                             (erased)
-// The last line about an instance wins. Legacy <instance>.inst files: the same key=value
-// pairs, one per line. Values never hold a tab or a newline (save() refuses them).
+// The last line about an instance wins. Values never hold a tab or a newline (save()
+// refuses them).
 
 namespace {
 
@@ -88,26 +85,26 @@ Status makeDirs(const std::string& path) {
   return Status::ok();
 }
 
-Result<std::unique_ptr<FileInstanceStore>> FileInstanceStore::open(std::string dir) {
-  MESHOS_RETURN_IF_ERROR(makeDirs(dir));
-  std::unique_ptr<FileInstanceStore> store(new FileInstanceStore(std::move(dir)));
+Result<std::unique_ptr<FileInstanceStore>> FileInstanceStore::open(FileSystem& fs, std::string dir) {
+  MESHOS_RETURN_IF_ERROR(fs.makeDirs(dir));
+  std::unique_ptr<FileInstanceStore> store(new FileInstanceStore(fs, std::move(dir)));
   MESHOS_RETURN_IF_ERROR(store->loadJournal());
   return store;
 }
 
-FileInstanceStore::~FileInstanceStore() {
-  if (fd_ >= 0) ::close(fd_);
-}
+FileInstanceStore::~FileInstanceStore() = default;
 
 Status FileInstanceStore::loadJournal() {
   bool ends_with_newline = true;
-  {
-    std::ifstream in(journalPath(), std::ios::binary);
+  auto text = fs_.read(journalPath());
+  if (!text && text.status().code() != Code::kNotFound) return text.status();
+  if (text) {
+    std::istringstream in(*text);
     std::string line;
     size_t lineno = 0;
     while (std::getline(in, line)) {
       ++lineno;
-      ends_with_newline = !in.eof();
+      ends_with_newline = !in.eof() || (!text->empty() && text->back() == '\n');
       ++journal_lines_;
       auto parts = splitTabs(line);
       InstanceRecord r;
@@ -121,28 +118,16 @@ Status FileInstanceStore::loadJournal() {
       }
     }
   }
-  // Legacy one-file-per-instance records.
-  if (DIR* d = ::opendir(dir_.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name.size() < 6 || name.substr(name.size() - 5) != ".inst") continue;
-      legacy_.insert(name.substr(0, name.size() - 5));
-    }
-    ::closedir(d);
-  }
-  fd_ = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) return Status::io("open " + journalPath() + ": " + std::strerror(errno));
+  auto file = fs_.openAppend(journalPath());
+  if (!file) return file.status();
+  journal_ = std::move(*file);
   // A torn last line (a host crash mid-write): the next line starts afresh.
   if (!ends_with_newline) MESHOS_RETURN_IF_ERROR(append("\n"));
   return compactIfNeeded();
 }
 
 Status FileInstanceStore::append(const std::string& line) {
-  ssize_t n = ::write(fd_, line.data(), line.size());
-  if (n != static_cast<ssize_t>(line.size())) {
-    return Status::io("append to " + journalPath() + ": " +
-                      (n < 0 ? std::string(std::strerror(errno)) : std::string("short write")));
-  }
+  MESHOS_RETURN_IF_ERROR(journal_->append(line));
   ++journal_lines_;
   return Status::ok();
 }
@@ -151,17 +136,13 @@ Status FileInstanceStore::compactIfNeeded() {
   if (journal_lines_ <= 256 || journal_lines_ <= 4 * live_.size()) return Status::ok();
   std::string data;
   for (const auto& [i, line] : live_) data += line;
-  MESHOS_RETURN_IF_ERROR(writeAtomically(journalPath(), data));
-  int fd = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::io("open " + journalPath() + ": " + std::strerror(errno));
-  ::close(fd_);
-  fd_ = fd;
+  journal_.reset();
+  MESHOS_RETURN_IF_ERROR(fs_.writeAtomically(journalPath(), data, 0644));
+  auto file = fs_.openAppend(journalPath());
+  if (!file) return file.status();
+  journal_ = std::move(*file);
   journal_lines_ = live_.size();
   return Status::ok();
-}
-
-std::string FileInstanceStore::pathFor(const std::string& instance) const {
-  return dir_ + "/" + instance + ".inst";
 }
 
 Status FileInstanceStore::save(const InstanceRecord& r) {
@@ -179,26 +160,7 @@ Status FileInstanceStore::save(const InstanceRecord& r) {
                      "\tcgroup_path=" + r.cgroup_path + "\tlog_path=" + r.log_path + "\n";
   MESHOS_RETURN_IF_ERROR(append(line));
   live_[r.instance] = std::move(line);
-  // The journal has it now: a legacy file would only be stale.
-  if (legacy_.erase(r.instance) != 0) (void)::unlink(pathFor(r.instance).c_str());
   return compactIfNeeded();
-}
-
-Status FileInstanceStore::writeAtomically(const std::string& final_path, const std::string& data) {
-  const std::string tmp = final_path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::io("open " + tmp + ": " + std::strerror(errno));
-  ssize_t n = ::write(fd, data.data(), data.size());
-  int err = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(data.size())) {
-    ::unlink(tmp.c_str());
-    return Status::io("write " + tmp + ": " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    return Status::io("rename " + tmp + ": " + std::strerror(errno));
-  }
-  return Status::ok();
 }
 
 std::string FileInstanceStore::cronPathFor(const std::string& daemon) const {
@@ -206,15 +168,17 @@ std::string FileInstanceStore::cronPathFor(const std::string& daemon) const {
 }
 
 Status FileInstanceStore::saveLastFire(const std::string& daemon, int64_t wall_ms) {
-  return writeAtomically(cronPathFor(daemon), "last_fire_ms=" + std::to_string(wall_ms) + "\n");
+  return fs_.writeAtomically(cronPathFor(daemon), "last_fire_ms=" + std::to_string(wall_ms) + "\n", 0644);
 }
 
 Result<int64_t> FileInstanceStore::lastFire(const std::string& daemon) {
   const std::string path = cronPathFor(daemon);
-  std::ifstream in(path);
-  if (!in) return Status::notFound("no last fire recorded for '" + daemon + "'");
-  std::string line;
-  std::getline(in, line);
+  auto text = fs_.read(path);
+  if (!text) {
+    if (text.status().code() == Code::kNotFound) return Status::notFound("no last fire recorded for '" + daemon + "'");
+    return text.status();
+  }
+  std::string line = text->substr(0, text->find('\n'));
   if (line.rfind("last_fire_ms=", 0) != 0) return Status::corruption(path + ": unreadable");
   try {
     size_t used = 0;
@@ -226,17 +190,9 @@ Result<int64_t> FileInstanceStore::lastFire(const std::string& daemon) {
   }
 }
 
-Status FileInstanceStore::eraseLastFire(const std::string& daemon) {
-  if (::unlink(cronPathFor(daemon).c_str()) != 0 && errno != ENOENT) {
-    return Status::io("unlink " + cronPathFor(daemon) + ": " + std::strerror(errno));
-  }
-  return Status::ok();
-}
+Status FileInstanceStore::eraseLastFire(const std::string& daemon) { return fs_.remove(cronPathFor(daemon)); }
 
 Status FileInstanceStore::erase(const std::string& instance) {
-  if (legacy_.erase(instance) != 0 && ::unlink(pathFor(instance).c_str()) != 0 && errno != ENOENT) {
-    return Status::io("unlink " + pathFor(instance) + ": " + std::strerror(errno));
-  }
   if (live_.erase(instance) == 0) return Status::ok();  // nothing recorded: nothing to write
   MESHOS_RETURN_IF_ERROR(append("E\tinstance=" + instance + "\n"));
   return compactIfNeeded();
@@ -248,27 +204,6 @@ Result<std::vector<InstanceRecord>> FileInstanceStore::loadAll(std::vector<std::
   for (const auto& [instance, line] : live_) {
     InstanceRecord r;
     if (parseSaveLine(line.substr(0, line.size() - 1), r)) out.push_back(std::move(r));
-  }
-  for (const auto& instance : legacy_) {
-    if (live_.count(instance) != 0) continue;  // the journal's is newer
-    const std::string name = instance + ".inst";
-    std::ifstream in(dir_ + "/" + name);
-    InstanceRecord r;
-    std::string line;
-    int fields = 0;
-    bool bad = false;
-    while (std::getline(in, line)) {
-      auto eq = line.find('=');
-      if (eq == std::string::npos || !applyField(r, line.substr(0, eq), line.substr(eq + 1), fields)) {
-        bad = true;
-        break;
-      }
-    }
-    if (bad || !complete(r, fields)) {
-      if (skipped != nullptr) skipped->push_back(name);
-      continue;
-    }
-    out.push_back(std::move(r));
   }
   return out;
 }

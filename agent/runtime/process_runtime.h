@@ -27,7 +27,7 @@
 #include <string>
 
 #include "agent/core/clock.h"
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/runtime.h"
 

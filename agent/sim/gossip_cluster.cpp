@@ -21,7 +21,7 @@ int64_t SimNode::nowUs() const { return cluster_.clock().monotonicNs() / 1000; }
 
 void SimNode::start() {
   membership_ = std::make_unique<gossip::Membership>(cluster_.options_.gossip, identity_, cluster_.keyring_,
-                                                     cluster_.forkRng());
+                                                     cluster_.forkRng(), cluster_.identities_);
   up_ = true;
   ++generation_;
   wake_at_ms_ = -1;

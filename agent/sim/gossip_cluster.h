@@ -135,6 +135,7 @@ class GossipCluster {
  private:
   uint64_t seed_;
   ClusterOptions options_;
+  gossip::MemberIdentityPool identities_;  // shared by every node: one copy of each identity
   ManualClock clock_;
   ManualTimers timers_;
   Rng rng_;

@@ -9,6 +9,15 @@ std::string Network::hostOf(const std::string& address) {
   return pos == std::string::npos ? address : address.substr(0, pos);
 }
 
+void Network::traceDelivery(char kind, const std::string& from, const std::string& to, size_t bytes) {
+  if (trace_ == nullptr) return;
+  const int64_t now_ns = clock_ != nullptr ? clock_->monotonicNs() : 0;
+  trace_->mix(static_cast<uint64_t>(now_ns) * 131 + static_cast<uint64_t>(kind));
+  trace_->mix(from);
+  trace_->mix(to);
+  trace_->mix(static_cast<uint64_t>(bytes));
+}
+
 void Network::setLink(const std::string& from_host, const std::string& to_host, const LinkProfile& p) {
   links_[{from_host, to_host}] = p;
 }
@@ -79,6 +88,7 @@ void Network::sendDatagram(const std::string& from, const std::string& to, Bytes
         return;
       }
       ++counters_.datagrams_delivered;
+      traceDelivery('d', from, to, shared->size());
       it->second->onDatagram(from, *shared);
     });
   }
@@ -106,6 +116,7 @@ void Network::openStream(const std::string& from, const std::string& to, Bytes r
       timers_.after(timeout_ms, [done] { done(Status::unavailable("connection lost")); });
       return;
     }
+    traceDelivery('s', from, to, req->size());
     Result<Bytes> reply = it->second->onStream(from, *req);
     if (reply) counters_.stream_bytes += reply->size();
     const LinkProfile& back = link(th, fh);

@@ -20,6 +20,7 @@
 #include "agent/core/rng.h"
 #include "agent/core/status.h"
 #include "agent/core/timers.h"
+#include "agent/sim/trace.h"
 
 namespace meshos::sim {
 
@@ -64,6 +65,8 @@ class Network {
   // (never back), so endpoints see microsecond arrival times. Deliveries due within the
   // same millisecond keep their scheduling order.
   void setClock(ManualClock* clock) { clock_ = clock; }
+  // Every delivery (datagram, stream request, stream reply) is mixed into `trace`.
+  void setTrace(TraceHash* trace) { trace_ = trace; }
   // A profile for the directed link from -> to (host parts of the addresses).
   void setLink(const std::string& from_host, const std::string& to_host, const LinkProfile& p);
   // Blocks from -> to (one way; call twice for a symmetric cut).
@@ -88,11 +91,13 @@ class Network {
     return !blocked_.empty() && blocked_.count({from_host, to_host}) != 0;
   }
   int64_t delayNsFor(const LinkProfile& p, const std::string& to_host);
+  void traceDelivery(char kind, const std::string& from, const std::string& to, size_t bytes);
   // Runs fn delay_ns from now (see setClock).
   void deliverAfter(int64_t delay_ns, std::function<void()> fn);
 
   ManualTimers& timers_;
   ManualClock* clock_ = nullptr;
+  TraceHash* trace_ = nullptr;
   Rng rng_;
   LinkProfile default_link_;
   std::map<std::pair<std::string, std::string>, LinkProfile> links_;

@@ -1,107 +1,275 @@
 #include "agent/sim/sim_runtime.h"
 
-#include <algorithm>
+#include <csignal>
 
 namespace meshos::sim {
 
 namespace {
-
-bool stopping(const SimInstance& i) { return i.stopped_ms >= 0; }
-
-}  // namespace
-
-void SimRuntime::apply(int64_t now_ms, const std::vector<spec::DaemonSpec>& run,
-                       const std::map<std::string, uint64_t>& generations) {
-  std::map<std::string, const spec::DaemonSpec*> wanted;
-  for (const auto& s : run) wanted[s.name] = &s;
-
-  // Stop what is no longer wanted here at all.
-  for (auto& [name, list] : instances_) {
-    if (wanted.count(name) != 0) continue;
-    for (auto& inst : list) {
-      if (stopping(inst)) continue;
-      inst.stopped_ms = now_ms;
-      ++counters_.stops;
-    }
-  }
-  for (const auto& [name, spec] : wanted) {
-    auto& list = instances_[name];
-    const uint32_t want = spec->replicas > 0 ? static_cast<uint32_t>(spec->replicas) : 0;
-    uint32_t active = 0;
-    for (const auto& inst : list)
-      if (!stopping(inst)) ++active;
-    const auto gen_it = generations.find(name);
-    const uint64_t gen = gen_it != generations.end() ? gen_it->second : 0;
-    for (; active < want; ++active) {
-      SimInstance inst;
-      inst.id = next_id_++;
-      inst.started_ms = now_ms;
-      const int64_t jitter = options_.ready_jitter_ms > 0
-                                 ? rng_.between(-options_.ready_jitter_ms, options_.ready_jitter_ms)
-                                 : 0;
-      inst.ready_at_ms = now_ms + std::max<int64_t>(0, options_.ready_delay_ms + jitter);
-      inst.generation = gen;
-      inst.resources = spec->resources;
-      list.push_back(inst);
-      ++counters_.starts;
-    }
-    // Too many: stop the ones not ready yet first, then the newest (a real scale-down
-    // keeps the instances that have served longest).
-    while (active > want) {
-      SimInstance* victim = nullptr;
-      for (auto& inst : list) {
-        if (stopping(inst)) continue;
-        const bool ready = now_ms >= inst.ready_at_ms;
-        if (victim == nullptr) {
-          victim = &inst;
-          continue;
-        }
-        const bool victim_ready = now_ms >= victim->ready_at_ms;
-        if ((victim_ready && !ready) || (victim_ready == ready && inst.id > victim->id)) victim = &inst;
-      }
-      if (victim == nullptr) break;
-      victim->stopped_ms = now_ms;
-      ++counters_.stops;
-      --active;
-    }
-  }
-  prune(now_ms);
+constexpr size_t kKeptExitedMax = 4096;
 }
 
-void SimRuntime::crash() {
-  for (const auto& [name, list] : instances_)
-    for (const auto& inst : list)
-      if (!stopping(inst)) ++counters_.lost;
-  instances_.clear();
+SimRuntime::SimRuntime(ManualTimers& world, const Clock& clock, Rng rng, SimRuntimeOptions options)
+    : world_(world), clock_(clock), rng_(rng), options_(options) {}
+
+SimRuntime::~SimRuntime() { *alive_ = false; }
+
+void SimRuntime::later(int64_t delay_ms, std::function<void()> fn) {
+  world_.after(delay_ms, [this, alive = std::weak_ptr<bool>(alive_), gen = agent_generation_, fn = std::move(fn)] {
+    if (alive.expired() || gen != agent_generation_) return;
+    fn();
+  });
 }
 
-void SimRuntime::prune(int64_t now_ms) {
-  for (auto it = instances_.begin(); it != instances_.end();) {
-    auto& list = it->second;
-    list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const SimInstance& i) {
-                                return stopping(i) && now_ms >= i.stopped_ms + options_.stop_grace_ms;
-                              }),
-               list.end());
-    it = list.empty() ? instances_.erase(it) : std::next(it);
+SimProcess* SimRuntime::live(const std::string& instance) {
+  auto h = handles_.find(instance);
+  if (h == handles_.end() || h->second.pid == 0) return nullptr;
+  auto p = processes_.find(h->second.pid);
+  return p != processes_.end() && p->second.alive ? &p->second : nullptr;
+}
+
+const SimProcess* SimRuntime::find(const std::string& instance) const {
+  auto h = handles_.find(instance);
+  if (h == handles_.end() || h->second.pid == 0) return nullptr;
+  auto p = processes_.find(h->second.pid);
+  return p != processes_.end() ? &p->second : nullptr;
+}
+
+Status SimRuntime::create(const std::string& instance, const spec::DaemonSpec& spec) {
+  if (handles_.count(instance) != 0) return Status::exists("instance " + instance + " exists");
+  if (spec.command.empty()) return Status::invalid(instance + ": empty command");
+  handles_[instance] = Handle{spec, 0, false};
+  return Status::ok();
+}
+
+Status SimRuntime::start(const std::string& instance) {
+  auto h = handles_.find(instance);
+  if (h == handles_.end()) return Status::notFound("no instance " + instance);
+  if (live(instance) != nullptr) return Status::ok();
+  SimProcess p;
+  p.pid = next_pid_++;
+  p.instance = instance;
+  p.daemon = h->second.spec.name;
+  p.spec = h->second.spec;
+  p.started_ms = nowMs();
+  const int64_t jitter = options_.ready_jitter_ms > 0 ? rng_.between(-options_.ready_jitter_ms, options_.ready_jitter_ms) : 0;
+  p.ready_at_ms = p.started_ms + std::max<int64_t>(0, options_.ready_delay_ms + jitter);
+  h->second.pid = p.pid;
+  h->second.adopted = false;
+  const int pid = p.pid;
+  const bool job = p.spec.kind != spec::DaemonKind::kService;
+  if (records_ != nullptr) {
+    (void)records_->save(runtime::InstanceRecord{instance, p.daemon, runtime::specHash(p.spec), pid, pid, p.started_ms,
+                                                 clock_.wallMs(), "", ""});
   }
+  processes_[pid] = std::move(p);
+  ++counters_.spawned;
+  if (on_trace) on_trace("start", instance, pid);
+  if (job) {
+    // A job run ends by itself, whether or not an agent watches.
+    world_.after(options_.job_run_ms, [this, alive = std::weak_ptr<bool>(alive_), pid] {
+      if (alive.expired()) return;
+      auto it = processes_.find(pid);
+      if (it == processes_.end() || !it->second.alive) return;
+      runtime::ExitInfo info;
+      info.exit_code = 0;
+      info.detail = "exited 0";
+      exitProcess(it->second, info);
+    });
+  }
+  return Status::ok();
 }
 
-std::map<std::string, SimDaemonCounts> SimRuntime::counts(int64_t now_ms) const {
-  std::map<std::string, SimDaemonCounts> out;
-  for (const auto& [name, list] : instances_) {
-    SimDaemonCounts c;
-    for (const auto& inst : list) {
-      if (stopping(inst)) {
-        ++c.stopping;
-        continue;
-      }
-      ++c.running;
-      if (now_ms >= inst.ready_at_ms) ++c.ready;
-      c.generation = std::max(c.generation, inst.generation);
+void SimRuntime::exitProcess(SimProcess& p, runtime::ExitInfo info) {
+  if (!p.alive) return;
+  p.alive = false;
+  p.exited_ms = nowMs();
+  p.exit = info;
+  ++counters_.exited;
+  if (on_trace) on_trace("exit", p.instance, p.pid);
+  // Told to the agent that watches it (the exit callback runs later, never inside a call).
+  auto h = handles_.find(p.instance);
+  if (h == handles_.end() || h->second.pid != p.pid || !exit_cb_) return;
+  if (records_ != nullptr) (void)records_->erase(p.instance);
+  if (h->second.adopted) info.code_known = false;
+  later(0, [this, pid = p.pid, instance = p.instance, info] {
+    auto it = processes_.find(pid);
+    if (it != processes_.end()) it->second.reaped = true;
+    if (exit_cb_) exit_cb_(instance, info);
+  });
+}
+
+Status SimRuntime::stop(const std::string& instance, int64_t grace_ms) {
+  SimProcess* p = live(instance);
+  if (p == nullptr) return Status::ok();
+  if (grace_ms < 0) grace_ms = p->spec.stop_grace_ms;
+  p->stop_requested = true;
+  const int pid = p->pid;
+  const bool honours = !p->paused;  // a stopped (SIGSTOP) process cannot act on SIGTERM
+  const int64_t after = honours ? std::min(options_.stop_delay_ms, grace_ms) : grace_ms;
+  world_.after(after, [this, alive = std::weak_ptr<bool>(alive_), pid, honours] {
+    if (alive.expired()) return;
+    auto it = processes_.find(pid);
+    if (it == processes_.end() || !it->second.alive) return;
+    runtime::ExitInfo info;
+    info.stopped_by_us = true;
+    info.term_signal = honours ? SIGTERM : SIGKILL;
+    info.detail = honours ? "killed by SIGTERM" : "killed by SIGKILL";
+    exitProcess(it->second, info);
+  });
+  return Status::ok();
+}
+
+Status SimRuntime::remove(const std::string& instance) {
+  auto h = handles_.find(instance);
+  if (h == handles_.end()) return Status::ok();
+  if (live(instance) != nullptr) return Status::invalid(instance + " is still running");
+  if (h->second.pid != 0) {
+    if (records_ != nullptr) (void)records_->erase(instance);
+    auto it = processes_.find(h->second.pid);
+    if (it != processes_.end()) it->second.reaped = true;
+  }
+  handles_.erase(h);
+  if (processes_.size() > kKeptExitedMax) {
+    for (auto it = processes_.begin(); it != processes_.end() && processes_.size() > kKeptExitedMax / 2;) {
+      it = (!it->second.alive && it->second.reaped) ? processes_.erase(it) : std::next(it);
     }
-    out[name] = c;
   }
+  return Status::ok();
+}
+
+Status SimRuntime::signal(const std::string& instance, int sig) {
+  SimProcess* p = live(instance);
+  if (p == nullptr) return Status::notFound(instance + " is not running");
+  if (sig == SIGSTOP) p->paused = true;
+  if (sig == SIGCONT) p->paused = false;
+  if (sig == SIGKILL || sig == SIGTERM) {
+    runtime::ExitInfo info;
+    info.term_signal = sig;
+    info.stopped_by_us = true;
+    info.detail = sig == SIGKILL ? "killed by SIGKILL" : "killed by SIGTERM";
+    exitProcess(*p, info);
+  }
+  return Status::ok();
+}
+
+Result<runtime::ProcessStatus> SimRuntime::status(const std::string& instance) const {
+  auto h = handles_.find(instance);
+  if (h == handles_.end()) return Status::notFound("no instance " + instance);
+  runtime::ProcessStatus s;
+  s.instance = instance;
+  s.daemon = h->second.spec.name;
+  s.adopted = h->second.adopted;
+  const SimProcess* p = find(instance);
+  if (p == nullptr) {
+    s.state = runtime::ProcessState::kCreated;
+    return s;
+  }
+  s.pid = p->pid;
+  s.pgid = p->pid;
+  s.start_ticks = p->started_ms;
+  s.state = p->alive ? (p->stop_requested ? runtime::ProcessState::kStopping : runtime::ProcessState::kRunning)
+                     : runtime::ProcessState::kExited;
+  if (!p->alive) s.exit = p->exit;
+  return s;
+}
+
+Result<runtime::LogChunk> SimRuntime::logs(const std::string& instance, const runtime::LogQuery& q) const {
+  if (handles_.count(instance) == 0) return Status::notFound("no instance " + instance);
+  runtime::LogChunk c;
+  c.next_offset = q.offset;
+  return c;
+}
+
+Status SimRuntime::exec(const std::string& instance, std::vector<std::string>, int64_t, size_t,
+                        std::function<void(Result<runtime::ExecResult>)> done) {
+  if (live(instance) == nullptr) return Status::notFound(instance + " is not running");
+  later(options_.exec_latency_ms, [done] {
+    runtime::ExecResult r;
+    r.exit_code = 0;
+    done(r);
+  });
+  return Status::ok();
+}
+
+Result<runtime::ResourceStats> SimRuntime::stats(const std::string& instance) const {
+  if (handles_.count(instance) == 0) return Status::notFound("no instance " + instance);
+  runtime::ResourceStats s;
+  s.processes = find(instance) != nullptr && find(instance)->alive ? 1 : 0;
+  return s;
+}
+
+Result<probes::CommandContext> SimRuntime::commandContext(const std::string& instance) const {
+  if (handles_.count(instance) == 0) return Status::notFound("no instance " + instance);
+  return probes::CommandContext{};
+}
+
+Status SimRuntime::adopt(const runtime::InstanceRecord& record, const spec::DaemonSpec& spec) {
+  auto it = processes_.find(record.pid);
+  // The start time tells a recycled pid from the process recorded (pids are never reused
+  // here, but the check is the real runtime's).
+  if (it == processes_.end() || !it->second.alive || it->second.started_ms != record.start_ticks ||
+      it->second.instance != record.instance) {
+    ++counters_.adopt_refused;
+    if (it != processes_.end() && !it->second.alive) it->second.reaped = true;  // its record is dropped
+    return Status::notFound(record.instance + " (pid " + std::to_string(record.pid) + ") is gone");
+  }
+  handles_[record.instance] = Handle{spec, record.pid, true};
+  ++counters_.adopted;
+  return Status::ok();
+}
+
+std::vector<std::string> SimRuntime::instances() const {
+  std::vector<std::string> out;
+  for (const auto& [name, h] : handles_) out.push_back(name);
+  return out;
+}
+
+void SimRuntime::check(const std::string& instance, const spec::HealthCheck&,
+                       std::function<void(bool ok, std::string detail)> done) {
+  ++counters_.checks;
+  const SimProcess* p = live(instance);
+  bool ok = p != nullptr && !p->paused && nowMs() >= p->ready_at_ms;
+  std::string detail = p == nullptr ? "not running" : p->paused ? "paused" : ok ? "ok" : "not ready yet";
+  later(options_.check_latency_ms, [done = std::move(done), ok, detail] { done(ok, detail); });
+}
+
+void SimRuntime::detachAgent() {
+  ++agent_generation_;
+  exit_cb_ = nullptr;
+  records_ = nullptr;
+  handles_.clear();
+}
+
+void SimRuntime::crashMachine() {
+  detachAgent();
+  for (auto& [pid, p] : processes_) {
+    if (!p.alive) {
+      p.reaped = true;
+      continue;
+    }
+    p.alive = false;
+    p.exited_ms = nowMs();
+    p.reaped = true;  // the machine is gone: nothing left to reap
+    ++counters_.crashed;
+    if (on_trace) on_trace("lost", p.instance, pid);
+  }
+}
+
+void SimRuntime::killProcess(int pid, int term_signal) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || !it->second.alive) return;
+  runtime::ExitInfo info;
+  info.term_signal = term_signal;
+  info.exit_code = term_signal == 0 ? 1 : -1;
+  info.detail = term_signal == 0 ? "exited 1" : "killed by signal " + std::to_string(term_signal);
+  ++counters_.crashed;
+  exitProcess(it->second, info);
+}
+
+std::map<std::string, uint32_t> SimRuntime::liveByDaemon() const {
+  std::map<std::string, uint32_t> out;
+  for (const auto& [pid, p] : processes_)
+    if (p.alive) ++out[p.daemon];
   return out;
 }
 

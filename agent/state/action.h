@@ -1,6 +1,8 @@
-// Action: one thing reconcile() asks the executor to do to a local daemon instance.
-// A value; its target() is the key the executor uses to suppress duplicates (one action
-// in flight per instance).
+// Action: one thing reconcile() asks the executor to do. Today there is one kind: hand the
+// node's desired daemon set to the supervisor, which owns each instance's life (see
+// docs/ARCHITECTURE.md, "Reconcile hands the supervisor a desired set"). A value; its
+// target() is the key the executor uses to suppress duplicates (one action in flight per
+// target).
 #pragma once
 
 #include <cstdint>
@@ -10,21 +12,15 @@
 namespace meshos::state {
 
 enum class ActionKind {
-  kApply,         // hand this node's desired daemon set to the supervisor
-  kStart,         // start an instance of a desired daemon assigned here
-  kStop,          // stop (signal → grace → kill) an instance no longer wanted here
-  kRestart,       // its spec changed, or an admin forced a restart
-  kApplyBackoff,  // hold a crashed instance until its backoff expires
-  kRelocate,      // make-before-break move to another node (placement)
-  kCommitMaintenance,  // move this node's maintenance state one step forward
+  kApply,  // hand this node's desired daemon set to the supervisor
 };
 
 std::string_view actionKindName(ActionKind kind);
 
 struct Action {
-  ActionKind kind = ActionKind::kStart;
+  ActionKind kind = ActionKind::kApply;
   std::string daemon;       // daemon name
-  std::string instance;     // instance id (daemon name + "/" + ordinal), or the node for maintenance
+  std::string instance;     // the target: the node's set ("node") for an apply
   uint64_t generation = 0;  // the desired daemon generation this action serves
   std::string reason;       // why reconcile wants it, for the log chain
 

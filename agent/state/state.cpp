@@ -36,12 +36,6 @@ std::string_view instanceStateName(InstanceState s) {
 std::string_view actionKindName(ActionKind kind) {
   switch (kind) {
     case ActionKind::kApply: return "apply";
-    case ActionKind::kStart: return "start";
-    case ActionKind::kStop: return "stop";
-    case ActionKind::kRestart: return "restart";
-    case ActionKind::kApplyBackoff: return "apply-backoff";
-    case ActionKind::kRelocate: return "relocate";
-    case ActionKind::kCommitMaintenance: return "commit-maintenance";
   }
   return "unknown";
 }

@@ -1,5 +1,7 @@
 #include "tools/admin/admin.h"
 
+#include "agent/core/file_system.h"
+
 #include "agent/gossip/keyring.h"
 
 #include <fcntl.h>
@@ -14,7 +16,7 @@
 #include <sstream>
 
 #include "agent/commits/commit_json.h"
-#include "agent/net/control_client.h"
+#include "agent/control/control_client.h"
 
 namespace meshos::admin {
 
@@ -60,8 +62,8 @@ Result<Bytes> readWholeFile(const std::filesystem::path& path) {
   return Bytes(b.begin(), b.end());
 }
 
-Result<json> callJson(const std::filesystem::path& socket, const net::RequestFiller& fill) {
-  auto reply = net::callAgent(socket, fill);
+Result<json> callJson(const std::filesystem::path& socket, const control::RequestFiller& fill) {
+  auto reply = control::callAgent(socket, fill);
   if (!reply) return reply.status();
   try {
     return json::parse(reply->body);
@@ -271,17 +273,7 @@ Status writeCommitFile(const std::filesystem::path& path, const Commit& commit) 
 }
 
 Status writeCommitBytes(const std::filesystem::path& path, ByteView b) {
-  std::string tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::io("cannot create " + tmp);
-    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-    if (!out) return Status::io("cannot write " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::io("cannot rename " + tmp + ": " + ec.message());
-  return Status::ok();
+  return writeFileAtomically(path, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 0644);
 }
 
 Result<DecodedCommit> readCommitFile(const std::filesystem::path& path) {
@@ -314,7 +306,8 @@ Status writeClusterKeyFile(const std::filesystem::path& path) {
   if (std::filesystem::exists(path, ec)) {
     return Status::exists(path.string() + " exists; refusing to overwrite a cluster key");
   }
-  return gossip::saveKeyring(path, gossip::Keyring({gossip::generateClusterKey()}));
+  PosixFileSystem fs;
+  return gossip::saveKeyring(fs, path, gossip::Keyring({gossip::generateClusterKey()}));
 }
 
 std::string describeCommit(const DecodedCommit& d, const TrustSet* trust) {

@@ -9,7 +9,7 @@
 
 #include "agent/commits/commit_json.h"
 #include "agent/core/crypto.h"
-#include "agent/net/control_client.h"
+#include "agent/control/control_client.h"
 #include "agent/spec/daemon_spec.h"
 #include "tools/admin/admin.h"
 
@@ -156,7 +156,7 @@ int showCmd(const std::string& file, bool as_json, const std::string& trust_file
 int submitCmd(const std::string& file, const std::string& socket, bool as_json) {
   auto d = admin::readCommitFile(file);
   if (!d) return fail(d.status());
-  auto reply = net::callAgent(socket, [&](proto::Request::Builder r) {
+  auto reply = control::callAgent(socket, [&](proto::Request::Builder r) {
     r.setReason("meshos-admin submit " + file);
     r.setSubmitCommit(capnp::Data::Reader(d->encoded.data(), d->encoded.size()));
   });
@@ -182,7 +182,7 @@ int submitCmd(const std::string& file, const std::string& socket, bool as_json) 
 }
 
 int headCmd(const std::string& socket, bool as_json) {
-  auto reply = net::callAgent(socket, [](proto::Request::Builder r) {
+  auto reply = control::callAgent(socket, [](proto::Request::Builder r) {
     r.setReason("meshos-admin head");
     r.setCommitHead();
   });
@@ -220,7 +220,7 @@ int keyringCmd(const std::string& action, const std::string& key_text, const std
       arg = *raw;  // the agent checks the length
     }
   }
-  auto reply = net::callAgent(socket, [&](proto::Request::Builder r) {
+  auto reply = control::callAgent(socket, [&](proto::Request::Builder r) {
     r.setReason("meshos-admin keyring " + action);
     auto op = r.initKeyring();
     capnp::Data::Reader data(arg.data(), arg.size());

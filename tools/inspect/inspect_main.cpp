@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/crypto.h"
-#include "agent/net/control_client.h"
+#include "agent/control/control_client.h"
 #include "chains/chain_json.h"
 #include "tools/inspect/table.h"
 
@@ -177,8 +177,8 @@ void printSnapshot(json s) {  // by value: [] on a missing key gives null, not a
   }
 }
 
-int call(const Options& o, const net::RequestFiller& fill, net::ControlReply& out) {
-  auto r = net::callAgent(
+int call(const Options& o, const control::RequestFiller& fill, control::ControlReply& out) {
+  auto r = control::callAgent(
       o.socket,
       [&](proto::Request::Builder b) {
         b.setReason(o.reason);
@@ -193,9 +193,9 @@ int call(const Options& o, const net::RequestFiller& fill, net::ControlReply& ou
   return 0;
 }
 
-int jsonCommand(const Options& o, const net::RequestFiller& fill,
+int jsonCommand(const Options& o, const control::RequestFiller& fill,
                 const std::function<void(const json&)>& human) {
-  net::ControlReply reply;
+  control::ControlReply reply;
   if (int rc = call(o, fill, reply); rc != 0) return rc;
   json j = json::parse(reply.body, nullptr, false);
   if (j.is_discarded()) {
@@ -358,7 +358,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
   bool is_instance = d.target.find('#') != std::string::npos;
   uint64_t offset = 0;
   for (bool first = true;; first = false) {
-    net::ControlReply reply;
+    control::ControlReply reply;
     int rc = call(
         o,
         [&](proto::Request::Builder b) {
@@ -380,7 +380,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
     offset = j.value("next_offset", uint64_t{0});
     if (first) {
       // The tail did not say where the file ends: ask for the end once, print nothing.
-      net::ControlReply end;
+      control::ControlReply end;
       if (call(o, [&](proto::Request::Builder b) {
             auto q = b.initDaemonLogs();
             q.setName(is_instance ? d.target.substr(0, d.target.find('#')) : d.target);
@@ -483,7 +483,7 @@ int main(int argc, char** argv) {
   }
   if (logs->parsed()) return logsCommand(o, daemon_opts);
   if (metrics->parsed()) {
-    net::ControlReply reply;
+    control::ControlReply reply;
     if (int rc = call(o, [](proto::Request::Builder b) { b.setMetrics(); }, reply); rc != 0) return rc;
     std::cout << reply.body;
     return 0;

@@ -1,14 +1,56 @@
 // meshos-sim: deterministic cluster simulations from the command line.
+//   meshos-sim cluster --nodes 20 --seed 1 --duration-s 600 --faults crash,partition,loss,disk-full,clock [--json]
 //   meshos-sim gossip --nodes 100 --loss 0.1 --seed 7 [--duration-s 120] [--csv out.csv]
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "agent/core/logging.h"
+#include "agent/sim/cluster_scenario.h"
 #include "tools/sim/gossip_scenario.h"
+
+namespace {
+
+int runCluster(meshos::sim::ScenarioOptions o, const std::string& faults, bool json, const std::string& log_level) {
+  auto kinds = meshos::sim::parseFaultKinds(faults);
+  if (!kinds) {
+    std::cerr << "meshos-sim: --faults: " << kinds.status().message() << "\n";
+    return 2;
+  }
+  o.faults = *kinds;
+  if (meshos::Status s = meshos::setupLogging(log_level, "text"); !s) {
+    std::cerr << "meshos-sim: " << s.message() << "\n";
+    return 2;
+  }
+  auto r = meshos::sim::runClusterScenario(o);
+  if (json) {
+    std::cout << meshos::sim::scenarioToJson(o, r).dump(2) << "\n";
+  } else {
+    std::cout << meshos::sim::scenarioToText(o, r);
+  }
+  return r.status ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"meshos-sim: seeded, deterministic cluster simulations"};
   app.require_subcommand(1);
+
+  meshos::sim::ScenarioOptions co;
+  std::string faults = "none";
+  bool json = false;
+  std::string log_level = "off";
+  int64_t duration_s = 600;
+  auto* c = app.add_subcommand("cluster", "the whole agent on N simulated machines, under faults drawn from the seed");
+  c->add_option("--nodes,-n", co.nodes, "cluster size")->check(CLI::Range(3, 500));
+  c->add_option("--seed", co.seed, "random seed (MESHOS_SEED in the tests)");
+  c->add_option("--duration-s", duration_s, "simulated seconds")->check(CLI::Range(60, 86400));
+  c->add_option("--faults", faults, "comma-separated: crash,partition,loss,disk-full,clock,slow,kill (or all, none)");
+  c->add_option("--daemons", co.daemons, "daemons the admin commits at the start")->check(CLI::Range(0, 200));
+  c->add_flag("--json", json, "print the summary as one JSON object");
+  c->add_option("--log-level", log_level, "the agents' log level (default off)");
+
   meshos::sim::GossipScenarioOptions o;
   auto* g = app.add_subcommand("gossip", "membership convergence, dissemination and failure detection");
   g->add_option("--nodes,-n", o.nodes, "cluster size")->check(CLI::Range(3, 100000));
@@ -32,6 +74,11 @@ int main(int argc, char** argv) {
   g->add_option("--push-pull-ms", o.push_pull_interval_ms, "push-pull interval (default: gossip default)");
   g->add_option("--csv", o.csv_path, "write per-event figures as CSV (phase,t_ms,value)");
   CLI11_PARSE(app, argc, argv);
+  if (c->parsed()) {
+    co.duration_ms = duration_s * 1000;
+    co.quiet_end_ms = std::min<int64_t>(co.quiet_end_ms, co.duration_ms / 3);
+    return runCluster(co, faults, json, log_level);
+  }
   auto r = meshos::sim::runGossipScenario(o, std::cout);
   if (!r) {
     std::cerr << "meshos-sim: " << r.status().toString() << " (seed " << o.seed << ")\n";

@@ -17,7 +17,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/crypto.h"
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "chains/chain_json.h"
 #include "chains/chain_store.h"
 #include "chains/chain_writer.h"

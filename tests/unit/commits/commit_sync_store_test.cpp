@@ -107,8 +107,9 @@ TEST_CASE("persistence: memory and RocksDB stores restore the log and its state"
   auto opened = chains::ChainStore::open(dir.path);
   REQUIRE(opened.isOk());
   std::unique_ptr<chains::ChainStore> chain_store = std::move(*opened);
-  MemoryCommitStore mem;
-  RocksCommitStore rocks(*chain_store);
+  MemoryKvStore mem_kv;
+  CommitStore mem(mem_kv);
+  CommitStore rocks(*chain_store);
   CommitLog log(config(a.trust(1)));
   auto commits = chainOf(a.keys[0], 6, "p");
   for (const auto& b : commits) {
@@ -128,7 +129,7 @@ TEST_CASE("persistence: memory and RocksDB stores restore the log and its state"
   chain_store.reset();
   auto again = chains::ChainStore::open(dir.path);
   REQUIRE(again.isOk());
-  RocksCommitStore rocks2(**again);
+  CommitStore rocks2(**again);
   CommitLog restored(config(a.trust(1)));
   LogOutput out;
   REQUIRE(loadCommitLog(rocks2, restored, out).isOk());

@@ -42,14 +42,15 @@ TEST_CASE("signatures verify only for the signed message and key") {
 TEST_CASE("node identity is created once with mode 0600 and reused") {
   REQUIRE(initCrypto().isOk());
   TempDir dir;
-  auto first = loadOrCreateNodeIdentity(dir.path);
+  PosixFileSystem fs;
+  auto first = loadOrCreateNodeIdentity(fs, dir.path);
   REQUIRE(first.isOk());
   CHECK(first->created);
   CHECK(first->id.size() == 16);
   struct stat st {};
   REQUIRE(::stat((dir.path / "node.key").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  auto second = loadOrCreateNodeIdentity(dir.path);
+  auto second = loadOrCreateNodeIdentity(fs, dir.path);
   REQUIRE(second.isOk());
   CHECK_FALSE(second->created);
   CHECK(second->id == first->id);
@@ -59,13 +60,14 @@ TEST_CASE("node identity is created once with mode 0600 and reused") {
 TEST_CASE("a damaged or exposed key file is refused") {
   REQUIRE(initCrypto().isOk());
   TempDir dir;
-  REQUIRE(loadOrCreateNodeIdentity(dir.path).isOk());
+  PosixFileSystem fs;
+  REQUIRE(loadOrCreateNodeIdentity(fs, dir.path).isOk());
   auto path = dir.path / "node.key";
   ::chmod(path.c_str(), 0644);
-  auto exposed = loadOrCreateNodeIdentity(dir.path);
+  auto exposed = loadOrCreateNodeIdentity(fs, dir.path);
   CHECK(exposed.status().code() == Code::kPermissionDenied);
   ::chmod(path.c_str(), 0600);
   { std::ofstream(path) << "garbage\n"; }
-  auto damaged = loadOrCreateNodeIdentity(dir.path);
+  auto damaged = loadOrCreateNodeIdentity(fs, dir.path);
   CHECK(damaged.status().code() == Code::kInvalidArgument);
 }

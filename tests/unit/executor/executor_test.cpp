@@ -23,7 +23,7 @@ struct FakeDispatcher : Dispatcher {
   }
 };
 
-Action start(const std::string& id) { return Action{ActionKind::kStart, "d", id, 1, "test"}; }
+Action start(const std::string& id) { return Action{ActionKind::kApply, "d", id, 1, "test"}; }
 
 }  // namespace
 

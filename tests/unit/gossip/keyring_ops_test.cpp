@@ -17,6 +17,7 @@ ByteView view(const ClusterKey& k) { return ByteView(k.data(), k.size()); }
 
 TEST_CASE("keyring ops: install, use, remove, with ids, and nothing changes on bad input") {
   REQUIRE(initCrypto().isOk());
+  PosixFileSystem fs;
   ClusterKey a = generateClusterKey(), b = generateClusterKey();
   Keyring ring({a});
   CHECK(clusterKeyId(a).size() == 16);
@@ -64,8 +65,8 @@ TEST_CASE("keyring ops: install, use, remove, with ids, and nothing changes on b
   // Persisted and loaded back.
   auto dir = std::filesystem::temp_directory_path() / ("meshos-keyring-ops-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  REQUIRE(saveKeyring(dir / "ring", use->ring).isOk());
-  auto loaded = loadKeyring(dir / "ring");
+  REQUIRE(saveKeyring(fs, dir / "ring", use->ring).isOk());
+  auto loaded = loadKeyring(fs, dir / "ring");
   REQUIRE(loaded.isOk());
   CHECK(loaded->keys() == std::vector<ClusterKey>{b, a});
   std::filesystem::remove_all(dir);

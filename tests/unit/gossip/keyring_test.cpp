@@ -83,28 +83,29 @@ TEST_CASE("keyring: rotation install -> use -> remove") {
 
 TEST_CASE("keyring: file save/load with mode 0600, bad files are refused") {
   REQUIRE(initCrypto().isOk());
+  PosixFileSystem fs;
   meshos::testing::TempDir tmp("meshos-keyring");
   const std::filesystem::path& dir = tmp.path;
   Keyring ring({generateClusterKey(), generateClusterKey()});
   auto path = dir / "keyring";
-  REQUIRE(saveKeyring(path, ring).isOk());
+  REQUIRE(saveKeyring(fs, path, ring).isOk());
   struct stat st{};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  auto loaded = loadKeyring(path);
+  auto loaded = loadKeyring(fs, path);
   REQUIRE(loaded.isOk());
   CHECK(loaded->keys() == ring.keys());
   {
     std::ofstream f(dir / "bad");
     f << "meshos-gossip-keyring-v1\nnot-base64!!\n";
   }
-  auto bad = loadKeyring(dir / "bad");
+  auto bad = loadKeyring(fs, dir / "bad");
   CHECK(!bad.isOk());
   CHECK(bad.status().message().find(":2") != std::string::npos);
   {
     std::ofstream f(dir / "short");
     f << "meshos-gossip-keyring-v1\n" << toBase64(Bytes(16, 1)) << "\n";
   }
-  CHECK(!loadKeyring(dir / "short").isOk());
-  CHECK(loadKeyring(dir / "missing").status().code() == Code::kNotFound);
+  CHECK(!loadKeyring(fs, dir / "short").isOk());
+  CHECK(loadKeyring(fs, dir / "missing").status().code() == Code::kNotFound);
 }

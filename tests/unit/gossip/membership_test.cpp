@@ -14,6 +14,12 @@ using namespace meshos::gossip;
 
 namespace {
 
+// One pool for the test process: every Membership here outlives nothing beyond it.
+meshos::gossip::MemberIdentityPool& testIdentities() {
+  static meshos::gossip::MemberIdentityPool pool;
+  return pool;
+}
+
 LocalIdentity identity(const std::string& name, const std::string& address, uint8_t seed_byte) {
   REQUIRE(initCrypto().isOk());
   unsigned char seed[crypto_sign_SEEDBYTES];
@@ -90,8 +96,8 @@ TEST_CASE("membership: options validation") {
 }
 
 TEST_CASE("membership: two nodes join, probe each other, record RTT; bad packets are counted") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}};
   a.start(0);
@@ -119,9 +125,9 @@ TEST_CASE("membership: two nodes join, probe each other, record RTT; bad packets
 }
 
 TEST_CASE("membership: a silent node is suspected, then dead; the suspect refutes if it can") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
-  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
   a.start(0);
@@ -150,9 +156,9 @@ TEST_CASE("membership: a silent node is suspected, then dead; the suspect refute
 }
 
 TEST_CASE("membership: two live nodes with one name are a conflict, not merged") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
-  Membership b2(fast(), identity("b", "b2:1", 9), Keyring{}, Rng(9));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
+  Membership b2(fast(), identity("b", "b2:1", 9), Keyring{}, Rng(9), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}, {"b2:1", &b2}};
   a.start(0);
@@ -171,7 +177,7 @@ TEST_CASE("membership: two live nodes with one name are a conflict, not merged")
 }
 
 TEST_CASE("membership: alive whose id does not match its key is rejected") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
   a.start(0);
   auto forged = identity("z", "z:1", 5);
   Bytes packet = Keyring{}.seal("test", encodePacket({AliveMsg{1, "0123456789abcdef", "z", "z:1", forged.public_key}}));
@@ -183,9 +189,9 @@ TEST_CASE("membership: alive whose id does not match its key is rejected") {
 TEST_CASE("membership: encrypted cluster refuses a node with another key") {
   REQUIRE(initCrypto().isOk());
   Keyring k1({generateClusterKey()}), k2({generateClusterKey()});
-  Membership a(fast(), identity("a", "a:1", 1), k1, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), k2, Rng(2));
-  Membership c(fast(), identity("c", "c:1", 3), k1, Rng(3));
+  Membership a(fast(), identity("a", "a:1", 1), k1, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), k2, Rng(2), testIdentities());
+  Membership c(fast(), identity("c", "c:1", 3), k1, Rng(3), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
   a.start(0);
@@ -201,8 +207,8 @@ TEST_CASE("membership: encrypted cluster refuses a node with another key") {
 
 TEST_CASE("membership: packets stay within max_packet_bytes with many queued updates") {
   Options o = fast();
-  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   a.start(0);
   b.start(0);
   std::vector<Message> alives;
@@ -230,9 +236,9 @@ TEST_CASE("membership: packets stay within max_packet_bytes with many queued upd
 }
 
 TEST_CASE("membership: an isolated node raises its local health score and probes less often (Lifeguard)") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
-  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
   a.start(0);
@@ -258,8 +264,8 @@ TEST_CASE("membership: an isolated node raises its local health score and probes
 }
 
 TEST_CASE("membership: the suspect is told, and refutes before it is declared dead") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   a.start(0);
   b.start(0);
   Wire w;
@@ -289,7 +295,7 @@ TEST_CASE("membership: rapid large state updates: every peer ends with the newes
   for (int i = 0; i < kNodes; ++i) {
     std::string addr = "n" + std::to_string(i) + ":1";
     nodes.push_back(std::make_unique<Membership>(o, identity("n" + std::to_string(i), addr, static_cast<uint8_t>(40 + i)),
-                                                 Keyring{}, Rng(static_cast<uint64_t>(100 + i))));
+                                                 Keyring{}, Rng(static_cast<uint64_t>(100 + i)), testIdentities()));
     nodes.back()->start(0);
     w.by_address[addr] = nodes.back().get();
   }
@@ -356,8 +362,8 @@ TEST_CASE("membership: a seed down at start is retried with backoff from ~1 s, c
   for (uint64_t seed : {1u, 2u, 3u}) {
     INFO("seed ", seed);
     Options o = fast();
-    Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(seed));
-    Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(seed + 100));
+    Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(seed), testIdentities());
+    Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(seed + 100), testIdentities());
     a.start(0);
     b.start(0);
     Wire w;
@@ -384,8 +390,8 @@ TEST_CASE("membership: a seed down at start is retried with backoff from ~1 s, c
 
 TEST_CASE("membership: a seed that comes up 3 s late is joined within seconds") {
   Options o = fast();
-  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(7));
-  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(8));
+  Membership a(o, identity("a", "a:1", 1), Keyring{}, Rng(7), testIdentities());
+  Membership b(o, identity("b", "b:1", 2), Keyring{}, Rng(8), testIdentities());
   a.start(0);
   b.start(0);
   Wire w;
@@ -402,8 +408,8 @@ TEST_CASE("membership: a seed that comes up 3 s late is joined within seconds") 
 }
 
 TEST_CASE("membership: a ping from an unknown member starts one push-pull with it (bounded)") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   a.start(0);
   b.start(0);
   // a learns b from an alive broadcast; b never hears of a.
@@ -440,8 +446,8 @@ TEST_CASE("membership: a ping from an unknown member starts one push-pull with i
 }
 
 TEST_CASE("membership: direct probe RTT in microseconds (tickUs / handlePacketUs)") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   Wire w;
   w.by_address = {{"a:1", &a}, {"b:1", &b}};
   a.start(0);
@@ -484,9 +490,9 @@ TEST_CASE("membership: direct probe RTT in microseconds (tickUs / handlePacketUs
 }
 
 TEST_CASE("membership: adoptConvergedMembers seeds the table, queues no broadcast, and the cluster runs on") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
-  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
+  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities());
   std::vector<Membership*> all{&a, &b, &c};
   for (auto* m : all) m->start(0);
   std::vector<MemberRecord> records;
@@ -546,8 +552,8 @@ TEST_CASE("membership: adoptConvergedMembers seeds the table, queues no broadcas
 }
 
 TEST_CASE("member identities are shared across memberships and follow a move") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1));
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2));
+  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
+  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
   LocalIdentity ci = identity("c", "c:1", 3);
   a.start(0);
   b.start(0);
@@ -555,11 +561,11 @@ TEST_CASE("member identities are shared across memberships and follow a move") {
   a.adoptConvergedMembers(0, records);
   b.adoptConvergedMembers(0, records);
   {
-    MemberIdentityRef mine = internMemberIdentity(ci.id, ci.name, ci.address, ci.public_key);
+    MemberIdentityRef mine = testIdentities().intern(ci.id, ci.name, ci.address, ci.public_key);
     CHECK(mine.use_count() == 3);  // a's entry, b's entry, this one
-    MemberIdentityRef same = internMemberIdentity(ci.id, ci.name, ci.address, ci.public_key);
+    MemberIdentityRef same = testIdentities().intern(ci.id, ci.name, ci.address, ci.public_key);
     CHECK(same.get() == mine.get());
-    MemberIdentityRef other = internMemberIdentity(ci.id, ci.name, "c:2", ci.public_key);
+    MemberIdentityRef other = testIdentities().intern(ci.id, ci.name, "c:2", ci.public_key);
     CHECK(other.get() != mine.get());
   }
   // c comes back at a new address (a newer incarnation): a moves it; b still shares the old one.
@@ -569,7 +575,7 @@ TEST_CASE("member identities are shared across memberships and follow a move") {
   CHECK(a.memberAddress(ci.id) == "c:2");
   CHECK(a.findMember(ci.id)->name == "c");
   CHECK(b.memberAddress(ci.id) == "c:1");
-  CHECK(internMemberIdentity(ci.id, ci.name, "c:1", ci.public_key).use_count() == 2);  // b's and this one
+  CHECK(testIdentities().intern(ci.id, ci.name, "c:1", ci.public_key).use_count() == 2);  // b's and this one
   // Renamed: the name index follows (a new member named "c" is now a conflict, "c2" is not).
   records[0].name = "c2";
   records[0].incarnation = 3;

@@ -11,13 +11,14 @@
 #include <filesystem>
 #include <thread>
 
-#include "agent/core/uv_loop.h"
-#include "agent/net/control_client.h"
-#include "agent/net/control_frame.h"
+#include "agent/net/uv_loop.h"
+#include "agent/control/control_client.h"
+#include "agent/control/control_frame.h"
 #include "agent/net/control_server.h"
 
 using namespace meshos;
 using namespace meshos::net;
+using namespace meshos::control;
 namespace fs = std::filesystem;
 
 namespace {

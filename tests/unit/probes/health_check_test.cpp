@@ -9,7 +9,7 @@
 #include <string>
 
 #include "agent/core/clock.h"
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 
 using namespace meshos;
 using namespace meshos::probes;

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <memory>
 
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "tests/temp_dir.h"
 
 using namespace meshos;

@@ -19,7 +19,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/rng.h"
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/process_runtime.h"
 #include "agent/runtime/supervisor.h"

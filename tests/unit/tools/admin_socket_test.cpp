@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "agent/commits/commit_control.h"
-#include "agent/net/control_client.h"
+#include "agent/control/control_client.h"
 #include "agent/net/control_server.h"
 #include "tools/admin/admin.h"
 
@@ -43,7 +43,7 @@ class FakeAgent {
       stop_.data = this;
       server_ = std::make_unique<net::ControlServer>(
           &loop_,
-          [this](proto::Request::Reader req, const net::PeerCred&, net::ControlResponder reply) {
+          [this](proto::Request::Reader req, const control::PeerCred&, control::ControlResponder reply) {
             LogOutput out;
             auto j = handleCommitRequest(log_, req, out);
             audited_ += out.audit.size();
@@ -110,7 +110,7 @@ TEST_CASE("meshos-admin keygen, sign-commit --agent, cosign, submit and head ove
   auto head = admin::baseFromAgent(sock);
   REQUIRE(head.isOk());
   CHECK(head->head.seq == 0);
-  auto reply = net::callAgent(sock, [&](proto::Request::Builder r) {
+  auto reply = control::callAgent(sock, [&](proto::Request::Builder r) {
     auto bytes = admin::readCommitFile(d + "/c1");
     r.setSubmitCommit(capnp::Data::Reader(bytes->encoded.data(), bytes->encoded.size()));
   });

@@ -125,7 +125,7 @@ TEST_CASE("cluster key file: a gossip keyring with one key, mode 0600, never ove
   struct stat st {};
   REQUIRE(::stat(f.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
-  auto ring = gossip::loadKeyring(f);
+  auto ring = gossip::loadKeyring(PosixFileSystem(), f);
   REQUIRE_MESSAGE(ring.isOk(), ring.status().toString());
   CHECK(ring->keys().size() == 1);
   CHECK_FALSE(admin::writeClusterKeyFile(f).isOk());

@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "agent/node/node.h"
 
 using namespace meshos;

@@ -1,6 +1,6 @@
-// The libuv implementations of Timers and Poster, for the real shell.
+// The libuv implementations of Timers, Poster and Workers, for the real shell.
 //
-// Both belong to one uv_loop_t and must be created, used and closed on its thread (Poster's
+// All three belong to one uv_loop_t and must be created, used and closed on its thread (Poster's
 // post() is the exception: any thread). close() starts closing the libuv handles; their
 // memory is freed in the close callbacks, so the loop must run once more afterwards.
 #pragma once
@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "agent/core/timers.h"
+#include "agent/core/workers.h"
 
 namespace meshos {
 
@@ -55,6 +56,17 @@ class UvPoster final : public Poster {
   struct State;
   static void onAsync(uv_async_t* handle);
   State* state_;  // freed in the close callback
+};
+
+// Work on libuv's thread pool; done on the loop. Work queued when the loop closes is
+// cancelled and its done not called.
+class UvWorkers final : public Workers {
+ public:
+  explicit UvWorkers(uv_loop_t* loop) : loop_(loop) {}
+  void run(std::function<void()> work, std::function<void()> done) override;
+
+ private:
+  uv_loop_t* loop_;
 };
 
 }  // namespace meshos

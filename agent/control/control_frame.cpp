@@ -1,10 +1,10 @@
-#include "agent/net/control_frame.h"
+#include "agent/control/control_frame.h"
 
 #include <capnp/serialize.h>
 
 #include <cstring>
 
-namespace meshos::net {
+namespace meshos::control {
 
 Bytes encodeFrame(capnp::MessageBuilder& message) {
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
@@ -50,4 +50,4 @@ Result<std::unique_ptr<FrameReader>> FrameReader::open(Bytes payload) {
   return r;
 }
 
-}  // namespace meshos::net
+}  // namespace meshos::control

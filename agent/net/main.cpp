@@ -1,8 +1,7 @@
-// meshos-agent: parse flags, load the config, build the real Env over a libuv loop, run
-// the Node. Everything else lives in the libraries.
+// meshos-agent: parse flags, load the config and the node key, and run the Node in the
+// libuv shell (net::AgentHost). Everything else lives in the libraries.
 #include <signal.h>
 #include <sys/stat.h>
-#include <uv.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -10,8 +9,7 @@
 #include "agent/config/node_config.h"
 #include "agent/core/logging.h"
 #include "agent/core/node_identity.h"
-#include "agent/core/uv_loop.h"
-#include "agent/node/node.h"
+#include "agent/net/agent_host.h"
 
 using namespace meshos;
 
@@ -77,39 +75,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   ::chmod(cfg->node.data_dir.c_str(), 0700);
-  auto identity = loadOrCreateNodeIdentity(cfg->node.data_dir);
+  PosixFileSystem fs;
+  auto identity = loadOrCreateNodeIdentity(fs, cfg->node.data_dir);
   if (!identity) {
     spdlog::critical("{}", identity.status().toString());
     return 1;
   }
   if (identity->created) spdlog::info("created node key {}/node.key", cfg->node.data_dir.string());
-
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  int status = 0;
-  {
-    SystemClock clock;
-    UvTimers timers(&loop);
-    UvPoster poster(&loop);
-    poster.unref();
-    Rng rng(osSeed());
-    Env env{clock, timers, poster, rng};
-    node::Node node(&loop, env, std::move(*cfg), std::move(*identity));
-    // Handlers first: a SIGTERM that arrives as soon as the socket serves must still get the
-    // staged shutdown (libuv delivers it on the next loop turn, after start()).
-    node.handleSignals();
-    if (Status s = node.start(); !s) {
-      spdlog::critical("{}", s.toString());
-      status = s.code() == Code::kInvalidArgument ? 2 : 1;
-    } else {
-      uv_run(&loop, UV_RUN_DEFAULT);
-      status = node.exitStatus();
-    }
-    timers.close();
-    poster.close();
-    uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks free the handles
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&loop) != 0) spdlog::warn("handles were still open at exit");
-  return status;
+  return net::AgentHost(std::move(*cfg), std::move(*identity)).run();
 }

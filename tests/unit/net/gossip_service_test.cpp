@@ -13,11 +13,13 @@
 #include "agent/core/clock.h"
 #include "agent/core/crypto.h"
 #include "agent/core/node_identity.h"
-#include "agent/core/uv_loop.h"
 #include "agent/gossip/gossip_service.h"
+#include "agent/net/gossip_transport.h"
+#include "agent/net/uv_loop.h"
 
 using namespace meshos;
 using namespace meshos::gossip;
+using meshos::net::parseSocketAddress;
 
 namespace {
 
@@ -26,8 +28,12 @@ struct Harness {
   SystemClock clock;
   std::unique_ptr<UvTimers> timers;
   std::unique_ptr<UvPoster> poster;
+  std::unique_ptr<UvWorkers> workers;
+  PosixFileSystem fs;
   Rng rng{12345};
   std::unique_ptr<Env> env;
+  MemberIdentityPool pool;
+  std::vector<std::unique_ptr<net::GossipTransport>> transports;
   meshos::testing::TempDir tmp{"meshos-gossip"};
   std::filesystem::path dir = tmp.path;
 
@@ -36,9 +42,16 @@ struct Harness {
     uv_loop_init(&loop);
     timers = std::make_unique<UvTimers>(&loop);
     poster = std::make_unique<UvPoster>(&loop);
-    env = std::make_unique<Env>(Env{clock, *timers, *poster, rng});
+    workers = std::make_unique<UvWorkers>(&loop);
+    env = std::make_unique<Env>(Env{clock, *timers, *poster, rng, *workers, fs});
+  }
+  // A new UDP+TCP transport for one service; the harness keeps it until the end.
+  net::GossipTransport& transport() {
+    transports.push_back(std::make_unique<net::GossipTransport>(&loop, *timers, clock));
+    return *transports.back();
   }
   ~Harness() {
+    for (auto& t : transports) t->close();
     timers->close();
     poster->close();
     uv_run(&loop, UV_RUN_DEFAULT);  // runs close callbacks
@@ -66,6 +79,12 @@ Options fastOptions() {
   return o;
 }
 
+// Incarnations survive a restart of a service of the same name (what the agent's database does).
+std::map<std::string, uint64_t>& storedIncarnations() {
+  static std::map<std::string, uint64_t> stored;
+  return stored;
+}
+
 GossipServiceOptions serviceOptions(const std::string& name, uint8_t key_seed, const std::filesystem::path& data_dir) {
   unsigned char seed[crypto_sign_SEEDBYTES];
   std::fill(std::begin(seed), std::end(seed), key_seed);
@@ -78,8 +97,16 @@ GossipServiceOptions serviceOptions(const std::string& name, uint8_t key_seed, c
   o.public_key.assign(pk.begin(), pk.end());
   o.bind = "127.0.0.1:0";
   o.gossip = fastOptions();
-  o.data_dir = data_dir;
-  std::filesystem::create_directories(data_dir);
+  (void)data_dir;
+  o.load_incarnation = [name]() -> Result<std::optional<uint64_t>> {
+    auto it = storedIncarnations().find(name);
+    if (it == storedIncarnations().end()) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(it->second);
+  };
+  o.store_incarnation = [name](uint64_t inc) -> Status {
+    storedIncarnations()[name] = inc;
+    return Status::ok();
+  };
   return o;
 }
 
@@ -106,9 +133,9 @@ TEST_CASE("gossip service: four nodes on loopback join, share state, detect a fa
   for (int i = 0; i < 4; ++i) {
     auto o = serviceOptions("node-" + std::to_string(i), static_cast<uint8_t>(i + 1), h.dir / ("n" + std::to_string(i)));
     if (i > 0) o.seeds = {nodes[0]->advertiseAddress()};
-    nodes.push_back(std::make_unique<GossipService>(&h.loop, *h.env, o));
+    nodes.push_back(std::make_unique<GossipService>(*h.env, h.transport(), h.pool, o));
     REQUIRE(nodes.back()->start().isOk());
-    CHECK(nodes.back()->boundPort() != 0);
+    CHECK(nodes.back()->advertiseAddress().substr(nodes.back()->advertiseAddress().rfind(':') + 1) != "0");
   }
   CHECK(nodes[0]->members().empty());
   REQUIRE(h.runUntil([&] {
@@ -169,7 +196,7 @@ TEST_CASE("gossip service: four nodes on loopback join, share state, detect a fa
   // Restart it at a new port with the same data dir: a higher incarnation, accepted everywhere.
   auto o3 = serviceOptions("node-3", 4, h.dir / "n3");
   o3.seeds = {nodes[1]->advertiseAddress()};
-  nodes[3] = std::make_unique<GossipService>(&h.loop, *h.env, o3);
+  nodes[3] = std::make_unique<GossipService>(*h.env, h.transport(), h.pool, o3);
   REQUIRE(nodes[3]->start().isOk());
   CHECK(nodes[3]->incarnation() > inc3);
   std::string addr3 = nodes[3]->advertiseAddress();
@@ -202,7 +229,7 @@ TEST_CASE("gossip service: an encrypted cluster refuses a node with the wrong ke
     auto o = serviceOptions("enc-" + std::to_string(i), static_cast<uint8_t>(40 + i), h.dir / ("e" + std::to_string(i)));
     o.keyring = Keyring({i == 2 ? bad : good});
     if (i > 0) o.seeds = {nodes[0]->advertiseAddress()};
-    nodes.push_back(std::make_unique<GossipService>(&h.loop, *h.env, o));
+    nodes.push_back(std::make_unique<GossipService>(*h.env, h.transport(), h.pool, o));
     REQUIRE(nodes.back()->start().isOk());
   }
   REQUIRE(h.runUntil([&] { return aliveSeen(*nodes[0]) == 1 && aliveSeen(*nodes[1]) == 1; }, 10'000));
@@ -215,15 +242,13 @@ TEST_CASE("gossip service: bad options and addresses are refused") {
   Harness h;
   auto o = serviceOptions("x", 9, h.dir / "x");
   o.bind = "not-an-address";
-  GossipService s(&h.loop, *h.env, o);
+  GossipService s(*h.env, h.transport(), h.pool, o);
   CHECK(s.start().code() == Code::kInvalidArgument);
   sockaddr_storage a{};
   CHECK(parseSocketAddress("127.0.0.1:7946", a).isOk());
   CHECK(parseSocketAddress("[::1]:7946", a).isOk());
   CHECK(!parseSocketAddress("127.0.0.1:99999", a).isOk());
   CHECK(!parseSocketAddress("localhost", a).isOk());
-  REQUIRE(writeIncarnationFile(h.dir, 41).isOk());
-  CHECK(*readIncarnationFile(h.dir) == 41);
 }
 
 TEST_CASE("gossip service: the incarnation goes through the load/store hooks when they are set") {
@@ -246,17 +271,15 @@ TEST_CASE("gossip service: the incarnation goes through the load/store hooks whe
     return o;
   };
   {
-    GossipService s(&h.loop, *h.env, hooked("hook"));
+    GossipService s(*h.env, h.transport(), h.pool, hooked("hook"));
     REQUIRE(s.start().isOk());  // nothing stored yet: a first start
     CHECK(s.incarnation() == 1);
     CHECK(stored == std::optional<uint64_t>(1));
     CHECK(s.shellCounters().incarnation_writes == 1);
     s.close();
   }
-  // The file is not used when the hooks are set.
-  CHECK(!std::filesystem::exists(h.dir / "hooked" / "gossip.incarnation"));
   {
-    GossipService s(&h.loop, *h.env, hooked("hook"));
+    GossipService s(*h.env, h.transport(), h.pool, hooked("hook"));
     REQUIRE(s.start().isOk());
     CHECK(s.incarnation() == 2);
     CHECK(stored == std::optional<uint64_t>(2));
@@ -265,7 +288,7 @@ TEST_CASE("gossip service: the incarnation goes through the load/store hooks whe
   {
     // A failing store is counted and retried until it works.
     fail_store = true;
-    GossipService s(&h.loop, *h.env, hooked("hook"));
+    GossipService s(*h.env, h.transport(), h.pool, hooked("hook"));
     REQUIRE(s.start().isOk());
     CHECK(s.incarnation() == 3);
     CHECK(s.shellCounters().incarnation_write_errors == 1);
@@ -280,7 +303,7 @@ TEST_CASE("gossip service: the incarnation goes through the load/store hooks whe
   {
     // A failing load fails start(); nothing is written.
     fail_load = true;
-    GossipService s(&h.loop, *h.env, hooked("hook"));
+    GossipService s(*h.env, h.transport(), h.pool, hooked("hook"));
     Status st = s.start();
     CHECK(st.code() == Code::kIoError);
     CHECK(writes.size() == 3);
@@ -289,17 +312,20 @@ TEST_CASE("gossip service: the incarnation goes through the load/store hooks whe
   {
     // One hook without the other is refused.
     auto o = serviceOptions("half", 78, h.dir / "half");
+    o.load_incarnation = nullptr;
     o.store_incarnation = [](uint64_t) { return Status::ok(); };
-    GossipService s(&h.loop, *h.env, o);
+    GossipService s(*h.env, h.transport(), h.pool, o);
     CHECK(s.start().code() == Code::kInvalidArgument);
     s.close();
   }
   {
-    // Without hooks the file is used, as before.
-    auto o = serviceOptions("file", 79, h.dir / "file");
-    GossipService s(&h.loop, *h.env, o);
+    // Without hooks the incarnation starts afresh.
+    auto o = serviceOptions("nohooks", 79, h.dir / "nohooks");
+    o.load_incarnation = nullptr;
+    o.store_incarnation = nullptr;
+    GossipService s(*h.env, h.transport(), h.pool, o);
     REQUIRE(s.start().isOk());
-    CHECK(*readIncarnationFile(h.dir / "file") == 1);
+    CHECK(s.incarnation() == 1);
     s.close();
   }
 }

@@ -9,15 +9,10 @@
 
 #include "agent/core/bytes.h"
 #include "agent/core/status.h"
+#include "agent/control/control_reply.h"
 #include "proto/control.capnp.h"
 
-namespace meshos::net {
-
-struct ControlReply {
-  enum class Kind { kJson, kText };
-  Kind kind = Kind::kJson;
-  std::string body;
-};
+namespace meshos::control {
 
 using RequestFiller = std::function<void(proto::Request::Builder)>;
 
@@ -29,4 +24,4 @@ Result<ControlReply> callAgent(const std::filesystem::path& socket, const Reques
 // Sends raw bytes and returns the raw reply frame payload: for tests that send garbage.
 Result<Bytes> exchangeRaw(const std::filesystem::path& socket, ByteView bytes, int timeout_ms);
 
-}  // namespace meshos::net
+}  // namespace meshos::control

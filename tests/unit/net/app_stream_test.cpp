@@ -16,14 +16,23 @@
 #include "agent/core/clock.h"
 #include "agent/core/crypto.h"
 #include "agent/core/node_identity.h"
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 #include "agent/gossip/gossip_service.h"
+#include "agent/net/gossip_transport.h"
 #include "agent/gossip/membership.h"
 
 using namespace meshos;
 using namespace meshos::gossip;
+using meshos::net::formatSocketAddress;
+using meshos::net::parseSocketAddress;
 
 namespace {
+
+// One pool for the test process: every Membership here outlives nothing beyond it.
+meshos::gossip::MemberIdentityPool& testIdentities() {
+  static meshos::gossip::MemberIdentityPool pool;
+  return pool;
+}
 
 PublicKey keyFromSeed(uint8_t seed_byte) {
   REQUIRE(initCrypto().isOk());
@@ -61,8 +70,8 @@ std::vector<AppReply> exchange(Membership& a, const std::string& a_addr, Members
 
 TEST_CASE("app streams (core): request, reply, unknown channel, handler error, bounds") {
   Keyring ring({generateClusterKey()});
-  Membership a(coreOptions(), identity("a", "10.0.0.1:7946", 1), ring, Rng(1));
-  Membership b(coreOptions(), identity("b", "10.0.0.2:7946", 2), ring, Rng(2));
+  Membership a(coreOptions(), identity("a", "10.0.0.1:7946", 1), ring, Rng(1), testIdentities());
+  Membership b(coreOptions(), identity("b", "10.0.0.2:7946", 2), ring, Rng(2), testIdentities());
   a.start(0);
   b.start(0);
   (void)a.takeOutputs();
@@ -164,8 +173,8 @@ TEST_CASE("app streams (core): request, reply, unknown channel, handler error, b
 }
 
 TEST_CASE("app streams (core): a node with another key cannot call a channel") {
-  Membership a(coreOptions(), identity("a", "10.0.0.1:7946", 1), Keyring({generateClusterKey()}), Rng(1));
-  Membership b(coreOptions(), identity("b", "10.0.0.2:7946", 2), Keyring({generateClusterKey()}), Rng(2));
+  Membership a(coreOptions(), identity("a", "10.0.0.1:7946", 1), Keyring({generateClusterKey()}), Rng(1), testIdentities());
+  Membership b(coreOptions(), identity("b", "10.0.0.2:7946", 2), Keyring({generateClusterKey()}), Rng(2), testIdentities());
   a.start(0);
   b.start(0);
   int called = 0;
@@ -190,8 +199,12 @@ struct Harness {
   SystemClock clock;
   std::unique_ptr<UvTimers> timers;
   std::unique_ptr<UvPoster> poster;
+  std::unique_ptr<UvWorkers> workers;
+  PosixFileSystem fs;
   Rng rng{777};
   std::unique_ptr<Env> env;
+  MemberIdentityPool pool;
+  std::vector<std::unique_ptr<net::GossipTransport>> transports;
   meshos::testing::TempDir tmp{"meshos-gossip-app"};
 
   Harness() {
@@ -199,9 +212,15 @@ struct Harness {
     uv_loop_init(&loop);
     timers = std::make_unique<UvTimers>(&loop);
     poster = std::make_unique<UvPoster>(&loop);
-    env = std::make_unique<Env>(Env{clock, *timers, *poster, rng});
+    workers = std::make_unique<UvWorkers>(&loop);
+    env = std::make_unique<Env>(Env{clock, *timers, *poster, rng, *workers, fs});
+  }
+  net::GossipTransport& transport() {
+    transports.push_back(std::make_unique<net::GossipTransport>(&loop, *timers, clock));
+    return *transports.back();
   }
   ~Harness() {
+    for (auto& t : transports) t->close();
     timers->close();
     poster->close();
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -299,9 +318,9 @@ struct SilentServer {
 TEST_CASE("app streams over loopback: echo, errors, bounds, bad frames") {
   Harness h;
   Keyring ring({generateClusterKey()});
-  GossipService a(&h.loop, *h.env, serviceOptions("a", 11, ring));
+  GossipService a(*h.env, h.transport(), h.pool, serviceOptions("a", 11, ring));
   auto ob = serviceOptions("b", 12, ring);
-  GossipService b(&h.loop, *h.env, ob);
+  GossipService b(*h.env, h.transport(), h.pool, ob);
   // Registered before start(): kept and installed at start.
   b.onAppStream("echo", [](const std::string&, ByteView req) -> Result<Bytes> { return Bytes(req.begin(), req.end()); });
   REQUIRE(a.start().isOk());
@@ -338,7 +357,7 @@ TEST_CASE("app streams over loopback: echo, errors, bounds, bad frames") {
   SUBCASE("max in flight") {
     auto oc = serviceOptions("c", 13, ring);
     oc.gossip.max_app_in_flight = 1;
-    GossipService c(&h.loop, *h.env, oc);
+    GossipService c(*h.env, h.transport(), h.pool, oc);
     REQUIRE(c.start().isOk());
     std::optional<Result<Bytes>> x, y;
     c.requestApp(b.advertiseAddress(), "echo", bytesOf("1"), [&](Result<Bytes> r) { x = std::move(r); });
@@ -360,7 +379,7 @@ TEST_CASE("app streams over loopback: echo, errors, bounds, bad frames") {
   }
   SUBCASE("wrong key: the request fails, the handler never runs") {
     auto od = serviceOptions("d", 14, Keyring({generateClusterKey()}));
-    GossipService d(&h.loop, *h.env, od);
+    GossipService d(*h.env, h.transport(), h.pool, od);
     REQUIRE(d.start().isOk());
     int calls = 0;
     b.onAppStream("count", [&](const std::string&, ByteView) -> Result<Bytes> {

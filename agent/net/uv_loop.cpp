@@ -1,4 +1,4 @@
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 
 #include <vector>
 
@@ -99,6 +99,22 @@ void UvPoster::onAsync(uv_async_t* handle) {
     batch.swap(s->pending);
   }
   for (auto& fn : batch) fn();
+}
+
+void UvWorkers::run(std::function<void()> work, std::function<void()> done) {
+  struct Job {
+    uv_work_t req{};
+    std::function<void()> work, done;
+  };
+  auto* job = new Job{{}, std::move(work), std::move(done)};
+  job->req.data = job;
+  int rc = uv_queue_work(
+      loop_, &job->req, [](uv_work_t* r) { static_cast<Job*>(r->data)->work(); },
+      [](uv_work_t* r, int status) {
+        std::unique_ptr<Job> j(static_cast<Job*>(r->data));
+        if (status == 0 && j->done) j->done();
+      });
+  if (rc != 0) delete job;  // only for a null callback: cannot happen here
 }
 
 }  // namespace meshos

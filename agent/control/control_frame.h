@@ -13,7 +13,7 @@
 #include "agent/core/bytes.h"
 #include "agent/core/status.h"
 
-namespace meshos::net {
+namespace meshos::control {
 
 inline constexpr size_t kMaxControlFrameBytes = 1 << 20;  // requests and replies alike
 inline constexpr size_t kMaxControlReplyBytes = 64 << 20;  // replies may carry long chains
@@ -50,4 +50,4 @@ class FrameReader {
   std::unique_ptr<capnp::MessageReader> reader_;
 };
 
-}  // namespace meshos::net
+}  // namespace meshos::control

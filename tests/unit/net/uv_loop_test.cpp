@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "agent/core/uv_loop.h"
+#include "agent/net/uv_loop.h"
 
 using namespace meshos;
 

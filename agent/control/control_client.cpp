@@ -1,4 +1,4 @@
-#include "agent/net/control_client.h"
+#include "agent/control/control_client.h"
 
 #include <capnp/message.h>
 #include <poll.h>
@@ -10,9 +10,9 @@
 #include <cstring>
 
 #include "agent/core/clock.h"
-#include "agent/net/control_frame.h"
+#include "agent/control/control_frame.h"
 
-namespace meshos::net {
+namespace meshos::control {
 
 namespace {
 
@@ -112,4 +112,4 @@ Result<ControlReply> callAgent(const std::filesystem::path& socket, const Reques
   return Status::invalid("reply of an unknown kind (is the agent newer than this tool?)");
 }
 
-}  // namespace meshos::net
+}  // namespace meshos::control

@@ -1,0 +1,151 @@
+#include "agent/net/agent_host.h"
+
+#include <spdlog/spdlog.h>
+#include <string.h>
+#include <uv.h>
+
+#include "agent/net/control_server.h"
+#include "agent/net/gossip_transport.h"
+#include "agent/net/uv_loop.h"
+#include "agent/node/node.h"
+#include "agent/runtime/process_runtime.h"
+#include "probes/inventory.h"
+
+namespace meshos::net {
+
+namespace {
+
+// SIGINT and SIGTERM: the first begins the shutdown, the second forces exit.
+class Signals {
+ public:
+  Signals(uv_loop_t* loop, std::function<void(const char*)> on_signal) : on_signal_(std::move(on_signal)) {
+    for (int i = 0; i < 2; ++i) {
+      handles_[i] = new uv_signal_t();
+      uv_signal_init(loop, handles_[i]);
+      handles_[i]->data = this;
+      uv_signal_start(
+          handles_[i],
+          [](uv_signal_t* h, int sig) {
+            auto* self = static_cast<Signals*>(h->data);
+            if (++self->seen_ > 1) {
+              spdlog::error("second signal ({}): forcing exit", strsignal(sig));
+              spdlog::default_logger()->flush();
+              ::_exit(130);
+            }
+            self->on_signal_(strsignal(sig));
+          },
+          i == 0 ? SIGINT : SIGTERM);
+    }
+  }
+  ~Signals() { close(); }
+  void close() {
+    for (auto*& h : handles_) {
+      if (h == nullptr) continue;
+      uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+      h = nullptr;
+    }
+  }
+
+ private:
+  std::function<void(const char*)> on_signal_;
+  uv_signal_t* handles_[2] = {nullptr, nullptr};
+  int seen_ = 0;
+};
+
+int statusFor(const Status& s) { return s.code() == Code::kInvalidArgument ? 2 : 1; }
+
+// Everything the agent runs on, over one loop; torn down in reverse order.
+struct Services {
+  explicit Services(uv_loop_t* loop)
+      : timers(loop), poster(loop), workers(loop), rng(osSeed()),
+        env{clock, timers, poster, rng, workers, fs}, transport(loop, timers, clock) {
+    poster.unref();
+  }
+  SystemClock clock;
+  UvTimers timers;
+  UvPoster poster;
+  UvWorkers workers;
+  Rng rng;
+  PosixFileSystem fs;
+  Env env;
+  GossipTransport transport;
+  gossip::MemberIdentityPool identities;
+};
+
+int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdentity identity) {
+  const config::NodeConfig& cfg = config;
+  std::unique_ptr<node::Node> node;
+  ControlServer control(loop, [&node](proto::Request::Reader r, const PeerCred& p, ControlResponder reply) {
+    if (node) node->control(r, p, std::move(reply));
+  });
+  // The socket first: a second agent on the same data dir stops here, before it opens
+  // anything of the first one's.
+  if (Status s = control.listen(cfg.control.socket, cfg.control.mode); !s) {
+    spdlog::critical("{}", s.withContext("control socket").toString());
+    return 1;
+  }
+  auto instances = runtime::FileInstanceStore::open(sv.fs, (cfg.node.data_dir / "runtime" / "instances").string());
+  if (!instances) {
+    spdlog::critical("{}", instances.status().withContext("runtime instance records").toString());
+    return 1;
+  }
+  runtime::RuntimeOptions ro;
+  ro.data_dir = cfg.node.data_dir.string();
+  ro.cgroup_parent = cfg.runtime.cgroup_parent;
+  runtime::ProcessRuntime processes(loop, sv.clock, **instances, ro);
+  if (Status s = processes.init(); !s) {
+    spdlog::critical("{}", s.withContext("process runtime").toString());
+    return 1;
+  }
+  spdlog::info("runtime: {}", processes.cgroupStatus());
+  node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
+  services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
+  services.close_control = [&control] { control.close(); };
+  node = std::make_unique<node::Node>(std::move(services), std::move(config), std::move(identity));
+  node->addSnapshotSection("control", [&control] {
+    const auto& c = control.counters();
+    return nlohmann::json{{"connections", c.connections}, {"open_connections", control.openConnections()},
+                          {"requests", c.requests}, {"malformed", c.malformed}, {"oversized", c.oversized},
+                          {"refused_connections", c.refused_connections}};
+  });
+  node->addSnapshotSection("runtime", [&processes] { return nlohmann::json{{"cgroups", processes.cgroupStatus()}}; });
+  Signals signals(loop, [&node](const char* why) { node->shutdown(why); });
+  node->onShutdownComplete([&] {
+    signals.close();
+    processes.close();  // daemons keep running for the next agent
+  });
+  if (Status s = node->start(); !s) {
+    spdlog::critical("{}", s.toString());
+    control.close();
+    signals.close();
+    processes.close();
+    uv_run(loop, UV_RUN_DEFAULT);
+    return statusFor(s);
+  }
+  spdlog::info("serving {}", cfg.control.socket.string());
+  uv_run(loop, UV_RUN_DEFAULT);
+  int status = node->exitStatus();
+  node.reset();
+  return status;
+}
+
+}  // namespace
+
+int AgentHost::run() {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int status = 0;
+  {
+    Services sv(&loop);
+    status = runNode(&loop, sv, std::move(config_), std::move(identity_));
+    sv.timers.close();
+    sv.poster.close();
+    sv.transport.close();
+    uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks free the handles
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) spdlog::warn("handles were still open at exit");
+  return status;
+}
+
+}  // namespace meshos::net

@@ -1,0 +1,271 @@
+// Node, the control half: every request of the control protocol (proto/control.capnp),
+// whoever carried it (the control socket, or the simulator). Each request is folded into
+// the state with who asked and why, and (polling aside) recorded in the audit chain.
+// Runs on the loop thread; slow reads (chain verify) go to the workers.
+#include <spdlog/spdlog.h>
+
+#include "agent/commits/commit_control.h"
+#include "agent/node/node.h"
+#include "chains/chain_json.h"
+
+namespace meshos::node {
+
+namespace {
+
+// Read-only requests that monitoring polls; they are not worth an audit record each.
+bool isPolling(proto::Request::Which w) {
+  return w == proto::Request::PING || w == proto::Request::METRICS;
+}
+
+std::string commandName(proto::Request::Which w) {
+  switch (w) {
+    case proto::Request::PING: return "ping";
+    case proto::Request::SNAPSHOT: return "snapshot";
+    case proto::Request::METRICS: return "metrics";
+    case proto::Request::MEMBERS: return "members";
+    case proto::Request::DAEMONS: return "daemons";
+    case proto::Request::CHAIN_VERIFY: return "chain-verify";
+    case proto::Request::CHAIN_TAIL: return "chain-tail";
+    case proto::Request::CHAIN_SHOW: return "chain-show";
+    case proto::Request::DAEMON_CONTROL: return "daemon-control";
+    case proto::Request::DAEMON_LOGS: return "daemon-logs";
+    case proto::Request::SUBMIT_COMMIT: return "submit-commit";
+    case proto::Request::GET_COMMITS: return "get-commits";
+    case proto::Request::COMMIT_HEAD: return "commit-head";
+    case proto::Request::JOIN: return "join";
+    case proto::Request::PLACEMENT: return "placement";
+    case proto::Request::KEYRING: return "keyring";
+    default: return "unsupported";
+  }
+}
+
+}  // namespace
+
+nlohmann::json Node::snapshotJsonWithMembers() const {
+  auto j = state::snapshotToJson(*snapshot_);
+  j["members"] = membersJson()["members"];  // with health, node state and estimated RTT
+  return j;
+}
+
+void Node::control(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply) {
+  MESHOS_DCHECK_THREAD(loop_thread_);
+  if (stopping_) {
+    reply.error(Status::unavailable("the agent is shutting down"));
+    return;
+  }
+  if (!started_ || !snapshot_) {
+    reply.error(Status::unavailable("the agent is starting"));
+    return;
+  }
+  const auto which = request.which();
+  const std::string command = commandName(which);
+  state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid, peer.uid, peer.gid, nowMs()});
+  if (!isPolling(which) && which != proto::Request::DAEMON_CONTROL) {
+    record(chains::ChainName::kAudit, "control",
+           {{"command", command}, {"reason", request.getReason().cStr()}, {"pid", peer.pid},
+            {"uid", peer.uid}, {"gid", peer.gid}});
+  }
+  switch (which) {
+    case proto::Request::PING:
+      reply.json(nlohmann::json{{"pong", true}, {"node", identity_.id}}.dump());
+      return;
+    case proto::Request::SNAPSHOT:
+      reply.json(snapshotJsonWithMembers().dump());
+      return;
+    case proto::Request::METRICS:
+      reply.text(state::snapshotToPrometheus(*snapshot_));
+      return;
+    case proto::Request::MEMBERS:
+      reply.json(membersJson().dump());
+      return;
+    case proto::Request::DAEMONS: {
+      // The supervisor's own view is richer (health, backoff, stats) and current.
+      auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(*snapshot_);
+      j["desired"] = state::daemonsToJson(*snapshot_)["desired"];
+      reply.json(j.dump());
+      return;
+    }
+    case proto::Request::DAEMON_CONTROL:
+      daemonRequest(request, peer, std::move(reply));
+      return;
+    case proto::Request::DAEMON_LOGS:
+      daemonLogs(request, std::move(reply));
+      return;
+    case proto::Request::JOIN:
+      joinRequest(request, std::move(reply));
+      return;
+    case proto::Request::SUBMIT_COMMIT:
+    case proto::Request::GET_COMMITS:
+    case proto::Request::COMMIT_HEAD: {
+      commits::LogOutput out;
+      auto j = commits::handleCommitRequest(*commit_log_, request, out);
+      commitOutput(out);
+      if (j) {
+        reply.json(j->dump());
+      } else {
+        reply.error(j.status());
+      }
+      return;
+    }
+    case proto::Request::CHAIN_VERIFY:
+    case proto::Request::CHAIN_TAIL:
+    case proto::Request::CHAIN_SHOW:
+      chainRequest(request, std::move(reply));
+      return;
+    case proto::Request::PLACEMENT: {
+      std::string daemon = request.getPlacement().cStr();
+      if (!daemon.empty() && commit_log_->desired().daemons.count(daemon) == 0) {
+        reply.error(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
+        return;
+      }
+      reply.json(placementJson(daemon).dump());
+      return;
+    }
+    case proto::Request::KEYRING:
+      keyringRequest(request, peer, std::move(reply));
+      return;
+    default:
+      reply.error(Status::notImplemented("this agent does not serve that request (request kind " +
+                                         std::to_string(static_cast<int>(which)) + ")"));
+      return;
+  }
+}
+
+void Node::joinRequest(proto::Request::Reader request, control::ControlResponder reply) {
+  std::vector<std::string> addresses;
+  for (auto a : request.getJoin()) {
+    auto hp = config::parseHostPort(a.cStr(), false);
+    if (!hp) {
+      reply.error(hp.status().withContext("join"));
+      return;
+    }
+    addresses.push_back(hp->toString());
+  }
+  gossip_->join(addresses);
+  reply.json(nlohmann::json{{"joining", addresses}}.dump());
+}
+
+void Node::daemonLogs(proto::Request::Reader request, control::ControlResponder reply) {
+  auto q = request.getDaemonLogs();
+  std::string instance = q.getInstance().cStr();
+  if (instance.empty()) instance = std::string(q.getName().cStr()) + "#0";
+  runtime::LogQuery lq;
+  if (q.getOffset() > 0 || q.getTailLines() == 0) {
+    lq.offset = static_cast<int64_t>(q.getOffset());
+  } else {
+    lq.tail_lines = q.getTailLines();
+  }
+  auto chunk = supervisor_->logs(instance, lq);
+  if (!chunk) {
+    reply.error(chunk.status());
+    return;
+  }
+  reply.json(nlohmann::json{{"instance", instance}, {"data", chunk->data},
+                            {"next_offset", chunk->next_offset}, {"rotated", chunk->rotated}}
+                 .dump());
+}
+
+void Node::daemonRequest(proto::Request::Reader request, const control::PeerCred& peer,
+                         control::ControlResponder reply) {
+  auto c = request.getDaemonControl();
+  std::string target = c.getInstance().size() > 0 ? c.getInstance().cStr() : c.getName().cStr();
+  std::string op;
+  Status s;
+  switch (c.getOp()) {
+    case proto::DaemonControl::Op::RESTART: op = "restart"; s = supervisor_->restart(target); break;
+    case proto::DaemonControl::Op::PAUSE: op = "pause"; s = supervisor_->pause(target); break;
+    case proto::DaemonControl::Op::RESUME: op = "resume"; s = supervisor_->resume(target); break;
+    case proto::DaemonControl::Op::QUARANTINE: op = "quarantine"; s = supervisor_->quarantine(target); break;
+    case proto::DaemonControl::Op::STOP: op = "stop"; s = supervisor_->stop(target); break;
+    case proto::DaemonControl::Op::START: op = "start"; s = supervisor_->start(target); break;
+    case proto::DaemonControl::Op::TRIGGER: op = "trigger"; s = supervisor_->trigger(target).status(); break;
+    case proto::DaemonControl::Op::EXEC: op = "exec"; break;
+    default:
+      reply.error(Status::invalid("unknown daemon operation"));
+      return;
+  }
+  nlohmann::json audit = {{"command", "daemon-" + op}, {"target", target},
+                          {"reason", request.getReason().cStr()}, {"pid", peer.pid},
+                          {"uid", peer.uid}, {"gid", peer.gid}};
+  if (op == "exec") {
+    daemonExec(request, std::move(audit), std::move(reply));
+    return;
+  }
+  audit["result"] = s.toString();
+  record(chains::ChainName::kAudit, "control", audit);
+  instances_dirty_ = true;
+  refreshInstances();
+  if (!s) {
+    reply.error(s);
+    return;
+  }
+  reply.json(nlohmann::json{{"ok", true}, {"op", op}, {"target", target}}.dump());
+}
+
+void Node::daemonExec(proto::Request::Reader request, nlohmann::json audit, control::ControlResponder reply) {
+  auto c = request.getDaemonControl();
+  std::vector<std::string> argv;
+  for (auto a : c.getArgv()) argv.emplace_back(a.cStr());
+  audit["argv"] = argv;
+  record(chains::ChainName::kAudit, "control", audit);
+  std::string instance = c.getInstance().size() > 0 ? c.getInstance().cStr() : std::string(c.getName().cStr()) + "#0";
+  Status started = supervisor_->exec(instance, argv, 30000, [reply](Result<runtime::ExecResult> r) {
+    if (!r) {
+      reply.error(r.status());
+      return;
+    }
+    reply.json(nlohmann::json{{"exit_code", r->exit_code}, {"signal", r->term_signal},
+                              {"output", r->output}, {"truncated", r->truncated},
+                              {"timed_out", r->timed_out}}
+                   .dump());
+  });
+  if (!started) reply.error(started);
+}
+
+void Node::chainRequest(proto::Request::Reader request, control::ControlResponder reply) {
+  const auto which = request.which();
+  auto range = which == proto::Request::CHAIN_VERIFY ? request.getChainVerify()
+               : which == proto::Request::CHAIN_TAIL ? request.getChainTail()
+                                                     : request.getChainShow();
+  auto chain = chains::parseChainName(range.getChain().cStr());
+  if (!chain) {
+    reply.error(chain.status());
+    return;
+  }
+  const uint64_t from = range.getFrom();
+  const uint64_t count = range.getCount();
+  const chains::ChainName name = *chain;
+  const PublicKey key = identity_.key.public_key;
+  chains::ChainStore* store = store_.get();
+  // Reads can be long (verify walks the whole chain): off the loop, on the workers. The
+  // store outlives them: the shell drains the workers before the Node goes.
+  auto result = std::make_shared<Result<std::string>>(Status::unavailable("not run"));
+  env_.workers.run(
+      [store, which, name, from, count, key, result] {
+        try {
+          if (which == proto::Request::CHAIN_VERIFY) {
+            chains::VerifyRange r;
+            r.from = from;
+            if (count > 0) r.to = from + count - 1;
+            *result = chains::chainVerifyJson(*store, name, r, key).dump();
+          } else if (which == proto::Request::CHAIN_TAIL) {
+            auto j = chains::chainTailJson(*store, name, from, count == 0 ? 20 : count);
+            *result = j ? Result<std::string>(j->dump()) : Result<std::string>(j.status());
+          } else {
+            auto j = chains::chainShowJson(*store, name, from == 0 ? std::nullopt : std::optional<uint64_t>(from));
+            *result = j ? Result<std::string>(j->dump()) : Result<std::string>(j.status());
+          }
+        } catch (const std::exception& e) {
+          *result = Status::internal(e.what());
+        }
+      },
+      [reply, result] {
+        if (*result) {
+          reply.json(std::move(**result));
+        } else {
+          reply.error(result->status());
+        }
+      });
+}
+
+}  // namespace meshos::node
