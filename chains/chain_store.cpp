@@ -33,7 +33,14 @@ Result<std::unique_ptr<ChainStore>> ChainStore::open(const std::filesystem::path
   store->path_ = data_dir / "db";
   store->options_ = options;
   store->read_only_ = options.read_only;
-  if (!options.read_only) {
+  if (options.env != nullptr) {
+    // Another file system (the simulator's, in memory): nothing on the real disk.
+    if (!options.read_only) {
+      (void)options.env->CreateDirIfMissing(data_dir.string());
+    } else if (!options.env->FileExists((store->path_ / "CURRENT").string()).ok()) {
+      return Status::notFound("no chain database at " + store->path_.string());
+    }
+  } else if (!options.read_only) {
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);
     if (ec) return Status::io("creating " + data_dir.string() + ": " + ec.message());
@@ -54,9 +61,16 @@ Status ChainStore::openLocked() {
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
   db_opts.max_total_wal_size = 256 << 20;
   if (options.env != nullptr) db_opts.env = options.env;
+  if (options.simulated) {
+    db_opts.avoid_flush_during_recovery = true;
+    db_opts.stats_dump_period_sec = 0;
+    db_opts.stats_persist_period_sec = 0;
+    db_opts.info_log_level = rocksdb::ERROR_LEVEL;
+  }
 
   rocksdb::ColumnFamilyOptions chain_opts;
   chain_opts.write_buffer_size = options.write_buffer_bytes;
+  chain_opts.disable_auto_compactions = options.simulated;
   // Records are mostly hashes and already-compact payloads: compression costs more CPU
   // than it saves on the write path.
   chain_opts.compression = rocksdb::kNoCompression;
@@ -71,7 +85,9 @@ Status ChainStore::openLocked() {
   chain_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(chain_table));
   rocksdb::ColumnFamilyOptions meta_opts;
   meta_opts.write_buffer_size = 4 << 20;
+  meta_opts.disable_auto_compactions = options.simulated;
   rocksdb::ColumnFamilyOptions state_opts;
+  state_opts.disable_auto_compactions = options.simulated;
 
   // Which layout is on disk: a read-only open cannot create the meta column families,
   // so a database from before them is read in place (the meta keys are then in the

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/core/kv_store.h"
 #include "agent/core/status.h"
 #include "chains/chain_format.h"
 
@@ -44,12 +45,16 @@ struct ChainStoreOptions {
   rocksdb::Env* env = nullptr;
   // Memtable size per chain column family.
   size_t write_buffer_bytes = 32 << 20;
+  // The simulator's database (over an in-memory env): RocksDB never works in the
+  // background on its own (no automatic compaction, no flush at recovery, no stats
+  // dumps), so a run repeats from its seed.
+  bool simulated = false;
 };
 
 // Turns a RocksDB status into ours, with context.
 Status fromRocks(const rocksdb::Status& status, std::string_view context);
 
-class ChainStore {
+class ChainStore final : public KvStore {
  public:
   // Opens (creating if needed, unless read-only) <data_dir>/db.
   static Result<std::unique_ptr<ChainStore>> open(const std::filesystem::path& data_dir,
@@ -59,7 +64,7 @@ class ChainStore {
     o.read_only = true;
     return open(data_dir, o);
   }
-  ~ChainStore();
+  ~ChainStore() override;
   ChainStore(const ChainStore&) = delete;
   ChainStore& operator=(const ChainStore&) = delete;
 
@@ -90,13 +95,13 @@ class ChainStore {
   Status reopen();
 
   // ---- state area, any thread ----
-  Status putState(std::string_view key, std::string_view value);  // synced
-  Result<std::optional<std::string>> getState(std::string_view key) const;
-  Status deleteState(std::string_view key);  // synced; deleting a missing key is OK
+  Status putState(std::string_view key, std::string_view value) override;  // synced
+  Result<std::optional<std::string>> getState(std::string_view key) const override;
+  Status deleteState(std::string_view key) override;  // synced; deleting a missing key is OK
   // Calls fn for each key starting with prefix, in key order, until fn returns false.
   Status scanState(
       std::string_view prefix,
-      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) const override;
 
   // ---- for chains/ internals (verify, tamper tests) ----
   // Hold readLock() while using db()/cf(): reopen() replaces them. db() is null after a

@@ -62,4 +62,5 @@ struct NodeState {
   ready @13 :UInt32;
   isolated @14 :Bool;               # sees fewer than half the members it knew: starts nothing
   moves @15 :List(Move);            # sorted by daemon; at most one per daemon
+  viewDigest @16 :UInt64;           # the placement view this node plans from (see planLocal)
 }

@@ -365,11 +365,23 @@ void Node::tick() {
   refreshInstances();
   updateCoordinate();
   planPlacement();
+  adoptLeftovers(now);
   publishNodeState();
   for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
   executor_->poll(now);
   refreshInstances();
   publish();
+}
+
+// After a restart the instances a previous agent left wait in the supervisor until an apply
+// adopts them (still wanted, same spec) or stops them. An apply comes with the first change
+// of the run set; when the set does not change (a daemon moved away while the agent was
+// down), it is asked for once placement has an agreed view, or after kAdoptionWaitMs.
+void Node::adoptLeftovers(int64_t now) {
+  if (!supervisor_ || supervisor_->awaitingAdoption() == 0) return;
+  if (state_.desired_set_generation != state_.applied_set_generation) return;  // an apply is coming
+  if (!plan_.agreed && now - state_.started_ms < kAdoptionWaitMs) return;
+  state::fold(state_, state::DesiredReapply{"instances left by the previous agent"});
 }
 
 nlohmann::json Node::gossipJson() const {

@@ -134,6 +134,7 @@ class Node {
   const chains::ChainWriter* chains() const { return chains_.get(); }
   chains::ChainStore* database() const { return store_.get(); }
   const executor::Executor& executor() const { return *executor_; }
+  const runtime::Supervisor* supervisor() const { return supervisor_.get(); }
 
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
@@ -145,6 +146,9 @@ class Node {
   static constexpr int64_t kChainsStageMs = 5000;
   static constexpr int64_t kRuntimeStageMs = 1000;
   static constexpr int64_t kGossipStageMs = 2000;
+  // The longest a restarted agent waits for an agreed placement view before it adopts or
+  // stops what its predecessor left (see adoptLeftovers()).
+  static constexpr int64_t kAdoptionWaitMs = 30'000;
 
  private:
   class RuntimeDispatcher;
@@ -215,6 +219,7 @@ class Node {
   // Feeds the RTT of each member's last direct probe ack to Vivaldi.
   void updateCoordinate();
   Status applyDesired();
+  void adoptLeftovers(int64_t now);
   // Copies the supervisor's instances into the state (after transitions).
   void refreshInstances();
 

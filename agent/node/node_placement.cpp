@@ -122,6 +122,7 @@ state::NodeReport Node::buildReport() const {
   r.maintenance = plan_.maintenance;
   r.maintenance_seq = plan_.maintenance_seq;
   r.isolated = plan_.isolated;
+  r.view_digest = plan_.view_digest;
   if (rebalancer_) r.moves = rebalancer_->moves();
   if (commit_log_) {
     auto head = commit_log_->head();

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "agent/core/crypto.h"
 #include "agent/spec/interpolate.h"
 #include "placement/rebalancer.h"
 #include "probes/vivaldi.h"
@@ -46,6 +47,29 @@ std::vector<placement::NodeView> nodeViews(const std::vector<PeerView>& nodes) {
   return views;
 }
 
+uint64_t viewDigest(const std::vector<PeerView>& nodes) {
+  std::vector<const PeerView*> alive;
+  for (const auto& n : nodes)
+    if (n.state == state::MemberState::kAlive) alive.push_back(&n);
+  std::sort(alive.begin(), alive.end(), [](const PeerView* a, const PeerView* b) { return a->id < b->id; });
+  Blake2b h;
+  for (const PeerView* n : alive) {
+    h.update(asBytes(n->id)).updateU64(n->report ? 1 : 0);
+    if (!n->report) continue;
+    const state::NodeReport& r = *n->report;
+    h.updateU64(r.labels.size());
+    for (const auto& [k, v] : r.labels) h.update(asBytes(k)).update(asBytes(v));
+    h.updateU64(r.capabilities.size());
+    for (const auto& c : r.capabilities) h.update(asBytes(c));
+    h.updateU64(static_cast<uint64_t>(r.cpu_millicores)).updateU64(static_cast<uint64_t>(r.memory_bytes));
+    h.updateU64(r.moves.size());
+    for (const auto& [d, to] : r.moves) h.update(asBytes(d)).update(asBytes(to));
+  }
+  Hash256 out = h.finish();
+  const uint64_t v = readBigEndian64(ByteView(out.data(), 8));
+  return v == 0 ? 1 : v;
+}
+
 LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   LocalPlan plan;
   static const commits::DesiredState kEmpty;
@@ -62,6 +86,14 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   }
   plan.isolated = in.members_known >= 3 && plan.alive * 2 < in.members_known;
   const std::string self_name = self ? self->name : in.self_id;
+  plan.view_digest = viewDigest(in.nodes);
+  plan.agreeing = 1;  // this node
+  for (const auto& n : in.nodes) {
+    if (n.id != in.self_id && n.state == state::MemberState::kAlive && n.report &&
+        n.report->view_digest == plan.view_digest)
+      ++plan.agreeing;
+  }
+  plan.agreed = !in.require_view_agreement || plan.agreeing * 2 > std::max<size_t>(in.members_known, 1);
 
   // Maintenance: the commit log says whether a node drains; every node reads the same
   // log, so every node excludes a draining node at once, before it reports anything.
@@ -238,6 +270,11 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
     } else {
       dec.why = assigned_here > 0 ? "assigned" : "not assigned here";
     }
+    if (!plan.agreed && here > running_here && !dec.paused) {
+      here = running_here;
+      dec.why = "waiting: " + std::to_string(plan.agreeing) + " of " + std::to_string(in.members_known) +
+                " members agree on the view";
+    }
     dec.here = here;
     if (here > 0) {
       run_names.insert(name);
@@ -298,6 +335,9 @@ nlohmann::json localPlanToJson(const LocalPlan& plan) {
           {"maintenance", state::maintenanceName(plan.maintenance)},
           {"maintenance_seq", plan.maintenance_seq},
           {"isolated", plan.isolated},
+          {"view_digest", plan.view_digest},
+          {"agreeing", plan.agreeing},
+          {"agreed", plan.agreed},
           {"frozen", plan.frozen},
           {"alive", plan.alive}};
 }

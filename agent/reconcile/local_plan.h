@@ -15,6 +15,14 @@
 //     any more, the node reports in-maintenance; exit returns it to active;
 //   - a node that sees fewer than half the members it knew (isolated) keeps what it runs
 //     and starts nothing new; a freeze likewise holds the local set as it is (thaw ends it);
+//   - views must agree before anything starts: each node publishes a digest of its
+//     placement view (viewDigest(): the members it sees alive and what placement reads of
+//     their node states), and starts a new instance only while more than half the members
+//     it knows publish the digest it computes itself. Two nodes that see the cluster
+//     differently (a join not yet gossiped, a suspicion not yet spread) would otherwise
+//     both take the same slot; with the rule at most one view acts at a time, and a
+//     minority that sees things its own way waits. Stopping is not gated (it is
+//     make-before-break);
 //   - a paused daemon keeps its assignment (so it does not move) but runs nowhere;
 //   - rebalancing: the moves each alive node publishes about its own instances (node
 //     state `moves`, proposed by its LocalRebalancer on live load) overlay the assignment,
@@ -69,6 +77,9 @@ struct LocalInputs {
   int64_t handoff_deadline_ms = 60'000;
   // ${node.host}, ${node.name}, ${node.id}, ${node.label.KEY}: see spec::interpolate().
   std::map<std::string, std::string> vars;
+  // Start only while a majority agrees on the view (see above); tests of other rules may
+  // turn it off.
+  bool require_view_agreement = true;
 };
 
 struct DaemonDecision {
@@ -95,6 +106,10 @@ struct LocalPlan {
   bool isolated = false;
   bool frozen = false;
   size_t alive = 0;
+  uint64_t view_digest = 0;  // this node's view (published in its node state)
+  size_t agreeing = 0;       // members (self included) alive and publishing the same digest
+  bool agreed = false;       // agreeing is a majority of the members known: may start
+
   std::vector<placement::Move> moves;  // published moves applied to the assignment
   // The placement inputs this plan was computed from (placement::explain() reads them).
   std::vector<placement::NodeView> views;
@@ -103,6 +118,11 @@ struct LocalPlan {
 
 // The nodes placement sees, from the peers' reports.
 std::vector<placement::NodeView> nodeViews(const std::vector<PeerView>& nodes);
+
+// The digest of a placement view: the ids of the members seen alive, in order, each with
+// what placement reads of its node state (labels, capabilities, capacity, moves; not the
+// network coordinate, which drifts all the time). Nonzero.
+uint64_t viewDigest(const std::vector<PeerView>& nodes);
 
 LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner);
 

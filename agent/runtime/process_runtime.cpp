@@ -177,6 +177,7 @@ struct ProcessRuntime::Proc {
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
   bool stop_requested = false;
+  bool start_aborted = false;  // killed right after its spawn: its exit is nobody's news
   int64_t stop_deadline_ms = 0;  // monotonic: when the stop's grace period ends
   TimerId kill_timer = 0;
   std::optional<ExitInfo> exit;
@@ -350,6 +351,21 @@ Result<probes::CommandContext> ProcessRuntime::commandContext(const std::string&
   if (it == procs_.end()) return Status::notFound("no instance " + instance);
   const Proc& p = *it->second;
   return probes::CommandContext{p.env, p.cwd, p.uid, p.gid};
+}
+
+void ProcessRuntime::stopRecorded(const InstanceRecord& rec) {
+  if (rec.pid > 0 && rec.pgid > 0 && processStartTicks(rec.pid) == rec.start_ticks) ::kill(-rec.pgid, SIGTERM);
+}
+
+void ProcessRuntime::check(const std::string& instance, const spec::HealthCheck& check,
+                           std::function<void(bool ok, std::string detail)> done) {
+  auto ctx = commandContext(instance);
+  if (!ctx) {
+    // Never inside the call: the answer comes on a later turn of the loop.
+    timers_.after(0, [done = std::move(done), why = ctx.status().message()] { done(false, why); });
+    return;
+  }
+  probes::checkOnce(loop_, check, *ctx, [done = std::move(done)](bool ok, const std::string& detail) { done(ok, detail); });
 }
 
 Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpec& spec) {
@@ -573,7 +589,16 @@ Status ProcessRuntime::start(const std::string& instance) {
   }
   InstanceRecord rec{p.instance, p.spec.name, p.spec_hash, p.pid, p.pgid, p.start_ticks,
                      p.started_wall_ms, p.cgroup_path, p.log_path};
-  (void)store_.save(rec);  // without a record the instance is restarted, not adopted
+  if (Status saved = store_.save(rec); !saved) {
+    // Without its record a restarted agent could not re-adopt the process: it would run
+    // unwatched beside the one its successor starts. So it does not run at all; the
+    // supervisor sees a start that failed (and retries with its backoff).
+    p.start_aborted = true;
+    p.stop_requested = true;
+    p.state = ProcessState::kStopping;
+    ::kill(-p.pgid, SIGKILL);
+    return saved.withContext("daemon '" + p.spec.name + "' not started: its instance record cannot be written");
+  }
   return Status::ok();
 }
 
@@ -649,6 +674,12 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   }
   removeCgroup(p.cgroup_path);
   if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
+  if (p.start_aborted) {
+    p.state = ProcessState::kExited;
+    p.exit = info;
+    p.start_aborted = false;
+    return;
+  }
   p.state = ProcessState::kExited;
   p.exit = info;
   (void)store_.erase(instance);

@@ -71,6 +71,9 @@ class ProcessRuntime final : public Runtime {
   Result<probes::CommandContext> commandContext(const std::string& instance) const override;
   Status adopt(const InstanceRecord& record, const spec::DaemonSpec& spec) override;
   std::vector<std::string> instances() const override;
+  void check(const std::string& instance, const spec::HealthCheck& check,
+             std::function<void(bool ok, std::string detail)> done) override;
+  void stopRecorded(const InstanceRecord& record) override;
 
   InstanceStore& store() { return store_; }
   // Checks the log files now (the timer does it every log_check_interval_ms).

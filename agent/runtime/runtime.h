@@ -18,7 +18,7 @@
 
 #include "agent/core/status.h"
 #include "agent/spec/daemon_spec.h"
-#include "probes/health_check.h"
+#include "probes/command_context.h"
 
 namespace meshos::runtime {
 
@@ -123,6 +123,16 @@ class Runtime {
   // NotFound: it is gone (or its pid was recycled); the record is dropped.
   virtual Status adopt(const InstanceRecord& record, const spec::DaemonSpec& spec) = 0;
   virtual std::vector<std::string> instances() const = 0;
+  // Ends a process a previous agent recorded that nobody wants any more (its daemon was
+  // removed, or changed kind): SIGTERM to its group, if the pid still runs the process
+  // recorded (start time checked). Not adopted, not watched.
+  virtual void stopRecorded(const InstanceRecord& record) = 0;
+  // One attempt of a health check against the instance: an exec check runs in the
+  // instance's environment (commandContext(); for a container, inside it), a TCP or HTTP
+  // check connects to its address. done(ok, detail) runs later on the loop thread, never
+  // inside the call; an unknown instance fails through done too.
+  virtual void check(const std::string& instance, const spec::HealthCheck& check,
+                     std::function<void(bool ok, std::string detail)> done) = 0;
 };
 
 }  // namespace meshos::runtime

@@ -80,11 +80,10 @@ struct Supervisor::Daemon {
   }
 };
 
-Supervisor::Supervisor(uv_loop_t* loop, Clock& clock, Timers& timers, Rng& rng, Runtime& runtime,
+Supervisor::Supervisor(Clock& clock, Timers& timers, Rng& rng, Runtime& runtime,
                        InstanceStore& store, SupervisorCallbacks callbacks,
                        SupervisorOptions options)
-    : loop_(loop),
-      clock_(clock),
+    : clock_(clock),
       timers_(timers),
       rng_(options.rng_seed != 0 ? Rng(options.rng_seed) : rng.fork()),
       runtime_(runtime),
@@ -287,7 +286,7 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
   }
   // Whatever a previous agent left that nobody wants now: stop it.
   for (const auto& [id, rec] : recovered_) {
-    if (processStartTicks(rec.pid) == rec.start_ticks) ::kill(-rec.pgid, SIGTERM);
+    runtime_.stopRecorded(rec);
     (void)store_.erase(id);
     failure(rec.daemon, "adoption",
             "instance " + id + " (pid " + std::to_string(rec.pid) +
@@ -586,6 +585,16 @@ void Supervisor::launch(Instance& inst) {
   Status s = runtime_.start(inst.id);
   Daemon* d = findDaemon(inst.daemon);
   Execution* e = d != nullptr ? d->execution(inst.execution) : nullptr;
+  if (!s && s.code() == Code::kIoError && inst.spec.kind == spec::DaemonKind::kService) {
+    // The node failed, not the daemon (its disk cannot record the instance): tried again
+    // later, never counted towards the crash-loop gate, so a full disk does not
+    // quarantine every daemon that wanted to start meanwhile.
+    failure(inst, "start", s.message());
+    inst.backoff_ms = kEnvironmentRetryMs;
+    transition(inst, InstanceState::kBackingOff, "the node cannot start it now: " + s.message());
+    relaunchAfter(inst, kEnvironmentRetryMs);
+    return;
+  }
   if (!s) {
     failure(inst, "start", s.message());
     ExitInfo info;
@@ -620,15 +629,14 @@ void Supervisor::launch(Instance& inst) {
 
 void Supervisor::startProbes(Instance& inst) {
   const std::string id = inst.id;
-  // Built once, and only when a check needs it (exec checks use it).
-  std::optional<probes::CommandContext> ctx_cache;
-  auto ctx = [&]() -> const probes::CommandContext& {
-    if (!ctx_cache) ctx_cache = commandContext(inst);
-    return *ctx_cache;
+  // One attempt of a check runs through the runtime (an exec check in the instance's
+  // environment, inside its container for an OCI runtime).
+  auto attempt = [this, id](const spec::HealthCheck& check) {
+    return [this, id, check](std::function<void(bool, std::string)> done) { runtime_.check(id, check, std::move(done)); };
   };
   if (inst.state == InstanceState::kStarting && inst.spec.health.startup) {
     inst.startup = std::make_unique<probes::HealthProbe>(
-        loop_, timers_, *inst.spec.health.startup, ctx(),
+        timers_, *inst.spec.health.startup, attempt(*inst.spec.health.startup),
         [this, id](probes::HealthStatus s, const std::string& detail) {
           Instance* i = findInstance(id);
           if (i == nullptr || i->state != InstanceState::kStarting) return;
@@ -648,7 +656,7 @@ void Supervisor::startProbes(Instance& inst) {
   if (inst.spec.health.liveness) {
     if (!inst.liveness) {
       inst.liveness = std::make_unique<probes::HealthProbe>(
-          loop_, timers_, *inst.spec.health.liveness, ctx(),
+          timers_, *inst.spec.health.liveness, attempt(*inst.spec.health.liveness),
           [this, id](probes::HealthStatus s, const std::string& detail) {
             Instance* i = findInstance(id);
             if (i == nullptr) return;
@@ -665,7 +673,7 @@ void Supervisor::startProbes(Instance& inst) {
   if (inst.spec.health.readiness) {
     if (!inst.readiness) {
       inst.readiness = std::make_unique<probes::HealthProbe>(
-          loop_, timers_, *inst.spec.health.readiness, ctx(),
+          timers_, *inst.spec.health.readiness, attempt(*inst.spec.health.readiness),
           [this, id](probes::HealthStatus s, const std::string& detail) {
             Instance* i = findInstance(id);
             if (i == nullptr) return;
@@ -743,6 +751,23 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
   evaluateWaiting();
 }
 
+void Supervisor::relaunchAfter(Instance& inst, int64_t delay_ms) {
+  cancelTimer(inst);
+  auto launchLater = [this, id = inst.id] {
+    Instance* i = findInstance(id);
+    if (i == nullptr) return;
+    i->timer = 0;
+    if (i->state != InstanceState::kBackingOff && i->state != InstanceState::kQuarantined) return;
+    i->backoff_ms = 0;
+    launch(*i);
+  };
+  if (delay_ms <= 0) {
+    launchLater();
+  } else {
+    inst.timer = timers_.after(delay_ms, launchLater);
+  }
+}
+
 void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
   Daemon* d = findDaemon(inst.daemon);
   if (d == nullptr) return;
@@ -762,20 +787,7 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
     transition(inst, dec.state, dec.reason);
     if (dec.restart) {
       ++inst.tracker.restarts;
-      cancelTimer(inst);
-      auto launchLater = [this, id] {
-        Instance* i = findInstance(id);
-        if (i == nullptr) return;
-        i->timer = 0;
-        if (i->state != InstanceState::kBackingOff && i->state != InstanceState::kQuarantined) return;
-        i->backoff_ms = 0;
-        launch(*i);
-      };
-      if (dec.delay_ms <= 0) {
-        launchLater();
-      } else {
-        inst.timer = timers_.after(dec.delay_ms, launchLater);
-      }
+      relaunchAfter(inst, dec.delay_ms);
     }
     return;
   }

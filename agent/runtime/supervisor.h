@@ -8,7 +8,7 @@
 // (executions with retries) and cron schedules. Operators restart, pause, resume,
 // quarantine, stop, start, exec and read logs through it. Every state transition and every
 // failure is reported through the callbacks (the agent routes them to the log and failure
-// chains). Decisions live in supervisor_core.h; this is the libuv shell around them.
+// chains). Decisions live in supervisor_core.h; this carries them out on a Runtime.
 //
 // recover() re-adopts the instances a previous agent left running (from the
 // InstanceStore); call it once before the first apply(): an adopted instance whose spec is
@@ -18,8 +18,6 @@
 // directly by a call (apply, an operator operation) are reported before that call returns,
 // so a callback must not call back into the Supervisor: record, or post to the loop.
 #pragma once
-
-#include <uv.h>
 
 #include <functional>
 #include <map>
@@ -36,7 +34,7 @@
 #include "agent/runtime/runtime.h"
 #include "agent/runtime/supervisor_core.h"
 #include "agent/spec/cron.h"
-#include "probes/health_check.h"
+#include "probes/health_probe.h"
 
 namespace meshos::runtime {
 
@@ -110,8 +108,8 @@ struct SupervisorOptions {
 
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, Clock& clock, Timers& timers, Rng& rng, Runtime& runtime,
-             InstanceStore& store, SupervisorCallbacks callbacks, SupervisorOptions options = {});
+  Supervisor(Clock& clock, Timers& timers, Rng& rng, Runtime& runtime, InstanceStore& store,
+             SupervisorCallbacks callbacks, SupervisorOptions options = {});
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -145,6 +143,8 @@ class Supervisor {
   std::vector<Execution> executions(const std::string& daemon) const;
   Result<InstanceState> state(const std::string& instance) const;
   const std::vector<std::string>& recoveredInstances() const { return adopted_; }
+  // Records a previous agent left that no apply has adopted or stopped yet.
+  size_t awaitingAdoption() const { return recovered_.size(); }
 
  private:
   struct Instance;
@@ -172,6 +172,9 @@ class Supervisor {
   void launch(Instance& inst);
   void onProcessExit(const std::string& instance, const ExitInfo& info);
   void afterExit(Instance& inst, const ExitInfo& info);
+  void relaunchAfter(Instance& inst, int64_t delay_ms);
+  // How soon a start the node itself refused (an I/O error) is tried again.
+  static constexpr int64_t kEnvironmentRetryMs = 2000;
   void startProbes(Instance& inst);
   void stopProbes(Instance& inst);
   void resetProbes(Instance& inst);  // stops and drops them (launch builds new ones)
@@ -187,7 +190,6 @@ class Supervisor {
   void onCronFire(const std::string& daemon);
   probes::CommandContext commandContext(const Instance& inst) const;
 
-  uv_loop_t* loop_;
   Clock& clock_;
   Timers& timers_;
   Rng rng_;

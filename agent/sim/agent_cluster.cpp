@@ -31,7 +31,7 @@ constexpr int64_t kRestartAfterMs = 1000;
 AgentCluster::AgentCluster(uint64_t seed, AgentClusterOptions options)
     : options_(std::move(options)),
       world_(seed),
-      admin_((void)initCrypto(), keyFromRng(world_.rng)),
+      admin_(keyFromRng(world_.rng)),
       log_config_([&] {
         commits::CommitLogConfig c;
         c.cluster_id = options_.cluster_id;
@@ -72,10 +72,13 @@ SimHost& AgentCluster::addHost(HostSetup setup) {
     if (s != address) c.gossip.seeds.push_back(*config::parseHostPort(s, false));
   if (options_.configure) options_.configure(index, c);
   SigningKey key = keyFromRng(world_.rng);
-  hosts_.push_back(std::make_unique<SimHost>(world_, index, c.node.name, address, key, std::move(setup), std::move(c),
+  const std::string name = c.node.name;
+  hosts_.push_back(std::make_unique<SimHost>(world_, index, name, address, key, std::move(setup), std::move(c),
                                              options_.runtime));
   acked_.emplace_back();
   agent_started_ms_.push_back(-1);
+  check_acked_.push_back(false);
+  last_stranded_ms_.push_back(-1'000'000);
   start_pending_.push_back(false);
   HostObserver o;
   o.on_chain_acked = [this](size_t host, chains::ChainName chain, uint64_t seq, const Hash256& hash) {
@@ -124,6 +127,7 @@ void AgentCluster::scheduleStart(size_t i, int64_t delay_ms) {
 void AgentCluster::onAgentStarted(size_t i) {
   ++figures_.agent_starts;
   agent_started_ms_[i] = nowMs();
+  check_acked_[i] = true;
   quiet_since_ms_ = nowMs();
 }
 

@@ -115,7 +115,9 @@ class AgentCluster {
   // ---- ground truth ----
   std::map<std::string, DaemonActual> actual() const;
   // Hosts whose instances may be over the count for now: the agent is down, or cut off
-  // from the largest group, or seen not alive by an up host of the largest group.
+  // from the largest group, or slow, or seen not alive by an up host of the largest group
+  // — or was so within the last kStrandedGraceMs (what it kept running meanwhile is wound
+  // down make-before-break once the cluster sees it again).
   std::set<size_t> strandedHosts() const;
   // The invariants checked on every step (see docs/SIMULATION.md, "Invariants"). Also
   // collects the figures the summary prints.
@@ -163,6 +165,7 @@ class AgentCluster {
   Status checkProcesses() const;
   Status checkAckedSurvived(size_t i) const;
   std::vector<size_t> largestGroup() const;
+  std::set<size_t> strandedNow() const;
 
   AgentClusterOptions options_;
   SimWorld world_;
@@ -176,6 +179,8 @@ class AgentCluster {
   // "what was promised durable".
   std::vector<std::map<chains::ChainName, std::pair<uint64_t, Hash256>>> acked_;
   std::vector<int64_t> agent_started_ms_;
+  std::vector<bool> check_acked_;
+  mutable std::vector<int64_t> last_stranded_ms_;  // when each host was last stranded  // a new agent: check its predecessor's acked records
   std::vector<bool> start_pending_;
   std::set<std::string> active_faults_;
   int64_t quiet_since_ms_ = 0;

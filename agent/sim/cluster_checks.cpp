@@ -19,7 +19,9 @@ constexpr int64_t kActWindowMs = 5'000;
 // An exit the agent watched must be reaped within this; a live process must be known to
 // its host's agent once the agent has run this long.
 constexpr int64_t kReapWithinMs = 2'000;
-constexpr int64_t kAdoptWithinMs = 15'000;
+// A host stranded a moment ago still holds what it kept running meanwhile.
+constexpr int64_t kStrandedGraceMs = 15'000;
+constexpr int64_t kAdoptWithinMs = node::Node::kAdoptionWaitMs + 10'000;
 
 uint32_t wantedBy(const commits::DesiredState& d, const std::string& daemon) {
   auto it = d.daemons.find(daemon);
@@ -65,6 +67,15 @@ std::vector<size_t> AgentCluster::largestGroup() const {
 }
 
 std::set<size_t> AgentCluster::strandedHosts() const {
+  std::set<size_t> out = strandedNow();
+  const int64_t now = nowMs();
+  for (size_t i : out) last_stranded_ms_[i] = now;
+  for (size_t i = 0; i < hosts_.size(); ++i)
+    if (now - last_stranded_ms_[i] <= kStrandedGraceMs) out.insert(i);
+  return out;
+}
+
+std::set<size_t> AgentCluster::strandedNow() const {
   std::set<size_t> out;
   const auto majority = largestGroup();
   std::set<size_t> in_majority(majority.begin(), majority.end());
@@ -176,7 +187,9 @@ Status AgentCluster::checkInvariants() {
   ++figures_.invariant_checks;
   for (size_t i = 0; i < hosts_.size(); ++i) {
     // A new agent: what its predecessor acknowledged must be on the disk it reopened.
-    if (hosts_[i]->up() && agent_started_ms_[i] == nowMs()) MESHOS_RETURN_IF_ERROR(checkAckedSurvived(i));
+    if (!check_acked_[i]) continue;
+    check_acked_[i] = false;
+    if (hosts_[i]->running()) MESHOS_RETURN_IF_ERROR(checkAckedSurvived(i));
   }
   MESHOS_RETURN_IF_ERROR(checkReplicaBound());
   MESHOS_RETURN_IF_ERROR(checkExecutors());
@@ -355,6 +368,13 @@ std::string AgentCluster::describe() const {
     if (const node::Node* n = h->node(); n != nullptr && n->commitLog() != nullptr)
       os << ", commit " << n->commitLog()->head().seq;
     if (h->disk().full()) os << ", disk full";
+    if (const node::Node* n = h->node(); n != nullptr && n->supervisor() != nullptr) {
+      os << ", managing " << h->runtime().instances().size() << " instance(s)";
+      if (n->supervisor()->awaitingAdoption() > 0) os << ", " << n->supervisor()->awaitingAdoption() << " awaiting adoption";
+      os << ", set generation " << n->state().desired_set_generation << "/" << n->state().applied_set_generation;
+      os << (n->plan().agreed ? ", view agreed" : ", view not agreed");
+      for (const auto& [id, inst] : n->state().instances) os << " [" << id << " " << state::instanceStateName(inst.state) << "]";
+    }
     if (h->slowMs() > 0) os << ", slow " << h->slowMs() << " ms";
     os << "\n";
   }

@@ -66,6 +66,9 @@ SimHost::SimHost(SimWorld& world, size_t index, std::string name, std::string ad
 
 SimHost::~SimHost() { teardown(); }
 
+node::Node* SimHost::node() { return agent_ ? agent_->node.get() : nullptr; }
+const node::Node* SimHost::node() const { return agent_ ? agent_->node.get() : nullptr; }
+
 void SimHost::setSlowMs(int64_t slow_ms) {
   slow_ms_ = slow_ms;
   world_.network.setProcessingDelay(Network::hostOf(address_), slow_ms);
@@ -88,10 +91,9 @@ Status SimHost::start() {
   services.chain_writes_on_loop = true;
   services.chain_sync_delay_ms = kChainSyncDelayMs;
   services.sample_inventory = [this]() -> Result<state::Inventory> {
-    if (!setup_.load) return Status::unavailable("this simulated host reports no inventory");
     state::Inventory inv;
     inv.cpu_count = static_cast<uint32_t>(std::max<int64_t>(1, setup_.cpu_millicores / 1000));
-    inv.load1 = *setup_.load * inv.cpu_count;
+    inv.load1 = setup_.load.value_or(0.0) * inv.cpu_count;
     inv.memory_total_bytes = setup_.memory_bytes;
     return inv;
   };

@@ -36,7 +36,7 @@ struct HostSetup {
   std::vector<std::string> capabilities;
   int64_t cpu_millicores = 4000;
   int64_t memory_bytes = 8LL << 30;
-  std::optional<double> load;  // load1 per CPU reported in the inventory; none: no inventory
+  std::optional<double> load;  // load1 per CPU reported in the inventory (none: 0)
 };
 
 // What a host tells the cluster (for invariants and the trace).
@@ -64,8 +64,8 @@ class SimHost {
 
   bool up() const { return agent_ != nullptr && !stopping_; }
   bool running() const { return agent_ != nullptr; }
-  node::Node* node() { return agent_ ? agent_->node.get() : nullptr; }
-  const node::Node* node() const { return agent_ ? agent_->node.get() : nullptr; }
+  node::Node* node();
+  const node::Node* node() const;
   size_t index() const { return index_; }
   const std::string& name() const { return name_; }
   const std::string& id() const { return id_; }

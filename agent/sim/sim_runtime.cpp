@@ -58,8 +58,13 @@ Status SimRuntime::start(const std::string& instance) {
   const int pid = p.pid;
   const bool job = p.spec.kind != spec::DaemonKind::kService;
   if (records_ != nullptr) {
-    (void)records_->save(runtime::InstanceRecord{instance, p.daemon, runtime::specHash(p.spec), pid, pid, p.started_ms,
-                                                 clock_.wallMs(), "", ""});
+    // As the process runtime: a process whose record cannot be written is not left running.
+    Status saved = records_->save(runtime::InstanceRecord{instance, p.daemon, runtime::specHash(p.spec), pid, pid,
+                                                          p.started_ms, clock_.wallMs(), "", ""});
+    if (!saved) {
+      h->second.pid = 0;
+      return saved.withContext("daemon '" + p.daemon + "' not started: its instance record cannot be written");
+    }
   }
   processes_[pid] = std::move(p);
   ++counters_.spawned;
@@ -87,8 +92,12 @@ void SimRuntime::exitProcess(SimProcess& p, runtime::ExitInfo info) {
   ++counters_.exited;
   if (on_trace) on_trace("exit", p.instance, p.pid);
   // Told to the agent that watches it (the exit callback runs later, never inside a call).
+  // A process nobody watches is reaped all the same (the agent as subreaper, or init).
   auto h = handles_.find(p.instance);
-  if (h == handles_.end() || h->second.pid != p.pid || !exit_cb_) return;
+  if (h == handles_.end() || h->second.pid != p.pid || !exit_cb_) {
+    p.reaped = true;
+    return;
+  }
   if (records_ != nullptr) (void)records_->erase(p.instance);
   if (h->second.adopted) info.code_known = false;
   later(0, [this, pid = p.pid, instance = p.instance, info] {
@@ -216,6 +225,22 @@ Status SimRuntime::adopt(const runtime::InstanceRecord& record, const spec::Daem
   handles_[record.instance] = Handle{spec, record.pid, true};
   ++counters_.adopted;
   return Status::ok();
+}
+
+void SimRuntime::stopRecorded(const runtime::InstanceRecord& record) {
+  auto it = processes_.find(record.pid);
+  if (it == processes_.end() || !it->second.alive || it->second.started_ms != record.start_ticks) return;
+  it->second.stop_requested = true;
+  world_.after(options_.stop_delay_ms, [this, alive = std::weak_ptr<bool>(alive_), pid = record.pid] {
+    if (alive.expired()) return;
+    auto p = processes_.find(pid);
+    if (p == processes_.end() || !p->second.alive) return;
+    runtime::ExitInfo info;
+    info.stopped_by_us = true;
+    info.term_signal = SIGTERM;
+    info.detail = "killed by SIGTERM";
+    exitProcess(p->second, info);
+  });
 }
 
 std::vector<std::string> SimRuntime::instances() const {

@@ -76,6 +76,7 @@ class SimRuntime final : public runtime::Runtime {
   Result<probes::CommandContext> commandContext(const std::string& instance) const override;
   Status adopt(const runtime::InstanceRecord& record, const spec::DaemonSpec& spec) override;
   std::vector<std::string> instances() const override;
+  void stopRecorded(const runtime::InstanceRecord& record) override;
   void check(const std::string& instance, const spec::HealthCheck& check,
              std::function<void(bool ok, std::string detail)> done) override;
 

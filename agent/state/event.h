@@ -90,6 +90,12 @@ struct DesiredApplied {
   uint64_t generation = 0;
 };
 
+// Hand the supervisor the same set again (a new generation of it): after a restart, the
+// instances a previous agent left are adopted or stopped only by an apply.
+struct DesiredReapply {
+  std::string why;
+};
+
 struct ProbeSample {
   std::string probe;
   int64_t at_ms = 0;
@@ -117,7 +123,8 @@ struct Shutdown {
 };
 
 using Event = std::variant<Tick, MembershipChanged, PeerStateUpdated, CommitReceived,
-                           DaemonSignal, DesiredDaemonsChanged, DesiredApplied, ProbeSample, ControlCommand,
+                           DaemonSignal, DesiredDaemonsChanged, DesiredApplied, DesiredReapply, ProbeSample,
+                           ControlCommand,
                            ChainFlushed, Shutdown>;
 
 }  // namespace meshos::state

@@ -91,6 +91,7 @@ Bytes encodeNodeReport(const NodeReport& r) {
   b.setInstances(r.instances);
   b.setReady(r.ready);
   b.setIsolated(r.isolated);
+  b.setViewDigest(r.view_digest);
   auto moves = b.initMoves(static_cast<unsigned>(r.moves.size()));
   i = 0;
   for (const auto& [daemon, to] : r.moves) {
@@ -156,6 +157,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
     r.instances = m.getInstances();
     r.ready = m.getReady();
     r.isolated = m.getIsolated();
+    r.view_digest = m.getViewDigest();
     if (m.getMoves().size() > kMaxReportMoves) return Status::invalid("node state has too many moves");
     for (auto mv : m.getMoves()) {
       std::string daemon = mv.getDaemon(), to = mv.getTo();
@@ -188,6 +190,7 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
   }
   j["daemons"] = std::move(daemons);
   if (!r.moves.empty()) j["moves"] = r.moves;
+  j["view_digest"] = r.view_digest;
   const auto& inv = r.inventory;
   j["inventory"] = {{"cpu_count", inv.cpu_count}, {"load1", inv.load1},
                     {"memory_total_bytes", inv.memory_total_bytes}, {"memory_used_bytes", inv.memory_used_bytes},

@@ -65,6 +65,10 @@ struct NodeReport {
   // Rebalancing on live load: daemon -> node id this node hands one instance of it to.
   // Published by the source only; every node applies it (placement::applyMoves).
   std::map<std::string, std::string> moves;
+  // A digest of the placement view this node plans from (members alive and what
+  // placement reads of their reports; reconcile::viewDigest). Nodes start new instances
+  // only while a majority reports the digest they compute themselves.
+  uint64_t view_digest = 0;
   friend bool operator==(const NodeReport&, const NodeReport&) = default;
 };
 

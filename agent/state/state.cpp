@@ -128,6 +128,11 @@ struct Folder {
     return changed;
   }
 
+  bool operator()(const DesiredReapply&) {
+    ++s.desired_set_generation;
+    return true;
+  }
+
   bool operator()(const DesiredApplied& e) {
     if (e.generation <= s.applied_set_generation) return false;
     s.applied_set_generation = e.generation;

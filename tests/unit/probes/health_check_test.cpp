@@ -1,6 +1,7 @@
 // Health checks against real sockets and processes: an in-test TCP/HTTP server on port 0
 // (libuv), exec commands, timeouts, thresholds, and the probe's schedule on ManualTimers.
 #include "probes/health_check.h"
+#include "probes/health_probe.h"
 
 #include <doctest/doctest.h>
 
@@ -222,7 +223,12 @@ TEST_CASE("HealthProbe: initial delay and interval on manual timers") {
   c.failure_threshold = 1;
   c.success_threshold = 2;
   std::vector<HealthStatus> changes;
-  HealthProbe p(&l.loop, timers, c, {}, [&](HealthStatus s, const std::string&) { changes.push_back(s); });
+  HealthProbe p(
+      timers, c,
+      [&](std::function<void(bool, std::string)> done) {
+        checkOnce(&l.loop, c, {}, [done](bool ok, const std::string& detail) { done(ok, detail); });
+      },
+      [&](HealthStatus s, const std::string&) { changes.push_back(s); });
   p.start();
   timers.advanceMs(999);
   CHECK(p.attempts() == 0);

@@ -1,6 +1,7 @@
 // InventoryProbe on a real libuv loop: samples on the thread pool, repeats on its interval,
 // records a failing sample and keeps the last good one, and drops a result that arrives after
 // it was destroyed.
+#include "probes/inventory.h"
 #include "probes/inventory_probe.h"
 
 #include <doctest/doctest.h>
@@ -46,9 +47,10 @@ TEST_CASE("inventory probe samples repeatedly, records failures and keeps the la
   uv_loop_init(&loop);
   {
     UvTimers timers(&loop);
+    UvWorkers workers(&loop);
     int calls = 0, errors = 0;
     auto probe = std::make_unique<InventoryProbe>(
-        &loop, timers, InventoryProbe::Options{dir.path, proc, 10},
+        workers, timers, InventoryProbe::Options{10}, [&] { return sampleInventory(dir.path, proc); },
         [&](const Result<state::Inventory>& r) {
           ++calls;
           if (!r.isOk()) ++errors;
@@ -95,8 +97,9 @@ TEST_CASE("inventory probe stop() ends the schedule") {
   uv_loop_init(&loop);
   {
     UvTimers timers(&loop);
+    UvWorkers workers(&loop);
     int calls = 0;
-    InventoryProbe probe(&loop, timers, InventoryProbe::Options{dir.path, "/proc", 5},
+    InventoryProbe probe(workers, timers, InventoryProbe::Options{5}, [&] { return sampleInventory(dir.path, "/proc"); },
                          [&](const Result<state::Inventory>& r) {
                            CHECK_MESSAGE(r.isOk(), r.status().toString());
                            ++calls;

@@ -5,6 +5,15 @@
 
 #include "tests/unit/runtime/harness.h"
 
+namespace {
+// The real file system, for the instance journal.
+meshos::FileSystem& posixFs() {
+  static meshos::PosixFileSystem fs;
+  return fs;
+}
+}  // namespace
+
+
 using namespace meshos;
 using namespace meshos::runtime;
 using namespace meshos::runtime::testing;
@@ -63,7 +72,7 @@ TEST_CASE("re-adoption: a record whose start time does not match is not adopted"
   meshos::testing::TempDir tmp("meshos-rt");
   const std::string dir = tmp.path.string();
   {
-    auto store = FileInstanceStore::open(dir + "/runtime/instances");
+    auto store = FileInstanceStore::open(posixFs(), dir + "/runtime/instances");
     REQUIRE(store);
     // Our own pid, with a wrong start time: a recycled pid must not be mistaken.
     InstanceRecord r{"ghost#0", "ghost", "00", static_cast<int>(::getpid()), static_cast<int>(::getpgrp()),
@@ -176,7 +185,7 @@ TEST_CASE("job re-adoption: killed while the agent was down, no exit code → lo
   CHECK(h.sup().snapshotJson()["executions"][0]["state"] == "lost");
 }
 
-TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, legacy files, compaction") {
+TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, compaction") {
   meshos::testing::TempDir tmp("meshos-rt");
   const std::string dir = tmp.path.string();
   auto rec = [&](const std::string& inst, int pid) {
@@ -184,7 +193,7 @@ TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, 
                           "", dir + "/" + inst + ".log"};
   };
   {
-    auto store = FileInstanceStore::open(dir + "/inst");
+    auto store = FileInstanceStore::open(posixFs(), dir + "/inst");
     REQUIRE(store);
     REQUIRE((*store)->save(rec("a#0", 11)));
     REQUIRE((*store)->save(rec("b#0", 12)));
@@ -203,36 +212,28 @@ TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, 
     CHECK(e.path().filename() == "instances.journal");
   }
   CHECK(files == 1);
-  // A torn last line (a host crash mid-write) and a legacy one-file record.
+  // A torn last line (a host crash mid-write).
   {
     std::ofstream j(dir + "/inst/instances.journal", std::ios::app);
     j << "S\tinstance=torn#0\tdaemon=torn\tpid=9";
-    std::ofstream legacy(dir + "/inst/old#0.inst");
-    legacy << "instance=old#0\ndaemon=old\nspec_hash=cd\npid=21\npgid=21\nstart_ticks=7\n"
-              "started_wall_ms=1\ncgroup_path=\nlog_path=/x.log\n";
   }
   {
-    auto store = FileInstanceStore::open(dir + "/inst");
+    auto store = FileInstanceStore::open(posixFs(), dir + "/inst");
     REQUIRE(store);
     std::vector<std::string> skipped;
     auto all = (*store)->loadAll(&skipped);
     REQUIRE(all);
-    REQUIRE(all->size() == 2);
+    REQUIRE(all->size() == 1);
     CHECK((*all)[0].instance == "a#0");
     CHECK((*all)[0].pid == 13);
     CHECK((*all)[0].start_ticks == 1013);
     CHECK((*all)[0].log_path == dir + "/a#0.log");
-    CHECK((*all)[1].instance == "old#0");
-    CHECK((*all)[1].pid == 21);
     CHECK(skipped == std::vector<std::string>{"instances.journal:5"});
-    // Appends after the torn line start on a fresh line; erasing the legacy record
-    // removes its file.
+    // Appends after the torn line start on a fresh line.
     REQUIRE((*store)->save(rec("d#0", 31)));
-    REQUIRE((*store)->erase("old#0"));
-    CHECK(!std::filesystem::exists(dir + "/inst/old#0.inst"));
   }
   {
-    auto store = FileInstanceStore::open(dir + "/inst");
+    auto store = FileInstanceStore::open(posixFs(), dir + "/inst");
     REQUIRE(store);
     auto all = (*store)->loadAll(nullptr);
     REQUIRE(all);

@@ -5,6 +5,15 @@
 #include "agent/core/timers.h"
 #include "tests/unit/runtime/harness.h"
 
+namespace {
+// The real file system, for the instance journal.
+meshos::FileSystem& posixFs() {
+  static meshos::PosixFileSystem fs;
+  return fs;
+}
+}  // namespace
+
+
 using namespace meshos;
 using namespace meshos::runtime;
 using namespace meshos::runtime::testing;
@@ -205,7 +214,7 @@ TEST_CASE("cron: a restarted agent applies the missed-runs policy from the persi
 TEST_CASE("instance store: last fire times round-trip, atomically; a corrupt one is an error") {
   meshos::testing::TempDir tmp("meshos-rt");
   const std::string dir = tmp.path.string();
-  auto store = FileInstanceStore::open(dir + "/inst");
+  auto store = FileInstanceStore::open(posixFs(), dir + "/inst");
   REQUIRE(store);
   CHECK((*store)->lastFire("nightly").status().code() == Code::kNotFound);
   REQUIRE((*store)->saveLastFire("nightly", 1'700'000'100'000));

@@ -114,7 +114,7 @@ class Harness {
 
   // Builds a store, runtime and supervisor over the data dir (again after closeKeepRunning).
   void open() {
-    auto s = FileInstanceStore::open(dir_ + "/runtime/instances");
+    auto s = FileInstanceStore::open(fs_, dir_ + "/runtime/instances");
     REQUIRE(s);
     store_ = std::move(*s);
     RuntimeOptions o;
@@ -129,7 +129,7 @@ class Harness {
     cb.on_failure = [this](const FailureEvent& e) { rec.failures.push_back(e); };
     SupervisorOptions so;
     so.rng_seed = 42;
-    sup_ = std::make_unique<Supervisor>(&loop_, *clock_, *timers_, rng_, *runtime_, *store_, cb, so);
+    sup_ = std::make_unique<Supervisor>(*clock_, *timers_, rng_, *runtime_, *store_, cb, so);
   }
 
   // As an agent killed: drops the supervisor and runtime, daemons keep running.
@@ -197,6 +197,7 @@ class Harness {
   std::unique_ptr<UvTimers> uv_timers_;
   Timers* timers_;
   Rng rng_{7};
+  PosixFileSystem fs_;
   std::unique_ptr<FileInstanceStore> store_;
   std::unique_ptr<ProcessRuntime> runtime_;
   std::unique_ptr<Supervisor> sup_;

@@ -2,6 +2,15 @@
 // rotation by size keeping N files.
 #include "tests/unit/runtime/harness.h"
 
+namespace {
+// The real file system, for the instance journal.
+meshos::FileSystem& posixFs() {
+  static meshos::PosixFileSystem fs;
+  return fs;
+}
+}  // namespace
+
+
 using namespace meshos;
 using namespace meshos::runtime;
 using namespace meshos::runtime::testing;
@@ -95,7 +104,7 @@ TEST_CASE("cgroup_parent: a bad one is a clear error from init, nothing created"
   }
   meshos::testing::TempDir tmp("meshos-rt");
   const std::string dir = tmp.path.string();
-  auto store = FileInstanceStore::open(dir + "/runtime/instances");
+  auto store = FileInstanceStore::open(posixFs(), dir + "/runtime/instances");
   REQUIRE(store);
   uv_loop_t loop;
   uv_loop_init(&loop);

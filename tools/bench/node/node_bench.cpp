@@ -5,8 +5,6 @@
 // Fold: simple events (ticks, RTT-only member updates, probe samples) folded into State.
 // Tick: Node::tick() (fold tick, reconcile, executor poll, snapshot publish) with N members
 // and M running daemons, in steady state and with one structural change per tick.
-#include <uv.h>
-
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -15,8 +13,13 @@
 #include <cstdio>
 #include <vector>
 
-#include "agent/net/uv_loop.h"
 #include "agent/node/node.h"
+#include "agent/runtime/instance_store.h"
+#include "agent/sim/host_env.h"
+#include "agent/sim/sim_disk.h"
+#include "agent/sim/sim_runtime.h"
+#include "agent/sim/sim_transport.h"
+#include "agent/sim/sim_world.h"
 
 using namespace meshos;
 using BenchClock = std::chrono::steady_clock;
@@ -47,19 +50,26 @@ void benchFold(uint64_t events) {
 }
 
 void benchTick(int members, int daemons) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
   {
+    // A node that is never started, over the simulator's services: only the tick's own
+    // work is timed (with the real clock).
+    sim::SimWorld world(1);
     SystemClock clock;
-    UvTimers timers(&loop);
-    UvPoster poster(&loop);
+    sim::HostTimers timers(world.timers, world.rng);
+    sim::HostPoster poster(timers);
+    sim::HostWorkers workers(timers, 1);
+    sim::SimDisk disk;
     Rng rng(1);
-    Env env{clock, timers, poster, rng};
+    Env env{clock, timers, poster, rng, workers, disk.files()};
+    sim::SimTransport transport(world.network, clock, "10.0.0.1:7946");
+    sim::SimRuntime runtime(world.timers, clock, Rng(2), {});
+    auto instances = runtime::FileInstanceStore::open(disk.files(), "/bench/instances");
     config::NodeConfig cfg;
     cfg.node.name = "bench";
     NodeIdentity id;
     id.id = "0000000000000000";
-    node::Node node(&loop, env, cfg, id);
+    node::NodeServices services{env, transport, world.identities, runtime, **instances};
+    node::Node node(std::move(services), cfg, id);
     for (int i = 0; i < members; ++i) {
       node.handle(state::MembershipChanged{{"m" + std::to_string(i), "node-" + std::to_string(i),
                                             "10.0.0.1:7946", state::MemberState::kAlive, 1, 0, 0.5}});
@@ -97,11 +107,7 @@ void benchTick(int members, int daemons) {
     };
     run("steady state", false);
     run("one structural change per tick", true);
-    timers.close();
-    poster.close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
 }
 
 }  // namespace

@@ -24,6 +24,15 @@
 #include "agent/runtime/process_runtime.h"
 #include "agent/runtime/supervisor.h"
 
+namespace {
+// The real file system, for the instance journal.
+meshos::FileSystem& posixFs() {
+  static meshos::PosixFileSystem fs;
+  return fs;
+}
+}  // namespace
+
+
 using namespace meshos;
 using namespace meshos::runtime;
 using Clk = std::chrono::steady_clock;
@@ -90,7 +99,7 @@ int main(int argc, char** argv) {
   SystemClock clock;
   UvTimers timers(&loop);
   Rng rng(1);
-  auto store = FileInstanceStore::open(dir + "/runtime/instances");
+  auto store = FileInstanceStore::open(posixFs(), dir + "/runtime/instances");
   if (!store) {
     std::fprintf(stderr, "%s\n", store.status().toString().c_str());
     return 1;
@@ -112,7 +121,7 @@ int main(int argc, char** argv) {
       seen = true;
     }
   };
-  Supervisor sup(&loop, clock, timers, rng, rt, **store, cb);
+  Supervisor sup(clock, timers, rng, rt, **store, cb);
   auto runUntil = [&](const std::function<bool()>& pred, int timeout_ms) {
     uv_timer_start(&ticker, [](uv_timer_t*) {}, 1, 1);
     auto deadline = Clk::now() + std::chrono::milliseconds(timeout_ms);
