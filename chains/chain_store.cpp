@@ -60,6 +60,9 @@ Status ChainStore::openLocked() {
   db_opts.keep_log_file_num = 4;
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
   db_opts.max_total_wal_size = 256 << 20;
+  // A node's database holds a handful of table files: opening them on the calling thread
+  // costs less than starting a pool of threads to do it (RocksDB's default is 16).
+  db_opts.max_file_opening_threads = 1;
   if (options.env != nullptr) db_opts.env = options.env;
   if (options.simulated) {
     db_opts.avoid_flush_during_recovery = true;

@@ -21,6 +21,7 @@ Status setupLogging(std::string_view level, std::string_view format) {
   if (format != "text" && format != "json") {
     return Status::invalid("log format must be text or json; got \"" + std::string(format) + "\"");
   }
+  spdlog::drop("meshos");  // set up again (a test, a reload): the new settings win
   auto logger = spdlog::stderr_color_mt("meshos");
   if (format == "json") {
     logger->set_pattern(

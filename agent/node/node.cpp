@@ -370,7 +370,17 @@ void Node::tick() {
   for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
   executor_->poll(now);
   refreshInstances();
-  publish();
+  snapshot_stale_ = true;
+}
+
+std::shared_ptr<const state::Snapshot> Node::snapshot() {
+  currentSnapshot();
+  return snapshot_;
+}
+
+const state::Snapshot& Node::currentSnapshot() {
+  if (snapshot_stale_ || !snapshot_) publish();
+  return *snapshot_;
 }
 
 // After a restart the instances a previous agent left wait in the supervisor until an apply
@@ -410,7 +420,10 @@ void Node::publish() {
   in.wall_ms = env_.clock.wallMs();
   in.loop_lag = lag_.summary();
   in.sections["executor"] = executor_->toJson();
-  if (commit_log_) in.sections["commits"] = commits_json_;
+  if (commit_log_) {
+    in.sections["commits"] = commits_json_;
+    if (commit_sync_) in.sections["commits"]["sync"] = commitSyncJson();
+  }
   // Rendered when the plan changes, not every tick; members with their node state are
   // rendered on request (membersJson()).
   in.sections["placement"] = placement_json_;
@@ -438,6 +451,7 @@ void Node::publish() {
     }
   }
   snapshot_ = state::makeSnapshot(state_, std::move(in), snapshot_, lists_built_at_ms_);
+  snapshot_stale_ = false;
 }
 
 }  // namespace meshos::node

@@ -121,7 +121,9 @@ class Node {
   // Runs one tick now (tests and benchmarks; the timer calls it otherwise).
   void tick();
 
-  std::shared_ptr<const state::Snapshot> snapshot() const { return snapshot_; }
+  // Everything the node knows, as of now: rebuilt on demand when the state moved since the
+  // last one was asked for (nobody pays for a snapshot that nobody reads).
+  std::shared_ptr<const state::Snapshot> snapshot();
   const state::State& state() const { return state_; }
   const std::vector<ShutdownStage>& shutdownReport() const { return shutdown_report_; }
   int exitStatus() const { return exit_status_; }
@@ -135,6 +137,7 @@ class Node {
   chains::ChainStore* database() const { return store_.get(); }
   const executor::Executor& executor() const { return *executor_; }
   const runtime::Supervisor* supervisor() const { return supervisor_.get(); }
+  const reconcile::LocalRebalancer* rebalancer() const { return rebalancer_.get(); }
 
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
@@ -155,6 +158,7 @@ class Node {
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
   void scheduleTick();
   void publish();
+  const state::Snapshot& currentSnapshot();
   nlohmann::json gossipJson() const;
   Status startServices();
   void abortStart();  // undoes what startServices() opened
@@ -173,7 +177,7 @@ class Node {
   void chainRequest(proto::Request::Reader request, control::ControlResponder reply);
   void joinRequest(proto::Request::Reader request, control::ControlResponder reply);
   void keyringRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
-  nlohmann::json snapshotJsonWithMembers() const;
+  nlohmann::json snapshotJsonWithMembers();
 
   // shutdown (node_shutdown.cpp)
   void runStage(size_t index);
@@ -210,7 +214,7 @@ class Node {
   nlohmann::json placementJson(const std::string& daemon) const;
   nlohmann::json nodesJson() const;
   // Members as the snapshot has them, with each one's node state, health and estimated RTT.
-  nlohmann::json membersJson() const;
+  nlohmann::json membersJson();
   // Restarts the placed daemons a force-restart commit named since the last tick.
   void forceRestarts();
   // Inventory sampling (on the workers) and the network coordinate.
@@ -270,6 +274,7 @@ class Node {
   std::vector<int64_t> probe_due_ms_;
   std::vector<std::pair<std::string, std::function<nlohmann::json()>>> extra_sections_;
   std::shared_ptr<const state::Snapshot> snapshot_;
+  bool snapshot_stale_ = true;
   int64_t lists_built_at_ms_ = -1'000'000'000;
   state::LoopLagMeter lag_;
   int64_t next_tick_due_ns_ = 0;
@@ -287,6 +292,7 @@ class Node {
   int exit_status_ = 0;
   std::unique_ptr<commits::CommitSync> commit_sync_;
   TimerId commit_sync_timer_ = 0;
+  uint64_t commit_sync_peers_generation_ = UINT64_MAX;  // state generation the peers were read at
   std::map<std::string, uint64_t> commit_sync_versions_;  // peer-state version read, by node id
   uint64_t keyring_changes_ = 0;   // persisted changes
   uint64_t keyring_rejected_ = 0;  // refused requests (bad input, no keyring file, write failure)

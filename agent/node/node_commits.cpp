@@ -60,7 +60,6 @@ void Node::commitOutput(commits::LogOutput& out, const std::string& pushed_by) {
     state::fold(state_, state::CommitReceived{head.seq, toHex(head.hash)});
     // The daemons this node runs follow on the next tick: planPlacement() places them.
     commits_json_ = commits::commitLogToJson(*commit_log_);
-    if (commit_sync_) commits_json_["sync"] = commitSyncJson();
   }
   // New commits on our chain go to the peers at once (not back to the one that pushed them).
   if (commit_sync_ && !out.announce.empty()) {
@@ -109,11 +108,16 @@ void Node::closeCommitSync() {
 
 void Node::commitSyncStep() {
   if (!commit_sync_ || !gossip_ || stopping_) return;
-  std::vector<commits::SyncPeer> peers;
-  for (const auto& m : gossip_->members()) {
-    if (m.state == gossip::MemberState::kAlive) peers.push_back({m.id, m.address});
+  // The alive peers, from the folded membership (not a copy of gossip's table per step):
+  // only when it changed.
+  if (commit_sync_peers_generation_ != state_.structural_generation) {
+    commit_sync_peers_generation_ = state_.structural_generation;
+    std::vector<commits::SyncPeer> peers;
+    for (const auto& [id, m] : state_.members) {
+      if (id != identity_.id && m.state == state::MemberState::kAlive) peers.push_back({id, m.address});
+    }
+    commit_sync_->setPeers(peers);
   }
-  commit_sync_->setPeers(peers);
   // Peer heads from their node reports (decoded when they arrived); only new versions.
   for (const auto& [id, ps] : state_.peer_states) {
     auto& seen = commit_sync_versions_[id];
@@ -140,7 +144,6 @@ void Node::commitSyncStep() {
       commitSyncStep();
     });
   }
-  commits_json_["sync"] = commitSyncJson();
 }
 
 nlohmann::json Node::commitSyncJson() const {

@@ -41,8 +41,8 @@ std::string commandName(proto::Request::Which w) {
 
 }  // namespace
 
-nlohmann::json Node::snapshotJsonWithMembers() const {
-  auto j = state::snapshotToJson(*snapshot_);
+nlohmann::json Node::snapshotJsonWithMembers() {
+  auto j = state::snapshotToJson(currentSnapshot());
   j["members"] = membersJson()["members"];  // with health, node state and estimated RTT
   return j;
 }
@@ -53,7 +53,7 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
     reply.error(Status::unavailable("the agent is shutting down"));
     return;
   }
-  if (!started_ || !snapshot_) {
+  if (!started_) {
     reply.error(Status::unavailable("the agent is starting"));
     return;
   }
@@ -73,15 +73,15 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
       reply.json(snapshotJsonWithMembers().dump());
       return;
     case proto::Request::METRICS:
-      reply.text(state::snapshotToPrometheus(*snapshot_));
+      reply.text(state::snapshotToPrometheus(currentSnapshot()));
       return;
     case proto::Request::MEMBERS:
       reply.json(membersJson().dump());
       return;
     case proto::Request::DAEMONS: {
       // The supervisor's own view is richer (health, backoff, stats) and current.
-      auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(*snapshot_);
-      j["desired"] = state::daemonsToJson(*snapshot_)["desired"];
+      auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(currentSnapshot());
+      j["desired"] = state::daemonsToJson(currentSnapshot())["desired"];
       reply.json(j.dump());
       return;
     }

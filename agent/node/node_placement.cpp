@@ -325,8 +325,8 @@ nlohmann::json Node::nodesJson() const {
   return nodes;
 }
 
-nlohmann::json Node::membersJson() const {
-  nlohmann::json j = state::membersToJson(*snapshot_);
+nlohmann::json Node::membersJson() {
+  nlohmann::json j = state::membersToJson(currentSnapshot());
   std::map<std::string, nlohmann::json> by_id;
   for (auto& n : nodesJson()) {
     std::string id = n["id"].get<std::string>();

@@ -131,8 +131,7 @@ void AgentCluster::onAgentStarted(size_t i) {
   quiet_since_ms_ = nowMs();
 }
 
-Result<std::string> AgentCluster::commit(std::vector<commits::Operation> ops, std::string note,
-                                         std::optional<size_t> via) {
+Bytes AgentCluster::buildCommit(std::vector<commits::Operation> ops, std::string note) const {
   commits::Commit c;
   c.cluster_id = options_.cluster_id;
   const commits::Head head = reference_.head();
@@ -143,28 +142,44 @@ Result<std::string> AgentCluster::commit(std::vector<commits::Operation> ops, st
   c.operations = std::move(ops);
   c.note = std::move(note);
   commits::signCommit(c, admin_);
-  Bytes bytes = commits::encodeCommit(c);
+  return commits::encodeCommit(c);
+}
+
+commits::SubmitResult AgentCluster::adopt(const Bytes& commit) {
   commits::LogOutput out;
-  commits::SubmitResult r = reference_.submit(bytes, out);
-  if (r.outcome != commits::Outcome::kAccepted)
-    return Status::invalid("commit " + std::to_string(c.seq) + " refused: " + std::string(commits::reasonName(r.reason)) +
-                           ": " + r.message);
-  ++figures_.commits;
-  world_.trace.mix(std::string_view("commit"));
-  world_.trace.mix(c.seq);
-  if (!via) {
-    std::vector<size_t> up;
-    for (size_t i = 0; i < hosts_.size(); ++i)
-      if (hosts_[i]->up()) up.push_back(i);
-    if (up.empty()) return Status::unavailable("no host is up to take commit " + std::to_string(c.seq));
-    via = up[world_.rng.uniform(up.size())];
+  commits::SubmitResult r = reference_.submit(commit, out);
+  if (r.outcome == commits::Outcome::kAccepted) {
+    ++figures_.commits;
+    world_.trace.mix(std::string_view("commit"));
+    world_.trace.mix(r.seq);
   }
-  auto reply = hosts_[*via]->call([&](proto::Request::Builder b) {
+  return r;
+}
+
+Result<std::string> AgentCluster::submitTo(size_t host, const Bytes& bytes) {
+  auto reply = hosts_[host]->call([&](proto::Request::Builder b) {
     b.setSubmitCommit(capnp::Data::Reader(bytes.data(), bytes.size()));
   }, "simulation: submit commit");
   if (!reply->answered()) return Status::internal("submit-commit was not answered at once");
   if (!reply->get()) return reply->get().status();
   return nlohmann::json::parse(reply->get()->body).value("outcome", "");
+}
+
+Result<std::string> AgentCluster::commit(std::vector<commits::Operation> ops, std::string note,
+                                         std::optional<size_t> via) {
+  Bytes bytes = buildCommit(std::move(ops), std::move(note));
+  commits::SubmitResult r = adopt(bytes);
+  if (r.outcome != commits::Outcome::kAccepted)
+    return Status::invalid("commit " + std::to_string(r.seq) + " refused: " + std::string(commits::reasonName(r.reason)) +
+                           ": " + r.message);
+  if (!via) {
+    std::vector<size_t> up;
+    for (size_t i = 0; i < hosts_.size(); ++i)
+      if (hosts_[i]->up()) up.push_back(i);
+    if (up.empty()) return Status::unavailable("no host is up to take commit " + std::to_string(r.seq));
+    via = up[world_.rng.uniform(up.size())];
+  }
+  return submitTo(*via, bytes);
 }
 
 // ---------------------------------------------------------------- faults

@@ -68,6 +68,12 @@ class AgentCluster {
   // The agents spread it. The node's answer ("accepted" / "pending"), or an error.
   Result<std::string> commit(std::vector<commits::Operation> ops, std::string note = "",
                              std::optional<size_t> via = std::nullopt);
+  // The pieces of commit(), for forks: a signed commit on the admin's current head (not yet
+  // the admin's), the admin taking one (its fork choice decides between two of the same
+  // seq), and handing one to a host's control socket.
+  Bytes buildCommit(std::vector<commits::Operation> ops, std::string note) const;
+  commits::SubmitResult adopt(const Bytes& commit);
+  Result<std::string> submitTo(size_t host, const Bytes& commit);
   // The desired state of the admin's chain: what every node folds to once it has every commit.
   const commits::DesiredState& desired() const { return reference_.desired(); }
   commits::Head head() const { return reference_.head(); }
@@ -124,6 +130,8 @@ class AgentCluster {
   Status checkInvariants();
   // One membership and one commit head on every up host, equal to the admin's head.
   Status checkConverged() const;
+  // Every host's agent is up.
+  Status checkAllUp() const;
   // Every instance sits on an up host that meets its daemon's constraints, within
   // max_per_node.
   Status checkFeasible() const;

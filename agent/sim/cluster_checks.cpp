@@ -85,11 +85,11 @@ std::set<size_t> AgentCluster::strandedNow() const {
   // Seen not alive by an up member of the majority: its instances are being replaced.
   for (size_t i : majority) {
     const node::Node* n = hosts_[i]->node();
-    if (n == nullptr || !hosts_[i]->up() || n->gossip() == nullptr) continue;
-    for (const auto& m : n->gossip()->members()) {
-      if (m.state == gossip::MemberState::kAlive) continue;
-      for (size_t j = 0; j < hosts_.size(); ++j)
-        if (hosts_[j]->id() == m.id) out.insert(j);
+    if (n == nullptr || !hosts_[i]->up()) continue;
+    const auto& members = n->state().members;
+    for (size_t j = 0; j < hosts_.size(); ++j) {
+      auto it = members.find(hosts_[j]->id());
+      if (it != members.end() && it->second.state != state::MemberState::kAlive) out.insert(j);
     }
   }
   return out;
@@ -198,6 +198,12 @@ Status AgentCluster::checkInvariants() {
   if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
     MESHOS_RETURN_IF_ERROR(checkConverged().withContext("quiet for " + std::to_string(nowMs() - quiet_since_ms_) + " ms"));
   }
+  return Status::ok();
+}
+
+Status AgentCluster::checkAllUp() const {
+  for (const auto& h : hosts_)
+    if (!h->up()) return Status::unavailable(h->name() + " is not up");
   return Status::ok();
 }
 

@@ -1,5 +1,5 @@
-// Crash-to-recovery time in simulation (sim::MeshCluster: real gossip, commit log,
-// placement and planLocal on every node; simulated network and runtime).
+// Crash-to-recovery time in simulation (sim::AgentCluster: the whole agent on every host;
+// simulated network, processes and disks).
 //   mesh_bench [--nodes 100] [--daemons 50] [--seeds 5] [--seed 1] [--tick-ms 500]
 // For each seed: N nodes converge, `daemons` daemons (replicas 1..5, spread) settle at
 // their replica counts, then the node running the most instances crashes. Measured in
@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "agent/gossip/suspicion.h"
-#include "agent/sim/mesh_cluster.h"
+#include "agent/core/logging.h"
+#include "agent/sim/agent_cluster.h"
+#include "agent/sim/sim_faults.h"
 
 using namespace meshos;
 
@@ -33,38 +35,42 @@ struct Run {
   std::string error;
 };
 
+size_t seeing(sim::AgentCluster& c, const std::string& id, state::MemberState st) {
+  size_t n = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const node::Node* node = c.host(i).node();
+    if (node == nullptr || !c.host(i).up()) continue;
+    auto it = node->state().members.find(id);
+    if (it != node->state().members.end() && it->second.state == st) ++n;
+  }
+  return n;
+}
+
 Run runOnce(uint64_t seed, size_t nodes, size_t daemons, int64_t tick_ms) {
   Run run;
   run.seed = seed;
-  sim::MeshOptions o;
-  o.cluster.link.latency_ms = 1;
-  o.cluster.link.jitter_ms = 2;
-  o.tick_ms = tick_ms;
-  sim::MeshCluster c(seed, o);
+  sim::AgentClusterOptions o;
+  o.configure = [tick_ms](size_t, config::NodeConfig& c) { c.node.tick_interval_ms = tick_ms; };
+  sim::AgentCluster c(seed, o);
   static const char* kZones[] = {"a", "b", "c"};
   for (size_t i = 0; i < nodes; ++i) {
-    sim::NodeSetup s;
+    sim::HostSetup s;
     s.labels["zone"] = kZones[i % 3];
-    c.addNode(s);
+    c.addHost(s);
   }
-  c.startAll(3);
-  if (!c.runUntil([&] { return c.gossip().converged(); }, 60'000)) {
+  c.startAll();
+  if (!c.runUntil([&] { return c.checkAllUp().isOk() && c.checkConverged().isOk(); }, 60'000).isOk()) {
     run.error = "membership did not converge";
     return run;
   }
   std::vector<commits::Operation> ops;
-  for (size_t k = 0; k < daemons; ++k) {
-    spec::DaemonSpec s;
-    s.name = "d" + std::to_string(k);
-    s.command = {"/bin/sleep", "1000"};
-    s.replicas = 1 + static_cast<int64_t>(k % 5);
-    ops.push_back(commits::OpPutDaemon{std::move(s)});
-  }
+  for (size_t k = 0; k < daemons; ++k)
+    ops.push_back(commits::OpPutDaemon{sim::simService("d" + std::to_string(k), 1 + static_cast<int64_t>(k % 5))});
   if (auto r = c.commit(std::move(ops)); !r) {
     run.error = r.status().toString();
     return run;
   }
-  if (!c.runUntil([&] { return c.checkAtReplicas().isOk() && c.checkSameAssignment().isOk(); }, 60'000)) {
+  if (!c.runUntil([&] { return c.checkAtReplicas().isOk() && c.checkSameAssignment().isOk(); }, 60'000).isOk()) {
     run.error = "did not settle: " + c.checkAtReplicas().toString();
     return run;
   }
@@ -73,23 +79,22 @@ Run runOnce(uint64_t seed, size_t nodes, size_t daemons, int64_t tick_ms) {
   size_t victim = 0, most = 0;
   for (size_t i = 0; i < c.size(); ++i) {
     size_t n = 0;
-    for (const auto& [name, cnt] : c.node(i).runtime().counts(c.nowMs())) n += cnt.running;
+    for (const auto& [name, cnt] : c.host(i).runtime().liveByDaemon()) n += cnt;
     if (n > most) most = n, victim = i;
   }
   std::set<std::string> lost;
-  for (const auto& [name, cnt] : c.node(victim).runtime().counts(c.nowMs()))
-    if (cnt.running > 0) lost.insert(name);
-  run.victim = c.node(victim).name();
+  for (const auto& [name, cnt] : c.host(victim).runtime().liveByDaemon()) lost.insert(name);
+  run.victim = c.host(victim).name();
   run.instances = most;
-  const std::string victim_id = c.node(victim).id();
-  c.crash(victim);
+  const std::string victim_id = c.host(victim).id();
+  c.crashMachine(victim);
   const int64_t t0 = c.nowMs();
   const auto& desired = c.desired().daemons;
   while (c.nowMs() - t0 < 120'000) {
-    if (!c.runFor(10).isOk()) break;
+    if (!c.runFor(10, {}, 10).isOk()) break;
     const int64_t t = c.nowMs() - t0;
-    if (run.suspect_ms < 0 && c.gossip().countSeeing(victim_id, gossip::MemberState::kSuspect) > 0) run.suspect_ms = t;
-    const size_t dead = c.gossip().countSeeing(victim_id, gossip::MemberState::kDead);
+    if (run.suspect_ms < 0 && seeing(c, victim_id, state::MemberState::kSuspect) > 0) run.suspect_ms = t;
+    const size_t dead = seeing(c, victim_id, state::MemberState::kDead);
     if (run.dead_first_ms < 0 && dead > 0) run.dead_first_ms = t;
     if (run.dead_all_ms < 0 && dead == c.size() - 1) run.dead_all_ms = t;
     const auto act = c.actual();
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", first_seed, "first seed");
   app.add_option("--tick-ms", tick_ms, "reconcile tick")->check(CLI::Range(10, 10'000));
   CLI11_PARSE(app, argc, argv);
+  (void)setupLogging("off", "text");
 
   const gossip::Options g;
   const int64_t suspicion_ms = gossip::suspicionMinTimeoutMs(g.suspicion_mult, nodes, g.probe_interval_ms);
