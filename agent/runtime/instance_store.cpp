@@ -118,15 +118,18 @@ Status FileInstanceStore::loadJournal() {
       }
     }
   }
-  auto file = fs_.openAppend(journalPath());
-  if (!file) return file.status();
-  journal_ = std::move(*file);
   // A torn last line (a host crash mid-write): the next line starts afresh.
   if (!ends_with_newline) MESHOS_RETURN_IF_ERROR(append("\n"));
   return compactIfNeeded();
 }
 
 Status FileInstanceStore::append(const std::string& line) {
+  // Opened at the first write: an agent that starts nothing leaves nothing behind.
+  if (!journal_) {
+    auto file = fs_.openAppend(journalPath());
+    if (!file) return file.status();
+    journal_ = std::move(*file);
+  }
   MESHOS_RETURN_IF_ERROR(journal_->append(line));
   ++journal_lines_;
   return Status::ok();
@@ -138,9 +141,6 @@ Status FileInstanceStore::compactIfNeeded() {
   for (const auto& [i, line] : live_) data += line;
   journal_.reset();
   MESHOS_RETURN_IF_ERROR(fs_.writeAtomically(journalPath(), data, 0644));
-  auto file = fs_.openAppend(journalPath());
-  if (!file) return file.status();
-  journal_ = std::move(*file);
   journal_lines_ = live_.size();
   return Status::ok();
 }

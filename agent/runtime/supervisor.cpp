@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <deque>
 
-#include "agent/runtime/process_runtime.h"
 
 namespace meshos::runtime {
 

@@ -116,15 +116,9 @@ def test_cluster_gossip():
         detect_s = wait_all(others, sees_dead, 20, f"every other agent to mark {victim.name} dead")
         kill_to_detect_s = time.monotonic() - t_kill
 
-        # Rejoin with the same data dir: same id, a newer incarnation; 10 alive everywhere.
-        # The incarnation lives in the chains database (state area), not in a file; a legacy
-        # gossip.incarnation file is read once and then removed, so a planted one with a
-        # higher number must raise the next incarnation above it.
-        legacy = os.path.join(victim.dir, "data", "gossip.incarnation")
-        assert not os.path.exists(legacy), "the incarnation is still kept in a file"
-        with open(legacy, "w") as f:
-            f.write("1000\n")
-        # The database already holds the number, so the planted file is ignored and removed.
+        # Rejoin with the same data dir: same id, a newer incarnation (kept in the chains
+        # database's state area, never in a file of its own); 10 alive everywhere.
+        assert not os.path.exists(os.path.join(victim.dir, "data", "gossip.incarnation"))
         victim.start()
         rejoin_s = wait_all(agents, all_alive(names), 20, f"every agent to see {victim.name} alive again")
         rejoin_inc = set()
@@ -134,8 +128,6 @@ def test_cluster_gossip():
             assert m["id"] == ids[victim.name], (a.name, m, ids[victim.name])
             if a is not victim:
                 assert m["incarnation"] > dead_inc[a.name], (a.name, m, dead_inc[a.name])
-        assert max(rejoin_inc) < 1000, f"a legacy file overrode the stored incarnation: {rejoin_inc}"
-        assert not os.path.exists(legacy), "the legacy incarnation file was not removed"
 
         # Graceful leave: SIGTERM; the others see `left`.
         leaver = agents[9]

@@ -51,7 +51,15 @@ LocalInputs inputs(const commits::DesiredState& d, int self, int n) {
   in.members_known = static_cast<size_t>(n);
   in.vars = {{"node.host", "127.0.1." + std::to_string(self)}, {"node.name", "n" + std::to_string(self)},
              {"node.id", in.self_id}};
+  in.require_view_agreement = false;  // the cases below test other rules; the last ones test it
   return in;
+}
+
+// Every alive peer publishes the digest of `in`'s view (they all see what this node sees).
+void agree(LocalInputs& in) {
+  const uint64_t digest = viewDigest(in.nodes);
+  for (auto& n : in.nodes)
+    if (n.report) n.report->view_digest = digest;
 }
 
 const DaemonDecision& decision(const LocalPlan& p, const std::string& name) {
@@ -254,4 +262,63 @@ TEST_CASE("kill-relocation pins a daemon where it runs") {
   auto plan = planLocal(in, assigner);
   CHECK(decision(plan, "web").here == 1);
   CHECK(decision(plan, "web").assigned == std::vector<std::string>{"n" + std::to_string(self)});
+}
+
+TEST_CASE("view agreement: nothing new starts until a majority publishes this node's view") {
+  auto d = desiredWith({service("web", 3)});
+  for (int self = 0; self < 5; ++self) {
+    LocalInputs in = inputs(d, self, 5);
+    in.require_view_agreement = true;
+    placement::Assigner a1;
+    auto alone = planLocal(in, a1);
+    CHECK_FALSE(alone.agreed);
+    CHECK(alone.agreeing == 1);
+    CHECK(alone.run.empty());  // nothing starts on a view nobody confirmed
+    for (const auto& dec : alone.decisions)
+      if (!dec.assigned.empty() && dec.why.rfind("waiting", 0) == 0) CHECK(dec.here == 0);
+    agree(in);
+    placement::Assigner a2;
+    auto agreed = planLocal(in, a2);
+    CHECK(agreed.agreed);
+    CHECK(agreed.agreeing == 5);
+    CHECK(agreed.view_digest == viewDigest(in.nodes));
+  }
+}
+
+TEST_CASE("view agreement: a minority that sees the cluster differently waits; what runs keeps running") {
+  auto d = desiredWith({service("web", 2)});
+  LocalInputs in = inputs(d, 0, 5);
+  in.require_view_agreement = true;
+  agree(in);
+  // Two of the five publish another view (they saw a sixth member, say).
+  in.nodes[3].report->view_digest ^= 1;
+  in.nodes[4].report->view_digest ^= 1;
+  placement::Assigner a;
+  auto plan = planLocal(in, a);
+  CHECK(plan.agreeing == 3);
+  CHECK(plan.agreed);  // 3 of 5: a majority
+  in.nodes[2].report->view_digest ^= 1;
+  in.local["web"] = LocalDaemon{1, 1};  // one instance runs here already
+  placement::Assigner b;
+  auto waiting = planLocal(in, b);
+  CHECK(waiting.agreeing == 2);
+  CHECK_FALSE(waiting.agreed);
+  CHECK(decision(waiting, "web").here <= 1);  // keeps what runs, starts nothing more
+}
+
+TEST_CASE("view digest: members alive and what placement reads of them, nothing else") {
+  LocalInputs in = inputs(desiredWith({}), 0, 3);
+  const uint64_t base = viewDigest(in.nodes);
+  auto changed = in.nodes;
+  changed[1].report->inventory.load1 = 7.5;  // live load: not a placement input
+  changed[1].report->commit_seq = 9;
+  CHECK(viewDigest(changed) == base);
+  changed[1].report->labels["zone"] = "b";
+  CHECK(viewDigest(changed) != base);
+  auto suspect = in.nodes;
+  suspect[2].state = state::MemberState::kSuspect;
+  CHECK(viewDigest(suspect) != base);
+  auto reordered = in.nodes;
+  std::reverse(reordered.begin(), reordered.end());
+  CHECK(viewDigest(reordered) == base);
 }

@@ -46,6 +46,7 @@ LocalInputs inputs(const commits::DesiredState& d, const std::string& self_id, c
   in.wall_ms = 1'000'000;
   for (size_t i = 0; i < loads.size(); ++i) in.nodes.push_back(peer(static_cast<int>(i), loads[i]));
   in.members_known = loads.size();
+  in.require_view_agreement = false;  // tested in local_plan_test
   return in;
 }
 

@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   }
   in.self_id = in.nodes[0].id;
   in.members_known = nodes;
+  // A settled cluster: every node publishes the view this one computes.
+  const uint64_t digest = reconcile::viewDigest(in.nodes);
+  for (auto& p : in.nodes) p.report->view_digest = digest;
   commits::DesiredState desired;
   for (size_t i = 0; i < daemons; ++i) {
     commits::DesiredDaemon d;
