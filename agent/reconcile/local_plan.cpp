@@ -70,61 +70,85 @@ uint64_t viewDigest(const std::vector<PeerView>& nodes) {
   return v == 0 ? 1 : v;
 }
 
-LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
-  LocalPlan plan;
-  static const commits::DesiredState kEmpty;
-  const commits::DesiredState& desired = in.desired ? *in.desired : kEmpty;
-  plan.frozen = desired.frozenAt(in.wall_ms);
+namespace {
 
-  const PeerView* self = nullptr;
-  std::unordered_map<std::string_view, const PeerView*> by_id;
-  by_id.reserve(in.nodes.size());
-  for (const auto& n : in.nodes) {
-    by_id[n.id] = &n;
-    if (n.id == in.self_id) self = &n;
-    if (n.state == state::MemberState::kAlive) ++plan.alive;
-  }
-  plan.isolated = in.members_known >= 3 && plan.alive * 2 < in.members_known;
-  const std::string self_name = self ? self->name : in.self_id;
-  plan.view_digest = viewDigest(in.nodes);
-  plan.agreeing = 1;  // this node
-  for (const auto& n : in.nodes) {
-    if (n.id != in.self_id && n.state == state::MemberState::kAlive && n.report &&
-        n.report->view_digest == plan.view_digest)
-      ++plan.agreeing;
-  }
-  plan.agreed = !in.require_view_agreement || plan.agreeing * 2 > std::max<size_t>(in.members_known, 1);
+// One run of planLocal(), in steps: the view (isolation, agreement), this node's
+// maintenance, placement's inputs and the assignment, one decision per daemon, and the
+// specs materialised for this node.
+class Planner {
+ public:
+  Planner(const LocalInputs& in, placement::Assigner& assigner)
+      : in_(in), assigner_(assigner), desired_(in.desired ? *in.desired : empty()) {}
 
-  // Maintenance: the commit log says whether a node drains; every node reads the same
-  // log, so every node excludes a draining node at once, before it reports anything.
-  const commits::NodeMaintenance* m = maintenanceFor(desired, self_name);
-  if (!m) {
-    plan.maintenance = state::Maintenance::kActive;
-  } else if (in.maintenance == state::Maintenance::kInMaintenance && in.maintenance_seq == m->seq) {
-    plan.maintenance = state::Maintenance::kInMaintenance;  // only forward
-  } else {
-    plan.maintenance = state::Maintenance::kDraining;
+  LocalPlan run() {
+    plan_.frozen = desired_.frozenAt(in_.wall_ms);
+    judgeView();
+    planMaintenance();
+    const placement::Assignment& assignment = assign();
+    decideAll(assignment);
+    materialise();
+    plan_.views = std::move(views_);
+    plan_.requests = std::move(requests_);
+    if (plan_.maintenance == state::Maintenance::kDraining && placed_here_ == 0) {
+      uint32_t still_running = 0;
+      for (const auto& [name, l] : in_.local) still_running += l.running;
+      if (still_running == 0) plan_.maintenance = state::Maintenance::kInMaintenance;
+    }
+    return std::move(plan_);
   }
-  plan.maintenance_seq = m ? m->seq : 0;
 
-  // Placement's view. Active or not comes from the commit log (every node reads the same
-  // one), so a drain takes effect everywhere before the drained node reports anything.
-  std::vector<placement::NodeView> views = nodeViews(in.nodes);
-  for (auto& v : views) {
-    v.active = v.id == in.self_id ? plan.maintenance == state::Maintenance::kActive
-                                  : maintenanceFor(desired, v.name) == nullptr;
+ private:
+  static const commits::DesiredState& empty() {
+    static const commits::DesiredState kEmpty;
+    return kEmpty;
+  }
+
+  // Who is alive, whether this node is isolated, whether a majority shares its view.
+  void judgeView() {
+    by_id_.reserve(in_.nodes.size());
+    for (const auto& n : in_.nodes) {
+      by_id_[n.id] = &n;
+      if (n.id == in_.self_id) self_ = &n;
+      if (n.state == state::MemberState::kAlive) ++plan_.alive;
+    }
+    plan_.isolated = in_.members_known >= 3 && plan_.alive * 2 < in_.members_known;
+    self_name_ = self_ ? self_->name : in_.self_id;
+    plan_.view_digest = viewDigest(in_.nodes);
+    plan_.agreeing = 1;  // this node
+    for (const auto& n : in_.nodes) {
+      if (n.id != in_.self_id && n.state == state::MemberState::kAlive && n.report &&
+          n.report->view_digest == plan_.view_digest)
+        ++plan_.agreeing;
+    }
+    plan_.agreed = !in_.require_view_agreement || plan_.agreeing * 2 > std::max<size_t>(in_.members_known, 1);
+  }
+
+  // The commit log says whether a node drains; every node reads the same log, so every node
+  // excludes a draining node at once, before it reports anything.
+  void planMaintenance() {
+    maintenance_ = maintenanceFor(desired_, self_name_);
+    if (!maintenance_) {
+      plan_.maintenance = state::Maintenance::kActive;
+    } else if (in_.maintenance == state::Maintenance::kInMaintenance && in_.maintenance_seq == maintenance_->seq) {
+      plan_.maintenance = state::Maintenance::kInMaintenance;  // only forward
+    } else {
+      plan_.maintenance = state::Maintenance::kDraining;
+    }
+    plan_.maintenance_seq = maintenance_ ? maintenance_->seq : 0;
+    drain_overdue_ = maintenance_ && in_.wall_ms >= maintenance_->deadline_ms;
   }
 
   // Who reports each daemon (self: what actually runs here).
-  std::unordered_map<std::string, std::vector<Holder>> holders;
-  for (const auto& n : in.nodes) {
-    if (n.id == in.self_id) {
-      for (const auto& [name, l] : in.local) {
-        if (l.running > 0) holders[name].push_back({&n, {l.running, l.ready, 0}});
-      }
-    } else if (n.report && n.state == state::MemberState::kAlive) {
-      for (const auto& [name, r] : n.report->daemons) {
-        if (r.running > 0) holders[name].push_back({&n, r});
+  void collectHolders() {
+    for (const auto& n : in_.nodes) {
+      if (n.id == in_.self_id) {
+        for (const auto& [name, l] : in_.local) {
+          if (l.running > 0) holders_[name].push_back({&n, {l.running, l.ready, 0}});
+        }
+      } else if (n.report && n.state == state::MemberState::kAlive) {
+        for (const auto& [name, r] : n.report->daemons) {
+          if (r.running > 0) holders_[name].push_back({&n, r});
+        }
       }
     }
   }
@@ -132,183 +156,220 @@ LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) {
   // The desired daemons, by name, walked once: each entry is a node of its own (a spec is
   // large), so the walk collects them and reads each a few entries ahead of its use
   // (prefetch), and later loops use what it kept rather than visiting the map again.
-  std::vector<const std::pair<const std::string, commits::DesiredDaemon>*> entries;
-  entries.reserve(desired.daemons.size());
-  for (const auto& e : desired.daemons) entries.push_back(&e);
-  auto prefetch = [&](size_t i) {
-    if (i >= entries.size()) return;
-    const commits::DesiredDaemon* d = &entries[i]->second;
+  void prefetch(size_t i) const {
+    if (i >= entries_.size()) return;
+    const commits::DesiredDaemon* d = &entries_[i]->second;
     __builtin_prefetch(&d->spec.name);
     __builtin_prefetch(&d->spec.kind);
     __builtin_prefetch(&d->spec.resources);
     __builtin_prefetch(&d->spec.placement);
     __builtin_prefetch(&d->spec.depends_on);
     __builtin_prefetch(&d->paused);
-  };
-  constexpr size_t kAhead = 4;
-  for (size_t i = 0; i < kAhead; ++i) prefetch(i);
-  std::vector<placement::DaemonRequest> requests;
-  requests.reserve(entries.size());
-  std::vector<uint8_t> paused(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    prefetch(i + kAhead);
-    const commits::DesiredDaemon& d = entries[i]->second;
-    paused[i] = d.paused ? 1 : 0;
-    auto req = placement::requestFromSpec(d.spec);
-    if (d.kill_relocation_generation > 0 && d.kill_relocation_generation >= d.updated_seq) {
-      if (auto held = holders.find(entries[i]->first); held != holders.end()) {
-        for (const auto& h : held->second) req.pinned.push_back(h.node->id);
-        std::sort(req.pinned.begin(), req.pinned.end());
+  }
+
+  void buildRequests() {
+    entries_.reserve(desired_.daemons.size());
+    for (const auto& e : desired_.daemons) entries_.push_back(&e);
+    for (size_t i = 0; i < kAhead; ++i) prefetch(i);
+    requests_.reserve(entries_.size());
+    paused_.assign(entries_.size(), 0);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      prefetch(i + kAhead);
+      const commits::DesiredDaemon& d = entries_[i]->second;
+      paused_[i] = d.paused ? 1 : 0;
+      auto req = placement::requestFromSpec(d.spec);
+      if (d.kill_relocation_generation > 0 && d.kill_relocation_generation >= d.updated_seq) {
+        if (auto held = holders_.find(entries_[i]->first); held != holders_.end()) {
+          for (const auto& h : held->second) req.pinned.push_back(h.node->id);
+          std::sort(req.pinned.begin(), req.pinned.end());
+        }
       }
+      requests_.push_back(std::move(req));
     }
-    requests.push_back(std::move(req));
   }
-  const placement::Assignment& base = assigner.assign(views, requests);
-  // Rebalancing moves, as their sources publish them (self: its last published report).
-  std::vector<placement::Move> published;
-  for (const auto& n : in.nodes) {
-    if (!n.report || n.state != state::MemberState::kAlive) continue;
-    for (const auto& [daemon, to] : n.report->moves) published.push_back({daemon, n.id, to});
-  }
-  std::sort(published.begin(), published.end(),
-            [](const placement::Move& a, const placement::Move& b) { return std::tie(a.from, a.daemon) < std::tie(b.from, b.daemon); });
-  const bool overlay = !published.empty();
-  placement::Assignment overlaid;
-  if (overlay) {
+
+  // Placement's view (active or not comes from the commit log, which every node reads, so a
+  // drain takes effect everywhere before the drained node reports anything), the base
+  // assignment, and the rebalancing moves the alive sources publish laid over it.
+  const placement::Assignment& assign() {
+    views_ = nodeViews(in_.nodes);
+    for (auto& v : views_) {
+      v.active = v.id == in_.self_id ? plan_.maintenance == state::Maintenance::kActive
+                                     : maintenanceFor(desired_, v.name) == nullptr;
+    }
+    collectHolders();
+    buildRequests();
+    const placement::Assignment& base = assigner_.assign(views_, requests_);
+    std::vector<placement::Move> published;
+    for (const auto& n : in_.nodes) {
+      if (!n.report || n.state != state::MemberState::kAlive) continue;
+      for (const auto& [daemon, to] : n.report->moves) published.push_back({daemon, n.id, to});
+    }
+    if (published.empty()) return base;
+    std::sort(published.begin(), published.end(), [](const placement::Move& a, const placement::Move& b) {
+      return std::tie(a.from, a.daemon) < std::tie(b.from, b.daemon);
+    });
     std::vector<bool> applied;
-    overlaid = placement::applyMoves(base, published, &applied);
+    overlaid_ = placement::applyMoves(base, published, &applied);
     for (size_t i = 0; i < published.size(); ++i) {
-      if (applied[i]) plan.moves.push_back(std::move(published[i]));
+      if (applied[i]) plan_.moves.push_back(std::move(published[i]));
     }
+    return overlaid_;
   }
-  const placement::Assignment& assignment = overlay ? overlaid : base;
 
-  auto nameOf = [&](const std::string& id) -> const std::string& {
-    auto it = by_id.find(id);
-    return it == by_id.end() ? id : it->second->name;
-  };
-  const bool drain_overdue = m && in.wall_ms >= m->deadline_ms;
-  size_t placed_here = 0;
-  std::set<std::string> run_names;
-  std::vector<const commits::DesiredDaemon*> to_run;
+  const std::string& nameOf(const std::string& id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? id : it->second->name;
+  }
 
-  plan.decisions.reserve(entries.size());
   // The desired daemons, the assignment and what runs here are all ordered by daemon name:
   // walk them in step instead of looking each up.
-  auto assigned_it = assignment.daemons.begin();
-  auto local_it = in.local.begin();
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (i + kAhead < entries.size()) __builtin_prefetch(entries[i + kAhead]);
-    const std::string& name = entries[i]->first;
-    const commits::DesiredDaemon& d = entries[i]->second;
-    DaemonDecision& dec = plan.decisions.emplace_back();
-    dec.daemon = name;
-    dec.paused = paused[i] != 0;
+  void decideAll(const placement::Assignment& assignment) {
+    plan_.decisions.reserve(entries_.size());
+    auto assigned_it = assignment.daemons.begin();
+    auto local_it = in_.local.begin();
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (i + kAhead < entries_.size()) __builtin_prefetch(entries_[i + kAhead]);
+      const std::string& name = entries_[i]->first;
+      while (assigned_it != assignment.daemons.end() && assigned_it->first < name) ++assigned_it;
+      const placement::DaemonAssignment* a =
+          assigned_it != assignment.daemons.end() && assigned_it->first == name ? &assigned_it->second : nullptr;
+      while (local_it != in_.local.end() && local_it->first < name) ++local_it;
+      const uint32_t running_here =
+          local_it != in_.local.end() && local_it->first == name ? local_it->second.running : 0;
+      DaemonDecision& dec = plan_.decisions.emplace_back();
+      dec.daemon = name;
+      dec.paused = paused_[i] != 0;
+      decide(dec, a, running_here);
+      if (dec.here > 0) {
+        run_names_.insert(name);
+        to_run_.push_back(&entries_[i]->second);
+        placed_here_ += dec.here;
+      }
+    }
+  }
+
+  // One daemon: how many instances run here after this plan, and why.
+  void decide(DaemonDecision& dec, const placement::DaemonAssignment* a, uint32_t running_here) {
     uint32_t assigned_here = 0;
     static const std::vector<std::string> kNone;
-    const std::vector<std::string>* assigned_ids = &kNone;
-    while (assigned_it != assignment.daemons.end() && assigned_it->first < name) ++assigned_it;
-    if (assigned_it != assignment.daemons.end() && assigned_it->first == name) {
-      const auto& a = assigned_it->second;
-      dec.wanted = a.wanted;
-      dec.infeasible = a.infeasible;
-      assigned_ids = &a.nodes;
-      dec.assigned.reserve(a.nodes.size());
-      for (const auto& id : a.nodes) {
+    const std::vector<std::string>& assigned_ids = a ? a->nodes : kNone;
+    if (a) {
+      dec.wanted = a->wanted;
+      dec.infeasible = a->infeasible;
+      dec.assigned.reserve(a->nodes.size());
+      for (const auto& id : a->nodes) {
         dec.assigned.push_back(nameOf(id));
-        if (id == in.self_id) ++assigned_here;
+        if (id == in_.self_id) ++assigned_here;
       }
       // A few reasons for the snapshot; meshos-inspect placement explains every node.
-      dec.excluded_count = a.excluded.size();
-      for (const auto& [id, why] : a.excluded) {
+      dec.excluded_count = a->excluded.size();
+      for (const auto& [id, why] : a->excluded) {
         if (dec.excluded.size() >= kExcludedShown) break;
         dec.excluded[nameOf(id)] = why;
       }
     }
-    // Ready instances on the nodes now assigned, other than this one.
-    uint32_t ready_elsewhere = 0;
-    if (auto held = holders.empty() ? holders.end() : holders.find(name); held != holders.end()) {
-      dec.running_on.reserve(held->second.size());
-      dec.ready_on.reserve(held->second.size());
-      for (const auto& h : held->second) {
-        dec.running_on.push_back(h.node->name);
-        if (h.report.ready > 0) dec.ready_on.push_back(h.node->name);
-        bool assigned = std::find(assigned_ids->begin(), assigned_ids->end(), h.node->id) != assigned_ids->end();
-        if (h.node->id != in.self_id && assigned) ready_elsewhere += h.report.ready;
-      }
-    }
-    while (local_it != in.local.end() && local_it->first < name) ++local_it;
-    const uint32_t running_here =
-        local_it != in.local.end() && local_it->first == name ? local_it->second.running : 0;
-
+    const uint32_t ready_elsewhere = readyElsewhere(dec, assigned_ids);
     uint32_t here = assigned_here;
     if (dec.paused) {
       here = 0;
       dec.why = "paused";
-    } else if (plan.frozen) {
+    } else if (plan_.frozen) {
       here = running_here;
       dec.why = "frozen: the local set is held";
-    } else if (plan.isolated) {
+    } else if (plan_.isolated) {
       here = running_here;
       dec.why = "isolated: keeps what runs, starts nothing";
     } else if (running_here > assigned_here) {
-      // Make-before-break: keep the extra instances until the new holders are ready.
-      auto prev = in.handoffs.find(name);
-      int64_t since = prev == in.handoffs.end() ? in.now_ms : prev->second.since_ms;
-      // Covered when every slot now assigned is ready (an infeasible daemon has fewer
-      // slots than it wants; waiting for the rest would never end).
-      bool covered = ready_elsewhere + std::min(running_here, assigned_here) >= dec.assigned.size();
-      bool expired = in.now_ms - since >= in.handoff_deadline_ms;
-      if (covered || expired || drain_overdue) {
-        dec.why = covered ? "moved: the new holders are ready"
-                          : expired ? "moved: handoff deadline passed" : "moved: drain deadline passed";
-      } else {
-        here = running_here;
-        plan.handoffs[name] = Handoff{since};
-        dec.why = "handoff: kept until the new holders report ready";
-      }
+      here = handoff(dec, running_here, assigned_here, ready_elsewhere);
     } else {
       dec.why = assigned_here > 0 ? "assigned" : "not assigned here";
     }
-    if (!plan.agreed && here > running_here && !dec.paused) {
+    if (!plan_.agreed && here > running_here && !dec.paused) {
       here = running_here;
-      dec.why = "waiting: " + std::to_string(plan.agreeing) + " of " + std::to_string(in.members_known) +
+      dec.why = "waiting: " + std::to_string(plan_.agreeing) + " of " + std::to_string(in_.members_known) +
                 " members agree on the view";
     }
     dec.here = here;
-    if (here > 0) {
-      run_names.insert(name);
-      to_run.push_back(&d);
-      placed_here += here;
+  }
+
+  // Ready instances on the nodes now assigned, other than this one (and who runs it).
+  uint32_t readyElsewhere(DaemonDecision& dec, const std::vector<std::string>& assigned_ids) {
+    uint32_t ready = 0;
+    auto held = holders_.empty() ? holders_.end() : holders_.find(dec.daemon);
+    if (held == holders_.end()) return 0;
+    dec.running_on.reserve(held->second.size());
+    dec.ready_on.reserve(held->second.size());
+    for (const auto& h : held->second) {
+      dec.running_on.push_back(h.node->name);
+      if (h.report.ready > 0) dec.ready_on.push_back(h.node->name);
+      const bool assigned = std::find(assigned_ids.begin(), assigned_ids.end(), h.node->id) != assigned_ids.end();
+      if (h.node->id != in_.self_id && assigned) ready += h.report.ready;
     }
+    return ready;
+  }
+
+  // Make-before-break: the extra instances stay until the new holders are ready.
+  uint32_t handoff(DaemonDecision& dec, uint32_t running_here, uint32_t assigned_here, uint32_t ready_elsewhere) {
+    auto prev = in_.handoffs.find(dec.daemon);
+    const int64_t since = prev == in_.handoffs.end() ? in_.now_ms : prev->second.since_ms;
+    // Covered when every slot now assigned is ready (an infeasible daemon has fewer slots
+    // than it wants; waiting for the rest would never end).
+    const bool covered = ready_elsewhere + std::min(running_here, assigned_here) >= dec.assigned.size();
+    const bool expired = in_.now_ms - since >= in_.handoff_deadline_ms;
+    if (covered || expired || drain_overdue_) {
+      dec.why = covered ? "moved: the new holders are ready"
+                        : expired ? "moved: handoff deadline passed" : "moved: drain deadline passed";
+      return assigned_here;
+    }
+    plan_.handoffs[dec.daemon] = Handoff{since};
+    dec.why = "handoff: kept until the new holders report ready";
+    return running_here;
   }
 
   // The specs, materialised for this node. A dependency that does not run here is dropped
   // (placement co-locates dependents; this covers a handoff in progress).
-  for (size_t i = 0, k = 0; i < plan.decisions.size(); ++i) {
-    auto& dec = plan.decisions[i];
-    if (dec.here == 0) continue;
-    const commits::DesiredDaemon& d = *to_run[k++];
-    auto spec = spec::interpolate(d.spec, in.vars);
-    if (!spec) {
-      dec.why = spec.status().message();
-      dec.here = 0;
-      continue;
+  void materialise() {
+    for (size_t i = 0, k = 0; i < plan_.decisions.size(); ++i) {
+      auto& dec = plan_.decisions[i];
+      if (dec.here == 0) continue;
+      const commits::DesiredDaemon& d = *to_run_[k++];
+      auto spec = spec::interpolate(d.spec, in_.vars);
+      if (!spec) {
+        dec.why = spec.status().message();
+        dec.here = 0;
+        continue;
+      }
+      spec->replicas = dec.here;
+      std::erase_if(spec->depends_on, [&](const spec::Dependency& dep) { return run_names_.count(dep.name) == 0; });
+      plan_.run.push_back(std::move(*spec));
     }
-    spec->replicas = dec.here;
-    std::erase_if(spec->depends_on, [&](const spec::Dependency& dep) { return run_names.count(dep.name) == 0; });
-    plan.run.push_back(std::move(*spec));
   }
 
-  plan.views = std::move(views);
-  plan.requests = std::move(requests);
-  if (plan.maintenance == state::Maintenance::kDraining && placed_here == 0) {
-    uint32_t still_running = 0;
-    for (const auto& [name, l] : in.local) still_running += l.running;
-    if (still_running == 0) plan.maintenance = state::Maintenance::kInMaintenance;
-  }
-  return plan;
-}
+  static constexpr size_t kAhead = 4;
+  const LocalInputs& in_;
+  placement::Assigner& assigner_;
+  const commits::DesiredState& desired_;
+  LocalPlan plan_;
+  const PeerView* self_ = nullptr;
+  std::string self_name_;
+  std::unordered_map<std::string_view, const PeerView*> by_id_;
+  const commits::NodeMaintenance* maintenance_ = nullptr;
+  bool drain_overdue_ = false;
+  std::vector<placement::NodeView> views_;
+  std::unordered_map<std::string, std::vector<Holder>> holders_;
+  std::vector<const std::pair<const std::string, commits::DesiredDaemon>*> entries_;
+  std::vector<placement::DaemonRequest> requests_;
+  std::vector<uint8_t> paused_;
+  placement::Assignment overlaid_;
+  size_t placed_here_ = 0;
+  std::set<std::string> run_names_;
+  std::vector<const commits::DesiredDaemon*> to_run_;
+};
+
+}  // namespace
+
+LocalPlan planLocal(const LocalInputs& in, placement::Assigner& assigner) { return Planner(in, assigner).run(); }
 
 nlohmann::json localPlanToJson(const LocalPlan& plan) {
   nlohmann::json decisions = nlohmann::json::array();
