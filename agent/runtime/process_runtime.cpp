@@ -1,4 +1,4 @@
-#include "agent/runtime/process_runtime.h"
+#include "agent/runtime/process_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -31,122 +31,7 @@
 
 namespace meshos::runtime {
 
-namespace {
-
-std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// Fields of /proc/<pid>/stat after the command name (which may hold spaces and parens).
-std::vector<std::string> statFields(int pid) {
-  char path[64];
-  std::snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-  ::close(fd);
-  if (n <= 0) return {};
-  std::string_view line(buf, static_cast<size_t>(n));
-  auto close = line.rfind(')');
-  if (close == std::string_view::npos || close + 2 > line.size()) return {};
-  std::vector<std::string> f;
-  f.reserve(52);
-  size_t i = close + 2;
-  while (i < line.size()) {
-    size_t j = line.find_first_of(" \n", i);
-    if (j == std::string_view::npos) j = line.size();
-    if (j > i) f.emplace_back(line.substr(i, j - i));
-    i = j + 1;
-  }
-  return f;  // f[0] is field 3 (state)
-}
-
-int64_t field(const std::vector<std::string>& f, int n) {  // n: 1-based field number
-  size_t i = static_cast<size_t>(n - 3);
-  if (i >= f.size()) return -1;
-  try {
-    return std::stoll(f[i]);
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
-// Pids whose process group is pgid (zombies included).
-std::vector<int> groupMembers(int pgid) {
-  std::vector<int> out;
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-    int pid = std::atoi(e->d_name);
-    auto f = statFields(pid);
-    if (!f.empty() && field(f, 5) == pgid) out.push_back(pid);
-  }
-  ::closedir(d);
-  return out;
-}
-
-bool writeFile(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = ::write(fd, data.data(), data.size());
-  ::close(fd);
-  return n == static_cast<ssize_t>(data.size());
-}
-
-// 'text' for /bin/sh, whatever text holds.
-std::string shellQuote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// The exit code the shim recorded; nullopt when there is none (or it is unreadable).
-std::optional<int> readExitFile(const std::string& path) {
-  if (path.empty()) return std::nullopt;
-  std::ifstream in(path);
-  int rc = -1;
-  if (!(in >> rc) || rc < 0 || rc > 255) return std::nullopt;
-  return rc;
-}
-
-std::string readSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int64_t fileSize(const std::string& path) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return -1;
-  return st.st_size;
-}
-
-std::string readRange(const std::string& path, int64_t offset, int64_t max) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  out.resize(static_cast<size_t>(max));
-  ssize_t n = ::pread(fd, out.data(), out.size(), offset);
-  ::close(fd);
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
-
-std::string signalName(int sig) {
-  const char* d = sigabbrev_np(sig);
-  return d != nullptr ? std::string("SIG") + d : std::to_string(sig);
-}
-
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-}  // namespace
+using namespace detail;
 
 int64_t processStartTicks(int pid) {
   auto f = statFields(pid);
@@ -154,40 +39,6 @@ int64_t processStartTicks(int pid) {
   return field(f, 22);
 }
 
-struct ProcessRuntime::Proc {
-  std::string instance;
-  spec::DaemonSpec spec;
-  std::string spec_hash;
-  ProcessState state = ProcessState::kCreated;
-  Handle* handle = nullptr;  // our child; freed in its close callback
-  uv_poll_t* poll = nullptr;  // adopted: pidfd watcher; freed in its close callback
-  int pidfd = -1;
-  int pid = 0;
-  int pgid = 0;
-  int64_t start_ticks = 0;
-  int64_t started_wall_ms = 0;
-  bool adopted = false;
-  bool cgroup = false;
-  std::string cgroup_path;
-  std::string log_path;
-  std::string exit_file;  // jobs and cron runs: where the shim records the exit code
-  std::string exe;
-  std::string cwd;
-  std::vector<std::string> env;
-  std::optional<uint32_t> uid;
-  std::optional<uint32_t> gid;
-  bool stop_requested = false;
-  bool start_aborted = false;  // killed right after its spawn: its exit is nobody's news
-  int64_t stop_deadline_ms = 0;  // monotonic: when the stop's grace period ends
-  TimerId kill_timer = 0;
-  std::optional<ExitInfo> exit;
-};
-
-struct ProcessRuntime::Handle {
-  uv_process_t proc;
-  ProcessRuntime* rt;
-  std::string instance;
-};
 
 ProcessRuntime::ProcessRuntime(uv_loop_t* loop, Clock& clock, InstanceStore& store,
                                RuntimeOptions options)
@@ -459,46 +310,55 @@ void ProcessRuntime::removeCgroup(const std::string& path) {
   }
 }
 
-Status ProcessRuntime::start(const std::string& instance) {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  Proc& p = *it->second;
-  if (p.state == ProcessState::kRunning || p.state == ProcessState::kStopping) {
-    return Status::exists("instance " + instance + " is already running");
-  }
-  int log_fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (log_fd < 0) return Status::io(errnoText("open " + p.log_path));
-  if (p.uid) (void)::fchown(log_fd, *p.uid, p.gid.value_or(0));
-  if (Status cg = setupCgroup(p); !cg) p.cgroup = false;  // degrade: run without a cgroup
-  // uv_spawn has no pre-exec hook. When the child must join a cgroup or lower its limits
-  // before it runs, a /bin/sh shim does that and then execs the daemon (same pid): joining
-  // the cgroup after the spawn would race with the daemon's first fork, and prlimit on a
-  // process of another user needs CAP_SYS_RESOURCE.
-  const std::string procs_file = p.cgroup ? p.cgroup_path + "/cgroup.procs" : "-";
+namespace {
+
+// uv_spawn has no pre-exec hook. When the child must join a cgroup or lower its limits
+// before it runs, a /bin/sh shim does that and then execs the daemon (same pid): joining
+// the cgroup after the spawn would race with the daemon's first fork, and prlimit on a
+// process of another user needs CAP_SYS_RESOURCE. A run-to-completion process (job, cron
+// run) runs under the shim, which records its exit code in exit_file: an agent that
+// restarts while it runs re-adopts it (not its parent any more) and still learns its
+// outcome. A service is exec'd (same pid, no extra shell). Empty: no shim needed.
+std::string shimScript(const spec::DaemonSpec& spec, bool cgroup, const std::string& exit_file) {
   std::string script;
-  if (p.cgroup) {
-    script += "echo 0 > \"$0\" || { echo \"meshos: cannot join cgroup $0\" >&2; exit 126; }; ";
-  }
-  if (p.spec.limits.open_files) {
-    script += "ulimit -n " + std::to_string(*p.spec.limits.open_files) +
+  if (cgroup) script += "echo 0 > \"$0\" || { echo \"meshos: cannot join cgroup $0\" >&2; exit 126; }; ";
+  if (spec.limits.open_files) {
+    script += "ulimit -n " + std::to_string(*spec.limits.open_files) +
               " || { echo 'meshos: cannot set the open files limit' >&2; exit 126; }; ";
   }
-  if (p.spec.limits.core_size && *p.spec.limits.core_size == 0) {
-    script += "ulimit -c 0 || exit 126; ";
+  if (spec.limits.core_size && *spec.limits.core_size == 0) script += "ulimit -c 0 || exit 126; ";
+  if (exit_file.empty()) {
+    if (!script.empty()) script += "exec \"$@\"";
+    return script;
   }
-  // A run-to-completion process (job, cron run) runs under the shim, which records its exit
-  // code in exit_file: an agent that restarts while it runs re-adopts it (not its parent
-  // any more) and still learns its outcome. A service is exec'd (same pid, no extra shell).
-  const bool record_exit = !p.exit_file.empty();
-  const bool shim = !script.empty() || record_exit;
-  if (record_exit) {
-    (void)::unlink(p.exit_file.c_str());
-    // A stop signal reaches the whole group, the shim too, which then ends at once
-    // without recording anything; the run still gets its grace period (see onExit).
-    script += "\"$@\"; rc=$?; echo $rc > " + shellQuote(p.exit_file) + "; exit $rc";
-  } else {
-    script += "exec \"$@\"";
-  }
+  // A stop signal reaches the whole group, the shim too, which then ends at once without
+  // recording anything; the run still gets its grace period (see onExit).
+  return script + "\"$@\"; rc=$?; echo $rc > " + shellQuote(exit_file) + "; exit $rc";
+}
+
+}  // namespace
+
+void ProcessRuntime::onSpawnedExit(uv_process_t* proc, int64_t status, int sig) {
+  auto* h = static_cast<Handle*>(proc->data);
+  ProcessRuntime* rt = h->rt;
+  std::string instance = h->instance;
+  uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
+  if (rt == nullptr) return;
+  auto found = rt->procs_.find(instance);
+  if (found != rt->procs_.end()) found->second->handle = nullptr;
+  ExitInfo info;
+  info.exit_code = sig != 0 ? -1 : static_cast<int>(status);
+  info.term_signal = sig;
+  info.detail = sig != 0 ? "killed by " + signalName(sig) : "exited " + std::to_string(status);
+  rt->onExit(instance, std::move(info));
+}
+
+// uv_spawn, detached (its own session and group), output to the log file.
+Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
+  const std::string procs_file = p.cgroup ? p.cgroup_path + "/cgroup.procs" : "-";
+  if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
+  const std::string script = shimScript(p.spec, p.cgroup, p.exit_file);
+  const bool shim = !script.empty();
   static const std::string kShim = "/bin/sh";
   static const std::string kShimArg0 = "meshos-shim";
   static const std::string kShimDashC = "-c";
@@ -510,9 +370,7 @@ Status ProcessRuntime::start(const std::string& instance) {
     args.push_back(const_cast<char*>(procs_file.c_str()));
   }
   args.push_back(const_cast<char*>(p.exe.c_str()));
-  for (size_t i = 1; i < p.spec.command.size(); ++i) {
-    args.push_back(const_cast<char*>(p.spec.command[i].c_str()));
-  }
+  for (size_t i = 1; i < p.spec.command.size(); ++i) args.push_back(const_cast<char*>(p.spec.command[i].c_str()));
   args.push_back(nullptr);
   std::vector<char*> envp;
   for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
@@ -536,31 +394,15 @@ Status ProcessRuntime::start(const std::string& instance) {
     opts.uid = *p.uid;
     opts.gid = *p.gid;
   }
-  opts.exit_cb = [](uv_process_t* proc, int64_t status, int sig) {
-    auto* h = static_cast<Handle*>(proc->data);
-    ProcessRuntime* rt = h->rt;
-    std::string instance = h->instance;
-    uv_close(reinterpret_cast<uv_handle_t*>(proc),
-             [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
-    if (rt == nullptr) return;
-    auto found = rt->procs_.find(instance);
-    if (found != rt->procs_.end()) found->second->handle = nullptr;
-    ExitInfo info;
-    info.exit_code = sig != 0 ? -1 : static_cast<int>(status);
-    info.term_signal = sig;
-    info.detail = sig != 0 ? "killed by " + signalName(sig) : "exited " + std::to_string(status);
-    rt->onExit(instance, std::move(info));
-  };
+  opts.exit_cb = &ProcessRuntime::onSpawnedExit;
   auto* h = new Handle();
   h->rt = this;
   h->instance = instance;
   h->proc.data = h;
   int rc = uv_spawn(loop_, &h->proc, &opts);
-  ::close(log_fd);
   if (rc != 0) {
     h->rt = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&h->proc),
-             [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->proc), [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
     removeCgroup(p.cgroup_path);
     if (rc == UV_ENOENT && p.spec.workdir.empty()) {
       // The default workdir (made once, then assumed) may have been deleted: made again
@@ -568,11 +410,27 @@ Status ProcessRuntime::start(const std::string& instance) {
       workdirs_made_.erase(p.cwd);
       if (makeDirs(p.cwd)) workdirs_made_.insert(p.cwd);
     }
-    return Status::unavailable("daemon '" + p.spec.name + "': spawn " + p.exe + ": " +
-                               uv_strerror(rc));
+    return Status::unavailable("daemon '" + p.spec.name + "': spawn " + p.exe + ": " + uv_strerror(rc));
   }
   p.handle = h;
   p.pid = h->proc.pid;
+  return Status::ok();
+}
+
+Status ProcessRuntime::start(const std::string& instance) {
+  auto it = procs_.find(instance);
+  if (it == procs_.end()) return Status::notFound("no instance " + instance);
+  Proc& p = *it->second;
+  if (p.state == ProcessState::kRunning || p.state == ProcessState::kStopping) {
+    return Status::exists("instance " + instance + " is already running");
+  }
+  int log_fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log_fd < 0) return Status::io(errnoText("open " + p.log_path));
+  if (p.uid) (void)::fchown(log_fd, *p.uid, p.gid.value_or(0));
+  if (Status cg = setupCgroup(p); !cg) p.cgroup = false;  // degrade: run without a cgroup
+  Status spawned = spawn(p, instance, log_fd);
+  ::close(log_fd);
+  if (!spawned) return spawned;
   p.pgid = p.pid;  // DETACHED: setsid() made it a session and group leader
   p.start_ticks = processStartTicks(p.pid);
   p.started_wall_ms = clock_.wallMs();
@@ -583,8 +441,7 @@ Status ProcessRuntime::start(const std::string& instance) {
   p.state = ProcessState::kRunning;
   // A non-zero core size: from outside (the shell's ulimit units differ between shells).
   if (p.spec.limits.core_size && *p.spec.limits.core_size > 0) {
-    rlimit r{static_cast<rlim_t>(*p.spec.limits.core_size),
-             static_cast<rlim_t>(*p.spec.limits.core_size)};
+    rlimit r{static_cast<rlim_t>(*p.spec.limits.core_size), static_cast<rlim_t>(*p.spec.limits.core_size)};
     (void)::prlimit(p.pid, RLIMIT_CORE, &r, nullptr);
   }
   InstanceRecord rec{p.instance, p.spec.name, p.spec_hash, p.pid, p.pgid, p.start_ticks,
@@ -630,423 +487,6 @@ Status ProcessRuntime::stop(const std::string& instance, int64_t grace_ms) {
     if (f == procs_.end()) return;
     f->second->kill_timer = 0;
     if (f->second->state == ProcessState::kStopping) killGroup(*f->second, SIGKILL);
-  });
-  return Status::ok();
-}
-
-void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return;
-  Proc& p = *it->second;
-  if (p.kill_timer != 0) timers_.cancel(p.kill_timer);
-  p.kill_timer = 0;
-  info.stopped_by_us = p.stop_requested;
-  if (p.pgid > 0 && p.stop_requested && !p.exit_file.empty() && p.stop_deadline_ms > 0 &&
-      clock_.monotonicMs() < p.stop_deadline_ms) {
-    // A job or cron run being stopped: its shim (the main process) ended at the stop
-    // signal, the run itself may still be finishing. It keeps the rest of its grace
-    // period; then what is left of the group is killed (and reaped, as orphans).
-    const int pgid = p.pgid;
-    const std::string cgroup = p.cgroup ? p.cgroup_path : "";
-    const int64_t left = p.stop_deadline_ms - clock_.monotonicMs();
-    (void)timers_.after(left, [this, pgid, cgroup] {
-      if (!cgroup.empty()) {
-        (void)writeFile(cgroup + "/cgroup.kill", "1");
-        removeCgroup(cgroup);
-      }
-      const auto members = groupMembers(pgid);
-      if (members.empty()) return;
-      ::kill(-pgid, SIGKILL);
-      const int64_t deadline = clock_.monotonicMs() + 5'000;
-      for (int pid : members) orphans_[pid] = deadline;
-      reapOrphans();
-    });
-    const int64_t deadline = p.stop_deadline_ms + 5'000;
-    for (int pid : groupMembers(pgid)) orphans_[pid] = deadline;
-    reapOrphans();
-  } else if (p.pgid > 0) {
-    // Whatever is left of the group goes with its leader; as subreaper we reap it.
-    ::kill(-p.pgid, SIGKILL);
-    if (p.cgroup) (void)writeFile(p.cgroup_path + "/cgroup.kill", "1");
-    const int64_t deadline = clock_.monotonicMs() + 5'000;
-    for (int pid : groupMembers(p.pgid)) orphans_[pid] = deadline;
-    reapOrphans();
-  }
-  removeCgroup(p.cgroup_path);
-  if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
-  if (p.start_aborted) {
-    p.state = ProcessState::kExited;
-    p.exit = info;
-    p.start_aborted = false;
-    return;
-  }
-  p.state = ProcessState::kExited;
-  p.exit = info;
-  (void)store_.erase(instance);
-  if (exit_cb_) exit_cb_(instance, info);
-}
-
-void ProcessRuntime::reapOrphans() {
-  const int64_t now = clock_.monotonicMs();
-  for (auto it = orphans_.begin(); it != orphans_.end();) {
-    int status = 0;
-    pid_t r = ::waitpid(it->first, &status, WNOHANG);
-    // ECHILD: not (yet) ours. A grandchild is re-parented to us only once its own parent
-    // is gone, so keep trying while it exists, until the deadline.
-    const bool gone = r < 0 && errno == ECHILD && processStartTicks(it->first) < 0;
-    if (r == it->first || gone || now > it->second) {
-      it = orphans_.erase(it);  // reaped, gone, or given up on (another reaper has it)
-    } else {
-      ++it;
-    }
-  }
-  for (auto it = cgroups_to_remove_.begin(); it != cgroups_to_remove_.end();) {
-    if (::rmdir(it->first.c_str()) == 0 || errno == ENOENT || now > it->second) {
-      it = cgroups_to_remove_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if ((!orphans_.empty() || !cgroups_to_remove_.empty()) && reap_timer_ == 0 && !closed_) {
-    reap_timer_ = timers_.after(10, [this] {
-      reap_timer_ = 0;
-      reapOrphans();
-    });
-  }
-}
-
-void ProcessRuntime::reapStrays() {
-  // Grandchildren that a running daemon double-forked were re-parented to us (subreaper);
-  // when they exit they must be reaped here, or they stay zombies until the group is gone.
-  // Only zombies of a known daemon group that are not its main process (libuv reaps those).
-  std::map<int, int> main_by_pgid;
-  for (const auto& [n, p] : procs_) {
-    if (p->state == ProcessState::kRunning || p->state == ProcessState::kStopping) {
-      main_by_pgid[p->pgid] = p->pid;
-    }
-  }
-  if (main_by_pgid.empty()) return;
-  DIR* d = ::opendir("/proc/self/task");
-  if (d == nullptr) return;
-  std::vector<int> children;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
-    int pid = 0;
-    while (in >> pid) children.push_back(pid);
-  }
-  ::closedir(d);
-  std::set<int> mains;
-  for (const auto& [pg, pid] : main_by_pgid) mains.insert(pid);
-  for (int pid : children) {
-    if (mains.count(pid) != 0) continue;  // a daemon's main process: libuv reaps it
-    auto f = statFields(pid);
-    if (f.empty() || f[0] != "Z") continue;
-    auto m = main_by_pgid.find(static_cast<int>(field(f, 5)));
-    if (m == main_by_pgid.end() || m->second == pid) continue;
-    int status = 0;
-    ::waitpid(pid, &status, WNOHANG);
-  }
-}
-
-Status ProcessRuntime::remove(const std::string& instance) {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  Proc& p = *it->second;
-  if (p.state == ProcessState::kRunning || p.state == ProcessState::kStopping) {
-    return Status::invalid("instance " + instance + " is still running; stop it first");
-  }
-  removeCgroup(p.cgroup_path);
-  // A record exists only from a start to the exit (onExit erases it); an instance that
-  // never ran (apply's pre-check, a created one) has none: no syscall for it.
-  if (p.pid != 0) (void)store_.erase(instance);
-  procs_.erase(it);
-  return Status::ok();
-}
-
-Status ProcessRuntime::signal(const std::string& instance, int sig) {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  Proc& p = *it->second;
-  if (p.state != ProcessState::kRunning && p.state != ProcessState::kStopping) {
-    return Status::invalid("instance " + instance + " is not running");
-  }
-  if (::kill(-p.pgid, sig) != 0) return Status::io(errnoText("kill"));
-  return Status::ok();
-}
-
-Result<ProcessStatus> ProcessRuntime::status(const std::string& instance) const {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  const Proc& p = *it->second;
-  ProcessStatus s;
-  s.instance = p.instance;
-  s.daemon = p.spec.name;
-  s.state = p.state;
-  s.pid = p.pid;
-  s.pgid = p.pgid;
-  s.start_ticks = p.start_ticks;
-  s.started_wall_ms = p.started_wall_ms;
-  s.adopted = p.adopted;
-  s.cgroup = p.cgroup;
-  s.cgroup_path = p.cgroup_path;
-  s.log_path = p.log_path;
-  s.exit = p.exit;
-  return s;
-}
-
-Result<LogChunk> ProcessRuntime::logs(const std::string& instance, const LogQuery& q) const {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  const std::string& path = it->second->log_path;
-  const int64_t max = std::max<int64_t>(1, std::min<int64_t>(q.max_bytes, 16 << 20));
-  LogChunk c;
-  int64_t size = std::max<int64_t>(0, fileSize(path));
-  if (q.tail_lines >= 0) {
-    // The last N lines: from the current file, then the newest rotated one if needed.
-    std::string data = readRange(path, std::max<int64_t>(0, size - max), std::min(size, max));
-    auto countLines = [](const std::string& d) {
-      return static_cast<int64_t>(std::count(d.begin(), d.end(), '\n'));
-    };
-    if (countLines(data) < q.tail_lines && static_cast<int64_t>(data.size()) < max) {
-      const std::string older = path + ".1";
-      int64_t osize = std::max<int64_t>(0, fileSize(older));
-      int64_t room = max - static_cast<int64_t>(data.size());
-      data = readRange(older, std::max<int64_t>(0, osize - room), std::min(osize, room)) + data;
-    }
-    // Keep the last tail_lines lines (a final unterminated line counts as one).
-    int64_t lines = 0;
-    size_t cut = 0;
-    for (size_t i = data.size(); i-- > 0;) {
-      if (data[i] == '\n' && i != data.size() - 1) {
-        if (++lines == q.tail_lines) {
-          cut = i + 1;
-          break;
-        }
-      }
-    }
-    if (q.tail_lines == 0) cut = data.size();
-    c.data = data.substr(cut);
-    c.next_offset = size;
-    return c;
-  }
-  int64_t offset = q.offset;
-  if (offset > size) {
-    c.rotated = true;
-    offset = 0;
-  }
-  c.data = readRange(path, offset, std::min(max, size - offset));
-  c.next_offset = offset + static_cast<int64_t>(c.data.size());
-  return c;
-}
-
-void ProcessRuntime::rotateLogsNow() {
-  for (auto& [name, pp] : procs_) {
-    Proc& p = *pp;
-    int64_t size = fileSize(p.log_path);
-    if (size < 0 || size <= p.spec.logs.max_bytes) continue;
-    const int64_t keep = p.spec.logs.keep_files;
-    if (keep > 0) {
-      ::unlink((p.log_path + "." + std::to_string(keep)).c_str());
-      for (int64_t k = keep - 1; k >= 1; --k) {
-        ::rename((p.log_path + "." + std::to_string(k)).c_str(),
-                 (p.log_path + "." + std::to_string(k + 1)).c_str());
-      }
-      // Copy then truncate: the daemon keeps its O_APPEND descriptor to the current file.
-      int in = ::open(p.log_path.c_str(), O_RDONLY | O_CLOEXEC);
-      int out = ::open((p.log_path + ".1").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-      if (in >= 0 && out >= 0) {
-        loff_t remaining = size;
-        while (remaining > 0) {
-          ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(remaining), 0);
-          if (n <= 0) break;
-          remaining -= n;
-        }
-      }
-      if (in >= 0) ::close(in);
-      if (out >= 0) ::close(out);
-    }
-    (void)::truncate(p.log_path.c_str(), 0);
-  }
-}
-
-Status ProcessRuntime::exec(const std::string& instance, std::vector<std::string> argv,
-                            int64_t timeout_ms, size_t max_output,
-                            std::function<void(Result<ExecResult>)> done) {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  if (argv.empty()) return Status::invalid("exec: empty command");
-  const Proc& p = *it->second;
-  const probes::CommandContext ctx{p.env, p.cwd, p.uid, p.gid};
-  return probes::runCommand(loop_, argv, ctx, timeout_ms, max_output,
-                            [done = std::move(done)](const probes::CommandResult& r) {
-                              ExecResult e;
-                              e.exit_code = r.exit_code;
-                              e.term_signal = r.term_signal;
-                              e.output = r.output;
-                              e.truncated = r.truncated;
-                              e.timed_out = r.timed_out;
-                              done(e);
-                            });
-}
-
-Result<ResourceStats> ProcessRuntime::stats(const std::string& instance) const {
-  auto it = procs_.find(instance);
-  if (it == procs_.end()) return Status::notFound("no instance " + instance);
-  const Proc& p = *it->second;
-  if (p.state != ProcessState::kRunning && p.state != ProcessState::kStopping) {
-    return Status::unavailable("instance " + instance + " is not running");
-  }
-  ResourceStats s;
-  auto f = statFields(p.pid);
-  if (f.empty()) return Status::unavailable("no /proc entry for pid " + std::to_string(p.pid));
-  const int64_t tick = ::sysconf(_SC_CLK_TCK);
-  const int64_t page = ::sysconf(_SC_PAGESIZE);
-  s.cpu_user_ms = field(f, 14) * 1000 / tick;
-  s.cpu_system_ms = field(f, 15) * 1000 / tick;
-  s.rss_bytes = field(f, 24) * page;
-  if (DIR* d = ::opendir(("/proc/" + std::to_string(p.pid) + "/fd").c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') ++s.open_fds;
-    }
-    ::closedir(d);
-  }
-  s.processes = 1;
-  if (p.cgroup) {
-    std::string procs = readSmallFile(p.cgroup_path + "/cgroup.procs");
-    s.processes = static_cast<int64_t>(std::count(procs.begin(), procs.end(), '\n'));
-    try {
-      s.cgroup_memory_bytes = std::stoll(readSmallFile(p.cgroup_path + "/memory.current"));
-    } catch (const std::exception&) {
-    }
-    std::istringstream cpu(readSmallFile(p.cgroup_path + "/cpu.stat"));
-    std::string k;
-    int64_t v = 0;
-    while (cpu >> k >> v) {
-      if (k == "usage_usec") s.cgroup_cpu_usage_us = v;
-    }
-  }
-  return s;
-}
-
-Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& spec) {
-  if (procs_.count(rec.instance) != 0) return Status::exists("instance " + rec.instance + " exists");
-  const std::string exit_file = exitFileFor(rec.instance, spec);
-  auto gone = [&](const std::string& why) {
-    // A job or cron run whose shim recorded its exit code: adopted as having exited, its
-    // outcome reported through the exit callback on the next loop turn.
-    if (auto rc = readExitFile(exit_file)) {
-      (void)store_.erase(rec.instance);
-      auto p = std::make_unique<Proc>();
-      p->instance = rec.instance;
-      p->spec = spec;
-      p->spec_hash = rec.spec_hash;
-      p->pid = rec.pid;
-      p->start_ticks = rec.start_ticks;
-      p->started_wall_ms = rec.started_wall_ms;
-      p->adopted = true;
-      p->log_path = rec.log_path;
-      p->exit_file = exit_file;
-      p->exe = spec.command.empty() ? "" : spec.command[0];
-      (void)fillEnvironment(*p, rec.instance, spec);
-      p->state = ProcessState::kRunning;  // until the exit is reported
-      procs_[rec.instance] = std::move(p);
-      const std::string name = rec.instance;
-      const int code = *rc;
-      (void)timers_.after(0, [this, name, code] {
-        ExitInfo info;
-        info.code_known = true;
-        info.exit_code = code;
-        info.detail = "exited " + std::to_string(code) + " while the agent was down";
-        onExit(name, std::move(info));
-      });
-      return Status::ok();
-    }
-    (void)::unlink(exit_file.c_str());
-    (void)store_.erase(rec.instance);
-    return Status::notFound("instance " + rec.instance + " (pid " + std::to_string(rec.pid) +
-                            "): " + why);
-  };
-  if (processStartTicks(rec.pid) != rec.start_ticks) return gone("no longer running");
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, rec.pid, 0));
-  if (pidfd < 0) return gone(errnoText("pidfd_open"));
-  // Checked again with the pidfd held: the pid cannot be recycled under us any more.
-  if (processStartTicks(rec.pid) != rec.start_ticks) {
-    ::close(pidfd);
-    return gone("no longer running (pid reused)");
-  }
-  // A zombie (exited but not reaped) is not running.
-  auto f = statFields(rec.pid);
-  if (!f.empty() && f[0] == "Z") {
-    siginfo_t si{};
-    ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &si, WEXITED | WNOHANG);
-    ::close(pidfd);
-    return gone("exited while the agent was down");
-  }
-  auto p = std::make_unique<Proc>();
-  p->instance = rec.instance;
-  p->spec = spec;
-  p->spec_hash = rec.spec_hash;
-  p->pid = rec.pid;
-  p->pgid = rec.pgid;
-  p->start_ticks = rec.start_ticks;
-  p->started_wall_ms = rec.started_wall_ms;
-  p->adopted = true;
-  p->cgroup = !rec.cgroup_path.empty();
-  p->cgroup_path = rec.cgroup_path;
-  p->log_path = rec.log_path;
-  p->exit_file = exit_file;
-  p->state = ProcessState::kRunning;
-  p->pidfd = pidfd;
-  // The same environment, working directory and user as a process this agent starts, for
-  // exec checks and operator exec (a user that vanished since: run as the agent).
-  (void)fillEnvironment(*p, rec.instance, spec);
-  p->exe = spec.command[0];
-  auto* poll = new uv_poll_t();
-  uv_poll_init(loop_, poll, pidfd);
-  poll->data = this;
-  p->poll = poll;
-  std::string name = rec.instance;
-  procs_[name] = std::move(p);
-  uv_poll_start(poll, UV_READABLE, [](uv_poll_t* h, int, int) {
-    auto* rt = static_cast<ProcessRuntime*>(h->data);
-    // Find the instance that owns this poll handle.
-    for (auto& [n, pp] : rt->procs_) {
-      if (pp->poll != h) continue;
-      Proc& p = *pp;
-      ExitInfo info;
-      siginfo_t si{};
-      // We can learn the code only if it is still our child (same agent process).
-      if (::waitid(P_PIDFD, static_cast<id_t>(p.pidfd), &si, WEXITED | WNOHANG) == 0 &&
-          si.si_pid != 0) {
-        info.code_known = true;
-        if (si.si_code == CLD_EXITED) {
-          info.exit_code = si.si_status;
-          info.detail = "exited " + std::to_string(si.si_status);
-        } else {
-          info.term_signal = si.si_status;
-          info.detail = "killed by " + signalName(si.si_status);
-        }
-      } else if (auto rc = readExitFile(p.exit_file)) {
-        // Not our child, but a job's shim recorded the code.
-        info.code_known = true;
-        info.exit_code = *rc;
-        info.detail = "exited " + std::to_string(*rc);
-      } else {
-        info.code_known = false;
-        info.detail = "exit code unknown (re-adopted process, not our child)";
-      }
-      int fd = p.pidfd;
-      p.pidfd = -1;
-      p.poll = nullptr;
-      h->data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
-      uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
-        ::close(static_cast<int>(reinterpret_cast<intptr_t>(hh->data)));
-        delete reinterpret_cast<uv_poll_t*>(hh);
-      });
-      rt->onExit(n, std::move(info));
-      return;
-    }
   });
   return Status::ok();
 }

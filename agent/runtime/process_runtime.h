@@ -91,6 +91,13 @@ class ProcessRuntime final : public Runtime {
   void reapStrays();
  private:
   Status setupCgroup(Proc& p);
+  Status spawn(Proc& p, const std::string& instance, int log_fd);
+  static void onSpawnedExit(uv_process_t* proc, int64_t status, int sig);
+  // adopt(): a recorded instance that is gone (or a job whose shim recorded its exit).
+  Status adoptGone(const InstanceRecord& rec, const spec::DaemonSpec& spec, const std::string& exit_file,
+                   const std::string& why);
+  void watchAdopted(const std::string& instance, int pidfd);
+  static void onAdoptedExit(uv_poll_t* handle, int status, int events);
   // env (base + spec), uid/gid (spec.user, as root), cwd (spec.workdir or the default).
   Status fillEnvironment(Proc& p, const std::string& instance, const spec::DaemonSpec& spec) const;
   std::string defaultWorkdir(const std::string& daemon) const;

@@ -1,0 +1,330 @@
+// Supervisor: cron schedules, operator operations, and the snapshot.
+#include "agent/runtime/supervisor.h"
+
+#include <signal.h>
+
+#include <algorithm>
+
+#include "agent/runtime/supervisor_records.h"
+
+namespace meshos::runtime {
+
+// ---------------------------------------------------------------------------------------
+// Cron.
+
+void Supervisor::armCron(Daemon& d) {
+  if (!d.cron || !d.cron_enabled || d.removing) return;
+  const int64_t now = clock_.wallMs();
+  d.next_fire_ms = d.cron->nextAfter(now);
+  if (d.next_fire_ms < 0) return;
+  const std::string name = d.spec.name;
+  d.cron_timer = timers_.after(d.next_fire_ms - now, [this, name] { onCronFire(name); });
+}
+
+void Supervisor::recordFire(Daemon& d, int64_t fire_ms) {
+  d.last_fire_ms = fire_ms;
+  if (Status st = store_.saveLastFire(d.spec.name, fire_ms); !st) {
+    failure(d.spec.name, "cron", "cannot persist the last fire time: " + st.message());
+  }
+}
+
+void Supervisor::recoverCron(Daemon& d) {
+  const std::string& name = d.spec.name;
+  const int64_t now = clock_.wallMs();
+  auto last = store_.lastFire(name);
+  if (!last) {
+    // First time scheduled here (or an unreadable record): missed runs count from now.
+    if (last.status().code() != Code::kNotFound) {
+      failure(name, "cron", last.status().message() + "; missed runs count from now");
+    }
+    recordFire(d, now);
+    return;
+  }
+  d.last_fire_ms = *last;
+  // Fires scheduled after the last handled one, up to now: missed while the agent was down.
+  int64_t missed = 0;
+  int64_t last_missed = -1;
+  for (int64_t t = d.cron->nextAfter(*last); t >= 0 && t <= now && missed < 100'000;
+       t = d.cron->nextAfter(t)) {
+    ++missed;
+    last_missed = t;
+  }
+  if (missed == 0) return;
+  d.missed_runs += missed;
+  const bool run_once = d.spec.missed_runs == spec::MissedRunPolicy::kRunOnce;
+  failure(name, "cron",
+          std::to_string(missed) + " fire(s) missed since the last one at " + std::to_string(*last) +
+              (run_once ? " (agent down); running once" : " (agent down); skipped"));
+  if (run_once) (void)newExecution(d, "cron-missed");
+  recordFire(d, last_missed);
+}
+
+void Supervisor::onCronFire(const std::string& name) {
+  Daemon* d = findDaemon(name);
+  if (d == nullptr) return;
+  d->cron_timer = 0;
+  const int64_t now = clock_.wallMs();
+  const bool late = now - d->next_fire_ms >= 60'000;
+  if (late && d->spec.missed_runs == spec::MissedRunPolicy::kSkip) {
+    ++d->missed_runs;
+    failure(name, "cron", "fire at " + std::to_string(d->next_fire_ms) + " missed (late), skipped");
+  } else {
+    auto e = newExecution(*d, "cron");
+    if (!e) {
+      ++d->skipped_overlaps;
+      failure(name, "cron", "fire skipped: " + e.status().message());
+    }
+  }
+  recordFire(*d, d->next_fire_ms);
+  armCron(*d);
+}
+
+Status Supervisor::setCronEnabled(const std::string& name, bool enabled) {
+  Daemon* d = findDaemon(name);
+  if (d == nullptr || d->removing) return Status::notFound("no daemon '" + name + "'");
+  if (!d->cron) return Status::invalid("daemon '" + name + "' is not a cron daemon");
+  if (d->cron_enabled == enabled) return Status::ok();
+  d->cron_enabled = enabled;
+  const int64_t now = clock_.wallMs();
+  if (!enabled) {
+    if (d->cron_timer != 0) timers_.cancel(d->cron_timer);
+    d->cron_timer = 0;
+    d->disabled_at_ms = now;
+    return Status::ok();
+  }
+  int64_t missed = 0;
+  int64_t last_missed = -1;
+  for (int64_t t = d->cron->nextAfter(d->disabled_at_ms); t >= 0 && t <= now && missed < 100'000;
+       t = d->cron->nextAfter(t)) {
+    ++missed;
+    last_missed = t;
+  }
+  d->missed_runs += missed;
+  if (missed > 0 && d->spec.missed_runs == spec::MissedRunPolicy::kRunOnce) {
+    (void)newExecution(*d, "cron-missed");
+  }
+  if (missed > 0) recordFire(*d, last_missed);
+  armCron(*d);
+  return Status::ok();
+}
+
+Result<std::string> Supervisor::trigger(const std::string& name) {
+  Daemon* d = findDaemon(name);
+  if (d == nullptr || d->removing) return Status::notFound("no daemon '" + name + "'");
+  if (d->spec.kind == spec::DaemonKind::kService) {
+    return Status::invalid("daemon '" + name + "' is a service; use restart");
+  }
+  auto r = newExecution(*d, "manual");
+  evaluateWaiting();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator operations.
+
+Status Supervisor::restart(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    inst->held = false;
+    inst->tracker.attempt = 0;
+    inst->tracker.gate.reset();
+    if (inst->has_process()) {
+      inst->restart_after_stop = true;
+      stopInstance(*inst, "restart requested");
+    } else {
+      cancelTimer(*inst);
+      beginWaiting(*inst);
+    }
+  }
+  return Status::ok();
+}
+
+Status Supervisor::pause(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    if (inst->state != InstanceState::kRunning && inst->state != InstanceState::kReady &&
+        inst->state != InstanceState::kStarting) {
+      return Status::invalid("instance " + inst->id + " is " +
+                             std::string(instanceStateName(inst->state)) + ", not running");
+    }
+    MESHOS_RETURN_IF_ERROR(runtime_.signal(inst->id, SIGSTOP));
+    stopProbes(*inst);
+    inst->paused_from = inst->state;
+    transition(*inst, InstanceState::kPaused, "paused by operator");
+  }
+  return Status::ok();
+}
+
+Status Supervisor::resume(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    if (inst->state != InstanceState::kPaused) continue;
+    MESHOS_RETURN_IF_ERROR(runtime_.signal(inst->id, SIGCONT));
+    transition(*inst, inst->paused_from, "resumed by operator");
+    if (inst->startup && inst->state == InstanceState::kStarting) inst->startup->start();
+    if (inst->liveness) inst->liveness->start();
+    if (inst->readiness) inst->readiness->start();
+  }
+  return Status::ok();
+}
+
+Status Supervisor::quarantine(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    inst->held = true;
+    inst->held_state = InstanceState::kQuarantined;
+    stopInstance(*inst, "quarantined by operator");
+  }
+  return Status::ok();
+}
+
+Status Supervisor::stop(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    inst->held = true;
+    inst->held_state = InstanceState::kStopped;
+    stopInstance(*inst, "stopped by operator");
+  }
+  return Status::ok();
+}
+
+Status Supervisor::start(const std::string& target) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  for (Instance* inst : list) {
+    inst->held = false;
+    if (inst->has_process()) continue;
+    inst->tracker.attempt = 0;
+    inst->tracker.gate.reset();
+    beginWaiting(*inst);
+  }
+  return Status::ok();
+}
+
+Status Supervisor::exec(const std::string& instance, std::vector<std::string> argv,
+                        int64_t timeout_ms, std::function<void(Result<ExecResult>)> done) {
+  const Instance* inst = findInstance(instance);
+  if (inst == nullptr) return Status::notFound("no instance '" + instance + "'");
+  timeout_ms = std::clamp<int64_t>(timeout_ms, 1, options_.exec_timeout_ms_max);
+  return runtime_.exec(instance, std::move(argv), timeout_ms, options_.max_exec_output,
+                       std::move(done));
+}
+
+Result<LogChunk> Supervisor::logs(const std::string& instance, const LogQuery& q) const {
+  return runtime_.logs(instance, q);
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshot.
+
+Result<InstanceState> Supervisor::state(const std::string& instance) const {
+  const Instance* inst = findInstance(instance);
+  if (inst == nullptr) return Status::notFound("no instance '" + instance + "'");
+  return inst->state;
+}
+
+std::vector<Execution> Supervisor::executions(const std::string& daemon) const {
+  const Daemon* d = findDaemon(daemon);
+  if (d == nullptr) return {};
+  return {d->executions.begin(), d->executions.end()};
+}
+
+std::vector<InstanceSnapshot> Supervisor::snapshot() const {
+  std::vector<InstanceSnapshot> out;
+  for (const auto& [n, d] : daemons_) {
+    for (const auto& [id, inst] : d->instances) {
+      InstanceSnapshot s;
+      s.daemon = n;
+      s.instance = id;
+      s.kind = inst->spec.kind;
+      s.state = inst->state;
+      if (auto st = runtime_.status(id); st && inst->has_process()) {
+        s.pid = st->pid;
+        s.cgroup = st->cgroup;
+      }
+      s.restarts = inst->tracker.restarts;
+      auto health = [](const std::unique_ptr<probes::HealthProbe>& p, bool configured) {
+        if (!configured) return std::string("none");
+        if (!p) return std::string("unknown");
+        return std::string(probes::healthStatusName(p->status()));
+      };
+      s.liveness = health(inst->liveness, inst->spec.health.liveness.has_value());
+      s.readiness = health(inst->readiness, inst->spec.health.readiness.has_value());
+      s.ready = inst->state == InstanceState::kReady;
+      s.backoff_ms = inst->backoff_ms;
+      s.adopted = inst->adopted;
+      if (inst->last_exit) {
+        s.exit_code_known = inst->last_exit->code_known;
+        s.last_exit_code = inst->last_exit->exit_code;
+        s.last_exit = inst->last_exit->detail;
+      }
+      s.reason = inst->reason;
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
+  nlohmann::json daemons = nlohmann::json::array();
+  for (const auto& s : snapshot()) {
+    nlohmann::json j = {
+        {"name", s.daemon},           {"instance", s.instance},
+        {"kind", std::string(spec::kindName(s.kind))},
+        {"state", std::string(instanceStateName(s.state))},
+        {"pid", s.pid},               {"restarts", s.restarts},
+        {"liveness", s.liveness},     {"readiness", s.readiness},
+        {"ready", s.ready},           {"backoff_ms", s.backoff_ms},
+        {"adopted", s.adopted},       {"cgroup", s.cgroup},
+        {"reason", s.reason},
+    };
+    if (!s.last_exit.empty()) {
+      j["last_exit"] = s.last_exit;
+      j["exit_code_known"] = s.exit_code_known;
+      if (s.exit_code_known) j["last_exit_code"] = s.last_exit_code;
+    }
+    if (with_stats && s.pid > 0) {
+      if (auto st = runtime_.stats(s.instance)) {
+        j["stats"] = {{"cpu_user_ms", st->cpu_user_ms},   {"cpu_system_ms", st->cpu_system_ms},
+                      {"rss_bytes", st->rss_bytes},       {"open_fds", st->open_fds},
+                      {"processes", st->processes},       {"cgroup_memory_bytes", st->cgroup_memory_bytes},
+                      {"cgroup_cpu_usage_us", st->cgroup_cpu_usage_us}};
+      }
+    }
+    daemons.push_back(std::move(j));
+  }
+  nlohmann::json execs = nlohmann::json::array();
+  nlohmann::json crons = nlohmann::json::array();
+  for (const auto& [n, d] : daemons_) {
+    for (const auto& e : d->executions) {
+      execs.push_back({{"id", e.id},
+                       {"daemon", e.daemon},
+                       {"state", std::string(executionStateName(e.state))},
+                       {"attempts", e.attempts},
+                       {"retry_limit", e.retry_limit},
+                       {"exit_code", e.exit_code},
+                       {"detail", e.detail},
+                       {"trigger", e.trigger},
+                       {"created_ms", e.created_wall_ms},
+                       {"started_ms", e.started_wall_ms},
+                       {"finished_ms", e.finished_wall_ms}});
+    }
+    if (d->cron) {
+      crons.push_back({{"name", n},
+                       {"schedule", d->cron->text},
+                       {"enabled", d->cron_enabled},
+                       {"next_fire_ms", d->next_fire_ms},
+                       {"last_fire_ms", d->last_fire_ms},
+                       {"missed_runs", d->missed_runs},
+                       {"skipped_overlaps", d->skipped_overlaps}});
+    }
+  }
+  return {{"daemons", daemons}, {"executions", execs}, {"cron", crons}};
+}
+
+}  // namespace meshos::runtime
