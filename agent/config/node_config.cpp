@@ -10,119 +10,13 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "agent/config/toml_table.h"
 #include "agent/core/crypto.h"
 #include "agent/core/logging.h"
 
 namespace meshos::config {
 
 namespace {
-
-// Reads typed values out of toml tables; every error names the file, line and key.
-class Reader {
- public:
-  explicit Reader(std::string_view source) : source_(source) {}
-
-  Status error(const toml::node* n, std::string_view key, std::string_view what) const {
-    std::string m(source_);
-    if (n != nullptr && n->source().begin.line > 0) m += ":" + std::to_string(n->source().begin.line);
-    m += ": ";
-    m += key;
-    m += ": ";
-    m += what;
-    return Status::invalid(std::move(m));
-  }
-
-  Status onlyKeys(const toml::table& t, std::string_view section,
-                  std::initializer_list<std::string_view> allowed) const {
-    for (auto&& [k, v] : t) {
-      bool known = false;
-      for (auto a : allowed) known = known || a == k.str();
-      if (!known) {
-        std::string key = section.empty() ? std::string(k.str())
-                                          : std::string(section) + "." + std::string(k.str());
-        std::string list;
-        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        return error(&v, key, "unknown key (known keys here: " + list + ")");
-      }
-    }
-    return Status::ok();
-  }
-
-  static std::string path(std::string_view section, std::string_view key) {
-    return std::string(section) + "." + std::string(key);
-  }
-
-  // Leaves out untouched when the key is absent.
-  Status str(const toml::table& t, std::string_view section, std::string_view key,
-             std::string& out) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return Status::ok();
-    if (!n->is_string()) return error(n, path(section, key), "expected a string");
-    out = n->as_string()->get();
-    return Status::ok();
-  }
-
-  Status boolean(const toml::table& t, std::string_view section, std::string_view key, bool& out) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return Status::ok();
-    if (!n->is_boolean()) return error(n, path(section, key), "expected true or false");
-    out = n->as_boolean()->get();
-    return Status::ok();
-  }
-
-  Status integer(const toml::table& t, std::string_view section, std::string_view key,
-                 int64_t& out, int64_t lo, int64_t hi) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return Status::ok();
-    if (!n->is_integer()) return error(n, path(section, key), "expected an integer");
-    int64_t v = n->as_integer()->get();
-    if (v < lo || v > hi) {
-      return error(n, path(section, key),
-                   "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                       ", got " + std::to_string(v));
-    }
-    out = v;
-    return Status::ok();
-  }
-
-  Status hostPort(const toml::table& t, std::string_view section, std::string_view key,
-                  bool allow_port_zero, std::optional<HostPort>& out) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return Status::ok();
-    if (!n->is_string()) return error(n, path(section, key), "expected a \"host:port\" string");
-    auto hp = parseHostPort(n->as_string()->get(), allow_port_zero);
-    if (!hp) return error(n, path(section, key), hp.status().message());
-    out = *hp;
-    return Status::ok();
-  }
-
-  Status stringList(const toml::table& t, std::string_view section, std::string_view key,
-                    std::vector<std::pair<std::string, const toml::node*>>& out) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return Status::ok();
-    if (!n->is_array()) return error(n, path(section, key), "expected an array of strings");
-    out.clear();
-    size_t i = 0;
-    for (const toml::node& e : *n->as_array()) {
-      if (!e.is_string()) {
-        return error(&e, path(section, key) + "[" + std::to_string(i) + "]", "expected a string");
-      }
-      out.emplace_back(e.as_string()->get(), &e);
-      ++i;
-    }
-    return Status::ok();
-  }
-
-  Result<const toml::table*> section(const toml::table& root, std::string_view name) const {
-    const toml::node* n = root.get(name);
-    if (n == nullptr) return static_cast<const toml::table*>(nullptr);
-    if (!n->is_table()) return error(n, name, "expected a table ([" + std::string(name) + "])");
-    return n->as_table();
-  }
-
- private:
-  std::string source_;
-};
 
 bool validClusterName(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
@@ -143,58 +37,61 @@ std::string hostName() {
   return validNodeName(name) ? name : "meshos-node";
 }
 
-Status readNode(const Reader& r, const toml::table* t, NodeSection& s) {
-  s.name = hostName();
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "node", {"name", "data_dir", "labels", "tick_interval_ms", "capabilities",
-                                                 "cpu_millicores", "memory_bytes", "handoff_deadline_ms"}));
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "node", "name", s.name));
-  if (!validNodeName(s.name)) {
-    return r.error(t->get("name"), "node.name",
-                   "must be 1-64 characters of letters, digits, '.', '_' or '-'");
+// A "host:port" key; absent leaves out as it was.
+void hostPort(TomlTable& r, std::string_view key, bool allow_port_zero, std::optional<HostPort>& out) {
+  const toml::node* n = r.get(key);
+  if (n == nullptr || r.failed()) return;
+  if (!n->is_string()) return r.fail(n, key, "expected a \"host:port\" string");
+  auto hp = parseHostPort(n->as_string()->get(), allow_port_zero);
+  if (!hp) return r.fail(n, key, hp.status().message());
+  out = *hp;
+}
+
+// A string key that, when present, must not be empty.
+void nonEmptyPath(TomlTable& r, std::string_view key, std::optional<std::filesystem::path>& out) {
+  std::string v;
+  r.str(key, v);
+  if (r.failed() || r.raw().get(key) == nullptr) return;
+  if (v.empty()) return r.failHere(key, "must not be empty");
+  out = v;
+}
+
+void readLabels(TomlTable& r, NodeSection& s) {
+  const toml::node* n = r.get("labels");
+  if (n == nullptr || r.failed()) return;
+  if (!n->is_table()) return r.fail(n, "labels", "expected a table of strings");
+  for (auto&& [k, v] : *n->as_table()) {
+    const std::string key = "labels." + std::string(k.str());
+    if (!v.is_string()) return r.fail(&v, key, "expected a string");
+    if (k.str().empty() || k.str().size() > 63) return r.fail(&v, key, "label names must be 1-63 characters");
+    s.labels[std::string(k.str())] = v.as_string()->get();
   }
+}
+
+void readNode(TomlTable& r, NodeSection& s) {
+  r.str("name", s.name);
+  if (!r.failed() && !validNodeName(s.name)) r.failHere("name", "must be 1-64 characters of letters, digits, '.', '_' or '-'");
   std::string dir = s.data_dir.string();
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "node", "data_dir", dir));
-  if (dir.empty()) return r.error(t->get("data_dir"), "node.data_dir", "must not be empty");
+  r.str("data_dir", dir);
+  if (!r.failed() && dir.empty()) r.failHere("data_dir", "must not be empty");
   s.data_dir = dir;
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "tick_interval_ms", s.tick_interval_ms, 10, 60000));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "cpu_millicores", s.cpu_millicores, 0, 100'000'000));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "node", "memory_bytes", s.memory_bytes, 0, int64_t{1} << 50));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "node", "handoff_deadline_ms", s.handoff_deadline_ms, 1000, 3'600'000));
+  r.integer("tick_interval_ms", s.tick_interval_ms, {10, 60000});
+  r.integer("cpu_millicores", s.cpu_millicores, {0, 100'000'000});
+  r.integer("memory_bytes", s.memory_bytes, {0, int64_t{1} << 50});
+  r.integer("handoff_deadline_ms", s.handoff_deadline_ms, {1000, 3'600'000});
   std::vector<std::pair<std::string, const toml::node*>> caps;
-  MESHOS_RETURN_IF_ERROR(r.stringList(*t, "node", "capabilities", caps));
+  r.stringNodes("capabilities", caps);
   for (const auto& [c, n] : caps) {
     bool ok = !c.empty() && c.size() <= 64 && std::all_of(c.begin(), c.end(), [](char ch) {
       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' || ch == ':';
     });
-    if (!ok) {
-      return r.error(n, "node.capabilities",
-                     "\"" + c + "\": a capability is 1-64 characters of letters, digits, '.', '_', '-' or ':'");
-    }
+    if (!ok) return r.fail(n, "capabilities", "\"" + c + "\": a capability is 1-64 characters of letters, digits, '.', '_', '-' or ':'");
     s.capabilities.push_back(c);
   }
-  if (const toml::node* n = t->get("labels")) {
-    if (!n->is_table()) return r.error(n, "node.labels", "expected a table of strings");
-    for (auto&& [k, v] : *n->as_table()) {
-      std::string key = "node.labels." + std::string(k.str());
-      if (!v.is_string()) return r.error(&v, key, "expected a string");
-      if (k.str().empty() || k.str().size() > 63) {
-        return r.error(&v, key, "label names must be 1-63 characters");
-      }
-      s.labels[std::string(k.str())] = v.as_string()->get();
-    }
-  }
-  return Status::ok();
+  readLabels(r, s);
 }
 
-Status readGossip(const Reader& r, const toml::table* t, GossipSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(
-      r.onlyKeys(*t, "gossip", {"cluster", "bind", "advertise", "seeds", "keyring", "probe_interval_ms",
-                                "probe_timeout_ms", "indirect_checks", "gossip_interval_ms",
-                                "gossip_nodes", "suspicion_mult", "retransmit_mult",
-                                "push_pull_interval_ms", "max_packet_bytes"}));
+void readGossip(TomlTable& r, GossipSection& s) {
   for (auto [key, field, lo, hi] :
        {std::tuple{"probe_interval_ms", &s.probe_interval_ms, 10L, 600'000L},
         std::tuple{"probe_timeout_ms", &s.probe_timeout_ms, 1L, 600'000L},
@@ -205,206 +102,145 @@ Status readGossip(const Reader& r, const toml::table* t, GossipSection& s) {
         std::tuple{"retransmit_mult", &s.retransmit_mult, 1L, 32L},
         std::tuple{"push_pull_interval_ms", &s.push_pull_interval_ms, 1L, 3'600'000L},
         std::tuple{"max_packet_bytes", &s.max_packet_bytes, 512L, 65'000L}}) {
-    MESHOS_RETURN_IF_ERROR(r.integer(*t, "gossip", key, *field, lo, hi));
+    r.integer(key, *field, {lo, hi});
   }
-  if (s.probe_timeout_ms >= s.probe_interval_ms) {
-    const toml::node* n = t->get("probe_timeout_ms") ? t->get("probe_timeout_ms") : t->get("probe_interval_ms");
-    return r.error(n, "gossip.probe_timeout_ms", "must be less than gossip.probe_interval_ms (" +
-                                                    std::to_string(s.probe_interval_ms) + ")");
+  if (!r.failed() && s.probe_timeout_ms >= s.probe_interval_ms) {
+    const toml::node* n = r.raw().get("probe_timeout_ms") ? r.raw().get("probe_timeout_ms") : r.raw().get("probe_interval_ms");
+    r.fail(n, "probe_timeout_ms", "must be less than gossip.probe_interval_ms (" + std::to_string(s.probe_interval_ms) + ")");
   }
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "gossip", "cluster", s.cluster));
-  if (!validClusterName(s.cluster)) {
-    return r.error(t->get("cluster"), "gossip.cluster",
-                   "must be 1-64 characters of letters, digits, '.', '_' or '-'");
-  }
+  r.str("cluster", s.cluster);
+  if (!r.failed() && !validClusterName(s.cluster)) r.failHere("cluster", "must be 1-64 characters of letters, digits, '.', '_' or '-'");
   std::optional<HostPort> bind;
-  MESHOS_RETURN_IF_ERROR(r.hostPort(*t, "gossip", "bind", true, bind));
-  if (bind) {
+  hostPort(r, "bind", true, bind);
+  if (bind && !r.failed()) {
     in6_addr a6{};
     in_addr a4{};
-    if (inet_pton(AF_INET, bind->host.c_str(), &a4) != 1 &&
-        inet_pton(AF_INET6, bind->host.c_str(), &a6) != 1) {
-      return r.error(t->get("bind"), "gossip.bind", "the host must be an IP address");
+    if (inet_pton(AF_INET, bind->host.c_str(), &a4) != 1 && inet_pton(AF_INET6, bind->host.c_str(), &a6) != 1) {
+      return r.failHere("bind", "the host must be an IP address");
     }
     s.bind = *bind;
   }
-  MESHOS_RETURN_IF_ERROR(r.hostPort(*t, "gossip", "advertise", false, s.advertise));
+  hostPort(r, "advertise", false, s.advertise);
   std::vector<std::pair<std::string, const toml::node*>> seeds;
-  MESHOS_RETURN_IF_ERROR(r.stringList(*t, "gossip", "seeds", seeds));
-  for (size_t i = 0; i < seeds.size(); ++i) {
+  r.stringNodes("seeds", seeds);
+  for (size_t i = 0; i < seeds.size() && !r.failed(); ++i) {
     auto hp = parseHostPort(seeds[i].first, false);
-    if (!hp) {
-      return r.error(seeds[i].second, "gossip.seeds[" + std::to_string(i) + "]",
-                     hp.status().message());
-    }
+    if (!hp) return r.fail(seeds[i].second, "seeds[" + std::to_string(i) + "]", hp.status().message());
     s.seeds.push_back(*hp);
   }
-  std::string keyring;
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "gossip", "keyring", keyring));
-  if (t->get("keyring") != nullptr) {
-    if (keyring.empty()) return r.error(t->get("keyring"), "gossip.keyring", "must not be empty");
-    s.keyring = keyring;
-  }
-  return Status::ok();
+  nonEmptyPath(r, "keyring", s.keyring);
 }
 
-Status readControl(const Reader& r, const toml::table* t, ControlSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "control", {"socket", "mode", "metrics_http"}));
+void readControl(TomlTable& r, ControlSection& s) {
   std::string socket = s.socket.string();
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "control", "socket", socket));
+  r.str("socket", socket);
   // sockaddr_un holds 108 bytes including the NUL.
-  if (socket.empty() || socket.size() > 107) {
-    return r.error(t->get("socket"), "control.socket", "must be a path of 1-107 characters");
-  }
+  if (!r.failed() && (socket.empty() || socket.size() > 107)) r.failHere("socket", "must be a path of 1-107 characters");
   s.socket = socket;
-  if (const toml::node* n = t->get("mode")) {
-    if (!n->is_string()) {
-      return r.error(n, "control.mode", "expected an octal string such as \"0660\"");
-    }
+  if (const toml::node* n = r.get("mode"); n != nullptr && !r.failed()) {
+    if (!n->is_string()) return r.fail(n, "mode", "expected an octal string such as \"0660\"");
     const std::string& m = n->as_string()->get();
     char* end = nullptr;
     unsigned long v = std::strtoul(m.c_str(), &end, 8);
     if (m.empty() || *end != '\0' || v > 0777) {
-      return r.error(n, "control.mode", "expected an octal mode from \"0000\" to \"0777\", got \"" + m + "\"");
+      return r.fail(n, "mode", "expected an octal mode from \"0000\" to \"0777\", got \"" + m + "\"");
     }
     s.mode = static_cast<uint32_t>(v);
   }
-  MESHOS_RETURN_IF_ERROR(r.hostPort(*t, "control", "metrics_http", true, s.metrics_http));
-  return Status::ok();
+  hostPort(r, "metrics_http", true, s.metrics_http);
 }
 
-Status readTrust(const Reader& r, const toml::table* t, TrustSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "trust", {"admins", "threshold"}));
+void readTrust(TomlTable& r, TrustSection& s) {
   std::vector<std::pair<std::string, const toml::node*>> admins;
-  MESHOS_RETURN_IF_ERROR(r.stringList(*t, "trust", "admins", admins));
-  for (size_t i = 0; i < admins.size(); ++i) {
-    std::string key = "trust.admins[" + std::to_string(i) + "]";
+  r.stringNodes("admins", admins);
+  for (size_t i = 0; i < admins.size() && !r.failed(); ++i) {
+    const std::string key = "admins[" + std::to_string(i) + "]";
     auto pk = publicKeyFromBase64(admins[i].first);
-    if (!pk) return r.error(admins[i].second, key, pk.status().message());
-    for (const auto& prev : s.admins) {
-      if (prev == admins[i].first) return r.error(admins[i].second, key, "listed twice");
-    }
+    if (!pk) return r.fail(admins[i].second, key, pk.status().message());
+    if (std::find(s.admins.begin(), s.admins.end(), admins[i].first) != s.admins.end())
+      return r.fail(admins[i].second, key, "listed twice");
     s.admins.push_back(admins[i].first);
   }
-  int64_t max_threshold = std::max<int64_t>(1, static_cast<int64_t>(s.admins.size()));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "trust", "threshold", s.threshold, 1, max_threshold));
-  return Status::ok();
+  r.integer("threshold", s.threshold, {1, std::max<int64_t>(1, static_cast<int64_t>(s.admins.size()))});
 }
 
-Status readExecutor(const Reader& r, const toml::table* t, ExecutorSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "executor",
-                                    {"queue_capacity", "action_deadline_ms", "max_attempts",
-                                     "retry_initial_ms", "retry_max_ms"}));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "executor", "queue_capacity", s.queue_capacity, 1, 1'000'000));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "executor", "action_deadline_ms", s.action_deadline_ms, 100, 3'600'000));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "executor", "max_attempts", s.max_attempts, 1, 100));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "executor", "retry_initial_ms", s.retry_initial_ms, 1, 600'000));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "executor", "retry_max_ms", s.retry_max_ms, s.retry_initial_ms, 3'600'000));
-  return Status::ok();
+void readExecutor(TomlTable& r, ExecutorSection& s) {
+  r.integer("queue_capacity", s.queue_capacity, {1, 1'000'000});
+  r.integer("action_deadline_ms", s.action_deadline_ms, {100, 3'600'000});
+  r.integer("max_attempts", s.max_attempts, {1, 100});
+  r.integer("retry_initial_ms", s.retry_initial_ms, {1, 600'000});
+  r.integer("retry_max_ms", s.retry_max_ms, {s.retry_initial_ms, 3'600'000});
 }
 
-Status readRuntime(const Reader& r, const toml::table* t, RuntimeSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "runtime", {"local", "cgroup_parent"}));
-  std::string local;
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "runtime", "local", local));
-  if (t->get("local") != nullptr) {
-    if (local.empty()) return r.error(t->get("local"), "runtime.local", "must not be empty");
-    s.local = local;
-  }
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "runtime", "cgroup_parent", s.cgroup_parent));
-  {
-    // Segments of [A-Za-z0-9._-], separated by single '/', none "." or "..".
-    const std::string& p = s.cgroup_parent;
-    std::string why;
-    if (p.empty()) why = "must not be empty";
-    if (p.size() > 255) why = "must be at most 255 characters";
-    size_t start = 0;
-    while (why.empty() && start <= p.size()) {
-      size_t end = p.find('/', start);
-      if (end == std::string::npos) end = p.size();
-      const std::string seg = p.substr(start, end - start);
-      if (seg.empty()) {
-        why = "must be a relative path without empty segments (no leading, trailing or double '/')";
-      } else if (seg == "." || seg == "..") {
-        why = "must not contain '.' or '..' segments";
-      } else {
-        for (char ch : seg) {
-          const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-          if (!ok) {
-            why = "segments may use only A-Z a-z 0-9 . _ -";
-            break;
-          }
-        }
-      }
-      start = end + 1;
+// Segments of [A-Za-z0-9._-], separated by single '/', none "." or "..": why not, or "".
+std::string cgroupParentProblem(const std::string& p) {
+  if (p.empty()) return "must not be empty";
+  if (p.size() > 255) return "must be at most 255 characters";
+  for (size_t start = 0; start <= p.size();) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    const std::string seg = p.substr(start, end - start);
+    if (seg.empty()) return "must be a relative path without empty segments (no leading, trailing or double '/')";
+    if (seg == "." || seg == "..") return "must not contain '.' or '..' segments";
+    for (char ch : seg) {
+      const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                      ch == '_' || ch == '-';
+      if (!ok) return "segments may use only A-Z a-z 0-9 . _ -";
     }
-    if (!why.empty()) {
-      return r.error(t->get("cgroup_parent"), "runtime.cgroup_parent",
-                     why + ", got \"" + p + "\"");
-    }
+    start = end + 1;
   }
-  return Status::ok();
+  return "";
 }
 
-Status readLog(const Reader& r, const toml::table* t, LogSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "log", {"level", "format"}));
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "log", "level", s.level));
-  if (auto lvl = parseLogLevel(s.level); !lvl) {
-    return r.error(t->get("level"), "log.level", lvl.status().message());
+void readRuntime(TomlTable& r, RuntimeSection& s) {
+  nonEmptyPath(r, "local", s.local);
+  r.str("cgroup_parent", s.cgroup_parent);
+  if (r.failed()) return;
+  if (std::string why = cgroupParentProblem(s.cgroup_parent); !why.empty()) {
+    r.failHere("cgroup_parent", why + (s.cgroup_parent.empty() ? "" : ", got \"" + s.cgroup_parent + "\""));
   }
-  MESHOS_RETURN_IF_ERROR(r.str(*t, "log", "format", s.format));
-  if (s.format != "text" && s.format != "json") {
-    return r.error(t->get("format"), "log.format", "must be \"text\" or \"json\", got \"" + s.format + "\"");
-  }
-  return Status::ok();
 }
 
-Status readProbes(const Reader& r, const toml::table* t, ProbesSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "probes", {"inventory_interval_ms"}));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "probes", "inventory_interval_ms", s.inventory_interval_ms, 500, 3'600'000));
-  return Status::ok();
+void readLog(TomlTable& r, LogSection& s) {
+  r.str("level", s.level);
+  if (r.failed()) return;
+  if (auto lvl = parseLogLevel(s.level); !lvl) return r.failHere("level", lvl.status().message());
+  r.str("format", s.format);
+  if (!r.failed() && s.format != "text" && s.format != "json")
+    r.failHere("format", "must be \"text\" or \"json\", got \"" + s.format + "\"");
 }
 
-Status readPlacement(const Reader& r, const toml::table* t, PlacementSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(*t, "placement", {"rebalance", "rebalance_interval_ms", "rebalance_cooldown_ms",
-                                                      "rebalance_hysteresis_percent"}));
-  MESHOS_RETURN_IF_ERROR(r.boolean(*t, "placement", "rebalance", s.rebalance));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "placement", "rebalance_interval_ms", s.rebalance_interval_ms, 1000, 3'600'000));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "placement", "rebalance_cooldown_ms", s.rebalance_cooldown_ms, 0, 86'400'000));
-  MESHOS_RETURN_IF_ERROR(
-      r.integer(*t, "placement", "rebalance_hysteresis_percent", s.rebalance_hysteresis_percent, 1, 400));
-  return Status::ok();
+void readProbes(TomlTable& r, ProbesSection& s) {
+  r.integer("inventory_interval_ms", s.inventory_interval_ms, {500, 3'600'000});
 }
 
-Status readChains(const Reader& r, const toml::table* t, ChainsSection& s) {
-  if (t == nullptr) return Status::ok();
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(
-      *t, "chains", {"checkpoint_every", "max_records_audit", "max_records_log", "max_records_failure"}));
-  MESHOS_RETURN_IF_ERROR(r.integer(*t, "chains", "checkpoint_every", s.checkpoint_every, 1, 1'000'000));
+void readPlacement(TomlTable& r, PlacementSection& s) {
+  r.boolean("rebalance", s.rebalance);
+  r.integer("rebalance_interval_ms", s.rebalance_interval_ms, {1000, 3'600'000});
+  r.integer("rebalance_cooldown_ms", s.rebalance_cooldown_ms, {0, 86'400'000});
+  r.integer("rebalance_hysteresis_percent", s.rebalance_hysteresis_percent, {1, 400});
+}
+
+void readChains(TomlTable& r, ChainsSection& s) {
+  r.integer("checkpoint_every", s.checkpoint_every, {1, 1'000'000});
   for (auto [key, field] : {std::pair{"max_records_audit", &s.max_records_audit},
                             std::pair{"max_records_log", &s.max_records_log},
                             std::pair{"max_records_failure", &s.max_records_failure}}) {
-    MESHOS_RETURN_IF_ERROR(r.integer(*t, "chains", key, *field, 0, 1'000'000'000'000));
-    if (*field != 0 && *field < 1000) {
-      return r.error(t->get(key), std::string("chains.") + key,
-                     "must be 0 (keep every record) or at least 1000, got " + std::to_string(*field));
-    }
+    r.integer(key, *field, {0, 1'000'000'000'000});
+    if (!r.failed() && *field != 0 && *field < 1000)
+      r.failHere(key, "must be 0 (keep every record) or at least 1000, got " + std::to_string(*field));
   }
-  return Status::ok();
+}
+
+// One [section] of node.toml, read by `read` when present.
+template <class Section>
+void readSection(TomlTable& root, std::string_view name, void (*read)(TomlTable&, Section&), Section& out,
+                 Status* err) {
+  const toml::table* t = root.table(name);
+  if (t == nullptr || root.failed()) return;
+  TomlTable r(*t, root.source(), root.childPath(name), err);
+  read(r, out);
+  r.finish();
 }
 
 }  // namespace
@@ -449,7 +285,6 @@ Result<HostPort> parseHostPort(std::string_view text, bool allow_port_zero) {
 }
 
 Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view source_name) {
-  Reader r(source_name);
   toml::table root;
   try {
     root = toml::parse(text, source_name);
@@ -460,25 +295,21 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   }
   NodeConfig c;
   c.source = std::string(source_name);
-  MESHOS_RETURN_IF_ERROR(r.onlyKeys(root, "", {"node", "gossip", "control", "trust", "executor",
-                                               "runtime", "log", "probes", "placement", "chains"}));
-#define MESHOS_SECTION(name, reader, field)          \
-  {                                                  \
-    auto t = r.section(root, name);                  \
-    if (!t) return t.status();                       \
-    MESHOS_RETURN_IF_ERROR(reader(r, *t, c.field));  \
-  }
-  MESHOS_SECTION("node", readNode, node)
-  MESHOS_SECTION("gossip", readGossip, gossip)
-  MESHOS_SECTION("control", readControl, control)
-  MESHOS_SECTION("trust", readTrust, trust)
-  MESHOS_SECTION("executor", readExecutor, executor)
-  MESHOS_SECTION("runtime", readRuntime, runtime)
-  MESHOS_SECTION("log", readLog, log)
-  MESHOS_SECTION("probes", readProbes, probes)
-  MESHOS_SECTION("placement", readPlacement, placement)
-  MESHOS_SECTION("chains", readChains, chains)
-#undef MESHOS_SECTION
+  c.node.name = hostName();
+  Status err;
+  TomlTable r(root, source_name, "", &err);
+  readSection(r, "node", readNode, c.node, &err);
+  readSection(r, "gossip", readGossip, c.gossip, &err);
+  readSection(r, "control", readControl, c.control, &err);
+  readSection(r, "trust", readTrust, c.trust, &err);
+  readSection(r, "executor", readExecutor, c.executor, &err);
+  readSection(r, "runtime", readRuntime, c.runtime, &err);
+  readSection(r, "log", readLog, c.log, &err);
+  readSection(r, "probes", readProbes, c.probes, &err);
+  readSection(r, "placement", readPlacement, c.placement, &err);
+  readSection(r, "chains", readChains, c.chains, &err);
+  r.finish();
+  if (!err) return err;
   // Relative paths in the file are relative to the file, so a cluster directory can move.
   auto base = std::filesystem::path(source_name).parent_path();
   auto anchor = [&](std::filesystem::path& p) {
