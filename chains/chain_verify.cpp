@@ -180,58 +180,6 @@ class SegmentPool {
   std::vector<std::thread> workers_;
 };
 
-class Walker {
- public:
-  Walker(ChainName chain, VerifyReport& report) : chain_(chain), report_(report), hasher_(chain) {}
-
-  bool fail(VerifyProblem p, uint64_t seq, std::string detail) {
-    report_.ok = false;
-    report_.problem = p;
-    report_.bad_seq = seq;
-    report_.detail = std::move(detail);
-    return false;
-  }
-
-  // Checks one checkpoint against the record hash it must sign. False on a problem.
-  bool checkCheckpoint(std::string_view raw, uint64_t seq, const Hash256& record_hash,
-                       const std::optional<PublicKey>& key, bool is_genesis) {
-    VerifyProblem bad = is_genesis ? VerifyProblem::kBadGenesis : VerifyProblem::kBadCheckpoint;
-    std::string what = is_genesis ? "genesis checkpoint" : "checkpoint";
-    auto cp = decodeCheckpoint(raw);
-    if (!cp)
-      return fail(bad, seq, what + " at seq " + std::to_string(seq) + ": " + cp.status().message());
-    if (cp->chain != chain_ || cp->seq != seq) {
-      return fail(bad, seq,
-                  what + " stored at seq " + std::to_string(seq) + " names " +
-                      std::string(chainNameString(cp->chain)) + " seq " + std::to_string(cp->seq));
-    }
-    const PublicKey& signer = key ? *key : cp->signer;
-    if (!checkpointSignatureValid(*cp, signer)) {
-      return fail(is_genesis ? VerifyProblem::kBadGenesis : VerifyProblem::kBadCheckpointSignature,
-                  seq,
-                  what + " at seq " + std::to_string(seq) + " has a signature that does not hold" +
-                      (key ? " for the node key" : ""));
-    }
-    if (!is_genesis && cp->head_hash != record_hash) {
-      return fail(VerifyProblem::kCheckpointMismatch, seq,
-                  "checkpoint at seq " + std::to_string(seq) + " signed hash " +
-                      shortHash(cp->head_hash) + "… but record " + std::to_string(seq) +
-                      " hashes to " + shortHash(record_hash) + "…: records after seq " +
-                      std::to_string(report_.last_good_checkpoint_seq) + " were rewritten");
-    }
-    ++report_.checkpoints;
-    if (!is_genesis) report_.last_good_checkpoint_seq = seq;
-    return true;
-  }
-
-  const RecordHasher& hasher() const { return hasher_; }
-
- private:
-  ChainName chain_;
-  VerifyReport& report_;
-  RecordHasher hasher_;
-};
-
 }  // namespace
 
 std::string_view verifyProblemName(VerifyProblem p) {
@@ -268,7 +216,11 @@ std::string_view verifyProblemName(VerifyProblem p) {
 
 namespace {
 
+// Releases the snapshot it holds; not copyable, so no temporary releases it early.
 struct SnapshotGuard {
+  SnapshotGuard() = default;
+  SnapshotGuard(const SnapshotGuard&) = delete;
+  SnapshotGuard& operator=(const SnapshotGuard&) = delete;
   rocksdb::DB* db = nullptr;
   const rocksdb::Snapshot* snapshot = nullptr;
   ~SnapshotGuard() {
@@ -276,65 +228,86 @@ struct SnapshotGuard {
   }
 };
 
-// One walk: under a registered snapshot when use_snapshot, otherwise see below.
-VerifyReport walkChain(const ChainStore& store, ChainName chain, VerifyRange range,
-                       const std::optional<PublicKey>& public_key,
-                       const VerifyProgressFn& progress, uint64_t progress_every_records,
-                       const VerifyTuning& tuning, bool use_snapshot) {
-  VerifyReport report;
-  report.chain = chain;
-  report.ok = true;
-  report.signer_authenticated = public_key.has_value();
-  Walker w(chain, report);
-  auto lock = store.readLock();
-  rocksdb::DB* db = store.db();
-  if (db == nullptr) {
-    w.fail(VerifyProblem::kReadError, 0, "chain database is not open");
-    return report;
+// One walk of one chain, in the steps it takes: open the iterators, read the head, find
+// where the records start, read the checkpoints, check the records in seq order, and hold
+// the end against the head. Every step returns false once the report names a problem.
+// The caller holds the store's read lock for the walk's whole life.
+class ChainWalk {
+ public:
+  ChainWalk(const ChainStore& store, ChainName chain, VerifyRange range,
+            const std::optional<PublicKey>& public_key, const VerifyProgressFn& progress,
+            uint64_t progress_every_records, const VerifyTuning& tuning)
+      : store_(store),
+        chain_(chain),
+        range_(range),
+        public_key_(public_key),
+        progress_(progress),
+        progress_every_(progress_every_records),
+        hasher_(chain),
+        threads_(std::clamp<size_t>(
+            tuning.threads != 0 ? tuning.threads : std::thread::hardware_concurrency(), 1,
+            kMaxVerifyThreads)),
+        seg_(std::clamp<size_t>(tuning.segment_records, 1, size_t{1} << 24)) {
+    report_.chain = chain;
+    report_.ok = true;
+    report_.signer_authenticated = public_key.has_value();
   }
-  rocksdb::ColumnFamilyHandle* cf = store.cf(chain);
-  rocksdb::ColumnFamilyHandle* meta_cf = store.metaCf(chain);
-  const size_t threads = std::clamp<size_t>(
-      tuning.threads != 0 ? tuning.threads : std::thread::hardware_concurrency(), 1,
-      kMaxVerifyThreads);
+  ChainWalk(const ChainWalk&) = delete;
+  ChainWalk& operator=(const ChainWalk&) = delete;
+
+  VerifyReport run(bool use_snapshot) {
+    if (openIterators(use_snapshot) && readHead() && readStart() && readCheckpoints() &&
+        walkRecords()) {
+      holdEndAgainstHead();
+    }
+    return report_;
+  }
+
+ private:
+  bool fail(VerifyProblem p, uint64_t seq, std::string detail) {
+    report_.ok = false;
+    report_.problem = p;
+    report_.bad_seq = seq;
+    report_.detail = std::move(detail);
+    return false;
+  }
 
   // Every read of the walk goes through iterators made by one NewIterators() call, so
   // they all see the database as of one moment (RocksDB gives them one sequence number),
   // whatever the ChainWriter appends meanwhile. Not a registered snapshot (unless the
-  // caller passes one): releasing one marks every bottommost file for a rewrite (to zero
+  // caller asks for one): releasing one marks every bottommost file for a rewrite (to zero
   // its sequence numbers), and that compaction then competes with the agent for the
   // cores after each verify.
   // Iterator 0 reads the head, genesis and checkpoints; 1 the records on this thread;
   // 2.. the records on the segment workers. All keys of both column families sort
   // below 's', which bounds every iterator.
-  const std::string upper(1, static_cast<char>(kRecordPrefix + 1));
-  const rocksdb::Slice upper_slice(upper);
-  SnapshotGuard guard{db, use_snapshot ? db->GetSnapshot() : nullptr};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = guard.snapshot;
-  ro.readahead_size = 4 << 20;
-  ro.fill_cache = false;
-  ro.iterate_upper_bound = &upper_slice;
-  std::vector<rocksdb::ColumnFamilyHandle*> families{meta_cf};
-  families.insert(families.end(), 1 + (threads > 1 ? threads : 0), cf);
-  std::vector<std::unique_ptr<rocksdb::Iterator>> iterators;
-  {
+  bool openIterators(bool use_snapshot) {
+    rocksdb::DB* db = store_.db();
+    if (db == nullptr) return fail(VerifyProblem::kReadError, 0, "chain database is not open");
+    rocksdb::ColumnFamilyHandle* cf = store_.cf(chain_);
+    guard_.db = db;
+    guard_.snapshot = use_snapshot ? db->GetSnapshot() : nullptr;
+    read_options_.snapshot = guard_.snapshot;
+    read_options_.readahead_size = 4 << 20;
+    read_options_.fill_cache = false;
+    read_options_.iterate_upper_bound = &upper_slice_;
+    std::vector<rocksdb::ColumnFamilyHandle*> families{store_.metaCf(chain_)};
+    families.insert(families.end(), 1 + (threads_ > 1 ? threads_ : 0), cf);
     std::vector<rocksdb::Iterator*> raw_iterators;
-    rocksdb::Status s = db->NewIterators(ro, families, &raw_iterators);
-    for (rocksdb::Iterator* i : raw_iterators) iterators.emplace_back(i);
-    if (!s.ok() || iterators.size() != families.size()) {
-      w.fail(VerifyProblem::kReadError, 0, "cannot read the chain: " + s.ToString());
-      return report;
+    rocksdb::Status s = db->NewIterators(read_options_, families, &raw_iterators);
+    for (rocksdb::Iterator* i : raw_iterators) iterators_.emplace_back(i);
+    if (!s.ok() || iterators_.size() != families.size()) {
+      return fail(VerifyProblem::kReadError, 0, "cannot read the chain: " + s.ToString());
     }
+    return true;
   }
-  rocksdb::Iterator& meta_it = *iterators[0];
-  std::vector<rocksdb::Iterator*> worker_iterators;
-  for (size_t i = 2; i < iterators.size(); ++i) worker_iterators.push_back(iterators[i].get());
+  rocksdb::Iterator& metaIterator() { return *iterators_[0]; }
+  rocksdb::Iterator& recordIterator() { return *iterators_[1]; }
 
   // Reads one key: true if present (value in `out`), false if absent, nullopt on a read
   // error.
-  auto readKey = [&](rocksdb::Iterator& i, std::string_view key,
-                     std::string& out) -> std::optional<bool> {
+  static std::optional<bool> readKey(rocksdb::Iterator& i, std::string_view key,
+                                     std::string& out) {
     i.Seek(rocksdb::Slice(key.data(), key.size()));
     if (!i.Valid()) {
       if (!i.status().ok()) return std::nullopt;
@@ -343,265 +316,338 @@ VerifyReport walkChain(const ChainStore& store, ChainName chain, VerifyRange ran
     if (view(i.key()) != key) return false;
     out.assign(i.value().data(), i.value().size());
     return true;
-  };
-
-  // The head.
-  std::string raw;
-  ChainHead head;
-  auto got = readKey(meta_it, kHeadKey, raw);
-  if (!got) {
-    w.fail(VerifyProblem::kReadError, 0, "cannot read the head");
-    return report;
-  }
-  if (*got) {
-    auto h = decodeHead(raw);
-    if (!h) {
-      w.fail(VerifyProblem::kBadHead, 0, "head: " + h.status().message());
-      return report;
-    }
-    head = *h;
-  }
-  report.head_seq = head.seq;
-
-  // Where the chain starts: seq 1 after zeros, or after the genesis checkpoint.
-  uint64_t expected = 1;
-  Hash256 prev{};
-  got = readKey(meta_it, kGenesisKey, raw);
-  if (!got) {
-    w.fail(VerifyProblem::kReadError, 0, "cannot read the genesis checkpoint");
-    return report;
-  }
-  if (*got) {
-    auto g = decodeCheckpoint(raw);
-    uint64_t gseq = g ? g->seq : 0;
-    if (!w.checkCheckpoint(raw, gseq, {}, public_key, /*is_genesis=*/true)) return report;
-    report.genesis_seq = gseq;
-    report.last_good_checkpoint_seq = gseq;
-    expected = gseq + 1;
-    prev = g->head_hash;
   }
 
-  // A range that starts later trusts the stored hash of the record before it.
-  if (range.from > expected) {
-    report.partial = true;
-    auto present = readKey(*iterators[1], recordKey(range.from - 1), raw);
-    if (!present || !*present) {
-      w.fail(present ? VerifyProblem::kGap : VerifyProblem::kReadError, range.from - 1,
-             "cannot read record " + std::to_string(range.from - 1) + " before the range");
-      return report;
+  bool readHead() {
+    std::string raw;
+    auto got = readKey(metaIterator(), kHeadKey, raw);
+    if (!got) return fail(VerifyProblem::kReadError, 0, "cannot read the head");
+    if (*got) {
+      auto h = decodeHead(raw);
+      if (!h) return fail(VerifyProblem::kBadHead, 0, "head: " + h.status().message());
+      head_ = *h;
     }
-    auto before = decodeRecord(raw);
-    if (!before) {
-      w.fail(VerifyProblem::kUndecodable, range.from - 1, before.status().message());
-      return report;
-    }
-    expected = range.from;
-    prev = before->hash;
+    report_.head_seq = head_.seq;
+    return true;
   }
-  bool to_head = range.to == std::numeric_limits<uint64_t>::max() || range.to >= head.seq;
-  if (!to_head) report.partial = true;
-  uint64_t end_seq = to_head ? std::numeric_limits<uint64_t>::max() : range.to;
+
+  // Where the walk starts: seq 1 after zeros, or after the genesis checkpoint; a range
+  // that starts later trusts the stored hash of the record before it.
+  bool readStart() {
+    std::string raw;
+    auto got = readKey(metaIterator(), kGenesisKey, raw);
+    if (!got) return fail(VerifyProblem::kReadError, 0, "cannot read the genesis checkpoint");
+    if (*got) {
+      auto g = decodeCheckpoint(raw);
+      uint64_t gseq = g ? g->seq : 0;
+      if (!checkCheckpoint(raw, gseq, {}, /*is_genesis=*/true)) return false;
+      report_.genesis_seq = gseq;
+      report_.last_good_checkpoint_seq = gseq;
+      expected_ = gseq + 1;
+      prev_ = g->head_hash;
+    }
+    if (range_.from > expected_) {
+      report_.partial = true;
+      auto present = readKey(recordIterator(), recordKey(range_.from - 1), raw);
+      if (!present || !*present) {
+        return fail(present ? VerifyProblem::kGap : VerifyProblem::kReadError, range_.from - 1,
+                    "cannot read record " + std::to_string(range_.from - 1) + " before the range");
+      }
+      auto before = decodeRecord(raw);
+      if (!before) {
+        return fail(VerifyProblem::kUndecodable, range_.from - 1, before.status().message());
+      }
+      expected_ = range_.from;
+      prev_ = before->hash;
+    }
+    to_head_ = range_.to == std::numeric_limits<uint64_t>::max() || range_.to >= head_.seq;
+    if (!to_head_) report_.partial = true;
+    end_seq_ = to_head_ ? std::numeric_limits<uint64_t>::max() : range_.to;
+    return true;
+  }
 
   // Checkpoints ('c' keys), in seq order; those before the walk's start are skipped.
-  std::vector<std::pair<uint64_t, std::string>> checkpoints;
-  {
-    rocksdb::Iterator& it = meta_it;
-    for (it.Seek(checkpointKey(expected)); it.Valid(); it.Next()) {
+  bool readCheckpoints() {
+    rocksdb::Iterator& it = metaIterator();
+    for (it.Seek(checkpointKey(expected_)); it.Valid(); it.Next()) {
       if (it.key().empty() || it.key()[0] != kCheckpointPrefix) break;
       auto seq = seqFromKey(view(it.key()), kCheckpointPrefix);
-      if (!seq) {
-        w.fail(VerifyProblem::kBadCheckpoint, 0, "malformed checkpoint key");
-        return report;
-      }
-      if (*seq > end_seq) break;
-      checkpoints.emplace_back(*seq, it.value().ToString());
+      if (!seq) return fail(VerifyProblem::kBadCheckpoint, 0, "malformed checkpoint key");
+      if (*seq > end_seq_) break;
+      checkpoints_.emplace_back(*seq, it.value().ToString());
     }
     if (!it.status().ok()) {
-      w.fail(VerifyProblem::kReadError, expected,
-             "reading checkpoints: " + it.status().ToString());
-      return report;
+      return fail(VerifyProblem::kReadError, expected_,
+                  "reading checkpoints: " + it.status().ToString());
     }
+    return true;
   }
-  size_t next_cp = 0;
 
-  // The records.
-  rocksdb::Iterator* it = iterators[1].get();
-  uint64_t last_progress_total = head.seq >= expected ? head.seq : expected;
-  uint64_t progress_last = to_head ? last_progress_total : end_seq;
+  // Checks one checkpoint against the record hash it must sign.
+  bool checkCheckpoint(std::string_view raw, uint64_t seq, const Hash256& record_hash,
+                       bool is_genesis) {
+    VerifyProblem bad = is_genesis ? VerifyProblem::kBadGenesis : VerifyProblem::kBadCheckpoint;
+    std::string what = is_genesis ? "genesis checkpoint" : "checkpoint";
+    auto cp = decodeCheckpoint(raw);
+    if (!cp)
+      return fail(bad, seq, what + " at seq " + std::to_string(seq) + ": " + cp.status().message());
+    if (cp->chain != chain_ || cp->seq != seq) {
+      return fail(bad, seq,
+                  what + " stored at seq " + std::to_string(seq) + " names " +
+                      std::string(chainNameString(cp->chain)) + " seq " + std::to_string(cp->seq));
+    }
+    const PublicKey& signer = public_key_ ? *public_key_ : cp->signer;
+    if (!checkpointSignatureValid(*cp, signer)) {
+      return fail(is_genesis ? VerifyProblem::kBadGenesis : VerifyProblem::kBadCheckpointSignature,
+                  seq,
+                  what + " at seq " + std::to_string(seq) + " has a signature that does not hold" +
+                      (public_key_ ? " for the node key" : ""));
+    }
+    if (!is_genesis && cp->head_hash != record_hash) {
+      return fail(VerifyProblem::kCheckpointMismatch, seq,
+                  "checkpoint at seq " + std::to_string(seq) + " signed hash " +
+                      shortHash(cp->head_hash) + "… but record " + std::to_string(seq) +
+                      " hashes to " + shortHash(record_hash) + "…: records after seq " +
+                      std::to_string(report_.last_good_checkpoint_seq) + " were rewritten");
+    }
+    ++report_.checkpoints;
+    if (!is_genesis) report_.last_good_checkpoint_seq = seq;
+    return true;
+  }
 
   // Records are walked in two ways that yield the same records in the same order:
   // - parallel: the seqs up to the head (or range end) are cut into segments of
-  //   tuning.segment_records seqs; up to kMaxVerifyThreads workers each read a segment with their
-  //   own iterator and decode and hash it;
+  //   tuning.segment_records seqs; up to kMaxVerifyThreads workers each read a segment
+  //   with their own iterator and decode and hash it;
   // - sequential: this thread reads and decodes batches with one iterator. Used for short
   //   walks, for whatever lies past the last segment, and after a segment shows a gap.
   // Either way, this thread runs the checks that link records, in seq order, so the first
   // bad seq and its reason are exactly those of a plain sequential walk.
-  const size_t seg = std::clamp<size_t>(tuning.segment_records, 1, size_t{1} << 24);
-  const uint64_t limit = to_head ? head.seq : end_seq;
-  const bool parallel =
-      threads > 1 && limit >= expected && limit - expected + 1 >= 2 * static_cast<uint64_t>(seg);
-  std::vector<Batch> slots(threads + 2);  // bounded: at most this many batches in memory
-  std::vector<size_t> free_slots;
-  for (size_t s = slots.size(); s > 0; --s) free_slots.push_back(s - 1);
-  std::deque<size_t> inflight;  // slots in seq order
-  RecordDecoder decoder;
-  std::optional<SegmentPool> pool;
-  bool sequential = !parallel;
-  bool reading_done = false;
-  uint64_t next_segment = expected;
-  if (parallel) {
-    pool.emplace(slots, worker_iterators, seg, end_seq, w.hasher());
-  } else {
-    it->Seek(recordKey(expected));
-  }
-  // Stops the parallel walk: waits out the segments still in flight (their records are not
-  // needed) and continues sequentially from `key`, skipping it when it was already checked.
-  auto goSequential = [&](const std::string& key, bool skip_key) {
-    for (size_t s : inflight) {
-      if (slots[s].parallel) pool->wait(s);
-      free_slots.push_back(s);
+  bool walkRecords() {
+    limit_ = to_head_ ? head_.seq : end_seq_;
+    progress_last_ = to_head_ ? std::max(head_.seq, expected_) : end_seq_;
+    const bool parallel = threads_ > 1 && limit_ >= expected_ &&
+                          limit_ - expected_ + 1 >= 2 * static_cast<uint64_t>(seg_);
+    slots_.resize(threads_ + 2);  // bounded: at most this many batches in memory
+    for (size_t s = slots_.size(); s > 0; --s) free_slots_.push_back(s - 1);
+    sequential_ = !parallel;
+    next_segment_ = expected_;
+    if (parallel) {
+      std::vector<rocksdb::Iterator*> worker_iterators;
+      for (size_t i = 2; i < iterators_.size(); ++i) worker_iterators.push_back(iterators_[i].get());
+      pool_.emplace(slots_, worker_iterators, seg_, end_seq_, hasher_);
+    } else {
+      recordIterator().Seek(recordKey(expected_));
     }
-    inflight.clear();
-    sequential = true;
-    reading_done = false;
-    it->Seek(key);
-    if (skip_key && it->Valid() && view(it->key()) == key) it->Next();
-  };
-  for (;;) {
-    while (!reading_done && !free_slots.empty()) {
-      size_t s = free_slots.back();
-      Batch& b = slots[s];
-      b.parallel = !sequential;
-      if (sequential) {
-        bool full = fillBatch(*it, end_seq, {}, seg, b);
-        decodeBatch(b, decoder, w.hasher());
-        if (!full) reading_done = true;
+    for (;;) {
+      fillSlots();
+      if (inflight_.empty()) break;
+      size_t s = inflight_.front();
+      inflight_.pop_front();
+      if (!checkBatch(slots_[s])) return false;
+      free_slots_.push_back(s);
+      afterBatch(slots_[s]);
+    }
+    if (!recordIterator().status().ok()) {
+      return fail(VerifyProblem::kReadError, expected_,
+                  "reading records: " + recordIterator().status().ToString());
+    }
+    if (progress_) progress_(VerifyProgress{report_.records, expected_ - 1, progress_last_});
+    return true;
+  }
+
+  // Puts batches in flight until the slots run out or nothing is left to read.
+  void fillSlots() {
+    while (!reading_done_ && !free_slots_.empty()) {
+      size_t s = free_slots_.back();
+      Batch& b = slots_[s];
+      b.parallel = !sequential_;
+      if (sequential_) {
+        bool full = fillBatch(recordIterator(), end_seq_, {}, seg_, b);
+        decodeBatch(b, decoder_, hasher_);
+        if (!full) reading_done_ = true;
         if (b.items.empty() && b.read_error.empty()) break;
       } else {
-        b.start = next_segment;
-        b.final = limit - next_segment + 1 < 2 * static_cast<uint64_t>(seg);
-        pool->submit(s);
+        b.start = next_segment_;
+        b.final = limit_ - next_segment_ + 1 < 2 * static_cast<uint64_t>(seg_);
+        pool_->submit(s);
         if (b.final) {
-          reading_done = true;
+          reading_done_ = true;
         } else {
-          next_segment += seg;
+          next_segment_ += seg_;
         }
       }
-      free_slots.pop_back();
-      inflight.push_back(s);
+      free_slots_.pop_back();
+      inflight_.push_back(s);
     }
-    if (inflight.empty()) break;
-    size_t s = inflight.front();
-    inflight.pop_front();
-    Batch& b = slots[s];
-    if (b.parallel) pool->wait(s);
-    for (Item& item : b.items) {
-      if (item.malformed_key) {
-        w.fail(VerifyProblem::kUndecodable, expected,
-               "malformed record key after seq " + std::to_string(expected - 1));
-        return report;
-      }
-      uint64_t k = item.key_seq;
-      if (k != expected) {
-        w.fail(VerifyProblem::kGap, expected,
-               "record " + std::to_string(expected) + " is missing (next stored is " +
-                   std::to_string(k) + ")");
-        return report;
-      }
-      if (!item.decoded) {
-        w.fail(VerifyProblem::kUndecodable, k,
-               "record " + std::to_string(k) + ": " + item.decoded.message());
-        return report;
-      }
-      if (item.seq != k) {
-        w.fail(VerifyProblem::kSeqMismatch, k,
-               "record stored under seq " + std::to_string(k) + " says it is seq " +
-                   std::to_string(item.seq) + " (moved or reordered)");
-        return report;
-      }
-      if (item.computed != item.stored_hash) {
-        w.fail(
-            VerifyProblem::kHashMismatch, k,
-            "record " + std::to_string(k) + " does not hash to its stored hash (content changed)");
-        return report;
-      }
-      if (item.prev_hash != prev) {
-        w.fail(VerifyProblem::kBrokenLink, k,
-               "record " + std::to_string(k) + " prev_hash " + shortHash(item.prev_hash) +
-                   "… is not the hash of record " + std::to_string(k - 1) + " (" + shortHash(prev) +
-                   "…)");
-        return report;
-      }
-      while (next_cp < checkpoints.size() && checkpoints[next_cp].first < k) ++next_cp;
-      if (next_cp < checkpoints.size() && checkpoints[next_cp].first == k) {
-        if (!w.checkCheckpoint(checkpoints[next_cp].second, k, item.computed, public_key, false)) {
-          return report;
-        }
-        ++next_cp;
-      }
-      if (report.records == 0) report.first_seq = k;
-      report.last_seq = k;
-      ++report.records;
-      prev = item.computed;
-      ++expected;
-      if (progress && report.records % progress_every_records == 0) {
-        progress(VerifyProgress{report.records, k, progress_last});
-      }
+  }
+
+  bool checkBatch(Batch& b) {
+    if (b.parallel) pool_->wait(&b - slots_.data());
+    for (const Item& item : b.items) {
+      if (!checkItem(item)) return false;
     }
     if (!b.read_error.empty()) {
-      w.fail(VerifyProblem::kReadError, expected, "reading records: " + b.read_error);
-      return report;
+      return fail(VerifyProblem::kReadError, expected_, "reading records: " + b.read_error);
     }
-    free_slots.push_back(s);
-    if (b.parallel && b.final && b.more) {
-      // More records than seqs up to the head: go on past the last one read.
-      goSequential(recordKey(b.items.back().key_seq), /*skip_key=*/true);
-    } else if (b.parallel && !b.final && b.items.size() < seg) {
-      // A seq of this segment is missing after its last record: the next record stored
-      // (wherever it is) names the gap.
-      goSequential(recordKey(b.start + seg), /*skip_key=*/false);
-    }
+    return true;
   }
-  if (!it->status().ok()) {
-    w.fail(VerifyProblem::kReadError, expected, "reading records: " + it->status().ToString());
-    return report;
-  }
-  if (progress) progress(VerifyProgress{report.records, expected - 1, progress_last});
 
-  uint64_t last = expected - 1;  // last record that holds (or the genesis seq)
-  if (!to_head) {
-    if (last < end_seq) {
-      w.fail(VerifyProblem::kGap, last + 1,
-             "record " + std::to_string(last + 1) + " is missing inside the range");
+  // After a parallel segment: more records than seqs up to the head, or a seq missing
+  // inside the segment, send the walk on sequentially.
+  void afterBatch(const Batch& b) {
+    if (b.parallel && b.final && b.more) {
+      // Go on past the last record read.
+      goSequential(recordKey(b.items.back().key_seq), /*skip_key=*/true);
+    } else if (b.parallel && !b.final && b.items.size() < seg_) {
+      // The next record stored (wherever it is) names the gap.
+      goSequential(recordKey(b.start + seg_), /*skip_key=*/false);
     }
-    return report;
   }
-  if (next_cp < checkpoints.size()) {
-    w.fail(VerifyProblem::kTruncated, last + 1,
-           "records after seq " + std::to_string(last) + " are missing: a checkpoint at seq " +
-               std::to_string(checkpoints[next_cp].first) + " signs a record that is gone");
-    return report;
+
+  // Stops the parallel walk: waits out the segments still in flight (their records are not
+  // needed) and continues sequentially from `key`, skipping it when it was already checked.
+  void goSequential(const std::string& key, bool skip_key) {
+    for (size_t s : inflight_) {
+      if (slots_[s].parallel) pool_->wait(s);
+      free_slots_.push_back(s);
+    }
+    inflight_.clear();
+    sequential_ = true;
+    reading_done_ = false;
+    rocksdb::Iterator& it = recordIterator();
+    it.Seek(key);
+    if (skip_key && it.Valid() && view(it.key()) == key) it.Next();
   }
-  if (head.seq > last) {
-    w.fail(VerifyProblem::kTruncated, last + 1,
-           "records after seq " + std::to_string(last) + " are missing: the head is at seq " +
-               std::to_string(head.seq));
-    return report;
+
+  bool checkItem(const Item& item) {
+    const uint64_t k = item.key_seq;
+    if (item.malformed_key) {
+      return fail(VerifyProblem::kUndecodable, expected_,
+                  "malformed record key after seq " + std::to_string(expected_ - 1));
+    }
+    if (k != expected_) {
+      return fail(VerifyProblem::kGap, expected_,
+                  "record " + std::to_string(expected_) + " is missing (next stored is " +
+                      std::to_string(k) + ")");
+    }
+    if (!item.decoded) {
+      return fail(VerifyProblem::kUndecodable, k,
+                  "record " + std::to_string(k) + ": " + item.decoded.message());
+    }
+    if (item.seq != k) {
+      return fail(VerifyProblem::kSeqMismatch, k,
+                  "record stored under seq " + std::to_string(k) + " says it is seq " +
+                      std::to_string(item.seq) + " (moved or reordered)");
+    }
+    if (item.computed != item.stored_hash) {
+      return fail(VerifyProblem::kHashMismatch, k,
+                  "record " + std::to_string(k) +
+                      " does not hash to its stored hash (content changed)");
+    }
+    if (item.prev_hash != prev_) {
+      return fail(VerifyProblem::kBrokenLink, k,
+                  "record " + std::to_string(k) + " prev_hash " + shortHash(item.prev_hash) +
+                      "… is not the hash of record " + std::to_string(k - 1) + " (" +
+                      shortHash(prev_) + "…)");
+    }
+    while (next_cp_ < checkpoints_.size() && checkpoints_[next_cp_].first < k) ++next_cp_;
+    if (next_cp_ < checkpoints_.size() && checkpoints_[next_cp_].first == k) {
+      if (!checkCheckpoint(checkpoints_[next_cp_].second, k, item.computed, false)) return false;
+      ++next_cp_;
+    }
+    if (report_.records == 0) report_.first_seq = k;
+    report_.last_seq = k;
+    ++report_.records;
+    prev_ = item.computed;
+    ++expected_;
+    if (progress_ && report_.records % progress_every_ == 0) {
+      progress_(VerifyProgress{report_.records, k, progress_last_});
+    }
+    return true;
   }
-  if (head.seq < last) {
-    w.fail(VerifyProblem::kBadHead, head.seq + 1,
-           "records past the head (head at seq " + std::to_string(head.seq) + ", last record " +
-               std::to_string(last) + ")");
-    return report;
+
+  // The last record that holds (or the genesis seq) against the range end or the head.
+  bool holdEndAgainstHead() {
+    const uint64_t last = expected_ - 1;
+    if (!to_head_) {
+      if (last < end_seq_) {
+        return fail(VerifyProblem::kGap, last + 1,
+                    "record " + std::to_string(last + 1) + " is missing inside the range");
+      }
+      return true;
+    }
+    if (next_cp_ < checkpoints_.size()) {
+      return fail(VerifyProblem::kTruncated, last + 1,
+                  "records after seq " + std::to_string(last) +
+                      " are missing: a checkpoint at seq " +
+                      std::to_string(checkpoints_[next_cp_].first) + " signs a record that is gone");
+    }
+    if (head_.seq > last) {
+      return fail(VerifyProblem::kTruncated, last + 1,
+                  "records after seq " + std::to_string(last) + " are missing: the head is at seq " +
+                      std::to_string(head_.seq));
+    }
+    if (head_.seq < last) {
+      return fail(VerifyProblem::kBadHead, head_.seq + 1,
+                  "records past the head (head at seq " + std::to_string(head_.seq) +
+                      ", last record " + std::to_string(last) + ")");
+    }
+    if (last != 0 && head_.hash != prev_) {
+      return fail(VerifyProblem::kBadHead, last,
+                  "the head hash " + shortHash(head_.hash) + "… is not the hash of record " +
+                      std::to_string(last));
+    }
+    return true;
   }
-  if (last != 0 && head.hash != prev) {
-    w.fail(VerifyProblem::kBadHead, last,
-           "the head hash " + shortHash(head.hash) + "… is not the hash of record " +
-               std::to_string(last));
-    return report;
-  }
-  return report;
+
+  const ChainStore& store_;
+  ChainName chain_;
+  VerifyRange range_;
+  const std::optional<PublicKey>& public_key_;
+  const VerifyProgressFn& progress_;
+  uint64_t progress_every_;
+  RecordHasher hasher_;
+  const size_t threads_;
+  const size_t seg_;
+  VerifyReport report_;
+
+  // Declared in the order they must outlive each other: the snapshot and read options
+  // outlive the iterators, which outlive the segment workers.
+  const std::string upper_ = std::string(1, static_cast<char>(kRecordPrefix + 1));
+  const rocksdb::Slice upper_slice_{upper_};
+  SnapshotGuard guard_;
+  rocksdb::ReadOptions read_options_;
+  std::vector<std::unique_ptr<rocksdb::Iterator>> iterators_;
+  std::vector<Batch> slots_;
+  std::optional<SegmentPool> pool_;
+
+  ChainHead head_;
+  uint64_t expected_ = 1;  // the next seq the walk must see
+  Hash256 prev_{};         // the hash the next record must link to
+  bool to_head_ = true;
+  uint64_t end_seq_ = std::numeric_limits<uint64_t>::max();
+  uint64_t limit_ = 0;
+  uint64_t progress_last_ = 0;
+  std::vector<std::pair<uint64_t, std::string>> checkpoints_;
+  size_t next_cp_ = 0;
+  std::vector<size_t> free_slots_;
+  std::deque<size_t> inflight_;  // slots in seq order
+  RecordDecoder decoder_;
+  bool sequential_ = true;
+  bool reading_done_ = false;
+  uint64_t next_segment_ = 1;
+};
+
+// One walk: under a registered snapshot when use_snapshot. The walk ends (its iterators
+// and workers gone) before the read lock is let go.
+VerifyReport walkChain(const ChainStore& store, ChainName chain, VerifyRange range,
+                       const std::optional<PublicKey>& public_key,
+                       const VerifyProgressFn& progress, uint64_t progress_every_records,
+                       const VerifyTuning& tuning, bool use_snapshot) {
+  auto lock = store.readLock();
+  ChainWalk walk(store, chain, range, public_key, progress, progress_every_records, tuning);
+  return walk.run(use_snapshot);
 }
 
 }  // namespace

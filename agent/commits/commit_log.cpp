@@ -244,6 +244,66 @@ void CommitLog::appendEntry(DecodedCommit d, Verified v, LogOutput& out) {
   out.state_changed = true;
 }
 
+// A commit ahead of the head waits in the bounded pending set; when the set is full, the
+// highest seq is the one to go, since it is the furthest from being appliable.
+SubmitResult CommitLog::holdAhead(DecodedCommit d, LogOutput& out) {
+  const Hash256 hash = d.hash;
+  const uint64_t seq = d.commit.seq;
+  const uint64_t head_seq = chain_.size();
+  if (seq > head_seq + config_.max_ahead) {
+    return record(out, &d, hash, seq, Outcome::kRejected, RejectReason::kFutureSeq,
+                  "seq " + std::to_string(seq) + " is more than " +
+                      std::to_string(config_.max_ahead) + " ahead of head " +
+                      std::to_string(head_seq));
+  }
+  if (pending_.size() >= config_.max_pending) {
+    auto highest = std::max_element(pending_.begin(), pending_.end(), [](auto& a, auto& b) {
+      return a.second.commit.seq < b.second.commit.seq;
+    });
+    if (highest->second.commit.seq <= seq) {
+      return record(out, &d, hash, seq, Outcome::kRejected, RejectReason::kFutureSeq,
+                    "seq " + std::to_string(seq) + " is ahead of head " +
+                        std::to_string(head_seq) + " and the pending set is full (" +
+                        std::to_string(config_.max_pending) + ")");
+    }
+    DecodedCommit evicted = std::move(highest->second);
+    pending_.erase(highest);
+    ++counters_.pending_evicted;
+    record(out, &evicted, evicted.hash, evicted.commit.seq, Outcome::kRejected,
+           RejectReason::kFutureSeq, "evicted from the full pending set by a lower seq");
+  }
+  pending_.emplace(hash, std::move(d));
+  return SubmitResult{
+      Outcome::kPending, RejectReason::kNone,
+      "waiting for seq " + std::to_string(head_seq + 1) + ".." + std::to_string(seq - 1), hash,
+      seq};
+}
+
+// The newcomer wins: everything from its seq on is superseded, the state re-folds.
+SubmitResult CommitLog::winFork(DecodedCommit d, Verified v, const Hash256& incumbent, LogOutput& out) {
+  const Hash256 hash = d.hash;
+  const uint64_t seq = d.commit.seq;
+  const uint64_t head_seq = chain_.size();
+  for (uint64_t s = seq; s <= head_seq; ++s) {
+    Entry& e = chain_[s - 1];
+    rememberSuperseded(e.hash);
+    record(out, nullptr, e.hash, s, Outcome::kSuperseded, RejectReason::kNone,
+           s == seq ? "lost the fork at seq " + std::to_string(seq) + " to " + shortHash(hash) +
+                          " (the lower hash wins)"
+                    : "its ancestor at seq " + std::to_string(seq) + " lost a fork",
+           e.signers);
+  }
+  chain_.resize(seq - 1);
+  ++counters_.forks_won;
+  ++counters_.refolds;
+  std::vector<PublicKey> signers = v.signers;
+  appendEntry(std::move(d), std::move(v), out);
+  return record(out, nullptr, hash, seq, Outcome::kAccepted, RejectReason::kNone,
+                "won the fork at seq " + std::to_string(seq) + " over " + shortHash(incumbent) +
+                    "; " + std::to_string(head_seq - seq + 1) + " commit(s) superseded",
+                std::move(signers));
+}
+
 SubmitResult CommitLog::handle(DecodedCommit d, LogOutput& out) {
   const Commit& c = d.commit;
   const Hash256 hash = d.hash;
@@ -274,35 +334,7 @@ SubmitResult CommitLog::handle(DecodedCommit d, LogOutput& out) {
     return record(out, &d, hash, seq, Outcome::kRejected, RejectReason::kMalformedOperation,
                   d.operation_error.message());
   }
-  if (seq > head_seq + 1) {
-    if (seq > head_seq + config_.max_ahead) {
-      return record(out, &d, hash, seq, Outcome::kRejected, RejectReason::kFutureSeq,
-                    "seq " + std::to_string(seq) + " is more than " +
-                        std::to_string(config_.max_ahead) + " ahead of head " +
-                        std::to_string(head_seq));
-    }
-    if (pending_.size() >= config_.max_pending) {
-      auto highest = std::max_element(pending_.begin(), pending_.end(), [](auto& a, auto& b) {
-        return a.second.commit.seq < b.second.commit.seq;
-      });
-      if (highest->second.commit.seq <= seq) {
-        return record(out, &d, hash, seq, Outcome::kRejected, RejectReason::kFutureSeq,
-                      "seq " + std::to_string(seq) + " is ahead of head " +
-                          std::to_string(head_seq) + " and the pending set is full (" +
-                          std::to_string(config_.max_pending) + ")");
-      }
-      DecodedCommit evicted = std::move(highest->second);
-      pending_.erase(highest);
-      ++counters_.pending_evicted;
-      record(out, &evicted, evicted.hash, evicted.commit.seq, Outcome::kRejected,
-             RejectReason::kFutureSeq, "evicted from the full pending set by a lower seq");
-    }
-    pending_.emplace(hash, std::move(d));
-    return SubmitResult{
-        Outcome::kPending, RejectReason::kNone,
-        "waiting for seq " + std::to_string(head_seq + 1) + ".." + std::to_string(seq - 1), hash,
-        seq};
-  }
+  if (seq > head_seq + 1) return holdAhead(std::move(d), out);
   const Hash256 expected_parent = seq == 1 ? Hash256{} : chain_[seq - 2].hash;
   if (c.parent != expected_parent) {
     if (seq == head_seq + 1) {
@@ -345,25 +377,7 @@ SubmitResult CommitLog::handle(DecodedCommit d, LogOutput& out) {
                       " (the lower hash wins)",
                   v->signers);
   }
-  // The newcomer wins: everything from seq on is superseded, the state re-folds.
-  for (uint64_t s = seq; s <= head_seq; ++s) {
-    Entry& e = chain_[s - 1];
-    rememberSuperseded(e.hash);
-    record(out, nullptr, e.hash, s, Outcome::kSuperseded, RejectReason::kNone,
-           s == seq ? "lost the fork at seq " + std::to_string(seq) + " to " + shortHash(hash) +
-                          " (the lower hash wins)"
-                    : "its ancestor at seq " + std::to_string(seq) + " lost a fork",
-           e.signers);
-  }
-  chain_.resize(seq - 1);
-  ++counters_.forks_won;
-  ++counters_.refolds;
-  std::vector<PublicKey> signers = v->signers;
-  appendEntry(std::move(d), std::move(*v), out);
-  return record(out, nullptr, hash, seq, Outcome::kAccepted, RejectReason::kNone,
-                "won the fork at seq " + std::to_string(seq) + " over " + shortHash(incumbent) +
-                    "; " + std::to_string(head_seq - seq + 1) + " commit(s) superseded",
-                std::move(signers));
+  return winFork(std::move(d), std::move(*v), incumbent, out);
 }
 
 void CommitLog::drainPending(LogOutput& out) {

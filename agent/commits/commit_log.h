@@ -185,6 +185,8 @@ class CommitLog {
   };
 
   SubmitResult handle(DecodedCommit d, LogOutput& out);
+  SubmitResult holdAhead(DecodedCommit d, LogOutput& out);
+  SubmitResult winFork(DecodedCommit d, Verified v, const Hash256& incumbent, LogOutput& out);
   // Signatures, freeze, operations, against the state at the commit's parent.
   Result<Verified> verify(const DecodedCommit& d, const DesiredState& at,
                           RejectReason& reason) const;
