@@ -9,8 +9,7 @@
 //   "state"                    a key/value area for other modules (ChainStore::putState)
 //   "default"                  unused
 // Records sit alone so that their files never overlap and verify scans them without
-// competing with compaction (layout 2; layout 1 kept the 'h', 'c', 'g' keys in the
-// records' column family, and ChainStore migrates it on a read-write open).
+// competing with compaction.
 //
 // Keys (all integers big-endian, so keys sort by number):
 //   'r' + be64(seq)   in "<chain>": a record: Cap'n Proto ChainRecord (proto/chain.capnp)

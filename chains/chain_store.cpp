@@ -92,28 +92,11 @@ Status ChainStore::openLocked() {
   rocksdb::ColumnFamilyOptions state_opts;
   state_opts.disable_auto_compactions = options.simulated;
 
-  // Which layout is on disk: a read-only open cannot create the meta column families,
-  // so a database from before them is read in place (the meta keys are then in the
-  // records' column family, under the same key names).
-  bool has_meta = true;
-  if (options.read_only) {
-    std::vector<std::string> existing;
-    rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_opts, path_.string(), &existing);
-    if (!ls.ok()) return fromRocks(ls, "listing column families of " + path_.string());
-    for (ChainName c : kAllChains) {
-      if (std::find(existing.begin(), existing.end(), chainMetaCfName(c)) == existing.end()) {
-        has_meta = false;
-      }
-    }
-  }
-
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, state_opts);
   for (ChainName c : kAllChains) cfs.emplace_back(std::string(chainNameString(c)), chain_opts);
   cfs.emplace_back(std::string(kStateCfName), state_opts);
-  if (has_meta) {
-    for (ChainName c : kAllChains) cfs.emplace_back(chainMetaCfName(c), meta_opts);
-  }
+  for (ChainName c : kAllChains) cfs.emplace_back(chainMetaCfName(c), meta_opts);
 
   rocksdb::Status s;
   handles_.clear();
@@ -128,44 +111,8 @@ Status ChainStore::openLocked() {
   }
   for (size_t i = 0; i < kChainCount; ++i) chain_cfs_[i] = handles_[1 + i];
   state_cf_ = handles_[1 + kChainCount];
-  for (size_t i = 0; i < kChainCount; ++i) {
-    meta_cfs_[i] = has_meta ? handles_[2 + kChainCount + i] : chain_cfs_[i];
-  }
-  legacy_layout_ = !has_meta;
-  if (!options.read_only) {
-    Status m = migrateLocked();
-    if (!m) {
-      closeLocked();
-      return m;
-    }
-  }
+  for (size_t i = 0; i < kChainCount; ++i) meta_cfs_[i] = handles_[2 + kChainCount + i];
   return Status::ok();
-}
-
-// Moves every head, checkpoint and genesis key left in a records column family (a
-// database written before the meta column families, or a migration cut short by a
-// crash) to the chain's meta column family, in one synced batch. Nothing to do, and one
-// short seek per chain, on a database already in the current layout.
-Status ChainStore::migrateLocked() {
-  rocksdb::WriteBatch batch;
-  size_t moved = 0;
-  std::string upper(1, kRecordPrefix);
-  rocksdb::Slice upper_slice(upper);
-  for (ChainName c : kAllChains) {
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(c)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      (void)batch.Put(metaCf(c), it->key(), it->value());
-      (void)batch.Delete(cf(c), it->key());
-      ++moved;
-    }
-    if (!it->status().ok()) return fromRocks(it->status(), "reading the old chain layout");
-  }
-  if (moved == 0) return Status::ok();
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  return fromRocks(db_->Write(wo, &batch), "migrating chain heads and checkpoints");
 }
 
 void ChainStore::closeLocked() {

@@ -2,9 +2,7 @@
 // hash chain (its records: "audit", "log", "failure"; its head and checkpoints:
 // "audit.meta", "log.meta", "failure.meta") and one key/value area ("state") that other
 // modules use for their durable records (commits, gossip incarnation, runtime records).
-// The on-disk format of the chains is in chains/chain_format.h. A database written in
-// the older layout (head and checkpoints in the records' column family) is migrated when
-// opened read-write, and read in place when opened read-only.
+// The on-disk format of the chains is in chains/chain_format.h.
 //
 // Ownership and threads: the agent (or a tool) owns the ChainStore; it must outlive the
 // ChainWriter and any verify running on a worker. Every read here is safe from any thread
@@ -110,19 +108,15 @@ class ChainStore final : public KvStore {
   rocksdb::DB* db() const { return db_; }
   // The chain's records ('r' keys).
   rocksdb::ColumnFamilyHandle* cf(ChainName chain) const { return chain_cfs_[chainIndex(chain)]; }
-  // The chain's head, checkpoints and genesis ('h', 'c', 'g' keys). The same handle as
-  // cf(chain) on a read-only store in the old layout (see legacyLayout()).
+  // The chain's head, checkpoints and genesis ('h', 'c', 'g' keys).
   rocksdb::ColumnFamilyHandle* metaCf(ChainName chain) const {
     return meta_cfs_[chainIndex(chain)];
   }
-  // True when a read-only store is in the layout before the meta column families.
-  bool legacyLayout() const { return legacy_layout_; }
   rocksdb::ColumnFamilyHandle* stateCf() const { return state_cf_; }
 
  private:
   ChainStore() = default;
   Status openLocked();
-  Status migrateLocked();
   void closeLocked();
   Status checkOpen() const;
   Result<std::optional<std::string>> getRaw(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
@@ -136,7 +130,6 @@ class ChainStore final : public KvStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // all, for closing
   rocksdb::ColumnFamilyHandle* chain_cfs_[kChainCount] = {};
   rocksdb::ColumnFamilyHandle* meta_cfs_[kChainCount] = {};
-  bool legacy_layout_ = false;
   rocksdb::ColumnFamilyHandle* state_cf_ = nullptr;
 };
 
