@@ -187,8 +187,8 @@ class AgentCluster {
   // "what was promised durable".
   std::vector<std::map<chains::ChainName, std::pair<uint64_t, Hash256>>> acked_;
   std::vector<int64_t> agent_started_ms_;
-  std::vector<bool> check_acked_;
-  mutable std::vector<int64_t> last_stranded_ms_;  // when each host was last stranded  // a new agent: check its predecessor's acked records
+  std::vector<bool> check_acked_;  // a new agent: check its predecessor's acked records
+  mutable std::vector<int64_t> last_stranded_ms_;  // when each host was last stranded
   std::vector<bool> start_pending_;
   std::set<std::string> active_faults_;
   int64_t quiet_since_ms_ = 0;
