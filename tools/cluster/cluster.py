@@ -19,7 +19,6 @@ Exit status: 0 done, 1 failed (the reason is printed), 2 bad usage, 77 `--netns`
 for where network namespaces cannot be created (the automake/meson "skipped" code).
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -147,8 +146,7 @@ def signal_group(pgid, sig):
 def instance_records(directory):
     """The runtime's instance records (docs/RUNTIME.md): the journal `instances.journal`,
     whose lines are tab-separated, `S` then key=value fields (a save) or `E` then
-    instance=... (an erase), the last line about an instance winning; and records of the
-    older one-file-per-instance format (`<instance>.inst`, key=value lines)."""
+    instance=... (an erase), the last line about an instance winning."""
     records = {}
     try:
         with open(os.path.join(directory, "instances.journal")) as f:
@@ -161,13 +159,6 @@ def instance_records(directory):
                     records.pop(rec.get("instance", ""), None)
     except OSError:
         pass
-    for path in glob.glob(os.path.join(directory, "*.inst")):
-        try:
-            with open(path) as f:
-                rec = dict(line.rstrip("\n").partition("=")[::2] for line in f)
-        except OSError:
-            continue
-        records.setdefault(rec.get("instance", path), rec)
     return list(records.values())
 
 

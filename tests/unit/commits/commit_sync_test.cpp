@@ -413,11 +413,11 @@ TEST_CASE("commit sync: options are validated") {
 TEST_CASE("commit sync: 30 nodes, lossy requests, conflicting commits: every node ends at one head (seeded)") {
   REQUIRE(initCrypto().isOk());
   uint64_t seeds[] = {1, 2, 3, 4, 5};
-  const char* env_seed = std::getenv("MESHOS_SIM_SEED");
+  const char* env_seed = std::getenv("MESHOS_SEED");
   std::vector<uint64_t> run = env_seed ? std::vector<uint64_t>{std::strtoull(env_seed, nullptr, 10)}
                                        : std::vector<uint64_t>(std::begin(seeds), std::end(seeds));
   for (uint64_t seed : run) {
-    INFO("seed " << seed << " (replay: MESHOS_SIM_SEED=" << seed << ")");
+    INFO("seed " << seed << " (replay: MESHOS_SEED=" << seed << ")");
     Rng rng(seed);
     Admins admins(1);
     auto cfg = config(admins.trust(1));

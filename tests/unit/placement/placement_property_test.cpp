@@ -1,5 +1,5 @@
 // Property tests over seeded random views. Each case prints its seed on failure; rerun one
-// with PLACEMENT_SEED=<seed> (the case count then drops to 1).
+// with MESHOS_SEED=<seed> (the case count then drops to 1).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -19,7 +19,7 @@ struct Seeds {
   int count;
 };
 Seeds seeds(uint64_t base, int count) {
-  if (const char* s = std::getenv("PLACEMENT_SEED")) return {std::strtoull(s, nullptr, 0), 1};
+  if (const char* s = std::getenv("MESHOS_SEED")) return {std::strtoull(s, nullptr, 0), 1};
   return {base, count};
 }
 

@@ -3,7 +3,7 @@
 // caches, no level order, no signatures), on thousands of seeded random views. The fast
 // path must give exactly the reference's answer: the same nodes in the same order, the same
 // infeasible flags. explain() must give what assign() gives. Each case prints its seed on
-// failure; rerun one with PLACEMENT_SEED=<seed>.
+// failure; rerun one with MESHOS_SEED=<seed>.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -192,7 +192,7 @@ struct Seeds {
   int count;
 };
 Seeds seeds(uint64_t base, int count) {
-  if (const char* s = std::getenv("PLACEMENT_SEED")) return {std::strtoull(s, nullptr, 0), 1};
+  if (const char* s = std::getenv("MESHOS_SEED")) return {std::strtoull(s, nullptr, 0), 1};
   return {base, count};
 }
 
