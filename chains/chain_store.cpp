@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "chains/rocks_logger.h"
+
 namespace meshos::chains {
 
 namespace {
@@ -19,6 +21,8 @@ std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 Status fromRocks(const rocksdb::Status& s, std::string_view context) {
   if (s.ok()) return Status::ok();
   std::string msg = std::string(context) + ": " + s.ToString();
+  // The one fault an operator can act on at once gets its plain name first.
+  if (s.IsNoSpace() || msg.find("No space left on device") != std::string::npos) msg = "disk full: " + msg;
   if (s.IsNotFound()) return Status::notFound(msg);
   if (s.IsCorruption()) return Status::corruption(msg);
   if (s.IsInvalidArgument()) return Status::invalid(msg);
@@ -57,7 +61,7 @@ Status ChainStore::openLocked() {
   db_opts.create_if_missing = !options.read_only;
   db_opts.create_missing_column_families = !options.read_only;
   db_opts.max_background_jobs = 2;
-  db_opts.keep_log_file_num = 4;
+  db_opts.info_log = makeRocksLogger();  // no LOG file: see rocks_logger.h
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
   db_opts.max_total_wal_size = 256 << 20;
   // A node's database holds a handful of table files: opening them on the calling thread
@@ -133,11 +137,12 @@ Status ChainStore::reopen() {
   if (read_only_) return Status::ok();
   std::unique_lock lock(mu_);
   closeLocked();
-  return openLocked();
+  last_open_error_ = openLocked();
+  return last_open_error_;
 }
 
 Status ChainStore::checkOpen() const {
-  if (db_ == nullptr) return Status::unavailable("chain database is not open (reopen failed)");
+  if (db_ == nullptr) return Status::unavailable("chain database is not open: " + last_open_error_.message());
   return Status::ok();
 }
 

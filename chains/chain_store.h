@@ -119,6 +119,7 @@ class ChainStore final : public KvStore {
   Status openLocked();
   void closeLocked();
   Status checkOpen() const;
+  Status last_open_error_;  // why the last reopen failed, for every refusal until one works
   Result<std::optional<std::string>> getRaw(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                             const rocksdb::Snapshot* snap = nullptr) const;
 

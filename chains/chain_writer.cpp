@@ -365,14 +365,15 @@ ChainWriter::Step ChainWriter::attempt(GroupWrite w) {
   }
   for (ChainName c : w.chains) ++writer_[chainIndex(c)].failed_writes;
   WriteFailure f{s, w.attempt, w.records, w.backoff_ms};
-  spdlog::warn("chain write of {} records failed (attempt {}): {}", w.records, w.attempt, s.toString());
+  // Reported once to the loop (which tells the operator); a long outage retries quietly.
+  spdlog::debug("chain write of {} records failed (attempt {}): {}", w.records, w.attempt, s.toString());
   poster_.post([this, weak = std::weak_ptr<Alive>(alive_), f] {
     if (weak.expired()) return;
     if (callbacks_.on_write_failed) callbacks_.on_write_failed(f);
   });
   // A database whose write failed keeps refusing writes: the retry goes to a reopened one.
   Status r = store_.reopen();
-  if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
+  if (!r) spdlog::debug("chain database reopen failed: {}", r.toString());
   Step st{Step::kRetry, w.backoff_ms};
   w.backoff_ms = std::min(w.backoff_ms * 2, options_.retry_max_ms);
   retry_ = std::move(w);

@@ -20,6 +20,7 @@ HealthVerdict classify(const HealthInputs& in, const HealthRules& rules) {
   }
   if (in.report_age_ms < 0) return {NodeHealth::kDegraded, "no node state yet"};
   if (in.report_age_ms > rules.report_stale_ms) return {NodeHealth::kDegraded, "node state stale"};
+  if (in.storage_failing) return {NodeHealth::kDegraded, "storage failing"};
   if (in.probes_failing > 0) return {NodeHealth::kDegraded, "probe failing"};
   if (in.local_health_multiplier > 0) return {NodeHealth::kDegraded, "local health degraded"};
   return {NodeHealth::kHealthy, {}};

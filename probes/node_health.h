@@ -9,6 +9,7 @@
 //   suspect                                        -> degraded  ("suspect")
 //   no node-state report yet                       -> degraded  ("no node state yet")
 //   report older than rules.report_stale_ms        -> degraded  ("node state stale")
+//   its chain writes fail (disk full, I/O error)   -> degraded  ("storage failing")
 //   a failing probe (inventory, ...)               -> degraded  ("probe failing")
 //   local gossip health multiplier > 0             -> degraded  ("local health degraded")
 //   otherwise                                      -> healthy
@@ -34,6 +35,7 @@ struct HealthRules {
 struct HealthInputs {
   gossip::MemberState member_state = gossip::MemberState::kAlive;
   int64_t report_age_ms = -1;       // now - when its last node-state report arrived; -1 never
+  bool storage_failing = false;     // from its node state (this node: its own writer)
   uint32_t probes_failing = 0;      // probes whose last attempt failed (this node only)
   int64_t local_health_multiplier = 0;  // Lifeguard's local health score (this node only)
 };

@@ -139,19 +139,59 @@ Status Node::openChains() {
     o.loop_sync_delay_ms = services_.chain_sync_delay_ms;
   }
   chains::ChainWriter::Callbacks cb;
-  cb.on_acked = [this](const chains::AckEvent& ev) {
-    state::fold(state_, state::ChainFlushed{std::string(chains::chainNameString(ev.chain)), ev.last_seq});
-    if (observer_.on_chain_acked) observer_.on_chain_acked(ev.chain, ev.last_seq, ev.last_hash);
-  };
-  cb.on_write_failed = [this](const chains::WriteFailure& f) {
-    ++chain_write_failures_;
-    spdlog::error("chain write failed (attempt {}, {} records): {}; retrying in {} ms", f.attempt,
-                  f.records, f.status.toString(), f.retry_in_ms);
-  };
+  cb.on_acked = [this](const chains::AckEvent& ev) { onChainAcked(ev); };
+  cb.on_write_failed = [this](const chains::WriteFailure& f) { onChainWriteFailed(f); };
   auto writer = chains::ChainWriter::create(*store_, identity_.key, env_.clock, env_.poster, o, cb);
   if (!writer) return writer.status().withContext("starting the chain writer");
   chains_ = std::move(*writer);
   return Status::ok();
+}
+
+void Node::onChainAcked(const chains::AckEvent& ev) {
+  state::fold(state_, state::ChainFlushed{std::string(chains::chainNameString(ev.chain)), ev.last_seq});
+  if (observer_.on_chain_acked) observer_.on_chain_acked(ev.chain, ev.last_seq, ev.last_hash);
+  if (storage_failure_) {
+    spdlog::warn("chain writes resumed after {} ms; the node is no longer degraded",
+                 nowMs() - storage_failure_->since_ms);
+    storage_failure_.reset();
+    snapshot_stale_ = true;
+    publishNodeState();
+  }
+}
+
+void Node::onChainWriteFailed(const chains::WriteFailure& f) {
+  ++chain_write_failures_;
+  if (storage_failure_) {
+    storage_failure_->error = f.status.message();
+    if (nowMs() - storage_failure_->reported_ms >= kStorageReportEveryMs) {
+      storage_failure_->reported_ms = nowMs();
+      spdlog::error("chain writes still failing after {} attempts: {}", f.attempt, f.status.toString());
+    }
+    return;
+  }
+  storage_failure_ = StorageFailure{f.status.message(), nowMs(), nowMs()};
+  spdlog::error("chain write of {} records failed: {}; the node runs degraded, refuses requests it "
+                "must audit, and retries until a write succeeds", f.records, f.status.toString());
+  snapshot_stale_ = true;
+  publishNodeState();
+}
+
+Status Node::auditRefusal() const {
+  if (!storage_failure_) return Status::ok();
+  const std::string& e = storage_failure_->error;
+  const std::string cause = e.find("disk full") != std::string::npos ? "disk full" : "storage failing (" + e + ")";
+  return Status::unavailable(cause + ": the audit chain cannot record this; refused");
+}
+
+nlohmann::json Node::storageJson() const {
+  nlohmann::json j = {{"failing", storage_failure_ ? 1 : 0},
+                      {"write_failures", chain_write_failures_},
+                      {"audit_refusals", audit_refusals_}};
+  if (storage_failure_) {
+    j["error"] = storage_failure_->error;
+    j["failing_for_ms"] = nowMs() - storage_failure_->since_ms;
+  }
+  return j;
 }
 
 void Node::record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload) {
@@ -442,6 +482,7 @@ void Node::publish() {
     by_name["write_failures"] = chain_write_failures_;
     in.sections["chains"] = by_name;
   }
+  in.sections["storage"] = storageJson();
   for (const auto& [name, fn] : extra_sections_) {
     nlohmann::json extra = fn();
     if (in.sections.count(name) && in.sections[name].is_object() && extra.is_object()) {

@@ -142,6 +142,11 @@ class Node {
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
   void record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload);
+  void onChainWriteFailed(const chains::WriteFailure& f);
+  void onChainAcked(const chains::AckEvent& ev);
+  // Why a request that must be audited is refused now, or ok.
+  Status auditRefusal() const;
+  nlohmann::json storageJson() const;
 
   // Shutdown stage deadlines.
   static constexpr int64_t kControlStageMs = 1000;
@@ -237,6 +242,17 @@ class Node {
   std::unique_ptr<chains::ChainStore> store_;
   std::unique_ptr<chains::ChainWriter> chains_;
   uint64_t chain_write_failures_ = 0;
+  // Set while the chain database refuses writes (disk full, an I/O error): from a failed
+  // write to the next acknowledged one. The node runs on, degraded, and refuses what it
+  // would have to audit.
+  struct StorageFailure {
+    std::string error;
+    int64_t since_ms = 0;
+    int64_t reported_ms = 0;  // the last time the log said so
+  };
+  static constexpr int64_t kStorageReportEveryMs = 60'000;
+  std::optional<StorageFailure> storage_failure_;
+  uint64_t audit_refusals_ = 0;
   std::unique_ptr<gossip::GossipService> gossip_;
   Bytes gossip_state_;  // the last body handed to gossip
   bool gossip_left_ = false;

@@ -17,6 +17,20 @@ bool isPolling(proto::Request::Which w) {
   return w == proto::Request::PING || w == proto::Request::METRICS;
 }
 
+// Requests that change something: each must be on the audit chain before it acts.
+bool mutates(proto::Request::Reader request) {
+  switch (request.which()) {
+    case proto::Request::DAEMON_CONTROL:
+    case proto::Request::SUBMIT_COMMIT:
+    case proto::Request::JOIN:
+      return true;
+    case proto::Request::KEYRING:
+      return request.getKeyring().which() != proto::KeyringOp::LIST;
+    default:
+      return false;
+  }
+}
+
 std::string commandName(proto::Request::Which w) {
   switch (w) {
     case proto::Request::PING: return "ping";
@@ -60,6 +74,12 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
   const auto which = request.which();
   const std::string command = commandName(which);
   state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid, peer.uid, peer.gid, nowMs()});
+  if (Status refused = auditRefusal(); !refused && mutates(request)) {
+    ++audit_refusals_;
+    spdlog::warn("{} refused: {}", command, refused.message());
+    reply.error(refused);
+    return;
+  }
   if (!isPolling(which) && which != proto::Request::DAEMON_CONTROL) {
     record(chains::ChainName::kAudit, "control",
            {{"command", command}, {"reason", request.getReason().cStr()}, {"pid", peer.pid},

@@ -123,6 +123,7 @@ state::NodeReport Node::buildReport() const {
   r.maintenance_seq = plan_.maintenance_seq;
   r.isolated = plan_.isolated;
   r.view_digest = plan_.view_digest;
+  r.storage_failing = storage_failure_.has_value();
   if (rebalancer_) r.moves = rebalancer_->moves();
   if (commit_log_) {
     auto head = commit_log_->head();
@@ -307,6 +308,7 @@ nlohmann::json Node::nodesJson() const {
     if (r) n["node_state"] = state::nodeReportToJson(*r);
     probes::HealthInputs h;
     h.member_state = static_cast<gossip::MemberState>(static_cast<int>(m.state));
+    h.storage_failing = id == identity_.id ? storage_failure_.has_value() : r && r->storage_failing;
     if (id == identity_.id) {
       h.report_age_ms = 0;
       h.probes_failing = inventory_ && inventory_->failing() ? 1 : 0;

@@ -92,6 +92,7 @@ Bytes encodeNodeReport(const NodeReport& r) {
   b.setReady(r.ready);
   b.setIsolated(r.isolated);
   b.setViewDigest(r.view_digest);
+  b.setStorageFailing(r.storage_failing);
   auto moves = b.initMoves(static_cast<unsigned>(r.moves.size()));
   i = 0;
   for (const auto& [daemon, to] : r.moves) {
@@ -158,6 +159,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
     r.ready = m.getReady();
     r.isolated = m.getIsolated();
     r.view_digest = m.getViewDigest();
+    r.storage_failing = m.getStorageFailing();
     if (m.getMoves().size() > kMaxReportMoves) return Status::invalid("node state has too many moves");
     for (auto mv : m.getMoves()) {
       std::string daemon = mv.getDaemon(), to = mv.getTo();
@@ -179,7 +181,8 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
                       {"commit_head", {{"seq", r.commit_seq}, {"hash", toHex(r.commit_hash)}}},
                       {"instances", r.instances},
                       {"ready", r.ready},
-                      {"isolated", r.isolated}};
+                      {"isolated", r.isolated},
+                      {"storage_failing", r.storage_failing}};
   if (r.coordinate) {
     j["coordinate"] = {{"vec", r.coordinate->vec}, {"height", r.coordinate->height},
                        {"adjustment", r.coordinate->adjustment}, {"error", r.coordinate->error}};

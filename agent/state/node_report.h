@@ -69,6 +69,9 @@ struct NodeReport {
   // placement reads of their reports; reconcile::viewDigest). Nodes start new instances
   // only while a majority reports the digest they compute themselves.
   uint64_t view_digest = 0;
+  // Its chain writes fail (disk full, an I/O error): it runs, degraded, and refuses the
+  // requests it would have to audit.
+  bool storage_failing = false;
   friend bool operator==(const NodeReport&, const NodeReport&) = default;
 };
 
