@@ -41,25 +41,42 @@ Result<std::unique_ptr<ChainStore>> ChainStore::open(const std::filesystem::path
     // Another file system (the simulator's, in memory): nothing on the real disk.
     if (!options.read_only) {
       (void)options.env->CreateDirIfMissing(data_dir.string());
-    } else if (!options.env->FileExists((store->path_ / "CURRENT").string()).ok()) {
+    } else if (!store->exists()) {
       return Status::notFound("no chain database at " + store->path_.string());
     }
   } else if (!options.read_only) {
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);
     if (ec) return Status::io("creating " + data_dir.string() + ": " + ec.message());
-  } else if (!std::filesystem::exists(store->path_ / "CURRENT")) {
+  } else if (!store->exists()) {
     return Status::notFound("no chain database at " + store->path_.string());
   }
-  MESHOS_RETURN_IF_ERROR(store->openLocked());
+  Status opened = store->openLocked();
+  if (!opened && store->db_ == nullptr) return opened;  // else: open read-only, writes fenced
   return store;
 }
 
+bool ChainStore::exists() const {
+  if (options_.env != nullptr) return options_.env->FileExists((path_ / "CURRENT").string()).ok();
+  std::error_code ec;
+  return std::filesystem::exists(path_ / "CURRENT", ec);
+}
+
 Status ChainStore::openLocked() {
+  write_fence_ = Status::ok();
+  Status opened = openHandles(options_.read_only);
+  if (opened || options_.read_only || !opened.message().starts_with("disk full") || !exists()) return opened;
+  // Opening for writing needs space (a new WAL and MANIFEST). With the disk full the node
+  // still runs: reads go to a read-only handle, writes are refused until a reopen succeeds.
+  if (openHandles(/*read_only=*/true)) write_fence_ = opened;
+  return opened;
+}
+
+Status ChainStore::openHandles(bool read_only) {
   const ChainStoreOptions& options = options_;
   rocksdb::DBOptions db_opts;
-  db_opts.create_if_missing = !options.read_only;
-  db_opts.create_missing_column_families = !options.read_only;
+  db_opts.create_if_missing = !read_only;
+  db_opts.create_missing_column_families = !read_only;
   db_opts.max_background_jobs = 2;
   db_opts.info_log = makeRocksLogger();  // no LOG file: see rocks_logger.h
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
@@ -104,7 +121,7 @@ Status ChainStore::openLocked() {
 
   rocksdb::Status s;
   handles_.clear();
-  if (options.read_only) {
+  if (read_only) {
     s = rocksdb::DB::OpenForReadOnly(db_opts, path_.string(), cfs, &handles_, &db_);
   } else {
     s = rocksdb::DB::Open(db_opts, path_.string(), cfs, &handles_, &db_);
@@ -143,6 +160,13 @@ Status ChainStore::reopen() {
 
 Status ChainStore::checkOpen() const {
   if (db_ == nullptr) return Status::unavailable("chain database is not open: " + last_open_error_.message());
+  return Status::ok();
+}
+
+Status ChainStore::checkWritable() const {
+  if (read_only_) return Status::denied("chain database is open read-only");
+  MESHOS_RETURN_IF_ERROR(checkOpen());
+  if (!write_fence_) return Status::unavailable(write_fence_.message() + " (opened read-only; writes resume after a reopen)");
   return Status::ok();
 }
 
@@ -269,18 +293,16 @@ Result<std::vector<ChainRecord>> ChainStore::last(ChainName chain, size_t count)
 }
 
 Status ChainStore::writeBatch(rocksdb::WriteBatch& batch, bool sync) {
-  if (read_only_) return Status::denied("chain database is open read-only");
   auto lock = readLock();
-  MESHOS_RETURN_IF_ERROR(checkOpen());
+  MESHOS_RETURN_IF_ERROR(checkWritable());
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return fromRocks(db_->Write(wo, &batch), "writing chain batch");
 }
 
 Status ChainStore::putState(std::string_view key, std::string_view value) {
-  if (read_only_) return Status::denied("chain database is open read-only");
   auto lock = readLock();
-  MESHOS_RETURN_IF_ERROR(checkOpen());
+  MESHOS_RETURN_IF_ERROR(checkWritable());
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return fromRocks(db_->Put(wo, state_cf_, slice(key), slice(value)), "writing state");
@@ -293,9 +315,8 @@ Result<std::optional<std::string>> ChainStore::getState(std::string_view key) co
 }
 
 Status ChainStore::deleteState(std::string_view key) {
-  if (read_only_) return Status::denied("chain database is open read-only");
   auto lock = readLock();
-  MESHOS_RETURN_IF_ERROR(checkOpen());
+  MESHOS_RETURN_IF_ERROR(checkWritable());
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return fromRocks(db_->Delete(wo, state_cf_, slice(key)), "deleting state");

@@ -10,7 +10,9 @@
 // writer thread through writeBatch(). putState()/deleteState() do a synced write: they
 // block for one fsync (about a millisecond), so the loop calls them only for rare records.
 // A store opened read-only (a stopped agent's data dir, for `meshos-inspect chain verify
-// --data-dir`) refuses every write with kPermissionDenied.
+// --data-dir`) refuses every write with kPermissionDenied. A store opened for writing on a
+// full disk falls back to a read-only handle (writeFence()) and writes again once reopen()
+// succeeds.
 #pragma once
 
 #include <filesystem>
@@ -67,6 +69,12 @@ class ChainStore final : public KvStore {
   ChainStore& operator=(const ChainStore&) = delete;
 
   bool readOnly() const { return read_only_; }
+  // Not ok while the store is open read-only because opening it for writing failed (a
+  // full disk at start): why. Cleared by the first reopen() that succeeds.
+  Status writeFence() const {
+    auto lock = readLock();
+    return write_fence_;
+  }
   const std::filesystem::path& path() const { return path_; }
 
   // ---- chains: reads, any thread ----
@@ -116,9 +124,15 @@ class ChainStore final : public KvStore {
 
  private:
   ChainStore() = default;
+  // Opens for writing; on a full disk falls back to a read-only handle and sets
+  // write_fence_ (still returning the error).
   Status openLocked();
+  Status openHandles(bool read_only);
   void closeLocked();
   Status checkOpen() const;
+  Status checkWritable() const;
+  bool exists() const;  // <data_dir>/db holds a database
+  Status write_fence_;      // see writeFence()
   Status last_open_error_;  // why the last reopen failed, for every refusal until one works
   Result<std::optional<std::string>> getRaw(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                             const rocksdb::Snapshot* snap = nullptr) const;

@@ -42,6 +42,11 @@ class PosixAppendFile final : public AppendFile {
     ssize_t w = ::write(fd_, data.data(), data.size());
     if (w == static_cast<ssize_t>(data.size())) return Status::ok();
     int err = w < 0 ? errno : ENOSPC;  // a short write on a regular file means no space
+    // A torn line would run into the next one appended: cut it off again.
+    if (w > 0) {
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0 && st.st_size >= w) (void)::ftruncate(fd_, st.st_size - w);
+    }
     return ioError("cannot append to", path_, err);
   }
 

@@ -98,6 +98,7 @@ Status Node::start() {
 
 Status Node::startServices() {
   MESHOS_RETURN_IF_ERROR(openChains());
+  if (Status fence = store_->writeFence(); !fence) noteStorageFailure(fence, "opening the chains database");
   MESHOS_RETURN_IF_ERROR(openCommits());
   MESHOS_RETURN_IF_ERROR(openRuntime());
   MESHOS_RETURN_IF_ERROR(openGossip());
@@ -147,52 +148,7 @@ Status Node::openChains() {
   return Status::ok();
 }
 
-void Node::onChainAcked(const chains::AckEvent& ev) {
-  state::fold(state_, state::ChainFlushed{std::string(chains::chainNameString(ev.chain)), ev.last_seq});
-  if (observer_.on_chain_acked) observer_.on_chain_acked(ev.chain, ev.last_seq, ev.last_hash);
-  if (storage_failure_) {
-    spdlog::warn("chain writes resumed after {} ms; the node is no longer degraded",
-                 nowMs() - storage_failure_->since_ms);
-    storage_failure_.reset();
-    snapshot_stale_ = true;
-    publishNodeState();
-  }
-}
-
-void Node::onChainWriteFailed(const chains::WriteFailure& f) {
-  ++chain_write_failures_;
-  if (storage_failure_) {
-    storage_failure_->error = f.status.message();
-    if (nowMs() - storage_failure_->reported_ms >= kStorageReportEveryMs) {
-      storage_failure_->reported_ms = nowMs();
-      spdlog::error("chain writes still failing after {} attempts: {}", f.attempt, f.status.toString());
-    }
-    return;
-  }
-  storage_failure_ = StorageFailure{f.status.message(), nowMs(), nowMs()};
-  spdlog::error("chain write of {} records failed: {}; the node runs degraded, refuses requests it "
-                "must audit, and retries until a write succeeds", f.records, f.status.toString());
-  snapshot_stale_ = true;
-  publishNodeState();
-}
-
-Status Node::auditRefusal() const {
-  if (!storage_failure_) return Status::ok();
-  const std::string& e = storage_failure_->error;
-  const std::string cause = e.find("disk full") != std::string::npos ? "disk full" : "storage failing (" + e + ")";
-  return Status::unavailable(cause + ": the audit chain cannot record this; refused");
-}
-
-nlohmann::json Node::storageJson() const {
-  nlohmann::json j = {{"failing", storage_failure_ ? 1 : 0},
-                      {"write_failures", chain_write_failures_},
-                      {"audit_refusals", audit_refusals_}};
-  if (storage_failure_) {
-    j["error"] = storage_failure_->error;
-    j["failing_for_ms"] = nowMs() - storage_failure_->since_ms;
-  }
-  return j;
-}
+// onChainAcked(), onChainWriteFailed(), auditRefusal(), storageJson(): node_storage.cpp
 
 void Node::record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload) {
   if (!chains_ || chains_->closed()) return;
@@ -314,7 +270,9 @@ gossip::GossipServiceOptions Node::gossipOptions(const gossip::Keyring& keyring)
     return std::optional<uint64_t>(v);
   };
   go.store_incarnation = [this](uint64_t incarnation) -> Status {
-    return store_->putState(kIncarnationKey, std::to_string(incarnation));
+    Status s = store_->putState(kIncarnationKey, std::to_string(incarnation));
+    if (!s) noteStorageFailure(s, "storing the gossip incarnation");
+    return s;
   };
   return go;
 }
@@ -403,6 +361,7 @@ void Node::tick() {
     state::fold(state_, sample);
   }
   refreshInstances();
+  retryStorageWrites();
   updateCoordinate();
   planPlacement();
   adoptLeftovers(now);

@@ -131,6 +131,8 @@ class Node {
   const config::NodeConfig& config() const { return config_; }
   // For the simulator's checks (ground truth about this node's own view).
   const commits::CommitLog* commitLog() const { return commit_log_.get(); }
+  const commits::CommitStore* commitStore() const { return commit_store_.get(); }
+  bool storageFailing() const { return storage_failure_.has_value(); }
   const gossip::GossipService* gossip() const { return gossip_.get(); }
   const reconcile::LocalPlan& plan() const { return plan_; }
   const chains::ChainWriter* chains() const { return chains_.get(); }
@@ -142,8 +144,14 @@ class Node {
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
   void record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload);
+  // Storage faults (node_storage.cpp).
   void onChainWriteFailed(const chains::WriteFailure& f);
   void onChainAcked(const chains::AckEvent& ev);
+  // A write to the database failed: the node runs degraded until a chain write succeeds.
+  void noteStorageFailure(const Status& s, std::string_view what);
+  // Stores accepted commits; what fails waits in unstored_commits_.
+  void storeCommits(commits::StoreWrites writes);
+  void retryStorageWrites();  // each tick, once writes work again
   // Why a request that must be audited is refused now, or ok.
   Status auditRefusal() const;
   nlohmann::json storageJson() const;
@@ -253,6 +261,9 @@ class Node {
   static constexpr int64_t kStorageReportEveryMs = 60'000;
   std::optional<StorageFailure> storage_failure_;
   uint64_t audit_refusals_ = 0;
+  // Accepted commits not yet stored (the store refused them): kept, in order, until a
+  // write succeeds. Acknowledged chain records need no such list: the writer retries them.
+  commits::StoreWrites unstored_commits_;
   std::unique_ptr<gossip::GossipService> gossip_;
   Bytes gossip_state_;  // the last body handed to gossip
   bool gossip_left_ = false;

@@ -49,12 +49,9 @@ void Node::commitOutput(commits::LogOutput& out, const std::string& pushed_by) {
     auto t = chains_->append(chains::ChainName::kAudit, commits::auditKind(rec), commits::auditPayload(rec));
     if (!t) spdlog::warn("commit audit record not appended: {}", t.status().toString());
   }
-  // Synced writes of the (rare) accepted commits; a commit that is not stored is fetched
-  // again from peers after a restart, so a failure here is recorded, not fatal.
-  if (Status s = commits::applyStoreWrites(*commit_store_, out.store); !s) {
-    spdlog::error("storing commits: {}", s.toString());
-    record(chains::ChainName::kFailure, "commits.store", {{"error", s.toString()}});
-  }
+  // Synced writes of the (rare) accepted commits. One that cannot be stored now (a full
+  // disk) is kept and stored again once writes resume: see retryStorageWrites().
+  storeCommits(std::move(out.store));
   if (out.state_changed) {
     auto head = commit_log_->head();
     state::fold(state_, state::CommitReceived{head.seq, toHex(head.hash)});

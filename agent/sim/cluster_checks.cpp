@@ -217,6 +217,14 @@ Status AgentCluster::checkConverged() const {
     if (head.seq != want.seq || head.hash != want.hash)
       return Status::internal(a->name() + " is at commit " + std::to_string(head.seq) + ", the admin at " +
                               std::to_string(want.seq));
+    // Once the disk has room again, the node is whole: not degraded, every commit stored.
+    if (n->storageFailing()) return Status::internal(a->name() + " still reports its storage failing");
+    auto stored = n->commitStore()->loadHead();
+    const uint64_t stored_seq = stored && stored->has_value() ? (*stored)->seq : 0;
+    if (!stored || stored_seq != head.seq)
+      return Status::internal(a->name() + " stored commit head is " +
+                              (stored ? std::to_string(stored_seq) : stored.status().toString()) + ", its log at " +
+                              std::to_string(head.seq));
     std::map<std::string, gossip::MemberInfo> seen;
     for (const auto& m : n->gossip()->members()) seen[m.id] = m;
     for (const auto& b : hosts_) {

@@ -203,6 +203,35 @@ TEST_CASE("failed writes (disk full) are retried and then succeed") {
   CHECK_MESSAGE(rep.ok, rep.detail);
 }
 
+TEST_CASE("a full disk at open: a read-only handle, writes fenced until a reopen succeeds") {
+  Fixture f(/*faulty=*/true);
+  f.open();
+  REQUIRE(f.writer->append(ChainName::kAudit, "before", "p").isOk());
+  REQUIRE(pollUntil(f.poster, [&] { return f.durable(ChainName::kAudit) == 1; }));
+  REQUIRE(f.store->putState("k", "v").isOk());
+  f.fs->disk_full = true;
+  f.reopen();  // the store opens read-only, the writer starts from the stored heads
+  Status fence = f.store->writeFence();
+  REQUIRE_FALSE(fence.isOk());
+  CHECK(fence.message().starts_with("disk full"));
+  CHECK(f.durable(ChainName::kAudit) == 1);
+  CHECK(f.store->getState("k")->value_or("") == "v");
+  Status put = f.store->putState("k2", "v2");
+  CHECK_FALSE(put.isOk());
+  CHECK(put.message().find("disk full") != std::string::npos);
+  REQUIRE(f.writer->append(ChainName::kAudit, "while.full", "p").isOk());
+  REQUIRE(pollUntil(f.poster, [&] { return f.failures.size() >= 2; }));
+  CHECK(f.failures.front().status.message().find("disk full") != std::string::npos);
+  CHECK(f.durable(ChainName::kAudit) == 1);
+  CHECK(f.store->get(ChainName::kAudit, 1).isOk());  // reads go on between retries
+  f.fs->disk_full = false;
+  REQUIRE(pollUntil(f.poster, [&] { return f.durable(ChainName::kAudit) == 2; }));
+  CHECK(f.store->writeFence().isOk());
+  CHECK(f.store->putState("k2", "v2").isOk());
+  auto rep = verifyChain(*f.store, ChainName::kAudit, {}, f.key.public_key);
+  CHECK_MESSAGE(rep.ok, rep.detail);
+}
+
 TEST_CASE("a power cut loses only unacknowledged records") {
   Fixture f(/*faulty=*/true);
   f.open();

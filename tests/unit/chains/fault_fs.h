@@ -22,6 +22,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   std::atomic<bool> fail_writes{false};  // Append() fails with an I/O error
   std::atomic<bool> fail_syncs{false};   // Sync()/Fsync() fail with an I/O error
+  // Creating a file, appending and syncing fail with ENOSPC, as on a full disk.
+  std::atomic<bool> disk_full{false};
   std::atomic<uint64_t> injected{0};     // how many failures were injected
 
   // Cuts every WAL file back to what was synced. Call after the DB is closed.
@@ -46,6 +48,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
+    if (disk_full) return full();
     std::unique_ptr<rocksdb::FSWritableFile> base;
     auto s = target()->NewWritableFile(fname, opts, &base, dbg);
     if (!s.ok()) return s;
@@ -71,6 +74,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              rocksdb::IODebugContext* dbg) override {
       if (fs_->fail_writes) return fs_->inject("injected write failure");
+      if (fs_->disk_full) return fs_->full();
       auto s = target()->Append(data, o, dbg);
       if (s.ok()) fs_->grew(name_, data.size());
       return s;
@@ -79,18 +83,21 @@ class FaultFs : public rocksdb::FileSystemWrapper {
                              const rocksdb::DataVerificationInfo& info,
                              rocksdb::IODebugContext* dbg) override {
       if (fs_->fail_writes) return fs_->inject("injected write failure");
+      if (fs_->disk_full) return fs_->full();
       auto s = target()->Append(data, o, info, dbg);
       if (s.ok()) fs_->grew(name_, data.size());
       return s;
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
       if (fs_->fail_syncs) return fs_->inject("injected sync failure");
+      if (fs_->disk_full) return fs_->full();
       auto s = target()->Sync(o, dbg);
       if (s.ok()) fs_->synced(name_);
       return s;
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
       if (fs_->fail_syncs) return fs_->inject("injected sync failure");
+      if (fs_->disk_full) return fs_->full();
       auto s = target()->Fsync(o, dbg);
       if (s.ok()) fs_->synced(name_);
       return s;
@@ -108,6 +115,10 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus inject(const char* what) {
     ++injected;
     return rocksdb::IOStatus::IOError(what);
+  }
+  rocksdb::IOStatus full() {
+    ++injected;
+    return rocksdb::IOStatus::NoSpace("No space left on device");
   }
   void grew(const std::string& name, uint64_t n) {
     std::lock_guard<std::mutex> lock(mu_);
