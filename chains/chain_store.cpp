@@ -16,6 +16,62 @@ constexpr std::string_view kStateCfName = "state";
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// The database's options and column families, the same for opening and repairing.
+struct DbLayout {
+  rocksdb::DBOptions db_opts;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+};
+
+DbLayout dbLayout(const ChainStoreOptions& options, bool read_only) {
+  DbLayout layout;
+  rocksdb::DBOptions& db_opts = layout.db_opts;
+  db_opts.create_if_missing = !read_only;
+  db_opts.create_missing_column_families = !read_only;
+  db_opts.max_background_jobs = 2;
+  db_opts.info_log = makeRocksLogger();  // no LOG file: see rocks_logger.h
+  db_opts.info_log_level = rocksdb::WARN_LEVEL;
+  db_opts.max_total_wal_size = 256 << 20;
+  // A node's database holds a handful of table files: opening them on the calling thread
+  // costs less than starting a pool of threads to do it (RocksDB's default is 16).
+  db_opts.max_file_opening_threads = 1;
+  if (options.env != nullptr) db_opts.env = options.env;
+  if (options.simulated) {
+    db_opts.avoid_flush_during_recovery = true;
+    db_opts.stats_dump_period_sec = 0;
+    db_opts.stats_persist_period_sec = 0;
+    db_opts.info_log_level = rocksdb::ERROR_LEVEL;
+  }
+
+  rocksdb::ColumnFamilyOptions chain_opts;
+  chain_opts.write_buffer_size = options.write_buffer_bytes;
+  chain_opts.disable_auto_compactions = options.simulated;
+  // Records are mostly hashes and already-compact payloads: compression costs more CPU
+  // than it saves on the write path.
+  chain_opts.compression = rocksdb::kNoCompression;
+  // A records column family holds only 'r' + be64(seq) keys, written in seq order, so
+  // its flushed files never overlap: leveled compaction moves them down without
+  // rewriting them (a trivial move) instead of spending a core merging them while the
+  // agent appends or verifies.
+  // Records are read by long scans (verify, tail): bigger blocks mean fewer block reads,
+  // checksums and allocations per record.
+  rocksdb::BlockBasedTableOptions chain_table;
+  chain_table.block_size = 64 << 10;
+  chain_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(chain_table));
+  rocksdb::ColumnFamilyOptions meta_opts;
+  meta_opts.write_buffer_size = 4 << 20;
+  meta_opts.disable_auto_compactions = options.simulated;
+  rocksdb::ColumnFamilyOptions state_opts;
+  state_opts.disable_auto_compactions = options.simulated;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor>& cfs = layout.cfs;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, state_opts);
+  for (ChainName c : kAllChains) cfs.emplace_back(std::string(chainNameString(c)), chain_opts);
+  cfs.emplace_back(std::string(kStateCfName), state_opts);
+  for (ChainName c : kAllChains) cfs.emplace_back(chainMetaCfName(c), meta_opts);
+
+  return layout;
+}
 }  // namespace
 
 Status fromRocks(const rocksdb::Status& s, std::string_view context) {
@@ -56,6 +112,12 @@ Result<std::unique_ptr<ChainStore>> ChainStore::open(const std::filesystem::path
   return store;
 }
 
+Status ChainStore::repair(const std::filesystem::path& data_dir, const ChainStoreOptions& options) {
+  DbLayout layout = dbLayout(options, /*read_only=*/false);
+  const std::string path = (data_dir / "db").string();
+  return fromRocks(rocksdb::RepairDB(path, layout.db_opts, layout.cfs), "repairing chain database " + path);
+}
+
 bool ChainStore::exists() const {
   if (options_.env != nullptr) return options_.env->FileExists((path_ / "CURRENT").string()).ok();
   std::error_code ec;
@@ -73,58 +135,13 @@ Status ChainStore::openLocked() {
 }
 
 Status ChainStore::openHandles(bool read_only) {
-  const ChainStoreOptions& options = options_;
-  rocksdb::DBOptions db_opts;
-  db_opts.create_if_missing = !read_only;
-  db_opts.create_missing_column_families = !read_only;
-  db_opts.max_background_jobs = 2;
-  db_opts.info_log = makeRocksLogger();  // no LOG file: see rocks_logger.h
-  db_opts.info_log_level = rocksdb::WARN_LEVEL;
-  db_opts.max_total_wal_size = 256 << 20;
-  // A node's database holds a handful of table files: opening them on the calling thread
-  // costs less than starting a pool of threads to do it (RocksDB's default is 16).
-  db_opts.max_file_opening_threads = 1;
-  if (options.env != nullptr) db_opts.env = options.env;
-  if (options.simulated) {
-    db_opts.avoid_flush_during_recovery = true;
-    db_opts.stats_dump_period_sec = 0;
-    db_opts.stats_persist_period_sec = 0;
-    db_opts.info_log_level = rocksdb::ERROR_LEVEL;
-  }
-
-  rocksdb::ColumnFamilyOptions chain_opts;
-  chain_opts.write_buffer_size = options.write_buffer_bytes;
-  chain_opts.disable_auto_compactions = options.simulated;
-  // Records are mostly hashes and already-compact payloads: compression costs more CPU
-  // than it saves on the write path.
-  chain_opts.compression = rocksdb::kNoCompression;
-  // A records column family holds only 'r' + be64(seq) keys, written in seq order, so
-  // its flushed files never overlap: leveled compaction moves them down without
-  // rewriting them (a trivial move) instead of spending a core merging them while the
-  // agent appends or verifies.
-  // Records are read by long scans (verify, tail): bigger blocks mean fewer block reads,
-  // checksums and allocations per record.
-  rocksdb::BlockBasedTableOptions chain_table;
-  chain_table.block_size = 64 << 10;
-  chain_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(chain_table));
-  rocksdb::ColumnFamilyOptions meta_opts;
-  meta_opts.write_buffer_size = 4 << 20;
-  meta_opts.disable_auto_compactions = options.simulated;
-  rocksdb::ColumnFamilyOptions state_opts;
-  state_opts.disable_auto_compactions = options.simulated;
-
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, state_opts);
-  for (ChainName c : kAllChains) cfs.emplace_back(std::string(chainNameString(c)), chain_opts);
-  cfs.emplace_back(std::string(kStateCfName), state_opts);
-  for (ChainName c : kAllChains) cfs.emplace_back(chainMetaCfName(c), meta_opts);
-
+  DbLayout layout = dbLayout(options_, read_only);
   rocksdb::Status s;
   handles_.clear();
   if (read_only) {
-    s = rocksdb::DB::OpenForReadOnly(db_opts, path_.string(), cfs, &handles_, &db_);
+    s = rocksdb::DB::OpenForReadOnly(layout.db_opts, path_.string(), layout.cfs, &handles_, &db_);
   } else {
-    s = rocksdb::DB::Open(db_opts, path_.string(), cfs, &handles_, &db_);
+    s = rocksdb::DB::Open(layout.db_opts, path_.string(), layout.cfs, &handles_, &db_);
   }
   if (!s.ok()) {
     db_ = nullptr;

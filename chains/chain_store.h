@@ -64,6 +64,9 @@ class ChainStore final : public KvStore {
     o.read_only = true;
     return open(data_dir, o);
   }
+  // RocksDB's repair of <data_dir>/db in place: rebuilds its manifest from the files that
+  // are left, dropping what cannot be read. For a salvage copy only (see chain_recover.h).
+  static Status repair(const std::filesystem::path& data_dir, const ChainStoreOptions& options = {});
   ~ChainStore() override;
   ChainStore(const ChainStore&) = delete;
   ChainStore& operator=(const ChainStore&) = delete;

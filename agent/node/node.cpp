@@ -6,6 +6,7 @@
 
 #include "agent/reconcile/reconcile.h"
 #include "chains/chain_json.h"
+#include "chains/chain_recover.h"
 
 namespace meshos::node {
 
@@ -125,10 +126,17 @@ void Node::abortStart() {
   if (chains_) (void)chains_->close(kChainsStageMs);
 }
 
+// A damaged database stops the start with one line that names it and what to run.
+Status Node::damagedStore(Status s) const {
+  if (!chains::looksDamaged(s)) return s;
+  return Status::corruption("the chain database " + (config_.node.data_dir / "db").string() + " is damaged (" +
+                            s.message() + "); " + chains::recoveryHint(config_.node.data_dir));
+}
+
 Status Node::openChains() {
   chains::ChainStoreOptions so = services_.database;
   auto store = chains::ChainStore::open(config_.node.data_dir, so);
-  if (!store) return store.status().withContext("opening the chains database");
+  if (!store) return damagedStore(store.status().withContext("opening the chains database"));
   store_ = std::move(*store);
   chains::ChainWriterOptions o;
   o.checkpoint_every = static_cast<uint64_t>(config_.chains.checkpoint_every);
@@ -143,7 +151,7 @@ Status Node::openChains() {
   cb.on_acked = [this](const chains::AckEvent& ev) { onChainAcked(ev); };
   cb.on_write_failed = [this](const chains::WriteFailure& f) { onChainWriteFailed(f); };
   auto writer = chains::ChainWriter::create(*store_, identity_.key, env_.clock, env_.poster, o, cb);
-  if (!writer) return writer.status().withContext("starting the chain writer");
+  if (!writer) return damagedStore(writer.status().withContext("reading the chain heads"));
   chains_ = std::move(*writer);
   return Status::ok();
 }

@@ -148,6 +148,7 @@ class Node {
   void onChainWriteFailed(const chains::WriteFailure& f);
   void onChainAcked(const chains::AckEvent& ev);
   // A write to the database failed: the node runs degraded until a chain write succeeds.
+  Status damagedStore(Status s) const;  // adds the recovery hint to a damaged store's error
   void noteStorageFailure(const Status& s, std::string_view what);
   // Stores accepted commits; what fails waits in unstored_commits_.
   void storeCommits(commits::StoreWrites writes);

@@ -172,14 +172,36 @@ Result<std::string> AgentCluster::commit(std::vector<commits::Operation> ops, st
   if (r.outcome != commits::Outcome::kAccepted)
     return Status::invalid("commit " + std::to_string(r.seq) + " refused: " + std::string(commits::reasonName(r.reason)) +
                            ": " + r.message);
-  if (!via) {
-    std::vector<size_t> up;
-    for (size_t i = 0; i < hosts_.size(); ++i)
-      if (hosts_[i]->up()) up.push_back(i);
-    if (up.empty()) return Status::unavailable("no host is up to take commit " + std::to_string(r.seq));
-    via = up[world_.rng.uniform(up.size())];
+  undelivered_.push_back(std::move(bytes));
+  return deliverCommits(via);
+}
+
+Result<std::string> AgentCluster::deliverCommits(std::optional<size_t> via) {
+  std::string outcome;
+  while (!undelivered_.empty()) {
+    std::vector<size_t> order;
+    if (via) {
+      order.push_back(*via);
+    } else {
+      for (size_t i = 0; i < hosts_.size(); ++i)
+        if (hosts_[i]->up()) order.push_back(i);
+      if (!order.empty()) std::rotate(order.begin(), order.begin() + world_.rng.uniform(order.size()), order.end());
+    }
+    Status refused = Status::unavailable("no host is up to take the commit");
+    bool taken = false;
+    for (size_t host : order) {
+      auto r = submitTo(host, undelivered_.front());
+      if (r) {
+        outcome = *r;
+        taken = true;
+        break;
+      }
+      refused = r.status();
+    }
+    if (!taken) return refused;  // kept: submitted again at the next check
+    undelivered_.pop_front();
   }
-  return submitTo(*via, bytes);
+  return outcome;
 }
 
 // ---------------------------------------------------------------- faults
@@ -286,6 +308,7 @@ Status AgentCluster::runFor(int64_t duration_ms, const std::function<Status()>& 
   const int64_t end = nowMs() + duration_ms;
   while (nowMs() < end) {
     world_.timers.advanceMs(std::min(check_every_ms, end - nowMs()));
+    if (!undelivered_.empty()) (void)deliverCommits(std::nullopt);
     Status s = checkInvariants();
     if (s && extra) s = extra();
     if (!s) return Status(s.code(), failure(s.message()));
@@ -298,6 +321,7 @@ Status AgentCluster::runUntil(const std::function<bool()>& pred, int64_t max_ms,
   while (!pred()) {
     if (nowMs() >= end) return Status::deadline("not reached within " + std::to_string(max_ms) + " ms");
     world_.timers.advanceMs(std::min(check_every_ms, end - nowMs()));
+    if (!undelivered_.empty()) (void)deliverCommits(std::nullopt);
     if (Status s = checkInvariants(); !s) return Status(s.code(), failure(s.message()));
   }
   return Status::ok();

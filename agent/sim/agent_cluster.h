@@ -65,7 +65,10 @@ class AgentCluster {
 
   // Builds the next commit on the admin's chain, signs it with the admin key and submits
   // it to host `via` (default: an up host chosen by the seed) through its control socket.
-  // The agents spread it. The node's answer ("accepted" / "pending"), or an error.
+  // The agents spread it. The node's answer ("accepted" / "pending"), or an error. A node
+  // may refuse (its disk is full: it cannot audit the request); like meshos-admin's user,
+  // the admin then tries the other up hosts, and when every one refuses keeps the commit
+  // and submits it again, in order, at each invariant check until one takes it.
   Result<std::string> commit(std::vector<commits::Operation> ops, std::string note = "",
                              std::optional<size_t> via = std::nullopt);
   // The pieces of commit(), for forks: a signed commit on the admin's current head (not yet
@@ -180,6 +183,8 @@ class AgentCluster {
   SigningKey admin_;
   commits::CommitLogConfig log_config_;
   commits::CommitLog reference_;  // the admin's copy: what the next commit builds on
+  std::deque<Bytes> undelivered_;  // the admin's commits no host has taken yet, in order
+  Result<std::string> deliverCommits(std::optional<size_t> via);
   std::vector<std::unique_ptr<SimHost>> hosts_;
   std::vector<std::string> seed_addresses_;
   std::vector<std::vector<size_t>> groups_;  // the current partition (empty: none)

@@ -11,6 +11,8 @@
 #include "agent/core/crypto.h"
 #include "agent/control/control_client.h"
 #include "chains/chain_json.h"
+#include "chains/chain_recover.h"
+#include "tools/inspect/inspect_recover.h"
 #include "tools/inspect/table.h"
 
 using namespace meshos;
@@ -252,10 +254,7 @@ int chainOffline(const Options& o, const ChainOptions& c) {
     return 2;
   }
   auto store = chains::ChainStore::openReadOnly(c.data_dir);
-  if (!store) {
-    std::cerr << "meshos-inspect: " << store.status().toString() << "\n";
-    return 1;
-  }
+  if (!store) return tools::reportUnopenable(c.data_dir, store.status(), o.json);
   json j;
   if (c.action == "verify") {
     if (Status s = initCrypto(); !s) return 1;
@@ -295,7 +294,14 @@ int chainOffline(const Options& o, const ChainOptions& c) {
   } else {
     printChainJson(c.action, j);
   }
-  if (c.action == "verify" && !j["verify"].value("ok", false)) return 3;
+  if (c.action == "verify" && !j["verify"].value("ok", false)) {
+    // A table that cannot be read is damage to recover from, not a tampered record.
+    if (j["verify"].value("problem", "") == "read_error" &&
+        chains::looksDamaged(Status::io(j["verify"].value("detail", "")))) {
+      std::cerr << "the database is DAMAGED; " << chains::recoveryHint(c.data_dir) << "\n";
+    }
+    return 3;
+  }
   return 0;
 }
 
@@ -398,6 +404,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tools::libraryLogsToStderr();
   CLI::App app{"meshos-inspect: read a running meshos agent"};
   app.require_subcommand(1);
   Options o;
@@ -425,6 +432,11 @@ int main(int argc, char** argv) {
   chain->add_option("--count", chain_opts.count, "how many records (tail: default 20; verify: default all)");
   chain->add_option("--data-dir", chain_opts.data_dir,
                     "read a stopped agent's data directory instead of asking the agent");
+  std::string recover_dir;
+  auto* recover = app.add_subcommand("recover", "offline: keep a damaged chain database aside, start new chains");
+  recover->add_option("--data-dir", recover_dir, "the stopped agent's data directory")->required();
+  recover->add_option("--reason", o.reason, "why (recorded in the first record of each new chain)")->required();
+  recover->add_flag("--json", o.json, "print JSON");
   DaemonOptions daemon_opts;
   auto* daemon = app.add_subcommand("daemon", "operate a daemon on this node (recorded in the audit chain)");
   daemon->add_option("op", daemon_opts.op, "restart | pause | resume | quarantine | stop | start | trigger | exec")
@@ -470,6 +482,7 @@ int main(int argc, char** argv) {
                        [](json j) { std::cout << "pong from " << str(j["node"]) << "\n"; });
   }
   if (chain->parsed()) return chainCommand(o, chain_opts);
+  if (recover->parsed()) return tools::recoverCommand(recover_dir, o.reason, o.json);
   if (placement->parsed()) {
     return jsonCommand(o, [&](proto::Request::Builder b) { b.setPlacement(placement_daemon); }, printPlacement);
   }

@@ -1,9 +1,11 @@
 // chain_crash_helper: a small real program for the chains crash test.
 //
-//   chain_crash_helper append <data_dir>   appends to the audit and log chains as fast as the
+//   chain_crash_helper append <data_dir> [<ledger>]
+//                                          appends to the audit and log chains as fast as the
 //                                          queue allows on a libuv loop; prints
 //                                          "ack <chain> <seq>" for each acknowledged range
-//                                          (flushed), until killed
+//                                          (flushed), until killed; with a ledger, notes
+//                                          each WAL sync in it (sync_ledger_fs.h)
 //   chain_crash_helper check <data_dir>    opens the store read-only and prints one JSON
 //                                          object {"<chain>": {"head": N, "verify": {...}}};
 //                                          exit status 0 when every chain verifies
@@ -21,6 +23,7 @@
 #include "chains/chain_json.h"
 #include "chains/chain_store.h"
 #include "chains/chain_writer.h"
+#include "sync_ledger_fs.h"
 
 using namespace meshos;
 using namespace meshos::chains;
@@ -37,13 +40,24 @@ Result<SigningKey> loadKey(const std::filesystem::path& dir) {
   return key;
 }
 
-int runAppend(const std::filesystem::path& dir) {
+int runAppend(const std::filesystem::path& dir, const std::string& ledger) {
   auto key = loadKey(dir);
   if (!key) {
     std::cerr << key.status().toString() << "\n";
     return 1;
   }
-  auto store = ChainStore::open(dir);
+  ChainStoreOptions so;
+  std::unique_ptr<rocksdb::Env> env;
+  if (!ledger.empty()) {
+    auto fs = std::make_shared<testing::SyncLedgerFs>(ledger);
+    if (!fs->ok()) {
+      std::cerr << "cannot open the ledger " << ledger << "\n";
+      return 1;
+    }
+    env = rocksdb::NewCompositeEnv(fs);
+    so.env = env.get();
+  }
+  auto store = ChainStore::open(dir, so);
   if (!store) {
     std::cerr << store.status().toString() << "\n";
     return 1;
@@ -120,12 +134,12 @@ int runCheck(const std::filesystem::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 || !initCrypto().isOk()) {
-    std::cerr << "usage: chain_crash_helper append|check <data_dir>\n";
+  if (argc < 3 || argc > 4 || !initCrypto().isOk()) {
+    std::cerr << "usage: chain_crash_helper append <data_dir> [<ledger>] | check <data_dir>\n";
     return 2;
   }
   std::string mode = argv[1];
-  if (mode == "append") return runAppend(argv[2]);
+  if (mode == "append") return runAppend(argv[2], argc == 4 ? argv[3] : "");
   if (mode == "check") return runCheck(argv[2]);
   std::cerr << "unknown mode " << mode << "\n";
   return 2;
