@@ -61,9 +61,9 @@ struct ChainWriterOptions {
   // back to max_records.
   std::array<uint64_t, kChainCount> max_records{0, 0, 0};
   int64_t retry_initial_ms = 10;
-  // Short, so writes resume within half a second of space returning; a retry on a full
+  // Short, so writes resume within a quarter second of space returning; a retry on a full
   // disk costs one failed reopen.
-  int64_t retry_max_ms = 500;
+  int64_t retry_max_ms = 250;
   // Null: a writer thread. Set: writes run on the loop through these timers (see above).
   Timers* loop_timers = nullptr;
   int64_t loop_sync_delay_ms = 1;

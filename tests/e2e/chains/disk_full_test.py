@@ -58,10 +58,10 @@ class Tmpfs:
 
 
 def local_talker(agent, marker):
-    """A local daemon that writes a log line every 50 ms: its log writes hit the full disk."""
+    """A local daemon that writes a log line every 200 ms: its log writes hit the full disk."""
     with open(os.path.join(agent.dir, "local.toml"), "w") as f:
         f.write(f'[[daemon]]\nname = "talker"\n'
-                f'command = ["/bin/sh", "-c", "while true; do echo talking; sleep 0.05; done", "{marker}"]\n'
+                f'command = ["/bin/sh", "-c", "while true; do echo talking; sleep 0.2; done", "{marker}"]\n'
                 f'restart = "always"\n')
     agent.set_keys("runtime", 'local = "local.toml"')
 
@@ -70,12 +70,25 @@ def daemon_pids(agent):
     return sorted(d["pid"] for d in agent.inspect_json("daemons")["daemons"] if d.get("pid"))
 
 
-def kill_daemons(pids):
-    for pid in pids:
+def kill_marked(marker):
+    """Kills every process whose command line holds marker (the talker: daemons outlive
+    their agent by design, so the test ends them itself), and waits until they are gone."""
+    def marked():
+        found = []
+        for d in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if d.isdigit() and marker.encode() in f.read():
+                        found.append(int(d))
+            except OSError:
+                pass
+        return found
+    for pid in marked():
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    wait_for(lambda: not [p for p in marked() if p != os.getpid()], 5, "the talker to die")
 
 
 def storage(agent):
@@ -173,7 +186,7 @@ def test_full_disk_under_a_running_agent():
                 assert r.returncode == 0, r.stderr
                 assert a.stop() == 0
             finally:
-                kill_daemons(pids + (daemon_pids(a) if a.proc.poll() is None else []))
+                kill_marked(ws.root)
             verify_offline(a)
 
 
