@@ -12,6 +12,7 @@
 #include "agent/control/control_client.h"
 #include "agent/spec/daemon_spec.h"
 #include "tools/admin/admin.h"
+#include "tools/inspect/cli_guard.h"
 
 using namespace meshos;
 using namespace meshos::commits;
@@ -170,12 +171,12 @@ int submitCmd(const std::string& file, const std::string& socket, bool as_json) 
   if (as_json) {
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << j.value("outcome", "?") << ": seq " << j.value("seq", 0) << ", "
-              << j.value("message", "") << "\n";
+    std::cout << tools::textAt(j, "outcome", "?") << ": seq " << tools::intAt(j, "seq") << ", "
+              << tools::textAt(j, "message", "") << "\n";
   }
-  const std::string outcome = j.value("outcome", "");
+  const std::string outcome = tools::textAt(j, "outcome", "");
   if (outcome == "rejected") {
-    if (!as_json) std::cerr << "rejected (" << j.value("reason", "?") << ")\n";
+    if (!as_json) std::cerr << "rejected (" << tools::textAt(j, "reason", "?") << ")\n";
     return 1;
   }
   return outcome == "superseded" ? 1 : 0;
@@ -249,7 +250,7 @@ int keyringCmd(const std::string& action, const std::string& key_text, const std
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int adminMain(int argc, char** argv) {
   if (auto st = initCrypto(); !st) return fail(st);
   CLI::App app{"meshos-admin: admin keys and signed commits"};
   app.require_subcommand(1);
@@ -340,4 +341,8 @@ int main(int argc, char** argv) {
   if (head->parsed()) return headCmd(socket, as_json);
   if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, as_json);
   return 2;
+}
+
+int main(int argc, char** argv) {
+  return tools::runGuarded("meshos-admin", [&] { return adminMain(argc, argv); });
 }

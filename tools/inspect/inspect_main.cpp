@@ -12,6 +12,7 @@
 #include "agent/control/control_client.h"
 #include "chains/chain_json.h"
 #include "chains/chain_recover.h"
+#include "tools/inspect/cli_guard.h"
 #include "tools/inspect/inspect_recover.h"
 #include "tools/inspect/table.h"
 
@@ -86,21 +87,21 @@ void printDaemons(const json& daemons, const json& desired) {
 // `meshos-inspect placement [DAEMON]`: per daemon, where it is assigned, where it runs and
 // is ready, and why nodes were excluded.
 void printPlacement(json j) {
-  std::cout << "maintenance " << str(j["maintenance"]) << (j["isolated"].get<bool>() ? ", ISOLATED" : "")
-            << (j["frozen"].get<bool>() ? ", FROZEN" : "") << ", " << str(j["alive"]) << " members alive\n";
+  std::cout << "maintenance " << str(j["maintenance"]) << (tools::flagAt(j, "isolated") ? ", ISOLATED" : "")
+            << (tools::flagAt(j, "frozen") ? ", FROZEN" : "") << ", " << str(j["alive"]) << " members alive\n";
   if (j["decisions"].empty()) {
     std::cout << "(no daemons in the commit log)\n";
     return;
   }
   auto names = [](const json& list) {
     std::string out;
-    for (const auto& n : list) out += (out.empty() ? "" : ",") + n.get<std::string>();
+    for (const auto& n : list) out += (out.empty() ? "" : ",") + str(n);
     return out.empty() ? std::string("-") : out;
   };
   tools::Table t({"DAEMON", "WANTED", "ASSIGNED", "RUNNING_ON", "READY_ON", "HERE", "WHY"});
   for (const auto& d : j["decisions"]) {
-    std::string wanted = field(d, "wanted") + (d.value("infeasible", false) ? " (infeasible)" : "") +
-                         (d.value("paused", false) ? " (paused)" : "");
+    std::string wanted = field(d, "wanted") + (tools::flagAt(d, "infeasible") ? " (infeasible)" : "") +
+                         (tools::flagAt(d, "paused") ? " (paused)" : "");
     t.add({field(d, "daemon"), wanted, names(d["assigned"]), names(d["running_on"]), names(d["ready_on"]),
            field(d, "here"), field(d, "why")});
   }
@@ -111,7 +112,7 @@ void printPlacement(json j) {
     tools::Table ft({"NODE", "SCORE"});
     for (const auto& f : e["feasible"]) {
       char score[32];
-      std::snprintf(score, sizeof score, "%.3f", f.value("score", 0.0));
+      std::snprintf(score, sizeof score, "%.3f", f.contains("score") && f["score"].is_number() ? f["score"].get<double>() : 0.0);
       ft.add({str(f["node"]), score});
     }
     if (ft.empty()) {
@@ -152,8 +153,8 @@ void printSnapshot(json s) {  // by value: [] on a missing key gives null, not a
   auto& n = s["node"];
   std::cout << "node " << str(n["name"]) << " (" << str(n["id"]) << "), meshos " << str(n["version"])
             << ", cluster " << str(n["cluster"]) << ", up "
-            << tools::humanDuration(n["uptime_ms"].get<int64_t>())
-            << (n["shutting_down"].get<bool>() ? ", SHUTTING DOWN" : "") << "\n";
+            << tools::humanDuration(tools::intAt(n, "uptime_ms"))
+            << (tools::flagAt(n, "shutting_down") ? ", SHUTTING DOWN" : "") << "\n";
   auto& l = s["loop"];
   std::cout << "loop: " << str(l["ticks"]) << " ticks, " << str(l["events_folded"])
             << " events folded, lag p99 " << str(l["lag_p99_us"]) << " us, max " << str(l["lag_max_us"])
@@ -223,7 +224,7 @@ struct ChainOptions {
 void printChainJson(const std::string& action, json j) {
   if (action == "verify") {
     auto& r = j["verify"];
-    if (r.value("ok", false)) {
+    if (tools::flagAt(r, "ok")) {
       std::cout << "chain " << str(r["chain"]) << ": OK, " << str(r["records"]) << " records, "
                 << str(r["checkpoints"]) << " checkpoints, seq " << str(r["first_seq"]) << ".."
                 << str(r["last_seq"]) << "\n";
@@ -294,10 +295,10 @@ int chainOffline(const Options& o, const ChainOptions& c) {
   } else {
     printChainJson(c.action, j);
   }
-  if (c.action == "verify" && !j["verify"].value("ok", false)) {
+  if (c.action == "verify" && !tools::flagAt(j["verify"], "ok")) {
     // A table that cannot be read is damage to recover from, not a tampered record.
-    if (j["verify"].value("problem", "") == "read_error" &&
-        chains::looksDamaged(Status::io(j["verify"].value("detail", "")))) {
+    if (tools::textAt(j["verify"], "problem") == "read_error" &&
+        chains::looksDamaged(Status::io(tools::textAt(j["verify"], "detail")))) {
       std::cerr << "the database is DAMAGED; " << chains::recoveryHint(c.data_dir) << "\n";
     }
     return 3;
@@ -381,9 +382,9 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
     if (rc != 0) return rc;
     json j = json::parse(reply.body, nullptr, false);
     if (j.is_discarded()) return 1;
-    std::cout << j.value("data", std::string()) << std::flush;
+    std::cout << tools::textAt(j, "data", "") << std::flush;
     if (!d.follow) return 0;
-    offset = j.value("next_offset", uint64_t{0});
+    offset = static_cast<uint64_t>(tools::intAt(j, "next_offset"));
     if (first) {
       // The tail did not say where the file ends: ask for the end once, print nothing.
       control::ControlReply end;
@@ -394,7 +395,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
             q.setOffset(~uint64_t{0} >> 2);
           }, end) == 0) {
         json e = json::parse(end.body, nullptr, false);
-        if (!e.is_discarded()) offset = e.value("next_offset", offset);
+        if (!e.is_discarded()) offset = static_cast<uint64_t>(tools::intAt(e, "next_offset", static_cast<int64_t>(offset)));
       }
     }
     ::usleep(500 * 1000);
@@ -403,7 +404,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int inspectMain(int argc, char** argv) {
   tools::libraryLogsToStderr();
   CLI::App app{"meshos-inspect: read a running meshos agent"};
   app.require_subcommand(1);
@@ -474,7 +475,7 @@ int main(int argc, char** argv) {
   if (daemons->parsed()) {
     return jsonCommand(o, [](proto::Request::Builder b) { b.setDaemons(); },
                        [](json j) {
-                         printDaemons(j.value("daemons", json::array()), j.value("desired", json::array()));
+                         printDaemons(j.contains("daemons") ? j["daemons"] : json::array(), j.contains("desired") ? j["desired"] : json::array());
                        });
   }
   if (ping->parsed()) {
@@ -502,4 +503,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   return 2;
+}
+
+int main(int argc, char** argv) {
+  return tools::runGuarded("meshos-inspect", [&] { return inspectMain(argc, argv); });
 }
