@@ -15,7 +15,8 @@ struct TempDir {
   std::filesystem::path path;
 
   explicit TempDir(const std::string& prefix = "meshos-test") {
-    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    const char* tmpdir = std::getenv("TMPDIR");  // tools/dev test marks the run's directory
+    std::string tmpl = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") + "/" + prefix + "-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
     path = tmpl;
   }

@@ -138,11 +138,44 @@ class Workspace:
             if a.proc and a.proc.poll() is None:
                 a.proc.kill()
                 a.proc.wait()
+        # Daemons outlive their agent by design (a restarted agent adopts them): the test
+        # ends them itself, by pid, whatever state it stopped in.
+        end_processes_under(self.root)
         if exc[0] is not None:
             for a in self.agents:
                 print(f"--- log of {a.name} ---\n{a.read_log()[-4000:]}")
         shutil.rmtree(self.root, ignore_errors=True)
         return False
+
+
+def processes_under(root):
+    """Live pids (not zombies, not this process) working in or naming a path under root:
+    an agent's daemons work in its data directory."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+            cwd = os.readlink(f"/proc/{d}/cwd")
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cwd.startswith(root) or root.encode() in cmdline:
+            found.append(int(d))
+    return found
+
+
+def end_processes_under(root, timeout_s=5):
+    for pid in processes_under(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    wait_for(lambda: not processes_under(root), timeout_s, f"the processes under {root} to end")
 
 
 def raw_exchange(path, payload, timeout_s=5):
