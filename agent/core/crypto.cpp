@@ -54,6 +54,12 @@ SigningKey SigningKey::generate() {
   return k;
 }
 
+SigningKey SigningKey::fromSeed(const std::array<uint8_t, 32>& seed) {
+  SigningKey k;
+  crypto_sign_seed_keypair(k.public_key.data(), k.secret_key.data(), seed.data());
+  return k;
+}
+
 Signature SigningKey::sign(ByteView message) const {
   Signature sig{};
   crypto_sign_detached(sig.data(), nullptr, message.data(), message.size(), secret_key.data());

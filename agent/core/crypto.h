@@ -43,6 +43,8 @@ struct SigningKey {
   std::array<uint8_t, 64> secret_key{};
 
   static SigningKey generate();
+  // The key a 32-byte seed determines (known-answer tests, simulations).
+  static SigningKey fromSeed(const std::array<uint8_t, 32>& seed);
   Signature sign(ByteView message) const;
 };
 
