@@ -12,13 +12,24 @@ namespace meshos::runtime {
 // ---------------------------------------------------------------------------------------
 // Cron.
 
+// Cron and wall-clock steps. The schedule is in wall time, timers run on the monotonic
+// clock, so the wall clock is read again whenever a timer fires:
+// - a timer waits at most kCronRecheckMs: a step forward is seen within a minute;
+// - the next slot is always after the last one fired: a step back never fires a slot twice;
+// - slots a step forward passed over are counted (missed_runs), said in the failure chain,
+//   and the missed-runs policy applies, as for an agent that was down.
+namespace {
+constexpr int64_t kCronRecheckMs = 60'000;
+}  // namespace
+
 void Supervisor::armCron(Daemon& d) {
   if (!d.cron || !d.cron_enabled || d.removing) return;
   const int64_t now = clock_.wallMs();
-  d.next_fire_ms = d.cron->nextAfter(now);
+  d.next_fire_ms = d.cron->nextAfter(std::max(now, d.last_fire_ms));
   if (d.next_fire_ms < 0) return;
   const std::string name = d.spec.name;
-  d.cron_timer = timers_.after(d.next_fire_ms - now, [this, name] { onCronFire(name); });
+  d.cron_timer =
+      timers_.after(std::min(d.next_fire_ms - now, kCronRecheckMs), [this, name] { onCronFire(name); });
 }
 
 void Supervisor::recordFire(Daemon& d, int64_t fire_ms) {
@@ -64,6 +75,23 @@ void Supervisor::onCronFire(const std::string& name) {
   if (d == nullptr) return;
   d->cron_timer = 0;
   const int64_t now = clock_.wallMs();
+  if (now < d->next_fire_ms) {  // a recheck, or the wall clock stepped back: not due yet
+    armCron(*d);
+    return;
+  }
+  int64_t passed = 0;
+  int64_t last_slot = d->next_fire_ms;
+  for (int64_t t = d->cron->nextAfter(d->next_fire_ms); t >= 0 && t <= now && passed < 100'000;
+       t = d->cron->nextAfter(t)) {
+    ++passed;
+    last_slot = t;
+  }
+  if (passed > 0) {
+    d->missed_runs += passed;
+    failure(name, "cron",
+            std::to_string(passed) + " later fire(s) already past (the wall clock moved forward or the host "
+                                     "slept); handled as one fire under the missed-runs policy");
+  }
   const bool late = now - d->next_fire_ms >= 60'000;
   if (late && d->spec.missed_runs == spec::MissedRunPolicy::kSkip) {
     ++d->missed_runs;
@@ -75,7 +103,7 @@ void Supervisor::onCronFire(const std::string& name) {
       failure(name, "cron", "fire skipped: " + e.status().message());
     }
   }
-  recordFire(*d, d->next_fire_ms);
+  recordFire(*d, last_slot);
   armCron(*d);
 }
 

@@ -138,6 +138,45 @@ TEST_CASE("cron: fires on a manual clock, enable/disable, missed runs, trigger n
   CHECK(!h.sup().setCronEnabled("nope", true));
 }
 
+TEST_CASE("cron: wall-clock steps of an hour neither fire a slot twice nor skip one silently") {
+  ManualClock clock;  // wall 22:13:20; "*/5" slots at 22:15:00, 22:20:00, ...
+  ManualTimers timers(clock);
+  Harness h(&clock, &timers);
+  spec::DaemonSpec s;
+  s.name = "report";
+  s.kind = spec::DaemonKind::kCron;
+  s.schedule = "*/5 * * * *";
+  s.missed_runs = spec::MissedRunPolicy::kRunOnce;
+  s.command = {"/bin/sh", "-c", "echo tick"};
+  REQUIRE(h.sup().apply(one(s)));
+  auto done = [&](size_t n) {
+    return h.runUntil([&] {
+      auto e = h.sup().executions("report");
+      return e.size() == n && finished(e.back());
+    }, 5000);
+  };
+  timers.advanceMs(100'000);  // 22:15:00 fires
+  REQUIRE(done(1));
+  // Back an hour: 21:15 again. The slots up to 22:15 were handled: nothing fires until
+  // 22:20 wall time, an hour and five minutes of monotonic time later.
+  clock.stepWallMs(-3'600'000);
+  for (int i = 0; i < 64; ++i) timers.advanceMs(60'000);
+  CHECK(h.sup().executions("report").size() == 1);
+  timers.advanceMs(60'000);  // wall 22:20:00 (+ the recheck's granularity)
+  REQUIRE(done(2));
+  auto cron = h.sup().snapshotJson()["cron"][0];
+  CHECK(cron["missed_runs"] == 0);
+  // Forward an hour: the 12 slots passed over are counted and said; one run for them.
+  const size_t failures_before = h.rec.failuresOf("cron");
+  clock.stepWallMs(3'600'000);
+  timers.advanceMs(60'000);
+  REQUIRE(done(3));
+  timers.advanceMs(1'000);
+  CHECK(h.sup().executions("report").size() == 3);
+  CHECK(h.sup().snapshotJson()["cron"][0]["missed_runs"] >= 11);
+  CHECK(h.rec.failuresOf("cron") > failures_before);
+}
+
 TEST_CASE("job: stopping a running execution cancels it") {
   Harness h;
   REQUIRE(h.sup().apply(one(job("long", "sleep 60", 3))));
