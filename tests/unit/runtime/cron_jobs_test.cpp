@@ -91,29 +91,41 @@ TEST_CASE("job: fails after its retries; succeeds on a later attempt") {
   CHECK(h.sup().executions("flaky")[1].trigger == "manual");
 }
 
-TEST_CASE("cron: fires on a manual clock, enable/disable, missed runs, trigger now") {
-  // ManualClock wall start 1'700'000'000'000 = 2023-11-14 22:13:20 UTC.
-  ManualClock clock;
-  ManualTimers timers(clock);
-  Harness h(&clock, &timers);
+namespace {
+
+// "report": a cron daemon every five minutes, running once for missed fires.
+spec::DaemonSpec everyFiveMinutes() {
   spec::DaemonSpec s;
   s.name = "report";
   s.kind = spec::DaemonKind::kCron;
   s.schedule = "*/5 * * * *";
   s.missed_runs = spec::MissedRunPolicy::kRunOnce;
   s.command = {"/bin/sh", "-c", "echo tick"};
-  REQUIRE(h.sup().apply(one(s)));
+  return s;
+}
+
+// Waits until "report" has run n times and the last run has finished.
+bool reportRunsFinished(Harness& h, size_t n) {
+  return h.runUntil([&] {
+    auto e = h.sup().executions("report");
+    return e.size() == n && finished(e.back());
+  }, 5000);
+}
+
+}  // namespace
+
+TEST_CASE("cron: fires on a manual clock, enable/disable, missed runs, trigger now") {
+  // ManualClock wall start 1'700'000'000'000 = 2023-11-14 22:13:20 UTC.
+  ManualClock clock;
+  ManualTimers timers(clock);
+  Harness h(&clock, &timers);
+  REQUIRE(h.sup().apply(one(everyFiveMinutes())));
   CHECK(h.sup().executions("report").empty());
   auto json = h.sup().snapshotJson();
   REQUIRE(json["cron"].size() == 1);
   CHECK(json["cron"][0]["next_fire_ms"] == 1'700'000'100'000);  // 22:15:00
 
-  auto waitDone = [&](size_t n) {
-    return h.runUntil([&] {
-      auto e = h.sup().executions("report");
-      return e.size() == n && finished(e.back());
-    }, 5000);
-  };
+  auto waitDone = [&](size_t n) { return reportRunsFinished(h, n); };
   timers.advanceMs(99'000);
   CHECK(h.sup().executions("report").empty());  // not yet
   timers.advanceMs(1'000);
@@ -142,19 +154,8 @@ TEST_CASE("cron: wall-clock steps of an hour neither fire a slot twice nor skip 
   ManualClock clock;  // wall 22:13:20; "*/5" slots at 22:15:00, 22:20:00, ...
   ManualTimers timers(clock);
   Harness h(&clock, &timers);
-  spec::DaemonSpec s;
-  s.name = "report";
-  s.kind = spec::DaemonKind::kCron;
-  s.schedule = "*/5 * * * *";
-  s.missed_runs = spec::MissedRunPolicy::kRunOnce;
-  s.command = {"/bin/sh", "-c", "echo tick"};
-  REQUIRE(h.sup().apply(one(s)));
-  auto done = [&](size_t n) {
-    return h.runUntil([&] {
-      auto e = h.sup().executions("report");
-      return e.size() == n && finished(e.back());
-    }, 5000);
-  };
+  REQUIRE(h.sup().apply(one(everyFiveMinutes())));
+  auto done = [&](size_t n) { return reportRunsFinished(h, n); };
   timers.advanceMs(100'000);  // 22:15:00 fires
   REQUIRE(done(1));
   // Back an hour: 21:15 again. The slots up to 22:15 were handled: nothing fires until
