@@ -88,6 +88,19 @@ Status copyFixed(capnp::Data::Reader d, std::array<uint8_t, N>& out, std::string
   return Status::ok();
 }
 
+// The names and reasons an operation carries are rendered as JSON (`meshos-admin show`,
+// the snapshot), which takes UTF-8 only; Cap'n Proto Text does not guarantee it.
+bool operationTextUtf8(const Operation& op) {
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (requires { x.name; }) return isUtf8(x.name);
+        if constexpr (requires { x.node; }) return isUtf8(x.node);
+        if constexpr (requires { x.reason; }) return isUtf8(x.reason);
+        return true;  // a put-daemon's spec is checked by spec::validate()
+      },
+      op);
+}
+
 Result<Operation> decodeOperation(proto::Operation::Reader o) {
   switch (o.which()) {
     case proto::Operation::PUT_DAEMON: {
@@ -211,6 +224,7 @@ Result<DecodedCommit> decodeCommit(ByteView bytes) {
     c.issued_at_ms = body.getIssuedAtMs();
     MESHOS_RETURN_IF_ERROR(copyFixed(body.getIssuer(), c.issuer, "commit: issuer key id"));
     c.note = body.getNote().cStr();
+    if (!isUtf8(c.cluster_id) || !isUtf8(c.note)) return Status::corruption("commit: cluster id or note is not UTF-8");
     auto sigs = root.getSignatures();
     if (sigs.size() > kMaxSignatures) {
       return Status::corruption("commit: " + std::to_string(sigs.size()) + " signatures, limit " +
@@ -236,6 +250,11 @@ Result<DecodedCommit> decodeCommit(ByteView bytes) {
       auto op = decodeOperation(ops[i]);
       if (!op) {
         d.operation_error = op.status().withContext("operation " + std::to_string(i + 1));
+        c.operations.clear();
+        return d;
+      }
+      if (!operationTextUtf8(*op)) {
+        d.operation_error = Status::invalid("operation " + std::to_string(i + 1) + ": a name is not UTF-8");
         c.operations.clear();
         return d;
       }

@@ -55,4 +55,64 @@ uint64_t readBigEndian64(ByteView in) {
   return v;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at p[i], or 0 when there is none.
+size_t utf8SequenceAt(const unsigned char* p, size_t n, size_t i) {
+  const unsigned c = p[i];
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  unsigned lo = 0x80, hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;  // overlong
+    if (c == 0xed) hi = 0x9f;  // surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;  // overlong
+    if (c == 0xf4) hi = 0x8f;  // over U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    if ((p[i + k] & 0xc0) != 0x80) return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
+bool isUtf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  for (size_t i = 0, len = 0; i < text.size(); i += len) {
+    len = utf8SequenceAt(p, text.size(), i);
+    if (len == 0) return false;
+  }
+  return true;
+}
+
+std::string escapeNonUtf8(std::string text) {
+  if (isUtf8(text)) return text;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8SequenceAt(p, text.size(), i);
+    if (len == 0) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[p[i] >> 4];
+      out += kHex[p[i] & 0xf];
+      ++i;
+    } else {
+      out.append(text, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
 }  // namespace meshos

@@ -27,6 +27,13 @@ Result<Bytes> fromHex(std::string_view hex);
 std::string toBase64(ByteView bytes);
 Result<Bytes> fromBase64(std::string_view text);
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF). Text
+// from the wire is checked with this at decode time: JSON rendering (snapshots, audit
+// records) refuses anything else, and one bad name must not break every view of a node.
+bool isUtf8(std::string_view text);
+// The text with every byte that is not part of well-formed UTF-8 written as \xNN.
+std::string escapeNonUtf8(std::string text);
+
 // Appends v big-endian: keys that sort like the numbers they hold.
 void appendBigEndian64(Bytes& out, uint64_t v);
 uint64_t readBigEndian64(ByteView in);

@@ -1,5 +1,7 @@
 #include "agent/core/status.h"
 
+#include "agent/core/bytes.h"
+
 namespace meshos {
 
 std::string_view codeName(Code code) {
@@ -36,6 +38,8 @@ std::string Status::toString() const {
   }
   return out;
 }
+
+Status::Status(Code code, std::string message) : code_(code), message_(escapeNonUtf8(std::move(message))) {}
 
 Status Status::withContext(std::string_view context) const {
   if (isOk()) return *this;

@@ -37,7 +37,9 @@ Code codeFromName(std::string_view name);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  // Messages are UTF-8: a byte of bad input quoted in one (a name, a Cap'n Proto error's
+  // description) is written as \xNN, so every message can go into JSON.
+  Status(Code code, std::string message);
 
   static Status ok() { return {}; }
   static Status invalid(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }

@@ -118,8 +118,12 @@ Status FileInstanceStore::loadJournal() {
       }
     }
   }
-  // A torn last line (a host crash mid-write): the next line starts afresh.
-  if (!ends_with_newline) MESHOS_RETURN_IF_ERROR(append("\n"));
+  // A torn last line (a host crash mid-write) is cut off, not ended: ended with a newline,
+  // a line torn after a whole field ("...\tpid=43" of pid=4321) would read as a record.
+  if (!ends_with_newline) {
+    MESHOS_RETURN_IF_ERROR(fs_.writeAtomically(journalPath(), text->substr(0, text->rfind('\n') + 1), 0644));
+    --journal_lines_;
+  }
   return compactIfNeeded();
 }
 

@@ -73,6 +73,27 @@ bool validName(std::string_view n) {
 
 bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
+// A spec from a commit is rendered as JSON (snapshots, `meshos-admin show`), which takes
+// UTF-8 only; TOML guarantees it, Cap'n Proto Text does not.
+bool allTextUtf8(const DaemonSpec& s) {
+  bool ok = isUtf8(s.name) && isUtf8(s.workdir) && isUtf8(s.user) && isUtf8(s.schedule) && isUtf8(s.stop_signal) &&
+            isUtf8(s.placement.near);
+  for (const auto& a : s.command) ok = ok && isUtf8(a);
+  for (const auto& [k, v] : s.env) ok = ok && isUtf8(k) && isUtf8(v);
+  for (const auto& c : s.placement.constraints) {
+    ok = ok && isUtf8(c.label);
+    for (const auto& v : c.values) ok = ok && isUtf8(v);
+  }
+  for (const auto& c : s.placement.capabilities) ok = ok && isUtf8(c);
+  for (const auto* check : {&s.health.startup, &s.health.liveness, &s.health.readiness}) {
+    if (!check->has_value()) continue;
+    ok = ok && isUtf8((*check)->host) && isUtf8((*check)->path);
+    for (const auto& a : (*check)->command) ok = ok && isUtf8(a);
+  }
+  for (const auto& d : s.depends_on) ok = ok && isUtf8(d.name);
+  return ok;
+}
+
 Status checkRange(std::string_view key, int64_t v, Range r) {
   if (inRange(v, r)) return Status::ok();
   return Status::invalid(std::string(key) + ": " + config::boundsText(r, v));
@@ -230,10 +251,14 @@ Status validateInner(const DaemonSpec& s) {
 }  // namespace
 
 Status validate(const DaemonSpec& spec) {
-  Status s = validateInner(spec);
+  // UTF-8 first, so that every message of validateInner() quotes only UTF-8.
+  Status s = allTextUtf8(spec)
+                 ? validateInner(spec)
+                 : Status::invalid("a text value (name, argument, variable, path, label) is not UTF-8");
   if (s) s = checkVariables(spec);
   if (!s) {
-    return s.withContext("daemon '" + (spec.name.empty() ? std::string("?") : spec.name) + "'");
+    const bool quotable = !spec.name.empty() && isUtf8(spec.name);
+    return s.withContext("daemon '" + (quotable ? spec.name : std::string("?")) + "'");
   }
   return s;
 }

@@ -103,6 +103,21 @@ Bytes encodeNodeReport(const NodeReport& r) {
   return proto::flatBytes(msg);
 }
 
+namespace {
+
+// Every name and label ends up in JSON (the members and placement views); one that is not
+// UTF-8 would make rendering them fail on every node.
+bool allTextUtf8(const NodeReport& r) {
+  bool ok = isUtf8(r.version) && isUtf8(r.inventory.arch) && isUtf8(r.inventory.os);
+  for (const auto& [k, v] : r.labels) ok = ok && isUtf8(k) && isUtf8(v);
+  for (const auto& c : r.capabilities) ok = ok && isUtf8(c);
+  for (const auto& [name, d] : r.daemons) ok = ok && isUtf8(name);
+  for (const auto& [daemon, to] : r.moves) ok = ok && isUtf8(daemon) && isUtf8(to);
+  return ok;
+}
+
+}  // namespace
+
 Result<NodeReport> decodeNodeReport(ByteView bytes) {
   return proto::readFlat(bytes, kMaxNodeReportBytes, "node state", [](capnp::FlatArrayMessageReader& reader) -> Result<NodeReport> {
     auto m = reader.getRoot<proto::NodeState>();
@@ -166,6 +181,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
       if (daemon.empty() || to.empty()) return Status::invalid("node state move without a daemon or a target");
       if (!r.moves.emplace(daemon, to).second) return Status::invalid("node state moves daemon " + daemon + " twice");
     }
+    if (!allTextUtf8(r)) return Status::invalid("node state text is not UTF-8");
     return r;
   });
 }

@@ -1,10 +1,15 @@
-#include "tests/fuzz/commit_fuzz.h"
+// The commit target: arbitrary bytes through decodeCommit(), the desired-state fold and a
+// CommitLog (single submit and batch), which must never crash and never change the log for
+// bytes that are not a validly signed commit.
+#include "tests/fuzz/commit_world.h"
+#include "tests/fuzz/fuzz_target.h"
 
 #include <sodium.h>
 
 #include <cstdlib>
 #include <cstring>
 
+#include "agent/commits/commit_json.h"
 #include "agent/commits/commit_log.h"
 
 namespace meshos::fuzz {
@@ -49,16 +54,22 @@ World& world() {
   return w;
 }
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
 }  // namespace
+
+CommitLog seededCommitLog() {
+  World& w = world();
+  CommitLog log(w.cfg);
+  LogOutput out;
+  check(log.submit(w.first, out).outcome == Outcome::kAccepted);
+  return log;
+}
 
 int fuzzCommitOne(const uint8_t* data, size_t size) {
   World& w = world();
   ByteView in(data, size);
   auto d = decodeCommit(in);
+  // What `meshos-admin show` and the snapshot render of any decodable commit.
+  if (d) (void)commitToJson(*d, &w.cfg.genesis_trust).dump();
   if (d && d->operation_error.isOk()) {
     // The fold of any decodable commit: either an error or a state that holds together.
     DesiredState empty;

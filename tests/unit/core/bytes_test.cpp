@@ -32,3 +32,19 @@ TEST_CASE("big-endian keys sort like numbers") {
   CHECK(readBigEndian64(a) == 255);
   CHECK(readBigEndian64(b) == 256);
 }
+
+TEST_CASE("isUtf8 accepts well-formed UTF-8 only, as JSON rendering does") {
+  CHECK(isUtf8(""));
+  CHECK(isUtf8("plain ascii\twith tab"));
+  CHECK(isUtf8("gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x98\x80"));  // ü ß € 😀
+  CHECK(isUtf8("\xf4\x8f\xbf\xbf"));                                   // U+10FFFF
+  CHECK_FALSE(isUtf8("\xb0"));                                         // lone continuation
+  CHECK_FALSE(isUtf8("\xc3"));                                         // cut short
+  CHECK_FALSE(isUtf8("\xc0\x80"));                                     // overlong NUL
+  CHECK_FALSE(isUtf8("\xe0\x80\xaf"));                                 // overlong '/'
+  CHECK_FALSE(isUtf8("\xed\xa0\x80"));                                 // surrogate
+  CHECK_FALSE(isUtf8("\xf4\x90\x80\x80"));                             // over U+10FFFF
+  CHECK_FALSE(isUtf8("\xf5\x80\x80\x80"));
+  CHECK_FALSE(isUtf8("\xe2\x82"));
+  CHECK_FALSE(isUtf8("\xe2\x28\xa1"));                                 // bad continuation
+}

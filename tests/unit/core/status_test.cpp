@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "agent/core/status.h"
+#include "agent/core/bytes.h"
 
 using namespace meshos;
 
@@ -34,4 +35,12 @@ TEST_CASE("result holds a value or an error") {
   CHECK(bad.status().code() == Code::kInvalidArgument);
   CHECK(chained(1).isOk());
   CHECK(chained(0).message() == "chained: must be positive");
+}
+
+TEST_CASE("a status message is UTF-8: bytes of bad input quoted in it are escaped") {
+  // Found by fuzzing: a Cap'n Proto error describing a malformed commit quoted a raw byte,
+  // and rendering the commit's error as JSON threw.
+  Status s = Status::invalid(std::string("expected '\\0', got '") + '\xe8' + "' in gr\xc3\xbc" "n");
+  CHECK(s.message() == "expected '\\0', got '\\xe8' in gr\xc3\xbc" "n");
+  CHECK(isUtf8(s.withContext("op \xff").message()));
 }

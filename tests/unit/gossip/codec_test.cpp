@@ -72,3 +72,18 @@ TEST_CASE("codec: garbage, truncation and limits give errors, never crashes") {
   limits.traversal_limit_words = 4;
   CHECK(!decodePacket(good, limits).isOk());
 }
+
+TEST_CASE("codec: text that is not UTF-8 and records without identity are refused") {
+  // Both found by the gossip fuzz targets (tests/fuzz/gossip_fuzz.cpp).
+  AliveMsg alive{1, "00000000000000a1", "n\xff", "127.0.0.1:7946", Bytes(32, 1)};
+  CHECK_FALSE(decodePacket(encodePacket({alive})).isOk());
+  alive.name = "n\xc3\xbc";  // well-formed UTF-8 is fine
+  CHECK(decodePacket(encodePacket({alive})).isOk());
+  // Empty records cost a sender nothing: thousands of node states in a few bytes.
+  PushPullMsg pp;
+  pp.states.assign(5000, NodeStateMsg{});
+  CHECK_FALSE(decodeStreamFrame(encodeStreamFrame(pp)).isOk());
+  pp.states.clear();
+  pp.members.assign(3, MemberRecord{});
+  CHECK_FALSE(decodeStreamFrame(encodeStreamFrame(pp)).isOk());
+}

@@ -248,3 +248,28 @@ TEST_CASE("instance store: a journal (no file per record); reopened, torn tail, 
     CHECK((*store)->loadAll(nullptr)->size() == 2);
   }
 }
+
+TEST_CASE("instance store: a torn last line is cut off, never read as a record on a later open") {
+  // Found by the instance_journal fuzz target: the torn line was ended with a newline, and a
+  // line torn inside its last field (all nine fields present) then read as a record.
+  meshos::testing::TempDir tmp("meshos-rt");
+  const std::string dir = tmp.path.string() + "/inst";
+  {
+    auto store = FileInstanceStore::open(posixFs(), dir);
+    REQUIRE(store);
+    REQUIRE((*store)->save(InstanceRecord{"a#0", "a", "ab", 11, 11, 1011, 5, "", "/var/log/a.log"}));
+  }
+  {
+    std::ofstream j(dir + "/instances.journal", std::ios::app);
+    j << "S\tinstance=b#0\tdaemon=b\tspec_hash=ab\tpid=4321\tpgid=4321\tstart_ticks=1\t"
+         "started_wall_ms=5\tcgroup_path=\tlog_path=/var/lo";
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto store = FileInstanceStore::open(posixFs(), dir);
+    REQUIRE(store);
+    auto all = (*store)->loadAll(nullptr);
+    REQUIRE(all);
+    REQUIRE(all->size() == 1);
+    CHECK((*all)[0].instance == "a#0");
+  }
+}

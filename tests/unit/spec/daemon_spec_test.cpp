@@ -229,3 +229,19 @@ TEST_CASE("spec: bad specs are rejected with clear errors") {
   s.backoff.initial_ms = 20;
   CHECK(!validate(s));
 }
+
+TEST_CASE("a spec whose text is not UTF-8 is refused, and the error quotes only UTF-8") {
+  // Found by the daemon_spec fuzz target: a commit's spec (Cap'n Proto Text) may hold any
+  // bytes, and the snapshot renders specs and their errors as JSON.
+  DaemonSpec s;
+  s.name = "web";
+  s.command = {"/bin/echo", "caf\xe9"};
+  CHECK_FALSE(validate(s).isOk());
+  CHECK_FALSE(fromBytes(canonicalBytes(s)).isOk());
+  s.command[1] = "caf\xc3\xa9";
+  CHECK(validate(s).isOk());
+  s.name = "w\xff";
+  const auto st = validate(s);
+  CHECK_FALSE(st.isOk());
+  CHECK(st.message().find('\xff') == std::string::npos);
+}

@@ -146,3 +146,11 @@ TEST_CASE("the JSON rendering names every part") {
   CHECK(j["moves"]["web"] == "node-b");
   CHECK(maintenanceName(Maintenance::kInMaintenance) == "in-maintenance");
 }
+
+TEST_CASE("node report: text that is not UTF-8 is refused (the members view renders it as JSON)") {
+  NodeReport r;
+  r.labels["zone"] = "a\xb0";
+  CHECK_FALSE(decodeNodeReport(encodeNodeReport(r)).isOk());
+  r.labels["zone"] = "\xc3\xa4";
+  CHECK(decodeNodeReport(encodeNodeReport(r)).isOk());
+}
