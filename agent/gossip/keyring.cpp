@@ -61,6 +61,13 @@ Status Keyring::remove(const ClusterKey& key) {
 }
 
 Bytes Keyring::seal(std::string_view cluster_id, ByteView payload) const {
+  std::array<uint8_t, kNonceBytes> nonce{};
+  if (!keys_.empty()) randombytes_buf(nonce.data(), nonce.size());
+  return sealWithNonce(cluster_id, payload, nonce);
+}
+
+Bytes Keyring::sealWithNonce(std::string_view cluster_id, ByteView payload,
+                             const std::array<uint8_t, kNonceBytes>& nonce_in) const {
   Bytes out;
   if (keys_.empty()) {
     out.reserve(2 + cluster_id.size() + payload.size());
@@ -73,7 +80,7 @@ Bytes Keyring::seal(std::string_view cluster_id, ByteView payload) const {
   out.resize(1 + kNonceBytes + payload.size() + kTagBytes);
   out[0] = kEnvelopeXChaCha;
   uint8_t* nonce = out.data() + 1;
-  randombytes_buf(nonce, kNonceBytes);
+  std::copy(nonce_in.begin(), nonce_in.end(), nonce);
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
       out.data() + 1 + kNonceBytes, &clen, payload.data(), payload.size(),

@@ -56,8 +56,12 @@ class Keyring {
   // Removes a key that is not the primary.
   Status remove(const ClusterKey& key);
 
-  // Seals payload for the wire (plaintext envelope when the ring is empty).
+  // Seals payload for the wire (plaintext envelope when the ring is empty), with a fresh
+  // random nonce.
   Bytes seal(std::string_view cluster_id, ByteView payload) const;
+  // The same with a given nonce: for known-answer vectors only (a nonce must never repeat
+  // under one key).
+  Bytes sealWithNonce(std::string_view cluster_id, ByteView payload, const std::array<uint8_t, kNonceBytes>& nonce) const;
   // Opens a sealed packet; on failure returns the reason and leaves out empty.
   OpenError open(std::string_view cluster_id, ByteView packet, Bytes& out) const;
   size_t overheadBytes(std::string_view cluster_id) const {

@@ -13,10 +13,18 @@
 #include <map>
 #include <sstream>
 
+#include <capnp/message.h>
+
 #include "agent/commits/commit_format.h"
+#include "agent/commits/commit_sync.h"
+#include "agent/control/control_frame.h"
 #include "agent/core/bytes.h"
 #include "agent/core/crypto.h"
+#include "agent/gossip/keyring.h"
+#include "agent/gossip/messages.h"
+#include "agent/state/node_report.h"
 #include "chains/chain_format.h"
+#include "proto/control.capnp.h"
 #include "placement/hashing.h"
 
 using namespace meshos;
@@ -41,6 +49,101 @@ Hash256 fixedHash(uint8_t fill) {
 }
 
 std::string hex(std::string_view bytes) { return toHex(ByteView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())); }
+
+// What nodes send each other and what the control socket carries: gossip packets and
+// stream frames (the envelope sealed with a fixed key and nonce), a node's report, the
+// commit-sync messages, a daemon spec's canonical bytes (hashed into the desired state) and
+// a control frame. Each is decoded back.
+void addWireVectors(std::map<std::string, std::string>& v) {
+  using namespace meshos::gossip;
+  const std::vector<Message> packet = {
+      PingMsg{7, "00000000000000a1", "127.0.0.1:7946", "00000000000000b2"},
+      AliveMsg{3, "00000000000000a1", "n1", "127.0.0.1:7946", Bytes(32, 0x11)},
+      NodeStateMsg{"00000000000000a1", 9, true, Bytes{1, 2, 3}},
+  };
+  const Bytes encoded = encodePacket(packet);
+  v["gossip.packet.encoded"] = toHex(encoded);
+  ClusterKey key{};
+  key.fill(0x07);
+  std::array<uint8_t, kNonceBytes> nonce{};
+  nonce.fill(0x09);
+  const Keyring ring({key});
+  const Bytes sealed = ring.sealWithNonce("vectors", encoded, nonce);
+  v["gossip.packet.sealed"] = toHex(sealed);
+  v["gossip.packet.plain_envelope"] = toHex(Keyring().seal("vectors", encoded));
+  Bytes opened;
+  REQUIRE(ring.open("vectors", sealed, opened) == OpenError::kNone);
+  auto back = decodePacket(opened);
+  REQUIRE(back.isOk());
+  CHECK(encodePacket(*back) == encoded);
+
+  PushPullMsg pp;
+  pp.join = true;
+  pp.members.push_back(MemberRecord{"00000000000000a1", "n1", "127.0.0.1:7946", Bytes(32, 0x11), 3, MemberState::kAlive});
+  pp.states.push_back(std::get<NodeStateMsg>(packet[2]));
+  const Bytes frame = encodeStreamFrame(pp);
+  v["gossip.stream.push_pull"] = toHex(frame);
+  auto frame_back = decodeStreamFrame(frame);
+  REQUIRE(frame_back.isOk());
+  CHECK(encodeStreamFrame(*frame_back) == frame);
+
+  state::NodeReport report;
+  report.version = "1.0.0";
+  report.labels = {{"zone", "a"}};
+  report.capabilities = {"arch:x86_64"};
+  report.cpu_millicores = 2000;
+  report.memory_bytes = 1 << 30;
+  report.coordinate = state::Coordinate{{1.5, -2.0}, 0.25, 0, 0.5};
+  report.commit_seq = 4;
+  report.commit_hash = Bytes(32, 0xab);
+  report.daemons["web"] = state::DaemonReport{3, 2, 4};
+  report.moves["web"] = "00000000000000b2";
+  const Bytes report_bytes = state::encodeNodeReport(report);
+  v["state.node_report.encoded"] = toHex(report_bytes);
+  auto report_back = state::decodeNodeReport(report_bytes);
+  REQUIRE(report_back.isOk());
+  CHECK(*report_back == report);
+
+  commits::Head head;
+  head.seq = 4;
+  head.hash.fill(0x44);
+  v["commits.sync.range_request"] = toHex(commits::encodeRangeRequest(commits::CommitRange{2, 4}));
+  CHECK(commits::decodeRangeRequest(commits::encodeRangeRequest(commits::CommitRange{2, 4})) == commits::CommitRange{2, 4});
+  const Bytes push_reply = commits::encodePushReply(commits::PushReply{1, head});
+  v["commits.sync.push_reply"] = toHex(push_reply);
+  auto push_back = commits::decodePushReply(push_reply);
+  REQUIRE(push_back.isOk());
+  CHECK(push_back->head == head);
+
+  spec::DaemonSpec s;
+  s.name = "web";
+  s.command = {"/usr/bin/web", "--port", "8080"};
+  s.env = {{"A", "1"}};
+  s.replicas = 3;
+  const Bytes canonical = spec::canonicalBytes(s);
+  v["spec.canonical"] = toHex(canonical);
+  auto spec_back = spec::fromBytes(canonical);
+  REQUIRE(spec_back.isOk());
+  CHECK(spec::canonicalEqual(*spec_back, s));
+
+  capnp::MallocMessageBuilder m;
+  auto request = m.initRoot<proto::Request>();
+  request.setId(7);
+  request.setReason("known answer");
+  request.setPing();
+  const Bytes control = control::encodeFrame(m);
+  v["control.frame.ping"] = toHex(control);
+  control::FrameDecoder decoder;
+  decoder.feed(control);
+  auto payload = decoder.next();
+  REQUIRE(payload.isOk());
+  REQUIRE(payload->has_value());
+  auto reader = control::FrameReader::open(std::move(**payload));
+  REQUIRE(reader.isOk());
+  auto read = (*reader)->message().getRoot<proto::Request>();
+  CHECK(read.getId() == 7);
+  CHECK(read.isPing());
+}
 
 // name -> lower-case hex (or decimal text), in a stable order.
 std::map<std::string, std::string> computeVectors() {
@@ -110,6 +213,7 @@ std::map<std::string, std::string> computeVectors() {
     v[std::string("placement.rank.") + daemon] = order;
   }
   v["placement.hash.node.n1"] = std::to_string(placement::hashString("n1", placement::kNodeSeed));
+  addWireVectors(v);
   return v;
 }
 
