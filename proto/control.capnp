@@ -54,6 +54,7 @@ struct DaemonControl {
   instance @1 :Text;       # empty: every instance of the daemon on this node
   op @2 :Op;
   argv @3 :List(Text);     # for exec
+  signal @4 :Text;         # for signal: "HUP", "SIGUSR1" or a number
   enum Op {
     restart @0;
     pause @1;
@@ -63,6 +64,7 @@ struct DaemonControl {
     exec @5;
     start @6;
     trigger @7;            # run a job / cron now
+    signal @8;             # send a signal to the instances' process groups
   }
 }
 

@@ -13,6 +13,9 @@ enum CheckType { exec @0; tcp @1; http @2; }
 enum DependencyCondition { started @0; healthy @1; ready @2; }
 enum OnTimeout { fail @0; warn @1; continue @2; }
 enum MissedRunPolicy { skip @0; runOnce @1; }
+# What a limit the node cannot apply means: the start fails (enforce), or the instance runs
+# without it and shows a warning (bestEffort).
+enum LimitsMode { enforce @0; bestEffort @1; }
 
 struct EnvVar {
   key @0 :Text;
@@ -98,6 +101,20 @@ struct DaemonSpec {
 
   jobRetries @38 :Int64;
   missedRuns @39 :MissedRunPolicy;
+
+  limitsMode @40 :LimitsMode;  # [daemon.limits] limits = "enforce" | "best-effort"
+
+  permissions @41 :Permissions;  # null: everything allowed (the defaults)
+}
+
+# [daemon.permissions], stored as what is forbidden so the defaults encode as nothing (and
+# a spec without the table keeps its canonical bytes).
+struct Permissions {
+  forbidStop @0 :Bool;
+  forbidRestart @1 :Bool;
+  forbidExec @2 :Bool;
+  signalsRestricted @3 :Bool;        # only allowedSignals may be sent
+  allowedSignals @4 :List(Int32);
 }
 
 # A whole desired set, e.g. the daemons of one commit or one local file.

@@ -52,6 +52,12 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
   j["health"] = {{"startup", checkToJson(s.health.startup)},
                  {"liveness", checkToJson(s.health.liveness)},
                  {"readiness", checkToJson(s.health.readiness)}};
+  if (s.permissions != spec::Permissions{}) {
+    j["permissions"] = {{"allow_stop", s.permissions.allow_stop},
+                        {"allow_restart", s.permissions.allow_restart},
+                        {"allow_exec", s.permissions.allow_exec}};
+    if (s.permissions.allowed_signals) j["permissions"]["allowed_signals"] = *s.permissions.allowed_signals;
+  }
   return j;
 }
 

@@ -131,6 +131,26 @@ void readGossip(TomlTable& r, GossipSection& s) {
   nonEmptyPath(r, "keyring", s.keyring);
 }
 
+// A role list of [control]: "*", user names or ids, "%group" names or ids.
+void principals(TomlTable& r, std::string_view key, std::vector<std::string>& out) {
+  std::vector<std::pair<std::string, const toml::node*>> entries;
+  r.stringNodes(key, entries);
+  if (r.get(key) == nullptr || r.failed()) return;
+  out.clear();
+  for (const auto& [entry, node] : entries) {
+    std::string_view name = entry;
+    if (!name.empty() && name[0] == '%') name.remove_prefix(1);
+    bool ok = !name.empty() && name.size() <= 64;
+    for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    ok = ok || entry == "*";
+    if (!ok) {
+      return r.fail(node, key, "expected \"*\", a user (\"alice\", \"1001\") or a group (\"%ops\", \"%1001\"), got \"" +
+                                   entry + "\"");
+    }
+    out.push_back(entry);
+  }
+}
+
 void readControl(TomlTable& r, ControlSection& s) {
   std::string socket = s.socket.string();
   r.str("socket", socket);
@@ -148,6 +168,9 @@ void readControl(TomlTable& r, ControlSection& s) {
     s.mode = static_cast<uint32_t>(v);
   }
   hostPort(r, "metrics_http", true, s.metrics_http);
+  principals(r, "readers", s.readers);
+  principals(r, "operators", s.operators);
+  principals(r, "admins", s.admins);
 }
 
 void readTrust(TomlTable& r, TrustSection& s) {
@@ -352,7 +375,10 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "seeds = []                   # [\"10.0.0.1:7946\"]\n\n"
     << "[control]\n"
     << "socket = \"" << socket.string() << "\"\n"
-    << "mode = \"0660\"\n\n"
+    << "mode = \"0660\"                # the socket file's mode: who can connect at all\n"
+    << "readers = [\"*\"]               # snapshot, members, daemons, logs, metrics, chains\n"
+    << "operators = []               # daemon restart/stop/start/signal..., commit submission\n"
+    << "admins = []                  # daemon exec, keyring changes, join (root and the agent's user always)\n\n"
     << "[trust]\n"
     << "admins = []                  # base64 ed25519 public keys (meshos-admin keygen)\n"
     << "threshold = 1\n\n"

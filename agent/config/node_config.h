@@ -59,6 +59,11 @@ struct GossipSection {
 struct ControlSection {
   std::filesystem::path socket = "/run/meshos/agent.sock";
   uint32_t mode = 0660;                   // written as an octal string, "0660"
+  // Who may read, operate and administer through the socket: "*" (anyone who can open
+  // it), a user ("alice", "1001") or a group ("%ops", "%1001"). Resolved to ids at start.
+  std::vector<std::string> readers = {"*"};
+  std::vector<std::string> operators;
+  std::vector<std::string> admins;
   std::optional<HostPort> metrics_http;
 };
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/core/status.h"
 #include "proto/control.capnp.h"
@@ -22,6 +23,8 @@ struct PeerCred {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
+  bool known = false;         // the kernel named the caller; an unnamed one has no role
 };
 
 // Receives the reply to one request: a control socket connection, or a simulator's probe.

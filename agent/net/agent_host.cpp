@@ -4,6 +4,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "agent/net/control_access_names.h"
 #include "agent/net/control_server.h"
 #include "agent/net/gossip_transport.h"
 #include "agent/net/uv_loop.h"
@@ -78,6 +79,11 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   ControlServer control(loop, [&node](proto::Request::Reader r, const PeerCred& p, ControlResponder reply) {
     if (node) node->control(r, p, std::move(reply));
   });
+  auto access = resolveControlAccess(cfg.control, ::geteuid());
+  if (!access) {
+    spdlog::critical("{}", access.status().toString());
+    return 1;
+  }
   // The socket first: a second agent on the same data dir stops here, before it opens
   // anything of the first one's.
   if (Status s = control.listen(cfg.control.socket, cfg.control.mode); !s) {
@@ -101,12 +107,13 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
   services.close_control = [&control] { control.close(); };
+  services.access = std::move(*access);
   node = std::make_unique<node::Node>(std::move(services), std::move(config), std::move(identity));
-  node->addSnapshotSection("control", [&control] {
+  node->addSnapshotSection("control", [&control, n = node.get()] {
     const auto& c = control.counters();
     return nlohmann::json{{"connections", c.connections}, {"open_connections", control.openConnections()},
                           {"requests", c.requests}, {"malformed", c.malformed}, {"oversized", c.oversized},
-                          {"refused_connections", c.refused_connections}};
+                          {"refused_connections", c.refused_connections}, {"refused_requests", n->accessRefusals()}};
   });
   node->addSnapshotSection("runtime", [&processes] { return nlohmann::json{{"cgroups", processes.cgroupStatus()}}; });
   Signals signals(loop, [&node](const char* why) { node->shutdown(why); });

@@ -6,6 +6,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 
@@ -16,6 +18,36 @@ namespace meshos::net {
 using control::FrameDecoder;
 using control::FrameReader;
 using control::encodeFrame;
+
+namespace {
+
+// The caller's supplementary groups, as the kernel saw them at connect (SO_PEERGROUPS);
+// empty where the kernel cannot tell (before Linux 4.13): then only uid and gid count.
+std::vector<gid_t> peerGroups(int fd) {
+#ifdef SO_PEERGROUPS
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return groups;
+    }
+    if (errno != ERANGE) break;
+    groups.resize(len / sizeof(gid_t) + 1);  // the kernel said how many there are
+  }
+#else
+  (void)fd;
+#endif
+  return {};
+}
+
+std::string octalMode(uint32_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode);
+  return buf;
+}
+
+}  // namespace
 
 // One accepted connection. Owned by the server's set; its uv_pipe_t is freed in the close
 // callback, which also drops the last owning reference.
@@ -185,8 +217,14 @@ Status ControlServer::listen(const std::filesystem::path& path, uint32_t mode) {
   uv_pipe_init(loop_, pipe, 0);
   pipe->data = this;
   int rc = uv_pipe_bind(pipe, path.c_str());
+  if (rc == 0 && ::chmod(path.c_str(), mode) != 0) {
+    // Before listen(): nobody can connect while the mode is not yet what [control] says.
+    const int err = errno;
+    uv_close(reinterpret_cast<uv_handle_t*>(pipe), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    ::unlink(path.c_str());
+    return Status::io("cannot set mode " + octalMode(mode) + " on " + path.string() + ": " + std::strerror(err));
+  }
   if (rc == 0) {
-    ::chmod(path.c_str(), mode);
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), 64, &ControlServer::onConnection);
   }
   if (rc != 0) {
@@ -221,7 +259,11 @@ void ControlServer::onConnection(uv_stream_t* server_stream, int status) {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-      peer = PeerCred{cred.pid, cred.uid, cred.gid};
+      peer.pid = cred.pid;
+      peer.uid = cred.uid;
+      peer.gid = cred.gid;
+      peer.known = true;
+      peer.groups = peerGroups(fd);
     }
   }
   auto conn = std::make_shared<ControlConnection>(self, peer);

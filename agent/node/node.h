@@ -24,6 +24,7 @@
 #include "agent/commits/commit_store.h"
 #include "agent/commits/commit_sync.h"
 #include "agent/config/node_config.h"
+#include "agent/control/control_access.h"
 #include "agent/control/control_reply.h"
 #include "agent/core/env.h"
 #include "agent/core/node_identity.h"
@@ -61,6 +62,14 @@ struct NodeServices {
   std::function<Result<state::Inventory>()> sample_inventory;
   // Stops accepting control requests (the first shutdown stage); may be empty.
   std::function<void()> close_control;
+  // Who may do what on the control socket ([control] readers, operators, admins, resolved
+  // to ids by the shell). The default: anyone may read, root and the agent's user do all.
+  control::AccessPolicy access = defaultAccess();
+  static control::AccessPolicy defaultAccess() {
+    control::AccessPolicy a;
+    a.readers.anyone = true;
+    return a;
+  }
 };
 
 // A desired daemon's generation: the first 8 bytes of the hash of its canonical spec, so a
@@ -115,6 +124,8 @@ class Node {
   void addProbe(std::unique_ptr<Probe> probe);
   // Adds a section to every snapshot (the control server's counters, say).
   void addSnapshotSection(std::string name, std::function<nlohmann::json()> fn);
+  // Control requests refused by role, missing reason or a daemon's permissions.
+  uint64_t accessRefusals() const { return access_refusals_; }
   void setObserver(NodeObserver observer) { observer_ = std::move(observer); }
   // Folds an event into the state (shells call this from their callbacks).
   void handle(const state::Event& event);
@@ -185,6 +196,9 @@ class Node {
   Result<std::vector<spec::DaemonSpec>> loadLocalDaemons() const;
 
   // control (node_control.cpp)
+  // The caller's role and the request's reason; a refusal is audited and returned.
+  Status accessRefusal(proto::Request::Reader request, const control::PeerCred& peer,
+                       const control::RequestNeeds& needs);
   void daemonRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
   void daemonLogs(proto::Request::Reader request, control::ControlResponder reply);
   void daemonExec(proto::Request::Reader request, nlohmann::json audit, control::ControlResponder reply);
@@ -262,6 +276,7 @@ class Node {
   static constexpr int64_t kStorageReportEveryMs = 60'000;
   std::optional<StorageFailure> storage_failure_;
   uint64_t audit_refusals_ = 0;
+  uint64_t access_refusals_ = 0;  // control requests refused by role, reason or permissions
   // Accepted commits not yet stored (the store refused them): kept, in order, until a
   // write succeeds. Acknowledged chain records need no such list: the writer retries them.
   commits::StoreWrites unstored_commits_;

@@ -17,20 +17,6 @@ bool isPolling(proto::Request::Which w) {
   return w == proto::Request::PING || w == proto::Request::METRICS;
 }
 
-// Requests that change something: each must be on the audit chain before it acts.
-bool mutates(proto::Request::Reader request) {
-  switch (request.which()) {
-    case proto::Request::DAEMON_CONTROL:
-    case proto::Request::SUBMIT_COMMIT:
-    case proto::Request::JOIN:
-      return true;
-    case proto::Request::KEYRING:
-      return request.getKeyring().which() != proto::KeyringOp::LIST;
-    default:
-      return false;
-  }
-}
-
 std::string commandName(proto::Request::Which w) {
   switch (w) {
     case proto::Request::PING: return "ping";
@@ -74,7 +60,12 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
   const auto which = request.which();
   const std::string command = commandName(which);
   state::fold(state_, state::ControlCommand{command, request.getReason().cStr(), peer.pid, peer.uid, peer.gid, nowMs()});
-  if (Status refused = auditRefusal(); !refused && mutates(request)) {
+  const control::RequestNeeds needs = control::requestNeeds(request);
+  if (Status refused = accessRefusal(request, peer, needs); !refused) {
+    reply.error(refused);
+    return;
+  }
+  if (Status refused = auditRefusal(); !refused && needs.mutates) {
     ++audit_refusals_;
     spdlog::warn("{} refused: {}", command, refused.message());
     reply.error(refused);
@@ -151,6 +142,24 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
   }
 }
 
+Status Node::accessRefusal(proto::Request::Reader request, const control::PeerCred& peer,
+                           const control::RequestNeeds& needs) {
+  std::string why = control::refusal(services_.access, peer, needs);
+  if (why.empty() && needs.mutates && request.getReason().size() == 0) {
+    // The audit-metadata rule: a change says why, and the audit chain keeps it.
+    why = "a reason is required: " + needs.what + " changes the node (pass --reason)";
+  }
+  if (why.empty()) return Status::ok();
+  ++access_refusals_;
+  spdlog::warn("control: uid {} pid {}: {}", peer.uid, peer.pid, why);
+  // The refusal is itself on record (when the chain can take it).
+  record(chains::ChainName::kAudit, "control.refused",
+         {{"command", needs.what}, {"needs", control::roleName(needs.role)},
+          {"has", control::roleName(services_.access.roleOf(peer))}, {"reason", request.getReason().cStr()},
+          {"pid", peer.pid}, {"uid", peer.uid}, {"gid", peer.gid}, {"refusal", why}});
+  return Status::denied(why);
+}
+
 void Node::joinRequest(proto::Request::Reader request, control::ControlResponder reply) {
   std::vector<std::string> addresses;
   for (auto a : request.getJoin()) {
@@ -185,31 +194,70 @@ void Node::daemonLogs(proto::Request::Reader request, control::ControlResponder 
                  .dump());
 }
 
+namespace {
+
+std::string daemonOpName(proto::DaemonControl::Op op) {
+  using Op = proto::DaemonControl::Op;
+  switch (op) {
+    case Op::RESTART: return "restart";
+    case Op::PAUSE: return "pause";
+    case Op::RESUME: return "resume";
+    case Op::QUARANTINE: return "quarantine";
+    case Op::STOP: return "stop";
+    case Op::START: return "start";
+    case Op::TRIGGER: return "trigger";
+    case Op::SIGNAL: return "signal";
+    case Op::EXEC: return "exec";
+  }
+  return "";
+}
+
+}  // namespace
+
 void Node::daemonRequest(proto::Request::Reader request, const control::PeerCred& peer,
                          control::ControlResponder reply) {
   auto c = request.getDaemonControl();
   std::string target = c.getInstance().size() > 0 ? c.getInstance().cStr() : c.getName().cStr();
-  std::string op;
-  Status s;
-  switch (c.getOp()) {
-    case proto::DaemonControl::Op::RESTART: op = "restart"; s = supervisor_->restart(target); break;
-    case proto::DaemonControl::Op::PAUSE: op = "pause"; s = supervisor_->pause(target); break;
-    case proto::DaemonControl::Op::RESUME: op = "resume"; s = supervisor_->resume(target); break;
-    case proto::DaemonControl::Op::QUARANTINE: op = "quarantine"; s = supervisor_->quarantine(target); break;
-    case proto::DaemonControl::Op::STOP: op = "stop"; s = supervisor_->stop(target); break;
-    case proto::DaemonControl::Op::START: op = "start"; s = supervisor_->start(target); break;
-    case proto::DaemonControl::Op::TRIGGER: op = "trigger"; s = supervisor_->trigger(target).status(); break;
-    case proto::DaemonControl::Op::EXEC: op = "exec"; break;
-    default:
-      reply.error(Status::invalid("unknown daemon operation"));
-      return;
+  const std::string op = daemonOpName(c.getOp());
+  if (op.empty()) {
+    reply.error(Status::invalid("unknown daemon operation"));
+    return;
   }
   nlohmann::json audit = {{"command", "daemon-" + op}, {"target", target},
                           {"reason", request.getReason().cStr()}, {"pid", peer.pid},
                           {"uid", peer.uid}, {"gid", peer.gid}};
-  if (op == "exec") {
+  int sig = 0;
+  Status s;
+  if (op == "signal") {
+    auto n = spec::signalNumber(c.getSignal().cStr());
+    s = n ? Status::ok() : n.status().withContext("daemon signal");
+    if (n) sig = *n;
+    audit["signal"] = sig;
+  }
+  // The daemon's own [daemon.permissions] bind every role.
+  if (const spec::DaemonSpec* spec = supervisor_->specOf(target); s && spec != nullptr) {
+    if (std::string why = spec::permissionRefusal(*spec, op, sig); !why.empty()) {
+      ++access_refusals_;
+      s = Status::denied(why);
+    }
+  }
+  if (s && op == "exec") {
     daemonExec(request, std::move(audit), std::move(reply));
     return;
+  }
+  if (s) {
+    using Op = proto::DaemonControl::Op;
+    switch (c.getOp()) {
+      case Op::RESTART: s = supervisor_->restart(target); break;
+      case Op::PAUSE: s = supervisor_->pause(target); break;
+      case Op::RESUME: s = supervisor_->resume(target); break;
+      case Op::QUARANTINE: s = supervisor_->quarantine(target); break;
+      case Op::STOP: s = supervisor_->stop(target); break;
+      case Op::START: s = supervisor_->start(target); break;
+      case Op::TRIGGER: s = supervisor_->trigger(target).status(); break;
+      case Op::SIGNAL: s = supervisor_->signal(target, sig); break;
+      case Op::EXEC: break;
+    }
   }
   audit["result"] = s.toString();
   record(chains::ChainName::kAudit, "control", audit);

@@ -24,11 +24,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/runtime/cgroups.h"
 #include "probes/health_check.h"
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 
 namespace meshos::runtime {
 
@@ -98,8 +95,17 @@ Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& 
   p->start_ticks = rec.start_ticks;
   p->started_wall_ms = rec.started_wall_ms;
   p->adopted = true;
-  p->cgroup = !rec.cgroup_path.empty();
-  p->cgroup_path = rec.cgroup_path;
+  // Its groups are found again from the layout (the record names the first one only).
+  p->cgroup_groups = existingInstanceGroups(cgroup_layout_, options_.cgroup_parent, rec.instance);
+  if (!rec.cgroup_path.empty() &&
+      std::find(p->cgroup_groups.begin(), p->cgroup_groups.end(), rec.cgroup_path) == p->cgroup_groups.end()) {
+    p->cgroup_groups.insert(p->cgroup_groups.begin(), rec.cgroup_path);
+  }
+  p->cgroup = !p->cgroup_groups.empty();
+  p->cgroup_path = rec.cgroup_path.empty() && p->cgroup ? p->cgroup_groups.front() : rec.cgroup_path;
+  const InstanceCgroupPlan plan = planInstanceCgroups(cgroup_layout_, spec.limits, options_.cgroup_parent, rec.instance);
+  p->oom_events_file = plan.oom_events_file;
+  p->memory_usage_file = plan.memory_usage_file;
   p->log_path = rec.log_path;
   p->exit_file = exit_file;
   p->state = ProcessState::kRunning;

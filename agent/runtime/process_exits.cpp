@@ -24,11 +24,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/runtime/cgroups.h"
 #include "probes/health_check.h"
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 
 namespace meshos::runtime {
 
@@ -41,19 +38,19 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   if (p.kill_timer != 0) timers_.cancel(p.kill_timer);
   p.kill_timer = 0;
   info.stopped_by_us = p.stop_requested;
-  if (p.pgid > 0 && p.stop_requested && !p.exit_file.empty() && p.stop_deadline_ms > 0 &&
-      clock_.monotonicMs() < p.stop_deadline_ms) {
+  noteMemoryLimitKills(p, info);
+  const bool run_in_grace = p.pgid > 0 && p.stop_requested && !p.exit_file.empty() &&
+                            p.stop_deadline_ms > 0 && clock_.monotonicMs() < p.stop_deadline_ms;
+  if (run_in_grace) {
     // A job or cron run being stopped: its shim (the main process) ended at the stop
     // signal, the run itself may still be finishing. It keeps the rest of its grace
     // period; then what is left of the group is killed (and reaped, as orphans).
     const int pgid = p.pgid;
-    const std::string cgroup = p.cgroup ? p.cgroup_path : "";
+    const std::vector<std::string> groups = p.cgroup_groups;
     const int64_t left = p.stop_deadline_ms - clock_.monotonicMs();
-    (void)timers_.after(left, [this, pgid, cgroup] {
-      if (!cgroup.empty()) {
-        (void)writeFile(cgroup + "/cgroup.kill", "1");
-        removeCgroup(cgroup);
-      }
+    (void)timers_.after(left, [this, pgid, groups] {
+      killCgroupMembers(groups);
+      for (const std::string& g : groups) removeCgroup(g);
       const auto members = groupMembers(pgid);
       if (members.empty()) return;
       ::kill(-pgid, SIGKILL);
@@ -67,12 +64,15 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   } else if (p.pgid > 0) {
     // Whatever is left of the group goes with its leader; as subreaper we reap it.
     ::kill(-p.pgid, SIGKILL);
-    if (p.cgroup) (void)writeFile(p.cgroup_path + "/cgroup.kill", "1");
+    killCgroupMembers(p.cgroup_groups);
     const int64_t deadline = clock_.monotonicMs() + 5'000;
     for (int pid : groupMembers(p.pgid)) orphans_[pid] = deadline;
     reapOrphans();
   }
-  removeCgroup(p.cgroup_path);
+  // A stopped run keeps its groups (and limits) through its grace period (the timer above).
+  if (!run_in_grace) {
+    for (const std::string& g : p.cgroup_groups) removeCgroup(g);
+  }
   if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
   if (p.start_aborted) {
     p.state = ProcessState::kExited;
@@ -84,6 +84,20 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   p.exit = info;
   (void)store_.erase(instance);
   if (exit_cb_) exit_cb_(instance, info);
+}
+
+void ProcessRuntime::noteMemoryLimitKills(const Proc& p, ExitInfo& info) const {
+  // Read before the group is killed and removed. The kernel's own count says whether the
+  // SIGKILL was the memory limit's (a job's shim sees its run killed as exit code 137).
+  const int64_t kills = memoryLimitKills(p.oom_events_file);
+  if (kills <= 0) return;
+  const std::string limit = "memory_max " + std::to_string(p.spec.limits.memory_max.value_or(0)) + " bytes";
+  if (info.term_signal == SIGKILL || (info.code_known && info.exit_code == 128 + SIGKILL)) {
+    info.memory_limit_kill = true;
+    info.detail = "killed at memory limit (" + limit + "): " + info.detail;
+  } else {
+    info.detail += "; " + std::to_string(kills) + " process(es) killed at memory limit (" + limit + ")";
+  }
 }
 
 void ProcessRuntime::reapOrphans() {
@@ -156,7 +170,7 @@ Status ProcessRuntime::remove(const std::string& instance) {
   if (p.state == ProcessState::kRunning || p.state == ProcessState::kStopping) {
     return Status::invalid("instance " + instance + " is still running; stop it first");
   }
-  removeCgroup(p.cgroup_path);
+  for (const std::string& g : p.cgroup_groups) removeCgroup(g);
   // A record exists only from a start to the exit (onExit erases it); an instance that
   // never ran (apply's pre-check, a created one) has none: no syscall for it.
   if (p.pid != 0) (void)store_.erase(instance);
@@ -190,6 +204,7 @@ Result<ProcessStatus> ProcessRuntime::status(const std::string& instance) const 
   s.adopted = p.adopted;
   s.cgroup = p.cgroup;
   s.cgroup_path = p.cgroup_path;
+  s.limit_warnings = p.limit_warnings;
   s.log_path = p.log_path;
   s.exit = p.exit;
   return s;

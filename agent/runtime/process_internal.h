@@ -28,7 +28,11 @@ struct ProcessRuntime::Proc {
   int64_t started_wall_ms = 0;
   bool adopted = false;
   bool cgroup = false;
-  std::string cgroup_path;
+  std::string cgroup_path;                  // the first of cgroup_groups (recorded, shown)
+  std::vector<std::string> cgroup_groups;   // one per hierarchy (unified, v1 memory, cpu, pids)
+  std::string oom_events_file;              // counts kills at memory_max
+  std::string memory_usage_file;
+  std::vector<std::string> limit_warnings;  // best-effort: limits not applied
   std::string log_path;
   std::string exit_file;  // jobs and cron runs: where the shim records the exit code
   std::string exe;

@@ -155,7 +155,7 @@ Result<ResourceStats> ProcessRuntime::stats(const std::string& instance) const {
     std::string procs = readSmallFile(p.cgroup_path + "/cgroup.procs");
     s.processes = static_cast<int64_t>(std::count(procs.begin(), procs.end(), '\n'));
     try {
-      s.cgroup_memory_bytes = std::stoll(readSmallFile(p.cgroup_path + "/memory.current"));
+      if (!p.memory_usage_file.empty()) s.cgroup_memory_bytes = std::stoll(readSmallFile(p.memory_usage_file));
     } catch (const std::exception&) {
     }
     std::istringstream cpu(readSmallFile(p.cgroup_path + "/cpu.stat"));

@@ -9,7 +9,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,11 +22,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/runtime/cgroups.h"
 #include "probes/health_check.h"
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 
 namespace meshos::runtime {
 
@@ -76,41 +72,13 @@ Status ProcessRuntime::init() {
   MESHOS_RETURN_IF_ERROR(makeDirs(options_.data_dir + "/runtime/work"));
   MESHOS_RETURN_IF_ERROR(makeDirs(options_.data_dir + "/runtime/exit"));
   if (options_.subreaper) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  // cgroup v2: the root must be a cgroup2 mount we can create groups in.
-  cgroups_enabled_ = false;
-  if (options_.cgroup_root.empty()) {
-    cgroup_status_ = "cgroups disabled by configuration";
-  } else {
-    struct statfs sf{};
-    if (::statfs(options_.cgroup_root.c_str(), &sf) != 0) {
-      cgroup_status_ = "cgroups not used: " + errnoText(options_.cgroup_root);
-    } else if (static_cast<uint64_t>(sf.f_type) != CGROUP2_SUPER_MAGIC) {
-      cgroup_status_ = "cgroups not used: " + options_.cgroup_root + " is not a cgroup2 mount";
-    } else {
-      // Each level of <cgroup_parent> is created (when missing) and delegates the
-      // controllers we set to the next one; a delegation failure only loses those limits.
-      cgroup_base_ = options_.cgroup_root;
-      (void)writeFile(cgroup_base_ + "/cgroup.subtree_control", "+memory +cpu +pids");
-      std::string failed;
-      std::stringstream segments(options_.cgroup_parent);
-      for (std::string seg; std::getline(segments, seg, '/');) {
-        cgroup_base_ += "/" + seg;
-        if (::mkdir(cgroup_base_.c_str(), 0755) != 0 && errno != EEXIST) {
-          failed = errnoText("mkdir " + cgroup_base_);
-          break;
-        }
-        (void)writeFile(cgroup_base_ + "/cgroup.subtree_control", "+memory +cpu +pids");
-      }
-      if (!failed.empty()) {
-        cgroup_status_ = "cgroups not used: " + failed;
-      } else {
-        cgroups_enabled_ = true;
-        cgroup_status_ = "cgroup v2 at " + cgroup_base_ + " (controllers: " +
-                         readSmallFile(cgroup_base_ + "/cgroup.subtree_control") + ")";
-        while (!cgroup_status_.empty() && cgroup_status_.back() == '\n') cgroup_status_.pop_back();
-      }
-    }
-  }
+  // Where the memory, cpu and pids controllers are (v2 or v1 hierarchies under cgroup_root);
+  // groups are made per instance, when it starts.
+  cgroup_layout_ = detectCgroupLayout(options_.cgroup_root);
+  cgroups_enabled_ = !cgroup_layout_.unified_root.empty();
+  for (const ControllerHome& h : cgroup_layout_.homes) cgroups_enabled_ = cgroups_enabled_ || h.version != 0;
+  cgroup_status_ = options_.cgroup_root.empty() ? "cgroups disabled by configuration"
+                                                 : "cgroups: " + cgroup_layout_.describe();
   if (options_.log_check_interval_ms > 0) {
     // A plain self-rescheduling timer.
     struct Rearm {
@@ -276,21 +244,24 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
 }
 
 Status ProcessRuntime::setupCgroup(Proc& p) {
-  // Prepared before the spawn; the child joins it itself before exec (see start()), so
-  // nothing it forks can be outside it.
+  // Made before the spawn; the process is placed in them before it execs (placeSpawned), so
+  // nothing it forks can be outside them.
   p.cgroup = false;
   p.cgroup_path.clear();
-  if (!cgroups_enabled_) return Status::ok();
-  const std::string path = cgroup_base_ + "/" + p.instance;
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Status::io(errnoText("mkdir " + path));
-  const auto& l = p.spec.limits;
-  if (l.memory_max) (void)writeFile(path + "/memory.max", std::to_string(*l.memory_max));
-  if (l.cpu_max_millicores) {
-    (void)writeFile(path + "/cpu.max", std::to_string(*l.cpu_max_millicores * 100) + " 100000");
-  }
-  if (l.pids_max) (void)writeFile(path + "/pids.max", std::to_string(*l.pids_max));
-  p.cgroup = true;
-  p.cgroup_path = path;
+  p.cgroup_groups.clear();
+  p.oom_events_file.clear();
+  p.memory_usage_file.clear();
+  p.limit_warnings.clear();
+  const InstanceCgroupPlan plan =
+      planInstanceCgroups(cgroup_layout_, p.spec.limits, options_.cgroup_parent, p.instance);
+  auto made = createInstanceCgroups(plan, p.spec.limits.mode);
+  if (!made) return made.status().withContext("daemon '" + p.spec.name + "'");
+  p.cgroup_groups = std::move(made->groups);
+  p.oom_events_file = std::move(made->oom_events_file);
+  p.memory_usage_file = std::move(made->memory_usage_file);
+  p.limit_warnings = std::move(made->warnings);
+  p.cgroup = !p.cgroup_groups.empty();
+  if (p.cgroup) p.cgroup_path = p.cgroup_groups.front();
   return Status::ok();
 }
 
@@ -312,16 +283,20 @@ void ProcessRuntime::removeCgroup(const std::string& path) {
 
 namespace {
 
-// uv_spawn has no pre-exec hook. When the child must join a cgroup or lower its limits
-// before it runs, a /bin/sh shim does that and then execs the daemon (same pid): joining
-// the cgroup after the spawn would race with the daemon's first fork, and prlimit on a
-// process of another user needs CAP_SYS_RESOURCE. A run-to-completion process (job, cron
+// uv_spawn has no pre-exec hook. When the child must be in its cgroups or lower its limits
+// before it runs, a /bin/sh shim does that and then execs the daemon (same pid): it waits
+// on fd 3 (a pipe) until the agent has placed it in its groups (as root, whatever user the
+// daemon runs as; joining after the exec would race with the daemon's first fork), and
+// prlimit on a process of another user needs CAP_SYS_RESOURCE. A run-to-completion process (job, cron
 // run) runs under the shim, which records its exit code in exit_file: an agent that
 // restarts while it runs re-adopts it (not its parent any more) and still learns its
 // outcome. A service is exec'd (same pid, no extra shell). Empty: no shim needed.
 std::string shimScript(const spec::DaemonSpec& spec, bool cgroup, const std::string& exit_file) {
   std::string script;
-  if (cgroup) script += "echo 0 > \"$0\" || { echo \"meshos: cannot join cgroup $0\" >&2; exit 126; }; ";
+  if (cgroup) {
+    script += "read -r placed <&3 && [ \"$placed\" = placed ] || "
+              "{ echo 'meshos: not placed in its cgroups' >&2; exit 126; }; exec 3<&-; ";
+  }
   if (spec.limits.open_files) {
     script += "ulimit -n " + std::to_string(*spec.limits.open_files) +
               " || { echo 'meshos: cannot set the open files limit' >&2; exit 126; }; ";
@@ -353,9 +328,12 @@ void ProcessRuntime::onSpawnedExit(uv_process_t* proc, int64_t status, int sig) 
   rt->onExit(instance, std::move(info));
 }
 
-// uv_spawn, detached (its own session and group), output to the log file.
-Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
-  const std::string procs_file = p.cgroup ? p.cgroup_path + "/cgroup.procs" : "-";
+// uv_spawn, detached (its own session and group), output to the log file. With cgroups,
+// gate_fd is the write end of the pipe the shim waits on (placeSpawned releases it).
+Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd) {
+  gate_fd = -1;
+  int gate[2] = {-1, -1};
+  if (p.cgroup && ::pipe2(gate, O_CLOEXEC) != 0) return Status::io(errnoText("pipe"));
   if (!p.exit_file.empty()) (void)::unlink(p.exit_file.c_str());
   const std::string script = shimScript(p.spec, p.cgroup, p.exit_file);
   const bool shim = !script.empty();
@@ -367,7 +345,7 @@ Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
     args.push_back(const_cast<char*>(kShimArg0.c_str()));
     args.push_back(const_cast<char*>(kShimDashC.c_str()));
     args.push_back(const_cast<char*>(script.c_str()));
-    args.push_back(const_cast<char*>(procs_file.c_str()));
+    args.push_back(const_cast<char*>(kShimArg0.c_str()));  // $0
   }
   args.push_back(const_cast<char*>(p.exe.c_str()));
   for (size_t i = 1; i < p.spec.command.size(); ++i) args.push_back(const_cast<char*>(p.spec.command[i].c_str()));
@@ -375,19 +353,21 @@ Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
   std::vector<char*> envp;
   for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  uv_stdio_container_t stdio[3];
+  uv_stdio_container_t stdio[4];
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = log_fd;
   stdio[2].flags = UV_INHERIT_FD;
   stdio[2].data.fd = log_fd;
+  stdio[3].flags = UV_INHERIT_FD;  // the shim's gate (dup2 in the child clears its CLOEXEC)
+  stdio[3].data.fd = gate[0];
   uv_process_options_t opts{};
   opts.file = shim ? kShim.c_str() : p.exe.c_str();
   opts.args = args.data();
   opts.env = envp.data();
   opts.cwd = p.cwd.c_str();
   opts.stdio = stdio;
-  opts.stdio_count = 3;
+  opts.stdio_count = p.cgroup ? 4 : 3;
   opts.flags = UV_PROCESS_DETACHED;
   if (p.uid) {
     opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
@@ -400,10 +380,12 @@ Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
   h->instance = instance;
   h->proc.data = h;
   int rc = uv_spawn(loop_, &h->proc, &opts);
+  if (gate[0] >= 0) ::close(gate[0]);
   if (rc != 0) {
+    if (gate[1] >= 0) ::close(gate[1]);
     h->rt = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&h->proc), [](uv_handle_t* hh) { delete static_cast<Handle*>(hh->data); });
-    removeCgroup(p.cgroup_path);
+    for (const std::string& g : p.cgroup_groups) removeCgroup(g);
     if (rc == UV_ENOENT && p.spec.workdir.empty()) {
       // The default workdir (made once, then assumed) may have been deleted: made again
       // for the next attempt (the restart policy's).
@@ -414,7 +396,40 @@ Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd) {
   }
   p.handle = h;
   p.pid = h->proc.pid;
+  gate_fd = gate[1];
   return Status::ok();
+}
+
+Status ProcessRuntime::placeSpawned(Proc& p, int gate_fd) {
+  Status placed = Status::ok();
+  for (const std::string& g : p.cgroup_groups) {
+    Status joined = joinCgroups({g}, p.pid);
+    if (joined) continue;
+    if (p.spec.limits.mode == spec::LimitsMode::kEnforce) {
+      placed = joined;
+      break;
+    }
+    p.limit_warnings.push_back("limits of " + g + " not applied: " + joined.message());
+  }
+  // Released only once placed: "placed" lets the shim exec the daemon; EOF (the pipe closed
+  // without it) makes it exit 126.
+  if (placed) {
+    static constexpr char kPlaced[] = "placed\n";
+    if (::write(gate_fd, kPlaced, sizeof(kPlaced) - 1) != static_cast<ssize_t>(sizeof(kPlaced) - 1)) {
+      placed = Status::io(errnoText("release the shim"));
+    }
+  }
+  ::close(gate_fd);
+  return placed;
+}
+
+Status ProcessRuntime::abortStart(Proc& p, Status why) {
+  // Killed at once; its exit is nobody's news (the supervisor sees this failed start).
+  p.start_aborted = true;
+  p.stop_requested = true;
+  p.state = ProcessState::kStopping;
+  ::kill(-p.pgid, SIGKILL);
+  return why;
 }
 
 Status ProcessRuntime::start(const std::string& instance) {
@@ -427,8 +442,12 @@ Status ProcessRuntime::start(const std::string& instance) {
   int log_fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) return Status::io(errnoText("open " + p.log_path));
   if (p.uid) (void)::fchown(log_fd, *p.uid, p.gid.value_or(0));
-  if (Status cg = setupCgroup(p); !cg) p.cgroup = false;  // degrade: run without a cgroup
-  Status spawned = spawn(p, instance, log_fd);
+  if (Status cg = setupCgroup(p); !cg) {
+    ::close(log_fd);
+    return cg;
+  }
+  int gate_fd = -1;
+  Status spawned = spawn(p, instance, log_fd, gate_fd);
   ::close(log_fd);
   if (!spawned) return spawned;
   p.pgid = p.pid;  // DETACHED: setsid() made it a session and group leader
@@ -439,6 +458,11 @@ Status ProcessRuntime::start(const std::string& instance) {
   p.stop_deadline_ms = 0;
   p.exit.reset();
   p.state = ProcessState::kRunning;
+  if (gate_fd >= 0) {
+    if (Status placed = placeSpawned(p, gate_fd); !placed) {
+      return abortStart(p, placed.withContext("daemon '" + p.spec.name + "' not started"));
+    }
+  }
   // A non-zero core size: from outside (the shell's ulimit units differ between shells).
   if (p.spec.limits.core_size && *p.spec.limits.core_size > 0) {
     rlimit r{static_cast<rlim_t>(*p.spec.limits.core_size), static_cast<rlim_t>(*p.spec.limits.core_size)};
@@ -450,18 +474,14 @@ Status ProcessRuntime::start(const std::string& instance) {
     // Without its record a restarted agent could not re-adopt the process: it would run
     // unwatched beside the one its successor starts. So it does not run at all; the
     // supervisor sees a start that failed (and retries with its backoff).
-    p.start_aborted = true;
-    p.stop_requested = true;
-    p.state = ProcessState::kStopping;
-    ::kill(-p.pgid, SIGKILL);
-    return saved.withContext("daemon '" + p.spec.name + "' not started: its instance record cannot be written");
+    return abortStart(p, saved.withContext("daemon '" + p.spec.name + "' not started: its instance record cannot be written"));
   }
   return Status::ok();
 }
 
 void ProcessRuntime::killGroup(Proc& p, int sig) {
   if (p.pgid > 0) ::kill(-p.pgid, sig);
-  if (p.cgroup && sig == SIGKILL) (void)writeFile(p.cgroup_path + "/cgroup.kill", "1");
+  if (p.cgroup && sig == SIGKILL) killCgroupMembers(p.cgroup_groups);
 }
 
 Status ProcessRuntime::stop(const std::string& instance, int64_t grace_ms) {

@@ -1,13 +1,18 @@
 // ProcessRuntime: the Runtime for plain host processes, on libuv.
 //
-// Each instance runs in its own session and process group (uv_spawn DETACHED), and in its
-// own cgroup v2 group (<cgroup_root>/<cgroup_parent>/<instance>, with memory.max, cpu.max,
-// pids.max) when a writable cgroup2 hierarchy is found at cgroup_root; otherwise it runs
-// without one and status says so. stdout and stderr go straight to
+// Each instance runs in its own session and process group (uv_spawn DETACHED). Its limits
+// (memory_max, cpu_max_millicores, pids_max) are enforced with cgroups: the layout (cgroup v2,
+// or the v1 memory, cpu and pids hierarchies) is read from /proc at init (cgroups.h,
+// cgroup_layout.h); an instance gets <hierarchy>/<cgroup_parent>/<instance> in the unified
+// hierarchy (always, when there is one with controllers or cgroup_root is cgroup2) and in
+// the v1 hierarchy of each limit it sets. A limit that cannot be applied fails the start
+// (spec limits = "enforce") or becomes a warning in status() ("best-effort"). The process
+// is placed in its groups before it execs the daemon: a /bin/sh shim waits on a pipe until
+// the agent has written its pid to each cgroup.procs. stdout and stderr go straight to
 // <data_dir>/runtime/logs/<instance>.log (O_APPEND), so a daemon keeps logging while the
 // agent restarts; a periodic check rotates a file past its size by copy-and-truncate,
 // keeping N rotated files (<instance>.log.1 ... .N). rlimits (open files, core size) are set
-// with prlimit right after the spawn.
+// by the shim or with prlimit right after the spawn.
 //
 // When the main process ends, whatever is left of its group (and cgroup) is killed, and the
 // agent, as child subreaper, reaps those orphans: no zombies, no stray grandchildren.
@@ -28,6 +33,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/net/uv_loop.h"
+#include "agent/runtime/cgroup_layout.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/runtime.h"
 
@@ -53,8 +59,10 @@ class ProcessRuntime final : public Runtime {
   // Closes every handle; processes keep running (and stay recorded for re-adoption).
   void close();
 
+  // Some controller (memory, cpu or pids) or a unified hierarchy was found.
   bool cgroupsEnabled() const { return cgroups_enabled_; }
-  // "cgroup v2 at /sys/fs/cgroup/meshos" or why cgroups are not used.
+  const CgroupLayout& cgroupLayout() const { return cgroup_layout_; }
+  // "memory v1 at /sys/fs/cgroup/memory, cpu v1 at ..., pids unavailable (why)".
   const std::string& cgroupStatus() const { return cgroup_status_; }
 
   void setExitCallback(ExitCallback cb) override { exit_cb_ = std::move(cb); }
@@ -84,14 +92,21 @@ class ProcessRuntime final : public Runtime {
   struct Proc;
   struct Handle;
   void onExit(const std::string& instance, ExitInfo info);
+  // A kill at the memory limit (the group's oom_kill count) named in info.
+  void noteMemoryLimitKills(const Proc& p, ExitInfo& info) const;
   void killGroup(Proc& p, int sig);
   void reapOrphans();
  public:
   // Reaps exited grandchildren of running daemons (the log timer does it every interval).
   void reapStrays();
  private:
+  // The instance's groups and limits; InvalidArgument when an enforced limit cannot be applied.
   Status setupCgroup(Proc& p);
-  Status spawn(Proc& p, const std::string& instance, int log_fd);
+  Status spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd);
+  // After the spawn: the shim (waiting on gate_fd) is placed in its groups, then released.
+  Status placeSpawned(Proc& p, int gate_fd);
+  // A spawned process that must not run: killed, its exit not reported; returns why.
+  Status abortStart(Proc& p, Status why);
   static void onSpawnedExit(uv_process_t* proc, int64_t status, int sig);
   // adopt(): a recorded instance that is gone (or a job whose shim recorded its exit).
   Status adoptGone(const InstanceRecord& rec, const spec::DaemonSpec& spec, const std::string& exit_file,
@@ -114,7 +129,7 @@ class ProcessRuntime final : public Runtime {
   std::map<std::string, std::unique_ptr<Proc>> procs_;
   bool cgroups_enabled_ = false;
   std::string cgroup_status_ = "cgroups not checked";
-  std::string cgroup_base_;
+  CgroupLayout cgroup_layout_;
   TimerId log_timer_ = 0;
   TimerId reap_timer_ = 0;
   std::set<std::string> workdirs_made_;  // default workdirs known to exist (bounded)

@@ -30,7 +30,8 @@ struct ExitInfo {
   int exit_code = -1;      // when it exited normally
   int term_signal = 0;     // when a signal ended it
   bool stopped_by_us = false;  // the exit follows a stop() (or kill of the group)
-  std::string detail;      // "exited 3", "killed by SIGKILL", "exit code unknown (re-adopted)"
+  bool memory_limit_kill = false;  // the kernel killed it at its memory_max
+  std::string detail;      // "exited 3", "killed by SIGKILL", "killed at memory limit (...)"
 };
 
 struct ProcessStatus {
@@ -42,8 +43,9 @@ struct ProcessStatus {
   int64_t start_ticks = 0;     // /proc/<pid>/stat field 22
   int64_t started_wall_ms = 0;
   bool adopted = false;        // re-adopted after an agent restart: exit code will be unknown
-  bool cgroup = false;         // in its own cgroup v2 group
-  std::string cgroup_path;
+  bool cgroup = false;         // in cgroups of its own
+  std::string cgroup_path;     // the first of them
+  std::vector<std::string> limit_warnings;  // best-effort: "memory_max not applied: <why>"
   std::string log_path;
   std::optional<ExitInfo> exit;
 };
@@ -100,6 +102,8 @@ class Runtime {
   // Checks the spec can run here (binary found and executable, user exists, workdir) and
   // records it. Nothing is started. AlreadyExists if the instance exists.
   virtual Status create(const std::string& instance, const spec::DaemonSpec& spec) = 0;
+  // InvalidArgument: the spec asks for what this host cannot do (an enforced limit that
+  // cannot be applied); starting it again will not help.
   virtual Status start(const std::string& instance) = 0;
   // Sends the spec's stop signal to the group, SIGKILL after grace_ms (spec's when < 0).
   // The exit callback reports the end. OK (no-op) if not running.

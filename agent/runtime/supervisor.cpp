@@ -536,6 +536,20 @@ void Supervisor::launch(Instance& inst) {
     relaunchAfter(inst, kEnvironmentRetryMs);
     return;
   }
+  if (!s && s.code() == Code::kInvalidArgument) {
+    // This host cannot run it as specified (an enforced limit it cannot apply): starting
+    // it again would fail the same way, so it is failed until the spec or the host changes
+    // (a new apply, or an operator start).
+    failure(inst, "start", s.message());
+    if (e != nullptr) {
+      ++e->attempts;
+      e->state = ExecutionState::kFailed;
+      e->detail = s.message();
+      e->finished_wall_ms = clock_.wallMs();
+    }
+    transition(inst, InstanceState::kFailed, s.message());
+    return;
+  }
   if (!s) {
     failure(inst, "start", s.message());
     ExitInfo info;
@@ -556,6 +570,13 @@ void Supervisor::launch(Instance& inst) {
   }
   auto st = runtime_.status(inst.id);
   const std::string pid = st ? std::to_string(st->pid) : "?";
+  if (st && !st->limit_warnings.empty() && st->limit_warnings != inst.limit_warnings) {
+    // limits = "best-effort": running without some of them. Recorded once, not per restart.
+    std::string all;
+    for (const auto& w : st->limit_warnings) all += (all.empty() ? "" : "; ") + w;
+    failure(inst, "limits", "instance " + inst.id + " runs without some limits: " + all);
+  }
+  inst.limit_warnings = st ? st->limit_warnings : std::vector<std::string>{};
   if (inst.spec.health.startup) {
     transition(inst, InstanceState::kStarting, "started pid " + pid);
   } else {

@@ -50,7 +50,7 @@ struct TransitionEvent {
 struct FailureEvent {
   std::string daemon;
   std::string instance;
-  // crash | quarantine | health | start | dependency | exited-while-down | job | cron
+  // crash | quarantine | health | start | dependency | exited-while-down | job | cron | limits
   std::string kind;
   std::string message;
   int64_t wall_ms = 0;
@@ -96,6 +96,7 @@ struct InstanceSnapshot {
   int last_exit_code = -1;
   std::string last_exit;
   bool cgroup = false;
+  std::vector<std::string> warnings;  // limits not applied (limits = "best-effort")
   std::string reason;              // of the last transition
 };
 
@@ -127,6 +128,10 @@ class Supervisor {
   Status quarantine(const std::string& target);  // stop and hold until start()
   Status stop(const std::string& target);        // stop and hold until start()
   Status start(const std::string& target);       // release a hold; start now
+  // Sends sig to the process group of each running instance; changes no state.
+  Status signal(const std::string& target, int sig);
+  // The spec of the daemon a target (daemon or instance) names; nullptr when none.
+  const spec::DaemonSpec* specOf(const std::string& target);
   Status exec(const std::string& instance, std::vector<std::string> argv, int64_t timeout_ms,
               std::function<void(Result<ExecResult>)> done);
   Result<LogChunk> logs(const std::string& instance, const LogQuery& q) const;

@@ -234,6 +234,24 @@ Status Supervisor::start(const std::string& target) {
   return Status::ok();
 }
 
+Status Supervisor::signal(const std::string& target, int sig) {
+  auto list = targets(target);
+  if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  int sent = 0;
+  for (Instance* inst : list) {
+    if (!inst->has_process()) continue;
+    MESHOS_RETURN_IF_ERROR(runtime_.signal(inst->id, sig));
+    ++sent;
+  }
+  if (sent == 0) return Status::invalid("no instance of '" + target + "' is running");
+  return Status::ok();
+}
+
+const spec::DaemonSpec* Supervisor::specOf(const std::string& target) {
+  auto list = targets(target);
+  return list.empty() ? nullptr : &list.front()->spec;
+}
+
 Status Supervisor::exec(const std::string& instance, std::vector<std::string> argv,
                         int64_t timeout_ms, std::function<void(Result<ExecResult>)> done) {
   const Instance* inst = findInstance(instance);
@@ -274,6 +292,7 @@ std::vector<InstanceSnapshot> Supervisor::snapshot() const {
       if (auto st = runtime_.status(id); st && inst->has_process()) {
         s.pid = st->pid;
         s.cgroup = st->cgroup;
+        s.warnings = st->limit_warnings;
       }
       s.restarts = inst->tracker.restarts;
       auto health = [](const std::unique_ptr<probes::HealthProbe>& p, bool configured) {
@@ -311,6 +330,7 @@ nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
         {"adopted", s.adopted},       {"cgroup", s.cgroup},
         {"reason", s.reason},
     };
+    if (!s.warnings.empty()) j["warnings"] = s.warnings;
     if (!s.last_exit.empty()) {
       j["last_exit"] = s.last_exit;
       j["exit_code_known"] = s.exit_code_known;

@@ -38,6 +38,7 @@ struct Supervisor::Instance {
   bool adopted = false;
   std::optional<ExitInfo> last_exit;
   std::string execution;  // job/cron: the execution this instance runs
+  std::vector<std::string> limit_warnings;  // of its last start (limits = "best-effort")
   bool has_process() const {
     return state == InstanceState::kStarting || state == InstanceState::kRunning ||
            state == InstanceState::kReady || state == InstanceState::kStopping ||

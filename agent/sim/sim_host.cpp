@@ -163,7 +163,9 @@ std::shared_ptr<control::KeptReply> SimHost::call(const std::function<void(proto
   auto request = message.initRoot<proto::Request>();
   request.setReason(reason);
   fill(request);
-  control::PeerCred self{1, 0, 0};
+  control::PeerCred self;  // root, as the simulated operator
+  self.pid = 1;
+  self.known = true;
   agent_->node->control(request.asReader(), self, control::ControlResponder(kept, 0));
   return kept;
 }

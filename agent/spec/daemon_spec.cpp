@@ -26,6 +26,7 @@ std::string_view checkTypeName(CheckType t) { return nameOf(kCheckTypes, t); }
 std::string_view conditionName(DependencyCondition c) { return nameOf(kConditions, c); }
 std::string_view onTimeoutName(OnTimeout o) { return nameOf(kOnTimeouts, o); }
 std::string_view missedRunName(MissedRunPolicy m) { return nameOf(kMissed, m); }
+std::string_view limitsModeName(LimitsMode m) { return nameOf(kLimitsModes, m); }
 
 // ---------------------------------------------------------------------------------------
 // Signals.
@@ -53,6 +54,23 @@ Result<int> signalNumber(std::string_view name) {
   return Status::invalid("unknown signal '" + std::string(name) +
                          "' (use SIGTERM, SIGINT, SIGQUIT, SIGKILL, SIGHUP, SIGUSR1, SIGUSR2, "
                          "SIGWINCH, SIGABRT, SIGALRM, SIGPWR or a number)");
+}
+
+std::string permissionRefusal(const DaemonSpec& spec, std::string_view op, int signal) {
+  const Permissions& p = spec.permissions;
+  auto refused = [&](std::string_view key) {
+    return "daemon " + spec.name + " does not allow " + std::string(op) + " ([daemon.permissions] " +
+           std::string(key) + ")";
+  };
+  if ((op == "stop" || op == "quarantine" || op == "pause") && !p.allow_stop) return refused("allow_stop = false");
+  if (op == "restart" && !p.allow_restart) return refused("allow_restart = false");
+  if (op == "exec" && !p.allow_exec) return refused("allow_exec = false");
+  if (op == "signal" && p.allowed_signals &&
+      std::find(p.allowed_signals->begin(), p.allowed_signals->end(), signal) == p.allowed_signals->end()) {
+    return "daemon " + spec.name + " does not allow signal " + std::to_string(signal) +
+           " (not in [daemon.permissions] allowed_signals)";
+  }
+  return "";
 }
 
 // ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ enum class CheckType { kExec, kTcp, kHttp };
 enum class DependencyCondition { kStarted, kHealthy, kReady };
 enum class OnTimeout { kFail, kWarn, kContinue };
 enum class MissedRunPolicy { kSkip, kRunOnce };
+enum class LimitsMode { kEnforce, kBestEffort };
 
 std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
 std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
@@ -40,6 +41,7 @@ std::string_view checkTypeName(CheckType t);          // "exec" | "tcp" | "http"
 std::string_view conditionName(DependencyCondition c);  // "started" | "healthy" | "ready"
 std::string_view onTimeoutName(OnTimeout o);          // "fail" | "warn" | "continue"
 std::string_view missedRunName(MissedRunPolicy m);    // "skip" | "run-once"
+std::string_view limitsModeName(LimitsMode m);        // "enforce" | "best-effort"
 
 struct Resources {
   int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
@@ -116,7 +118,22 @@ struct Limits {
   std::optional<int64_t> memory_max;          // cgroup memory.max, bytes
   std::optional<int64_t> cpu_max_millicores;  // cgroup cpu.max (quota per 100 ms period)
   std::optional<int64_t> pids_max;            // cgroup pids.max
+  // enforce: a limit this host cannot apply fails the instance's start; best-effort: it
+  // runs without that limit, with a warning.
+  LimitsMode mode = LimitsMode::kEnforce;
   bool operator==(const Limits&) const = default;
+};
+
+// What operators may do to this daemon through the control socket ([daemon.permissions]),
+// beyond what their role allows. Admins are bound by it too: a daemon that must not be
+// stopped by hand is not, by anybody; a new commit or daemons file changes it.
+struct Permissions {
+  bool allow_stop = true;      // stop, quarantine, pause
+  bool allow_restart = true;
+  bool allow_exec = true;      // daemon exec (admins only in any case)
+  // Signals `daemon signal` may send (numbers); absent: any.
+  std::optional<std::vector<int>> allowed_signals;
+  bool operator==(const Permissions&) const = default;
 };
 
 struct LogRotation {
@@ -148,6 +165,7 @@ struct DaemonSpec {
   LogRotation logs;
   int64_t job_retries = 0;  // jobs and cron runs: extra attempts after a failure
   MissedRunPolicy missed_runs = MissedRunPolicy::kSkip;  // cron
+  Permissions permissions;
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;
@@ -185,5 +203,10 @@ Result<DaemonSpec> fromBytes(ByteView bytes);
 
 // Signal names accepted for stop_signal ("SIGTERM", "TERM", "15"); the number or an error.
 Result<int> signalNumber(std::string_view name);
+
+// "" when the permissions allow the operation on the daemon ("stop", "quarantine", "pause",
+// "restart", "exec", "signal" with its number; others are always allowed), else the
+// refusal: "daemon web does not allow stop ([daemon.permissions] allow_stop = false)".
+std::string permissionRefusal(const DaemonSpec& spec, std::string_view op, int signal = 0);
 
 }  // namespace meshos::spec

@@ -133,6 +133,18 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
   b.setLogKeepFiles(s.logs.keep_files);
   b.setJobRetries(s.job_retries);
   b.setMissedRuns(static_cast<proto::MissedRunPolicy>(s.missed_runs));
+  b.setLimitsMode(static_cast<proto::LimitsMode>(s.limits.mode));
+  if (s.permissions != Permissions{}) {
+    auto p = b.initPermissions();
+    p.setForbidStop(!s.permissions.allow_stop);
+    p.setForbidRestart(!s.permissions.allow_restart);
+    p.setForbidExec(!s.permissions.allow_exec);
+    if (s.permissions.allowed_signals) {
+      p.setSignalsRestricted(true);
+      auto list = p.initAllowedSignals(static_cast<unsigned>(s.permissions.allowed_signals->size()));
+      for (unsigned i = 0; i < list.size(); ++i) list.set(i, (*s.permissions.allowed_signals)[i]);
+    }
+  }
 }
 
 namespace {
@@ -219,7 +231,22 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
   s.logs.keep_files = r.getLogKeepFiles();
   s.job_retries = r.getJobRetries();
   MESHOS_ENUM(s.missed_runs, MissedRunPolicy, getMissedRuns, 2, "missed_runs")
+  MESHOS_ENUM(s.limits.mode, LimitsMode, getLimitsMode, 2, "limits.limits")
 #undef MESHOS_ENUM
+  if (r.hasPermissions()) {
+    auto p = r.getPermissions();
+    s.permissions.allow_stop = !p.getForbidStop();
+    s.permissions.allow_restart = !p.getForbidRestart();
+    s.permissions.allow_exec = !p.getForbidExec();
+    if (p.getSignalsRestricted()) {
+      std::vector<int> signals;
+      for (int32_t sig : p.getAllowedSignals()) {
+        if (sig < 1 || sig > 64) return Status::invalid("permissions.allowed_signals: no signal " + std::to_string(sig));
+        signals.push_back(sig);
+      }
+      s.permissions.allowed_signals = std::move(signals);
+    }
+  }
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;
 }

@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <set>
 
 #include "agent/spec/spec_tables.h"
@@ -122,6 +123,31 @@ void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* e
     q.optInteger("memory_max", s.limits.memory_max, kMemoryMax);
     q.optInteger("cpu_max_millicores", s.limits.cpu_max_millicores, kCpuMax);
     q.optInteger("pids_max", s.limits.pids_max, kPidsMax);
+    q.enumeration("limits", s.limits.mode, kLimitsModes);
+    q.finish();
+  }
+  if (const toml::table* x = r.table("permissions")) {
+    TomlTable q(*x, source, r.childPath("permissions"), err);
+    q.boolean("allow_stop", s.permissions.allow_stop);
+    q.boolean("allow_restart", s.permissions.allow_restart);
+    q.boolean("allow_exec", s.permissions.allow_exec);
+    if (const toml::node* n = q.get("allowed_signals"); n != nullptr && !q.failed()) {
+      std::vector<std::pair<std::string, const toml::node*>> names;
+      q.stringNodes("allowed_signals", names);
+      std::vector<int> signals;
+      for (const auto& [name, node] : names) {
+        if (q.failed()) break;
+        auto sig = signalNumber(name);
+        if (!sig) {
+          q.fail(node, "allowed_signals", sig.status().message());
+          break;
+        }
+        signals.push_back(*sig);
+      }
+      std::sort(signals.begin(), signals.end());
+      signals.erase(std::unique(signals.begin(), signals.end()), signals.end());
+      s.permissions.allowed_signals = std::move(signals);
+    }
     q.finish();
   }
   if (const toml::table* x = r.table("logs")) {

@@ -42,6 +42,8 @@ constexpr NameTable<OnTimeout, 3> kOnTimeouts = {{{OnTimeout::kFail, "fail"},
                                                  {OnTimeout::kContinue, "continue"}}};
 constexpr NameTable<MissedRunPolicy, 2> kMissed = {
     {{MissedRunPolicy::kSkip, "skip"}, {MissedRunPolicy::kRunOnce, "run-once"}}};
+constexpr NameTable<LimitsMode, 2> kLimitsModes = {
+    {{LimitsMode::kEnforce, "enforce"}, {LimitsMode::kBestEffort, "best-effort"}}};
 
 // Ranges shared by the TOML parser (which reports the line) and validate().
 constexpr int64_t kDayMs = 86'400'000;

@@ -154,11 +154,12 @@ int showCmd(const std::string& file, bool as_json, const std::string& trust_file
   return 0;
 }
 
-int submitCmd(const std::string& file, const std::string& socket, bool as_json) {
+int submitCmd(const std::string& file, const std::string& socket, const std::string& reason, bool as_json) {
   auto d = admin::readCommitFile(file);
   if (!d) return fail(d.status());
   auto reply = control::callAgent(socket, [&](proto::Request::Builder r) {
-    r.setReason("meshos-admin submit " + file);
+    // The commit carries its own signed authority; the submitter's reason is optional.
+    r.setReason(reason.empty() ? "meshos-admin submit " + file : reason);
     r.setSubmitCommit(capnp::Data::Reader(d->encoded.data(), d->encoded.size()));
   });
   if (!reply) return fail(reply.status());
@@ -204,8 +205,14 @@ int headCmd(const std::string& socket, bool as_json) {
 
 // meshos-admin keyring list|install|use|remove: gossip keyring rotation on one agent.
 // install takes the base64 key; use/remove take the base64 key or its 16-hex-digit id.
-int keyringCmd(const std::string& action, const std::string& key_text, const std::string& socket, bool as_json) {
+int keyringCmd(const std::string& action, const std::string& key_text, const std::string& socket,
+               const std::string& reason, bool as_json) {
   Bytes arg;
+  if (action != "list" && reason.empty()) {
+    std::cerr << "meshos-admin keyring " << action
+              << " changes the node: --reason is required (it is recorded in the audit chain)\n";
+    return 2;
+  }
   if (action != "list") {
     if (key_text.empty()) {
       std::cerr << "meshos-admin keyring " << action << ": give the key (base64)"
@@ -222,7 +229,7 @@ int keyringCmd(const std::string& action, const std::string& key_text, const std
     }
   }
   auto reply = control::callAgent(socket, [&](proto::Request::Builder r) {
-    r.setReason("meshos-admin keyring " + action);
+    r.setReason(reason.empty() ? "meshos-admin keyring " + action : reason);
     auto op = r.initKeyring();
     capnp::Data::Reader data(arg.data(), arg.size());
     if (action == "list") op.setList();
@@ -274,7 +281,7 @@ int adminMain(int argc, char** argv) {
   sign->add_flag("--keep-missing", so.keep_missing, "do not remove daemons absent from --file");
   sign->add_option("-o,--output", so.output, "commit file to write")->required();
 
-  std::string file, key, out, trust_file, socket;
+  std::string file, key, out, trust_file, socket, reason;
   uint32_t threshold = 1;
   bool as_json = false;
   auto* cosign = app.add_subcommand("cosign", "add a signature to a commit file");
@@ -291,6 +298,7 @@ int adminMain(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "send a commit to an agent");
   submit->add_option("commit", file)->required();
   submit->add_option("--socket", socket, "agent control socket")->required();
+  submit->add_option("--reason", reason, "why (recorded in the agent's audit chain; default: the file name)");
   submit->add_flag("--json", as_json);
 
   auto* head = app.add_subcommand("head", "print an agent's commit head");
@@ -304,6 +312,7 @@ int adminMain(int argc, char** argv) {
       ->check(CLI::IsMember({"list", "install", "use", "remove"}));
   keyring->add_option("key", keyring_key, "base64 cluster key (install), or key / 16-hex-digit key id (use, remove)");
   keyring->add_option("--socket", socket, "agent control socket")->required();
+  keyring->add_option("--reason", reason, "why (required for install, use and remove; recorded in the audit chain)");
   keyring->add_flag("--json", as_json);
 
   try {
@@ -337,9 +346,9 @@ int adminMain(int argc, char** argv) {
   if (sign->parsed()) return signCommitCmd(so);
   if (cosign->parsed()) return cosignCmd(file, key, out);
   if (show->parsed()) return showCmd(file, as_json, trust_file, threshold);
-  if (submit->parsed()) return submitCmd(file, socket, as_json);
+  if (submit->parsed()) return submitCmd(file, socket, reason, as_json);
   if (head->parsed()) return headCmd(socket, as_json);
-  if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, as_json);
+  if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, reason, as_json);
   return 2;
 }
 

@@ -73,6 +73,11 @@ void printDaemons(const json& daemons, const json& desired) {
   } else {
     t.print(std::cout);
   }
+  for (const auto& d : daemons) {
+    // Limits a best-effort daemon runs without.
+    if (!d.contains("warnings")) continue;
+    for (const auto& w : d["warnings"]) std::cout << "warning: " << field(d, "instance") << ": " << str(w) << "\n";
+  }
   if (!desired.empty()) {
     std::cout << "\ndesired:\n";
     tools::Table dt({"NAME", "GENERATION", "REPLICAS", "PAUSED", "SOURCE"});
@@ -335,7 +340,8 @@ int daemonCommand(const Options& o, const DaemonOptions& d) {
       {"restart", proto::DaemonControl::Op::RESTART}, {"pause", proto::DaemonControl::Op::PAUSE},
       {"resume", proto::DaemonControl::Op::RESUME}, {"quarantine", proto::DaemonControl::Op::QUARANTINE},
       {"stop", proto::DaemonControl::Op::STOP}, {"start", proto::DaemonControl::Op::START},
-      {"trigger", proto::DaemonControl::Op::TRIGGER}, {"exec", proto::DaemonControl::Op::EXEC}};
+      {"trigger", proto::DaemonControl::Op::TRIGGER}, {"exec", proto::DaemonControl::Op::EXEC},
+      {"signal", proto::DaemonControl::Op::SIGNAL}};
   bool is_instance = d.target.find('#') != std::string::npos;
   return jsonCommand(
       o,
@@ -348,6 +354,10 @@ int daemonCommand(const Options& o, const DaemonOptions& d) {
           c.setName(d.target);
         }
         c.setOp(kOps.at(d.op));
+        if (d.op == "signal") {
+          c.setSignal(d.argv.front());
+          return;
+        }
         auto argv = c.initArgv(static_cast<unsigned>(d.argv.size()));
         for (size_t i = 0; i < d.argv.size(); ++i) argv.set(static_cast<unsigned>(i), d.argv[i]);
       },
@@ -440,11 +450,12 @@ int inspectMain(int argc, char** argv) {
   recover->add_flag("--json", o.json, "print JSON");
   DaemonOptions daemon_opts;
   auto* daemon = app.add_subcommand("daemon", "operate a daemon on this node (recorded in the audit chain)");
-  daemon->add_option("op", daemon_opts.op, "restart | pause | resume | quarantine | stop | start | trigger | exec")
+  daemon->add_option("op", daemon_opts.op, "restart | pause | resume | quarantine | stop | start | trigger | signal | exec")
       ->required()
-      ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "exec"}));
+      ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "signal", "exec"}));
   daemon->add_option("target", daemon_opts.target, "a daemon name, or one instance as name#N")->required();
-  daemon->add_option("argv", daemon_opts.argv, "for exec: the command to run in the daemon's environment");
+  daemon->add_option("argv", daemon_opts.argv,
+                     "for exec: the command to run in the daemon's environment; for signal: the signal (HUP, SIGUSR1, 10)");
   auto* placement = app.add_subcommand("placement", "where each commit daemon is assigned and runs, and why");
   std::string placement_daemon;
   placement->add_option("daemon", placement_daemon, "one daemon (default: all)");
@@ -492,7 +503,17 @@ int inspectMain(int argc, char** argv) {
       std::cerr << "meshos-inspect: daemon exec needs a command: daemon exec NAME -- CMD ARGS...\n";
       return 2;
     }
-    if (o.reason.empty()) o.reason = "meshos-inspect daemon " + daemon_opts.op;
+    if (daemon_opts.op == "signal" && daemon_opts.argv.size() != 1) {
+      std::cerr << "meshos-inspect: daemon signal needs one signal: daemon signal NAME HUP\n";
+      return 2;
+    }
+    if (o.reason.empty()) {
+      // The agent refuses a change without one; saying so here saves a round trip.
+      std::cerr << "meshos-inspect: daemon " << daemon_opts.op
+                << " changes the node: --reason is required (it is recorded in the audit chain), e.g.\n"
+                << "  meshos-inspect --reason \"deploy 42\" daemon " << daemon_opts.op << " " << daemon_opts.target << "\n";
+      return 2;
+    }
     return daemonCommand(o, daemon_opts);
   }
   if (logs->parsed()) return logsCommand(o, daemon_opts);

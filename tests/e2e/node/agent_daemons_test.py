@@ -125,7 +125,8 @@ def wait_records(agent, chain, want, timeout_s=10, what=None):
 
 def inspect_with_pid(agent, *args):
     """Runs meshos-inspect; returns (completed-like result, the inspect process's pid)."""
-    p = subprocess.Popen([INSPECT, "--socket", agent.socket, *args], stdout=subprocess.PIPE,
+    p = subprocess.Popen([INSPECT, "--socket", agent.socket, "--reason", "e2e: operator commands", *args],
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=30)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err), p.pid

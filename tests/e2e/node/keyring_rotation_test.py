@@ -35,7 +35,8 @@ def read_keyring(path):
 
 
 def admin(agent, *args, check=True):
-    r = subprocess.run([ADMIN, "keyring", *args, "--socket", agent.socket], capture_output=True, text=True,
+    reason = [] if args[0] == "list" else ["--reason", "keyring rotation test"]
+    r = subprocess.run([ADMIN, "keyring", *args, "--socket", agent.socket, *reason], capture_output=True, text=True,
                        timeout=30)
     if check and r.returncode != 0:
         raise AssertionError(f"meshos-admin keyring {' '.join(args)} on {agent.name} failed ({r.returncode}): "

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/core/logging.h"
+#include "agent/sim/agent_cluster.h"
 #include "agent/sim/cluster_scenario.h"
 #include "tests/sim/sim_seeds.h"
 
@@ -66,4 +67,24 @@ TEST_CASE("sim-agent: the same seed gives the same trace in one process") {
     CHECK(a.trace_events == b.trace_events);
     CHECK(a.trace_events > 1000);
   }
+}
+
+TEST_CASE("sim-agent control: a change without a reason is refused, with one it is served") {
+  (void)setupLogging("off", "text");
+  AgentCluster c(1);
+  c.addHosts(1);
+  c.start(0);
+  auto join = [&](const std::string& reason) {
+    return c.host(0).call([](proto::Request::Builder b) { b.initJoin(1).set(0, "10.0.9.9:7946"); }, reason);
+  };
+  auto ping = [&] { return c.host(0).call([](proto::Request::Builder b) { b.setPing(); }, ""); };
+  REQUIRE(c.runUntil([&] { return ping()->get().isOk(); }, 10'000).isOk());
+  auto refused = join("");
+  REQUIRE(refused->answered());
+  REQUIRE(!refused->get().isOk());
+  CHECK(refused->get().status().code() == Code::kPermissionDenied);
+  CHECK(refused->get().status().message() == "a reason is required: join changes the node (pass --reason)");
+  auto served = join("sim: join a peer");
+  REQUIRE(served->answered());
+  CHECK(served->get().isOk());
 }

@@ -1,5 +1,7 @@
 #include "tests/temp_dir.h"
 #include <doctest/doctest.h>
+
+#include <algorithm>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -87,6 +89,14 @@ TEST_CASE("requests get replies, synchronous and later, with peer credentials") 
   CHECK(r->body == "{\"pong\":true}");
   CHECK(f.last_peer.pid == ::getpid());
   CHECK(f.last_peer.uid == ::getuid());
+  CHECK(f.last_peer.known);
+  // The supplementary groups, as the kernel keeps them for this process (SO_PEERGROUPS).
+  std::vector<gid_t> mine(static_cast<size_t>(::getgroups(0, nullptr)));
+  mine.resize(static_cast<size_t>(::getgroups(static_cast<int>(mine.size()), mine.data())));
+  std::vector<gid_t> seen = f.last_peer.groups;
+  std::sort(mine.begin(), mine.end());
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == mine);
   auto later = callAgent(f.socket, [](proto::Request::Builder r) { r.setSnapshot(); }, 5000);
   REQUIRE(later.isOk());
   CHECK(later->kind == ControlReply::Kind::kText);

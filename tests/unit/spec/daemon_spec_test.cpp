@@ -52,6 +52,7 @@ core_size = 0
 memory_max = 536870912
 cpu_max_millicores = 1000
 pids_max = 128
+limits = "best-effort"
 [daemon.logs]
 max_bytes = 1048576
 keep_files = 5
@@ -122,6 +123,8 @@ TEST_CASE("spec: a full file parses into specs") {
   CHECK(web.depends_on[1].condition == DependencyCondition::kReady);
   CHECK(web.depends_on[1].on_timeout == OnTimeout::kWarn);
   CHECK(web.limits.open_files == std::nullopt);
+  CHECK(db.limits.mode == LimitsMode::kBestEffort);
+  CHECK(web.limits.mode == LimitsMode::kEnforce);  // the default
   CHECK((*r)[3].kind == DaemonKind::kCron);
   CHECK((*r)[3].missed_runs == MissedRunPolicy::kRunOnce);
   CHECK((*r)[4].kind == DaemonKind::kJob);
@@ -158,9 +161,23 @@ TEST_CASE("spec: Cap'n Proto round trip and canonical bytes") {
   CHECK(!(a == b));
   CHECK(canonicalEqual(a, b));
   CHECK(canonicalBytes(a) == canonicalBytes(b));
+  // The limits mode is part of the spec: a changed mode is a changed spec.
+  DaemonSpec c = a;
+  c.limits.mode = a.limits.mode == LimitsMode::kEnforce ? LimitsMode::kBestEffort : LimitsMode::kEnforce;
+  CHECK(canonicalBytes(a) != canonicalBytes(c));
   b.command.push_back("--more");
   CHECK(!canonicalEqual(a, b));
   CHECK(canonicalBytes(a) != canonicalBytes(b));
+  {
+    // A mode this agent does not know (from a newer writer) is refused, not guessed.
+    capnp::MallocMessageBuilder msg;
+    auto root = msg.initRoot<meshos::proto::DaemonSpec>();
+    toCapnp(root, a);
+    root.setLimitsMode(static_cast<meshos::proto::LimitsMode>(7));
+    auto bad = fromCapnp(root.asReader());
+    REQUIRE(!bad);
+    CHECK(contains(bad.status().message(), "limits.limits: unknown enum value 7"));
+  }
   // Garbage bytes are an error, not a crash.
   std::vector<uint8_t> junk(24, 0xff);
   CHECK(!fromBytes(junk));
@@ -178,6 +195,10 @@ TEST_CASE("spec: strict TOML errors name the key and the line") {
               "open_files = -5\n");
   CHECK(contains(e, "local.toml:5:"));
   CHECK(contains(e, "limits.open_files"));
+  e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[daemon.limits]\n"
+              "memory_max = 65536\nlimits = \"maybe\"\n");
+  CHECK(contains(e, "local.toml:6:"));
+  CHECK(contains(e, "limits.limits: 'maybe' is not one of enforce | best-effort"));
   e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\nrestart = \"sometimes\"\n");
   CHECK(contains(e, "restart"));
   CHECK(contains(e, "always | on-failure | never"));
