@@ -293,6 +293,7 @@ class Node {
   placement::Assigner assigner_;
   std::unique_ptr<reconcile::LocalRebalancer> rebalancer_;
   reconcile::LocalPlan plan_;
+  reconcile::WallDeadlines wall_deadlines_;  // freeze and drain deadlines, held on the monotonic clock
   nlohmann::json placement_json_ = nlohmann::json::object();  // plan_ rendered
   state::NodeReport self_report_;
   uint64_t self_report_version_ = 0;  // bumps when a changed report is published

@@ -177,6 +177,7 @@ void Node::planPlacement() {
   in.self_id = identity_.id;
   in.now_ms = nowMs();
   in.wall_ms = env_.clock.wallMs();
+  in.deadlines = &wall_deadlines_;
   in.desired = &commit_log_->desired();
   in.nodes = peerViews();
   for (const auto& p : in.nodes) in.members_known += p.state != state::MemberState::kLeft;

@@ -81,7 +81,9 @@ class Planner {
       : in_(in), assigner_(assigner), desired_(in.desired ? *in.desired : empty()) {}
 
   LocalPlan run() {
-    plan_.frozen = desired_.frozenAt(in_.wall_ms);
+    if (desired_.freeze) {
+      plan_.frozen = !deadlinePassed("freeze/" + std::to_string(desired_.freeze->seq), desired_.freeze->expires_at_ms);
+    }
     judgeView();
     planMaintenance();
     const placement::Assignment& assignment = assign();
@@ -94,10 +96,18 @@ class Planner {
       for (const auto& [name, l] : in_.local) still_running += l.running;
       if (still_running == 0) plan_.maintenance = state::Maintenance::kInMaintenance;
     }
+    if (in_.deadlines != nullptr) in_.deadlines->retain(deadline_keys_);
     return std::move(plan_);
   }
 
  private:
+  // A commit's wall-clock deadline, on the node's monotonic clock when it keeps one.
+  bool deadlinePassed(const std::string& key, int64_t deadline_wall_ms) {
+    if (in_.deadlines == nullptr) return in_.wall_ms >= deadline_wall_ms;
+    deadline_keys_.insert(key);
+    return in_.deadlines->passed(key, deadline_wall_ms, in_.wall_ms, in_.now_ms);
+  }
+
   static const commits::DesiredState& empty() {
     static const commits::DesiredState kEmpty;
     return kEmpty;
@@ -135,7 +145,7 @@ class Planner {
       plan_.maintenance = state::Maintenance::kDraining;
     }
     plan_.maintenance_seq = maintenance_ ? maintenance_->seq : 0;
-    drain_overdue_ = maintenance_ && in_.wall_ms >= maintenance_->deadline_ms;
+    drain_overdue_ = maintenance_ && deadlinePassed("drain/" + std::to_string(maintenance_->seq), maintenance_->deadline_ms);
   }
 
   // Who reports each daemon (self: what actually runs here).
@@ -356,6 +366,7 @@ class Planner {
   std::unordered_map<std::string_view, const PeerView*> by_id_;
   const commits::NodeMaintenance* maintenance_ = nullptr;
   bool drain_overdue_ = false;
+  std::set<std::string> deadline_keys_;  // the deadlines this plan read
   std::vector<placement::NodeView> views_;
   std::unordered_map<std::string, std::vector<Holder>> holders_;
   std::vector<const std::pair<const std::string, commits::DesiredDaemon>*> entries_;

@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/commits/desired_state.h"
+#include "agent/reconcile/wall_deadlines.h"
 #include "agent/spec/daemon_spec.h"
 #include "agent/state/event.h"
 #include "agent/state/node_report.h"
@@ -66,7 +67,10 @@ struct Handoff {  // an instance kept here until its new holders are ready
 struct LocalInputs {
   std::string self_id;
   int64_t now_ms = 0;   // monotonic
-  int64_t wall_ms = 0;  // for the freeze expiry
+  int64_t wall_ms = 0;  // for the freeze expiry and the drain deadline
+  // Holds those deadlines on the monotonic clock from their first sight (the node's; see
+  // wall_deadlines.h). nullptr: compared with wall_ms as they are.
+  WallDeadlines* deadlines = nullptr;
   const commits::DesiredState* desired = nullptr;
   std::vector<PeerView> nodes;  // every member known, self included
   std::map<std::string, LocalDaemon> local;  // commit daemons running here, by name

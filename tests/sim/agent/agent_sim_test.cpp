@@ -88,3 +88,38 @@ TEST_CASE("sim-agent control: a change without a reason is refused, with one it 
   REQUIRE(served->answered());
   CHECK(served->get().isOk());
 }
+
+TEST_CASE("sim-agent clock: a freeze holds through wall-clock steps and ends on time, seeds 1..20") {
+  // Two of three nodes have their wall clocks stepped an hour ahead and an hour back while
+  // frozen. Every node must stay frozen until the freeze's expiry by the admin's (unstepped)
+  // clock, and thaw within a tick of it: not an hour early, not an hour late.
+  (void)setupLogging("off", "text");
+  for (uint64_t seed : simSeeds(20)) {
+    INFO("replay: " << replayCommand(seed, "sim-agent clock*"));
+    AgentCluster c(seed);
+    c.addHosts(3);
+    c.startAll();
+    auto frozen = [&](size_t i) {
+      const node::Node* n = c.host(i).node();
+      return n != nullptr && n->plan().frozen;
+    };
+    auto all = [&](bool want) { return frozen(0) == want && frozen(1) == want && frozen(2) == want; };
+    REQUIRE(c.runUntil([&] { return c.host(0).node() && c.host(1).node() && c.host(2).node(); }, 30'000).isOk());
+    const int64_t expiry = c.world().clock.wallMs() + 120'000;
+    auto committed = c.commit({commits::OpFreeze{expiry, "sim: incident"}});
+    REQUIRE_MESSAGE(committed.isOk(), committed.status().toString());
+    REQUIRE(c.runUntil([&] { return all(true); }, 60'000).isOk());
+    c.stepWallClock(0, 3'600'000);
+    c.stepWallClock(1, -3'600'000);
+    const int64_t left = expiry - c.world().clock.wallMs();
+    REQUIRE(left > 2'000);
+    Status held = c.runFor(left - 1'000, [&] {
+      for (size_t i = 0; i < 3; ++i) {
+        if (!frozen(i)) return Status::internal("n" + std::to_string(i) + " thawed " + std::to_string(expiry - c.world().clock.wallMs()) + " ms early");
+      }
+      return Status::ok();
+    });
+    REQUIRE_MESSAGE(held.isOk(), held.message());
+    REQUIRE_MESSAGE(c.runUntil([&] { return all(false); }, 3'000).isOk(), "a node stayed frozen past the expiry");
+  }
+}

@@ -219,6 +219,60 @@ TEST_CASE("the drain deadline ends the handoff") {
   CHECK(decision(planLocal(in, assigner), "web").here == 0);
 }
 
+TEST_CASE("wall-clock steps neither end a freeze early nor stretch it") {
+  auto d = desiredWith({service("web", 5), service("api", 5)});
+  d.freeze = commits::FreezeState{1'060'000, "incident", 3};  // 60 s after the first plan
+  auto in = inputs(d, 0, 3);
+  in.local["web"] = {1, 1};
+  WallDeadlines deadlines;
+  in.deadlines = &deadlines;
+  placement::Assigner assigner;
+  in.now_ms = 5'000;
+  in.wall_ms = 1'000'000;
+  CHECK(planLocal(in, assigner).frozen);
+  in.now_ms += 10'000;
+  in.wall_ms += 3'600'000 + 10'000;  // the wall clock jumps an hour ahead
+  CHECK(planLocal(in, assigner).frozen);
+  in.now_ms += 49'000;
+  in.wall_ms -= 2 * 3'600'000;       // and two hours back
+  CHECK(planLocal(in, assigner).frozen);
+  in.now_ms += 1'000;                // 60 s on the monotonic clock: thawed
+  CHECK_FALSE(planLocal(in, assigner).frozen);
+
+  d.freeze = commits::FreezeState{in.wall_ms + 1'000, "again", 9};  // a new freeze, anchored afresh
+  CHECK(planLocal(in, assigner).frozen);
+  CHECK(deadlines.size() == 1);  // the old one is forgotten
+}
+
+TEST_CASE("a wall-clock step does not move a drain deadline") {
+  auto d = desiredWith({service("web", 1)});
+  d.maintenance["n0"] = commits::NodeMaintenance{commits::MaintenanceMode::kDrain, 1'030'000, 7};
+  auto in = inputs(d, 0, 3);
+  in.local["web"] = {1, 1};
+  WallDeadlines deadlines;
+  in.deadlines = &deadlines;
+  placement::Assigner assigner;
+  in.now_ms = 5'000;
+  in.wall_ms = 1'000'000;  // 30 s before the deadline
+  CHECK(decision(planLocal(in, assigner), "web").here == 1);
+  in.now_ms += 1'000;
+  in.wall_ms += 3'600'000;  // an hour ahead: the deadline has not passed here
+  CHECK(decision(planLocal(in, assigner), "web").here == 1);
+  in.now_ms += 29'000;
+  in.wall_ms -= 7'200'000;  // 30 s on the monotonic clock: it has, whatever the wall says
+  CHECK(decision(planLocal(in, assigner), "web").here == 0);
+}
+
+TEST_CASE("WallDeadlines: anchored at first sight, counted on the monotonic clock") {
+  WallDeadlines w;
+  CHECK_FALSE(w.passed("k", 10'000, 0, 100));     // 10 s away, seen at mono 100
+  CHECK_FALSE(w.passed("k", 10'000, 50'000, 10'099));  // the wall clock says it passed
+  CHECK(w.passed("k", 10'000, -99'999, 10'100));   // the monotonic clock decides
+  CHECK(w.passed("late", 1'000, 2'000, 0));        // already past when first seen
+  w.retain({"late"});
+  CHECK(w.size() == 1);
+}
+
 TEST_CASE("an isolated node keeps what it runs and starts nothing") {
   auto d = desiredWith({service("web", 5), service("api", 5)});
   auto in = inputs(d, 0, 5);
