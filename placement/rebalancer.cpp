@@ -59,7 +59,7 @@ std::vector<Move> Rebalancer::plan(int64_t now_ms, const Assignment& base,
     if (last != last_move_ms_.end() && now_ms - last->second < options_.cooldown_ms) continue;
     // Moves a node publishes about itself are one per daemon (node state `moves`).
     if (!options_.only_from.empty() &&
-        std::any_of(active_.begin(), active_.end(), [&](const Move& m) { return m.daemon == name; })) {
+        std::any_of(active_.begin(), active_.end(), [&daemon = name](const Move& m) { return m.daemon == daemon; })) {
       continue;
     }
     // The hottest node holding it...
