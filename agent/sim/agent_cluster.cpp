@@ -292,6 +292,42 @@ void AgentCluster::stepWallClock(size_t i, int64_t delta_ms) {
   hosts_[i]->clock().stepWallMs(delta_ms);
 }
 
+void AgentCluster::hostileCall(size_t i, uint64_t pick) {
+  if (!hosts_[i]->up()) return;
+  const auto& daemons = reference_.desired().daemons;
+  const std::string daemon = daemons.empty() ? "absent" : std::next(daemons.begin(), static_cast<std::ptrdiff_t>(pick % daemons.size()))->first;
+  const char* what[] = {"daemon stop", "daemon exec", "join", "keyring install"};
+  const uint64_t kind = (pick / 7) % 4;
+  const bool root_without_reason = (pick / 29) % 2 == 1;
+  noteFault("hostile", hosts_[i]->name() + " " + what[kind] + (root_without_reason ? " (root, no reason)" : " (uid 1000)"));
+  control::PeerCred stranger;  // a local user the default [control] lets read, no more
+  stranger.pid = 4242;
+  stranger.uid = 1000;
+  stranger.gid = 1000;
+  stranger.known = true;
+  const Bytes key(32, 0x5a);
+  auto reply = hosts_[i]->call(
+      [&](proto::Request::Builder b) {
+        if (kind == 2) {
+          b.initJoin(1).set(0, "10.9.9.9:7946");
+        } else if (kind == 3) {
+          b.initKeyring().setInstall(capnp::Data::Reader(key.data(), key.size()));
+        } else {
+          auto c = b.initDaemonControl();
+          c.setName(daemon);
+          c.setOp(kind == 0 ? proto::DaemonControl::Op::STOP : proto::DaemonControl::Op::EXEC);
+          c.initArgv(1).set(0, "/bin/true");
+        }
+      },
+      root_without_reason ? "" : "simulation: a stranger asks", root_without_reason ? nullptr : &stranger);
+  if (reply->answered() && !reply->get().isOk() && reply->get().status().code() == Code::kPermissionDenied) return;
+  if (hostile_served_.empty()) {
+    hostile_served_ = hosts_[i]->name() + " served " + what[kind] +
+                      (root_without_reason ? " without a reason" : " to uid 1000") + ": " +
+                      (reply->answered() ? reply->get().status().toString() : "not refused at once");
+  }
+}
+
 void AgentCluster::setSlow(size_t i, int64_t slow_ms) {
   noteFault("slow", hosts_[i]->name() + " " + std::to_string(slow_ms));
   hosts_[i]->setSlowMs(slow_ms);

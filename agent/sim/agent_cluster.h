@@ -99,6 +99,10 @@ class AgentCluster {
   void setSlow(size_t i, int64_t slow_ms);
   // A daemon's process dies on its own (exit 1).
   void killProcess(size_t i, int pid);
+  // A caller who may not asks host i for a change (stop, exec, join, a gossip key; `pick`
+  // chooses): a local user with no role, or root without a reason. Served, it is an
+  // invariant failure at the next check.
+  void hostileCall(size_t i, uint64_t pick);
 
   // ---- time ----
   // Runs duration_ms of virtual time; every check_every_ms the invariants (always) and
@@ -196,6 +200,7 @@ class AgentCluster {
   mutable std::vector<int64_t> last_stranded_ms_;  // when each host was last stranded
   std::vector<bool> start_pending_;
   std::set<std::string> active_faults_;
+  std::string hostile_served_;  // a hostile request that was served: the invariant failure
   int64_t quiet_since_ms_ = 0;
   // (time, replicas each daemon is wanted at by the up nodes): the replica bound's window.
   std::deque<std::pair<int64_t, std::map<std::string, uint32_t>>> wanted_history_;

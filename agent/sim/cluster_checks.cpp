@@ -185,6 +185,7 @@ Status AgentCluster::checkAckedSurvived(size_t i) const {
 
 Status AgentCluster::checkInvariants() {
   ++figures_.invariant_checks;
+  if (!hostile_served_.empty()) return Status::internal(hostile_served_);
   for (size_t i = 0; i < hosts_.size(); ++i) {
     // A new agent: what its predecessor acknowledged must be on the disk it reopened.
     if (!check_acked_[i]) continue;

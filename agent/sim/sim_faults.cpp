@@ -15,7 +15,7 @@ struct KindName {
 constexpr KindName kKindNames[] = {
     {FaultKind::kCrash, "crash"}, {FaultKind::kPartition, "partition"}, {FaultKind::kLoss, "loss"},
     {FaultKind::kDiskFull, "disk-full"}, {FaultKind::kClock, "clock"}, {FaultKind::kSlow, "slow"},
-    {FaultKind::kKill, "kill"},
+    {FaultKind::kKill, "kill"}, {FaultKind::kHostile, "hostile"},
 };
 
 }  // namespace
@@ -89,6 +89,7 @@ void FaultPlan::begin(FaultKind kind, int64_t duration_ms) {
     case FaultKind::kDiskFull: diskFull(duration_ms); break;
     case FaultKind::kSlow: slow(duration_ms); break;
     case FaultKind::kKill: kill(); break;
+    case FaultKind::kHostile: cluster_.hostileCall(rng_.uniform(cluster_.size()), rng_.next()); break;
     case FaultKind::kClock: {
       const size_t i = rng_.uniform(cluster_.size());
       const int64_t step = rng_.between(-3'600'000, 3'600'000);

@@ -26,7 +26,7 @@
 
 namespace meshos::sim {
 
-enum class FaultKind { kCrash, kPartition, kLoss, kDiskFull, kClock, kSlow, kKill };
+enum class FaultKind { kCrash, kPartition, kLoss, kDiskFull, kClock, kSlow, kKill, kHostile };
 std::string_view faultKindName(FaultKind k);
 // "crash,partition,loss,disk-full,clock" (also "all", "none"); an unknown name is an error.
 Result<std::set<FaultKind>> parseFaultKinds(std::string_view text);

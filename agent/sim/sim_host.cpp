@@ -153,7 +153,7 @@ void SimHost::stop() {
 }
 
 std::shared_ptr<control::KeptReply> SimHost::call(const std::function<void(proto::Request::Builder)>& fill,
-                                                  const std::string& reason) {
+                                                  const std::string& reason, const control::PeerCred* as) {
   auto kept = std::make_shared<control::KeptReply>();
   if (!agent_) {
     control::ControlResponder(kept, 0).error(Status::unavailable(name_ + ": no agent running"));
@@ -166,7 +166,7 @@ std::shared_ptr<control::KeptReply> SimHost::call(const std::function<void(proto
   control::PeerCred self;  // root, as the simulated operator
   self.pid = 1;
   self.known = true;
-  agent_->node->control(request.asReader(), self, control::ControlResponder(kept, 0));
+  agent_->node->control(request.asReader(), as != nullptr ? *as : self, control::ControlResponder(kept, 0));
   return kept;
 }
 

@@ -85,10 +85,11 @@ class SimHost {
   void setObserver(HostObserver o) { observer_ = std::move(o); }
 
   // A control request, as the control socket would carry it (the caller's credentials are
-  // the agent's own user). The reply may come later (chain reads, exec): run the world
-  // until answered().
+  // root's unless `as` says otherwise). The reply may come later (chain reads, exec): run
+  // the world until answered().
   std::shared_ptr<control::KeptReply> call(const std::function<void(proto::Request::Builder)>& fill,
-                                           const std::string& reason = "simulation");
+                                           const std::string& reason = "simulation",
+                                           const control::PeerCred* as = nullptr);
 
  private:
   struct Agent;
