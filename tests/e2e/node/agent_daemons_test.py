@@ -352,6 +352,55 @@ command = ["/bin/sh", "-c", "exec sleep 3600", "{marker}"]
                       f"within {EXIT_WAIT_S}s and had to be killed, for: {hung}")
 
 
+def memory_controller():
+    """True when this host has a memory controller the agent can use (v1 or v2), as root."""
+    if os.geteuid() != 0:
+        return False
+    with open("/proc/cgroups") as f:
+        return any(line.split()[0] == "memory" and line.split()[3] == "1" for line in f if not line.startswith("#"))
+
+
+def rmdir_quietly(path):
+    """True once path is gone (a cgroup is busy until its last member has exited)."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def test_a_memory_hog_is_killed_at_its_limit_and_recorded():
+    if not memory_controller():
+        print("no memory controller or not root: skipped")
+        return
+    with Daemons() as ws:
+        a = ws.agent("n1", LOCAL)
+        a.set_keys("runtime", f'cgroup_parent = "meshos-e2e-{os.getpid()}"')
+        write_local(a, f"""
+[[daemon]]
+name = "hog"
+command = ["{PY}", "-c", "import time\\nb=[]\\nfor i in range(64):\\n b.append(b'x'*(8<<20))\\ntime.sleep(60)", "{ws.marker}"]
+restart = "never"
+[daemon.limits]
+memory_max = 67108864
+""")
+        a.start()
+        recs = wait_records(a, "failure", lambda rs: any("killed at memory limit" in str(r["payload"]) for r in rs),
+                            timeout_s=20, what="the kill at memory_max in the failure chain")
+        hit = [r["payload"] for r in recs if "killed at memory limit" in str(r["payload"])][0]
+        assert "memory_max 67108864 bytes" in str(hit), hit
+        assert a.stop() == 0
+        for hierarchy in ("memory", "unified", ""):  # the per-test parent, empty once the hog is gone
+            parent = os.path.join("/sys/fs/cgroup", hierarchy, f"meshos-e2e-{os.getpid()}")
+            for leftover in (os.listdir(parent) if os.path.isdir(parent) else []):
+                child = os.path.join(parent, leftover)
+                wait_for(lambda: rmdir_quietly(child), 5, f"{child} removed")
+            if os.path.isdir(parent):
+                os.rmdir(parent)
+
+
 if __name__ == "__main__":
     run_tests([
         test_local_daemons_run_log_and_record_transitions,
@@ -359,4 +408,5 @@ if __name__ == "__main__":
         test_a_crash_loop_is_counted_and_quarantined,
         test_operator_commands_act_and_are_audited,
         test_a_bad_daemons_file_stops_the_agent_and_starts_nothing,
+        test_a_memory_hog_is_killed_at_its_limit_and_recorded,
     ])
