@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEFAULT_DIR = "/tmp/meshos-cluster"
 STATE = "cluster.json"
 EXIT_FAIL, EXIT_USAGE, EXIT_SKIP = 1, 2, 77
-BINARIES = {"agent": "agent/node/meshos-agent", "admin": "tools/admin/meshos-admin",
+BINARIES = {"agent": "agent/net/meshos-agent", "admin": "tools/admin/meshos-admin",
             "inspect": "tools/inspect/meshos-inspect"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
 # Short gossip timings for tests (--fast): failure detection in about a second.

@@ -45,7 +45,7 @@ def wait_for(pred, timeout_s, what):
 class Cluster:
     def __init__(self, build, n, pollers):
         self.pollers = max(1, min(pollers, n))
-        self.agent_bin = os.path.join(build, "agent/node/meshos-agent")
+        self.agent_bin = os.path.join(build, "agent/net/meshos-agent")
         self.inspect_bin = os.path.join(build, "tools/inspect/meshos-inspect")
         self.admin_bin = os.path.join(build, "tools/admin/meshos-admin")
         self.root = tempfile.mkdtemp(prefix="meshos-spread-bench-")

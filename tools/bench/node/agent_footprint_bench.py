@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--idle-s", type=float, default=30)
     a = ap.parse_args()
-    agent = os.path.join(a.build, "agent/node/meshos-agent")
+    agent = os.path.join(a.build, "agent/net/meshos-agent")
     tick = os.sysconf("SC_CLK_TCK")
     with tempfile.TemporaryDirectory(prefix="meshos-bench-") as d:
         cfg = os.path.join(d, "node.toml")
