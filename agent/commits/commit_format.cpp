@@ -93,9 +93,9 @@ Status copyFixed(capnp::Data::Reader d, std::array<uint8_t, N>& out, std::string
 bool operationTextUtf8(const Operation& op) {
   return std::visit(
       [](const auto& x) {
-        if constexpr (requires { x.name; }) return isUtf8(x.name);
-        if constexpr (requires { x.node; }) return isUtf8(x.node);
-        if constexpr (requires { x.reason; }) return isUtf8(x.reason);
+        if constexpr (requires { x.name; }) return isWireText(x.name);
+        if constexpr (requires { x.node; }) return isWireText(x.node);
+        if constexpr (requires { x.reason; }) return isWireText(x.reason);
         return true;  // a put-daemon's spec is checked by spec::validate()
       },
       op);
@@ -224,7 +224,7 @@ Result<DecodedCommit> decodeCommit(ByteView bytes) {
     c.issued_at_ms = body.getIssuedAtMs();
     MESHOS_RETURN_IF_ERROR(copyFixed(body.getIssuer(), c.issuer, "commit: issuer key id"));
     c.note = body.getNote().cStr();
-    if (!isUtf8(c.cluster_id) || !isUtf8(c.note)) return Status::corruption("commit: cluster id or note is not UTF-8");
+    if (!isWireText(c.cluster_id) || !isWireText(c.note)) return Status::corruption("commit: cluster id or note is not UTF-8 or holds a NUL");
     auto sigs = root.getSignatures();
     if (sigs.size() > kMaxSignatures) {
       return Status::corruption("commit: " + std::to_string(sigs.size()) + " signatures, limit " +
@@ -254,7 +254,7 @@ Result<DecodedCommit> decodeCommit(ByteView bytes) {
         return d;
       }
       if (!operationTextUtf8(*op)) {
-        d.operation_error = Status::invalid("operation " + std::to_string(i + 1) + ": a name is not UTF-8");
+        d.operation_error = Status::invalid("operation " + std::to_string(i + 1) + ": a name is not UTF-8 or holds a NUL");
         c.operations.clear();
         return d;
       }

@@ -94,6 +94,10 @@ bool isUtf8(std::string_view text) {
   return true;
 }
 
+bool isWireText(std::string_view text) {
+  return text.find('\0') == std::string_view::npos && isUtf8(text);
+}
+
 std::string escapeNonUtf8(std::string text) {
   if (isUtf8(text)) return text;
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());

@@ -31,6 +31,10 @@ Result<Bytes> fromBase64(std::string_view text);
 // from the wire is checked with this at decode time: JSON rendering (snapshots, audit
 // records) refuses anything else, and one bad name must not break every view of a node.
 bool isUtf8(std::string_view text);
+// Text as the wire carries it: well-formed UTF-8 without NUL. Cap'n Proto's Text ends at
+// its first NUL when it is encoded again, so a name with a NUL inside would change on its
+// way through a node (a peer forwarding it, a commit re-encoded): refused at decode time.
+bool isWireText(std::string_view text);
 // The text with every byte that is not part of well-formed UTF-8 written as \xNN.
 std::string escapeNonUtf8(std::string text);
 

@@ -28,7 +28,7 @@ Bytes bytesOf(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
 // anything else is a malformed message, refused by the decoder's catch like a bad pointer.
 std::string textOf(capnp::Text::Reader t) {
   std::string s(t.cStr(), t.size());
-  KJ_REQUIRE(isUtf8(s), "text is not UTF-8");
+  KJ_REQUIRE(isWireText(s), "text is not UTF-8 or holds a NUL");
   return s;
 }
 
@@ -156,7 +156,9 @@ Result<std::vector<Message>> decodePacket(ByteView bytes, const DecodeLimits& li
           break;
         }
         case proto::GossipMessage::NODE_STATE: out.emplace_back(readState(m.getNodeState())); break;
-        default: return Status::invalid("unknown gossip message kind " + std::to_string(static_cast<int>(m.which())));
+        // Thrown like every other malformed part: a return from inside this loop lost its
+        // message under clang 14 (LeakSanitizer, fuzz_gossip_packet).
+        default: KJ_FAIL_REQUIRE("unknown gossip message kind", static_cast<int>(m.which()));
       }
     }
   } catch (const kj::Exception& e) {

@@ -94,21 +94,21 @@ bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos;
 // A spec from a commit is rendered as JSON (snapshots, `meshos-admin show`), which takes
 // UTF-8 only; TOML guarantees it, Cap'n Proto Text does not.
 bool allTextUtf8(const DaemonSpec& s) {
-  bool ok = isUtf8(s.name) && isUtf8(s.workdir) && isUtf8(s.user) && isUtf8(s.schedule) && isUtf8(s.stop_signal) &&
-            isUtf8(s.placement.near);
-  for (const auto& a : s.command) ok = ok && isUtf8(a);
-  for (const auto& [k, v] : s.env) ok = ok && isUtf8(k) && isUtf8(v);
+  bool ok = isWireText(s.name) && isWireText(s.workdir) && isWireText(s.user) && isWireText(s.schedule) && isWireText(s.stop_signal) &&
+            isWireText(s.placement.near);
+  for (const auto& a : s.command) ok = ok && isWireText(a);
+  for (const auto& [k, v] : s.env) ok = ok && isWireText(k) && isWireText(v);
   for (const auto& c : s.placement.constraints) {
-    ok = ok && isUtf8(c.label);
-    for (const auto& v : c.values) ok = ok && isUtf8(v);
+    ok = ok && isWireText(c.label);
+    for (const auto& v : c.values) ok = ok && isWireText(v);
   }
-  for (const auto& c : s.placement.capabilities) ok = ok && isUtf8(c);
+  for (const auto& c : s.placement.capabilities) ok = ok && isWireText(c);
   for (const auto* check : {&s.health.startup, &s.health.liveness, &s.health.readiness}) {
     if (!check->has_value()) continue;
-    ok = ok && isUtf8((*check)->host) && isUtf8((*check)->path);
-    for (const auto& a : (*check)->command) ok = ok && isUtf8(a);
+    ok = ok && isWireText((*check)->host) && isWireText((*check)->path);
+    for (const auto& a : (*check)->command) ok = ok && isWireText(a);
   }
-  for (const auto& d : s.depends_on) ok = ok && isUtf8(d.name);
+  for (const auto& d : s.depends_on) ok = ok && isWireText(d.name);
   return ok;
 }
 
@@ -272,10 +272,10 @@ Status validate(const DaemonSpec& spec) {
   // UTF-8 first, so that every message of validateInner() quotes only UTF-8.
   Status s = allTextUtf8(spec)
                  ? validateInner(spec)
-                 : Status::invalid("a text value (name, argument, variable, path, label) is not UTF-8");
+                 : Status::invalid("a text value (name, argument, variable, path, label) is not UTF-8 or holds a NUL");
   if (s) s = checkVariables(spec);
   if (!s) {
-    const bool quotable = !spec.name.empty() && isUtf8(spec.name);
+    const bool quotable = !spec.name.empty() && isWireText(spec.name);
     return s.withContext("daemon '" + (quotable ? spec.name : std::string("?")) + "'");
   }
   return s;

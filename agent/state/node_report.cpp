@@ -108,11 +108,11 @@ namespace {
 // Every name and label ends up in JSON (the members and placement views); one that is not
 // UTF-8 would make rendering them fail on every node.
 bool allTextUtf8(const NodeReport& r) {
-  bool ok = isUtf8(r.version) && isUtf8(r.inventory.arch) && isUtf8(r.inventory.os);
-  for (const auto& [k, v] : r.labels) ok = ok && isUtf8(k) && isUtf8(v);
-  for (const auto& c : r.capabilities) ok = ok && isUtf8(c);
-  for (const auto& [name, d] : r.daemons) ok = ok && isUtf8(name);
-  for (const auto& [daemon, to] : r.moves) ok = ok && isUtf8(daemon) && isUtf8(to);
+  bool ok = isWireText(r.version) && isWireText(r.inventory.arch) && isWireText(r.inventory.os);
+  for (const auto& [k, v] : r.labels) ok = ok && isWireText(k) && isWireText(v);
+  for (const auto& c : r.capabilities) ok = ok && isWireText(c);
+  for (const auto& [name, d] : r.daemons) ok = ok && isWireText(name);
+  for (const auto& [daemon, to] : r.moves) ok = ok && isWireText(daemon) && isWireText(to);
   return ok;
 }
 
@@ -181,7 +181,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
       if (daemon.empty() || to.empty()) return Status::invalid("node state move without a daemon or a target");
       if (!r.moves.emplace(daemon, to).second) return Status::invalid("node state moves daemon " + daemon + " twice");
     }
-    if (!allTextUtf8(r)) return Status::invalid("node state text is not UTF-8");
+    if (!allTextUtf8(r)) return Status::invalid("node state text is not UTF-8 or holds a NUL");
     return r;
   });
 }

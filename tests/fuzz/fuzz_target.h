@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
@@ -31,8 +32,12 @@ const std::vector<FuzzTarget>& allTargets();
 const FuzzTarget* findTarget(std::string_view name);
 
 // Aborts when an invariant does not hold: the fuzzer reports the input.
-inline void check(bool ok) {
-  if (!ok) std::abort();
+// An invariant of a target; a failure names its line, then aborts (a finding).
+// (__builtin_FILE/LINE, not std::source_location: clang 14 with libstdc++ 12 lacks it.)
+inline void check(bool ok, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz check failed at %s:%d\n", file, line);
+  std::abort();
 }
 
 inline Bytes bytesOf(std::string_view text) { return Bytes(text.begin(), text.end()); }

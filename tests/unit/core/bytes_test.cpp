@@ -33,6 +33,15 @@ TEST_CASE("big-endian keys sort like numbers") {
   CHECK(readBigEndian64(b) == 256);
 }
 
+TEST_CASE("isWireText: UTF-8 without NUL, which Cap'n Proto Text would cut at") {
+  CHECK(isWireText("n1"));
+  CHECK(isWireText(""));
+  CHECK_FALSE(isWireText(std::string_view("a\0b", 3)));
+  CHECK_FALSE(isWireText(std::string_view("\0", 1)));
+  CHECK_FALSE(isWireText("\xb0"));
+  CHECK(isUtf8(std::string_view("a\0b", 3)));  // well-formed UTF-8, all the same
+}
+
 TEST_CASE("isUtf8 accepts well-formed UTF-8 only, as JSON rendering does") {
   CHECK(isUtf8(""));
   CHECK(isUtf8("plain ascii\twith tab"));
