@@ -216,8 +216,8 @@ Result<StreamFrame> decodeStreamFrame(ByteView bytes, const DecodeLimits& limits
         pp.join = r.getJoin();
         for (auto m : r.getMembers()) {
           auto st = static_cast<uint16_t>(m.getState());
-          if (st > 3) return Status::invalid("push-pull member has unknown state " + std::to_string(st));
-          if (m.getId().size() == 0) return Status::invalid("push-pull member without an id");
+          KJ_REQUIRE(st <= 3, "push-pull member has unknown state", st);
+          KJ_REQUIRE(m.getId().size() > 0, "push-pull member without an id");
           pp.members.push_back(MemberRecord{textOf(m.getId()), textOf(m.getName()), textOf(m.getAddress()),
                                             bytesOf(m.getPublicKey()), m.getIncarnation(),
                                             static_cast<MemberState>(st)});
