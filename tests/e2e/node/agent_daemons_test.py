@@ -396,7 +396,8 @@ memory_max = 67108864
             parent = os.path.join("/sys/fs/cgroup", hierarchy, f"meshos-e2e-{os.getpid()}")
             for leftover in (os.listdir(parent) if os.path.isdir(parent) else []):
                 child = os.path.join(parent, leftover)
-                wait_for(lambda: rmdir_quietly(child), 5, f"{child} removed")
+                if os.path.isdir(child):  # an instance group; the rest are the kernel's files
+                    wait_for(lambda: rmdir_quietly(child), 5, f"{child} removed")
             if os.path.isdir(parent):
                 os.rmdir(parent)
 
