@@ -156,7 +156,8 @@ Status Node::accessRefusal(proto::Request::Reader request, const control::PeerCr
   record(chains::ChainName::kAudit, "control.refused",
          {{"command", needs.what}, {"needs", control::roleName(needs.role)},
           {"has", control::roleName(services_.access.roleOf(peer))}, {"reason", request.getReason().cStr()},
-          {"pid", peer.pid}, {"uid", peer.uid}, {"gid", peer.gid}, {"refusal", why}});
+          {"pid", peer.pid}, {"uid", peer.known ? nlohmann::json(peer.uid) : nlohmann::json(nullptr)},
+          {"gid", peer.known ? nlohmann::json(peer.gid) : nlohmann::json(nullptr)}, {"refusal", why}});
   return Status::denied(why);
 }
 

@@ -117,6 +117,9 @@ TEST_CASE("out-of-range values are named") {
   CHECK(contains(errorOf("[executor]\nqueue_capacity = -1\n"), "executor.queue_capacity"));
   CHECK(contains(errorOf("[executor]\nretry_initial_ms = 500\nretry_max_ms = 100\n"), "executor.retry_max_ms"));
   CHECK(contains(errorOf("[control]\nmode = \"0999\"\n"), "control.mode: expected an octal mode"));
+  CHECK(contains(errorOf("[control]\noperators = [\"ali ce\"]\n"), "control.operators: expected \"*\", a user"));
+  CHECK(contains(errorOf("[control]\nadmins = [\"%\"]\n"), "control.admins"));
+  CHECK(contains(errorOf("[control]\nreaders = \"*\"\n"), "control.readers"));
   CHECK(contains(errorOf("[log]\nlevel = \"loud\"\n"), "log.level"));
   CHECK(contains(errorOf("[log]\nformat = \"xml\"\n"), "log.format"));
   CHECK(contains(errorOf("[trust]\nadmins = [\"nope\"]\n"), "trust.admins[0]"));

@@ -199,6 +199,14 @@ TEST_CASE("spec: strict TOML errors name the key and the line") {
               "memory_max = 65536\nlimits = \"maybe\"\n");
   CHECK(contains(e, "local.toml:6:"));
   CHECK(contains(e, "limits.limits: 'maybe' is not one of enforce | best-effort"));
+  e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[daemon.permissions]\n"
+              "allowed_signals = [\"HUP\", \"SIGNOPE\"]\n");
+  CHECK(contains(e, "local.toml:5:"));
+  CHECK(contains(e, "permissions.allowed_signals: unknown signal 'SIGNOPE'"));
+  e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[daemon.permissions]\nallow_stop = 1\n");
+  CHECK(contains(e, "permissions.allow_stop"));
+  e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n[daemon.permissions]\nallow_kill = false\n");
+  CHECK(contains(e, "allow_kill: unknown key"));
   e = errorOf("[[daemon]]\nname = \"a\"\ncommand = [\"/bin/true\"]\nrestart = \"sometimes\"\n");
   CHECK(contains(e, "restart"));
   CHECK(contains(e, "always | on-failure | never"));
