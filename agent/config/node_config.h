@@ -50,7 +50,7 @@ struct GossipSection {
   int64_t indirect_checks = 3;            // 0 .. 16
   int64_t gossip_interval_ms = 200;       // 1 .. 600000
   int64_t gossip_nodes = 3;               // 1 .. 32
-  int64_t suspicion_mult = 4;             // 1 .. 32
+  int64_t suspicion_mult = 3;             // 1 .. 32
   int64_t retransmit_mult = 4;            // 1 .. 32
   int64_t push_pull_interval_ms = 30000;  // 1 .. 3600000
   int64_t max_packet_bytes = 1400;        // 512 .. 65000

@@ -10,29 +10,27 @@ int retransmitLimit(int retransmit_mult, size_t num_nodes) {
 }
 
 void BroadcastQueue::queue(const std::string& subject, Message msg) {
-  auto it = by_subject_.find(subject);
-  if (it != by_subject_.end()) {
-    order_.erase(orderOf(it->second));
-    by_subject_.erase(it);
-  }
+  if (auto it = by_subject_.find(subject); it != by_subject_.end()) erase(it);
   Entry e;
   e.size_hint = encodedSizeHint(msg);
+  pending_bytes_ += e.size_hint;
   e.msg = std::move(msg);
   e.id = next_id_++;
   Order key = orderOf(e);
   auto inserted = by_subject_.emplace(subject, std::move(e)).first;
   order_.emplace(key, inserted);
   while (by_subject_.size() > max_entries_) {
-    auto last = std::prev(order_.end());  // most transmitted, oldest
-    by_subject_.erase(last->second);
-    order_.erase(last);
+    erase(std::prev(order_.end())->second);  // most transmitted, oldest
     ++dropped_;
   }
 }
 
 void BroadcastQueue::forget(const std::string& subject) {
-  auto it = by_subject_.find(subject);
-  if (it == by_subject_.end()) return;
+  if (auto it = by_subject_.find(subject); it != by_subject_.end()) erase(it);
+}
+
+void BroadcastQueue::erase(std::map<std::string, Entry>::iterator it) {
+  pending_bytes_ -= it->second.size_hint;
   order_.erase(orderOf(it->second));
   by_subject_.erase(it);
 }
@@ -58,6 +56,7 @@ std::vector<Message> BroadcastQueue::take(size_t budget_bytes, int transmit_limi
     auto entry = oit->second;
     order_.erase(oit);
     if (++entry->second.transmits >= transmit_limit) {
+      pending_bytes_ -= entry->second.size_hint;
       by_subject_.erase(entry);
     } else {
       order_.emplace(orderOf(entry->second), entry);

@@ -33,6 +33,8 @@ class BroadcastQueue {
   size_t size() const { return by_subject_.size(); }
   bool empty() const { return by_subject_.empty(); }
   uint64_t dropped() const { return dropped_; }
+  // The size hints of every queued update: what one packet would need to carry them all.
+  size_t pendingBytes() const { return pending_bytes_; }
 
  private:
   struct Entry {
@@ -43,10 +45,12 @@ class BroadcastQueue {
   };
   using Order = std::pair<int, uint64_t>;  // (transmits, ~id): fewest sent, then newest
   static Order orderOf(const Entry& e) { return {e.transmits, ~e.id}; }
+  void erase(std::map<std::string, Entry>::iterator it);
 
   size_t max_entries_;
   uint64_t next_id_ = 1;
   uint64_t dropped_ = 0;
+  size_t pending_bytes_ = 0;
   std::map<std::string, Entry> by_subject_;
   // Send order; ids are unique so an Order names one entry.
   std::map<Order, std::map<std::string, Entry>::iterator> order_;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -127,6 +128,8 @@ struct Counters {
   uint64_t acks_in = 0, nacks_in = 0;
   uint64_t suspicions = 0, refutations = 0, false_suspicions_refuted = 0, dead_declared = 0;
   uint64_t push_pulls = 0, push_pull_failures = 0, reconnects = 0;
+  // Pings to dead members (deadProbeStep), and acks from them (each starts a push-pull).
+  uint64_t dead_probes = 0, dead_probe_acks = 0;
   // Push-pulls started because a member we do not know pinged us (syncWithSender).
   uint64_t sender_syncs = 0;
   uint64_t name_conflicts = 0, state_updates = 0, state_fetches = 0;
@@ -282,6 +285,7 @@ class Membership {
     int64_t start_ms = 0, timeout_at_ms = 0, end_ms = 0;
     int64_t start_us = 0;
     bool indirect_sent = false, acked = false;
+    bool urgent = false;  // the target came from urgent_probes_ (suspected by others)
     int expected_nacks = 0, nacks = 0;
   };
   struct Forward {  // an indirect ping we do for someone else
@@ -309,6 +313,8 @@ class Membership {
   void gossipStep(int64_t now_ms);
   void pushPullStep(int64_t now_ms);
   void reconnectStep(int64_t now_ms);
+  void deadProbeStep(int64_t now_ms);
+  void joinFollowUpStep(int64_t now_ms);
   void suspicionStep(int64_t now_ms);
   void reapStep(int64_t now_ms);
   void forwardStep(int64_t now_ms);
@@ -369,6 +375,7 @@ class Membership {
   std::unordered_set<Member*, ById, ById> members_;      // the same members, by id
   std::unordered_set<Member*, ByName, ByName> id_by_name_;  // by name (one holder per name)
   std::vector<Member*> probe_order_;  // removeMember() takes a member out
+  std::deque<std::string> urgent_probes_;  // ids suspected by others: probed before the round-robin
   size_t probe_pos_ = 0;
   Probe probe_;
   std::map<uint32_t, Forward> forwards_;
@@ -404,6 +411,18 @@ class Membership {
 
   int64_t next_probe_ms_ = 0, next_gossip_ms_ = 0, next_push_pull_ms_ = 0, next_reconnect_ms_ = 0,
           next_reap_ms_ = 0;
+  // The last ping sent to a dead member (deadProbeStep); an ack with its seq means the path
+  // to that member is back.
+  struct DeadProbe {
+    uint32_t seq = 0;
+    std::string id;
+  };
+  DeadProbe dead_probe_;
+  int64_t next_dead_probe_ms_ = 0;  // kNever while no member is dead
+  // A second push-pull with the member a join went through, a moment after the first: it
+  // has heard every join that raced ours (joinFollowUpStep).
+  std::string join_follow_up_to_;
+  int64_t join_follow_up_ms_ = 0;  // kNever when none is due
 
   Outputs out_;
   Counters counters_;

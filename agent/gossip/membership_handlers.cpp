@@ -21,7 +21,14 @@ void Membership::onMessage(int64_t now_ms, const std::string& from, Message& msg
         if constexpr (std::is_same_v<T, AckMsg>) onAck(now_ms, m.seq_no);
         if constexpr (std::is_same_v<T, NackMsg>) onNack(now_ms, m.seq_no);
         if constexpr (std::is_same_v<T, AliveMsg>) onAlive(now_ms, m, false);
-        if constexpr (std::is_same_v<T, SuspectMsg>) onSuspect(now_ms, m);
+        if constexpr (std::is_same_v<T, SuspectMsg>) {
+          onSuspect(now_ms, m);
+          // A suspicion of us, new (onSuspect just refuted it) or at an older incarnation
+          // (the sender missed our refutation: each update is sent a bounded number of times
+          // and ours may be spent): answer the sender directly too, or it may hold us suspect
+          // until its timeout, which without confirmations is the longest, and then dead.
+          if (m.id == self_.id && !leaving_) sendPacket(from, {selfAlive()}, false);
+        }
         if constexpr (std::is_same_v<T, DeadMsg>) {
           // The sender holds us dead (a healed partition, most likely): besides refuting,
           // push-pull with it now so both sides start refuting what they hold dead, rather
@@ -43,14 +50,16 @@ void Membership::onPing(int64_t now_ms, const std::string& from, const PingMsg& 
   Member* src = find(m.source_id);
   if (src != nullptr) src->last_heard_ms = now_ms;
   sendPacket(source, {AckMsg{m.seq_no}}, true);
-  if (!m.source_id.empty() && m.source_id != self_.id && src == nullptr) syncWithSender(now_ms, source);
+  if (!m.source_id.empty() && m.source_id != self_.id && (src == nullptr || src->state == MemberState::kDead))
+    syncWithSender(now_ms, source);
 }
 
 void Membership::syncWithSender(int64_t now_ms, const std::string& address) {
   // A member that pings us knows us, but we do not know it: the broadcast of its alive
   // missed us (each update is sent a bounded number of times, so a few nodes can miss
   // one). Waiting for the periodic push-pull can take minutes; a push-pull with the
-  // sender now repairs it. Also used when a member tells us we are dead (onMessage).
+  // sender now repairs it. Also used when a member tells us we are dead (onMessage), and
+  // when a member we hold dead pings us or acks our dead probe (a path is back).
   // Bounded: one per probe interval overall, and one per address per
   // kSyncCooldownProbes probe intervals (kMaxSyncCooldowns addresses remembered).
   if (leaving_ || address.empty() || address == self_.address) return;
@@ -84,13 +93,23 @@ void Membership::onAck(int64_t now_ms, uint32_t seq) {
     forwards_.erase(fw);
     return;
   }
+  if (seq == dead_probe_.seq && !dead_probe_.id.empty()) {
+    Member* m = find(dead_probe_.id);
+    dead_probe_ = DeadProbe{};
+    if (m != nullptr && m->state == MemberState::kDead) {
+      m->last_heard_ms = now_ms;
+      ++counters_.dead_probe_acks;
+      syncWithSender(now_ms, m->address());
+    }
+    return;
+  }
   if (!probe_.active || probe_.acked || seq != probe_.seq) return;
   probe_.acked = true;
   if (Member* t = find(probe_.target)) {
     t->last_heard_ms = now_ms;
     if (!probe_.indirect_sent) {
-      t->rtt_ms = now_ms - probe_.start_ms;
       t->rtt_us = std::max<int64_t>(0, now_us_ - probe_.start_us);
+      t->rtt_ms = t->rtt_us / 1000;  // not a difference of whole milliseconds: 0.7 ms is 0, not 0 or 1
       ++t->rtt_samples;
     }
   }
@@ -247,6 +266,13 @@ void Membership::onSuspect(int64_t now_ms, const SuspectMsg& m) {
   sp.deadline_ms = now_ms + suspicionTimeoutMs(0, sp.expected, sp.min_ms, sp.max_ms);
   suspicion_deadlines_.emplace(sp.deadline_ms, m.id);
   ++counters_.suspicions;
+  // Someone else's suspicion: probe the member next, out of the round-robin order. If it is
+  // down, our failed probe is an independent confirmation (the suspicion timeout falls
+  // toward its minimum seconds sooner than when confirmations wait for each prober's turn);
+  // if it is up, the ping carries the suspicion to it (buddy system) and it refutes.
+  if (m.from != self_.id && urgent_probes_.size() < kMaxUrgentProbes &&
+      std::find(urgent_probes_.begin(), urgent_probes_.end(), m.id) == urgent_probes_.end())
+    urgent_probes_.push_back(m.id);
   emit(MemberEventKind::kSuspect, *mem);
   broadcastMembership(m.id, m);
 }
@@ -265,7 +291,10 @@ void Membership::onDead(int64_t now_ms, const DeadMsg& m) {
   mem->incarnation = m.incarnation;
   mem->state_change_ms = now_ms;
   mem->suspicion.reset();
-  if (!left) ++counters_.dead_declared;
+  if (!left) {
+    ++counters_.dead_declared;
+    next_dead_probe_ms_ = std::min(next_dead_probe_ms_, now_ms + options_.dead_probe_interval_ms);
+  }
   emit(left ? MemberEventKind::kLeft : MemberEventKind::kDead, *mem);
   broadcastMembership(m.id, m);
 }

@@ -32,6 +32,8 @@ void Membership::tickUs(int64_t now_us) {
     pushPullStep(now_ms);
     next_push_pull_ms_ = now_ms + pushPullScaledIntervalMs(options_.push_pull_interval_ms, estimatedNodes());
   }
+  if (now_ms >= next_dead_probe_ms_) deadProbeStep(now_ms);
+  if (now_ms >= join_follow_up_ms_) joinFollowUpStep(now_ms);
   if (now_ms >= next_reconnect_ms_) {
     reconnectStep(now_ms);
     next_reconnect_ms_ = now_ms + options_.reconnect_interval_ms;
@@ -43,7 +45,10 @@ void Membership::tickUs(int64_t now_us) {
 }
 
 int64_t Membership::nextWakeMs() const {
-  int64_t t = std::min({next_gossip_ms_, next_push_pull_ms_, next_reconnect_ms_, next_reap_ms_});
+  int64_t t = std::min({next_push_pull_ms_, next_reconnect_ms_, next_reap_ms_, next_dead_probe_ms_, join_follow_up_ms_});
+  // A gossip round with nothing queued sends nothing: an idle node does not wake for it.
+  // Whatever queues an update comes through an input, after which the shell asks again.
+  if (!membership_queue_.empty() || !state_queue_.empty()) t = std::min(t, next_gossip_ms_);
   if (probe_.active) {
     t = std::min(t, probe_.indirect_sent ? probe_.end_ms : probe_.timeout_at_ms);
   } else {
@@ -117,8 +122,15 @@ void Membership::probeStep(int64_t now_ms) {
   if (probe_.active || now_ms < next_probe_ms_) return;
   next_probe_ms_ = now_ms + scaled(options_.probe_interval_ms);
   if (leaving_) return;
-  // Round-robin over a reshuffled list, skipping dead and departed members.
+  // Members suspected by others first (onSuspect), then round-robin over a reshuffled list,
+  // skipping dead and departed members.
   Member* target = nullptr;
+  while (target == nullptr && !urgent_probes_.empty()) {
+    Member* m = find(urgent_probes_.front());
+    urgent_probes_.pop_front();
+    if (m != nullptr && m->state == MemberState::kSuspect) target = m;
+  }
+  const bool urgent = target != nullptr;
   for (size_t checked = 0; checked <= probe_order_.size() && target == nullptr; ++checked) {
     if (probe_pos_ >= probe_order_.size()) {
       probe_order_.clear();
@@ -139,6 +151,7 @@ void Membership::probeStep(int64_t now_ms) {
   probe_.start_us = now_us_;
   probe_.timeout_at_ms = now_ms + scaled(options_.probe_timeout_ms);
   probe_.end_ms = now_ms + scaled(options_.probe_interval_ms);
+  probe_.urgent = urgent;
   ++counters_.probes;
   std::vector<Message> msgs{PingMsg{probe_.seq, target->id(), self_.address, self_.id}};
   if (target->state == MemberState::kSuspect) {
@@ -154,7 +167,11 @@ void Membership::finishProbe(int64_t now_ms) {
   ++counters_.probe_failures;
   int delta = 1;
   if (probe_.expected_nacks > 0) delta = probe_.expected_nacks - probe_.nacks;
-  if (delta > 0) applyAwareness(delta);
+  // An urgent probe goes to a member others already suspect: it is expected to fail, and its
+  // helpers may be cut off with it, which says nothing about our own health; counting it
+  // would slow our probing exactly when confirmations are wanted. (Our own suspicions are
+  // probed in turn and count: an isolated node must still notice it is the one cut off.)
+  if (delta > 0 && !probe_.urgent) applyAwareness(delta);
   Member* target = find(probe_.target);
   if (target == nullptr || target->state != MemberState::kAlive) {
     if (target != nullptr && target->state == MemberState::kSuspect)
@@ -207,6 +224,40 @@ void Membership::reconnectStep(int64_t now_ms) {
     queueStream(StreamKind::kPushPull, seed, buildPushPull(true), 0, true);
     break;
   }
+}
+
+void Membership::deadProbeStep(int64_t now_ms) {
+  // memberlist learns that a dead member is back only from its 30 s push-pull to one random
+  // dead member, so a healed partition can stay split for most of a minute. A UDP ping is
+  // far cheaper than a TCP push-pull, so one goes out every dead_probe_interval_ms: the
+  // member's ack (onAck) or its own ping to us (onPing) starts the push-pull at once. It
+  // piggybacks our queued updates, so refutations cross with it. Disarmed while no member
+  // is dead; onDead arms it.
+  std::vector<Member*> dead;
+  for (const auto& m : ids_)
+    if (m->state == MemberState::kDead) dead.push_back(m.get());
+  if (dead.empty() || leaving_) {
+    next_dead_probe_ms_ = kNever;
+    return;
+  }
+  next_dead_probe_ms_ = now_ms + options_.dead_probe_interval_ms;
+  Member* m = dead[static_cast<size_t>(rng_.uniform(dead.size()))];
+  dead_probe_ = DeadProbe{nextSeq(), m->id()};
+  ++counters_.dead_probes;
+  sendPacket(m->address(), {PingMsg{dead_probe_.seq, m->id(), self_.address, self_.id}}, true);
+}
+
+void Membership::joinFollowUpStep(int64_t now_ms) {
+  // When many agents join through one member at once (a rack boots, a cluster restarts),
+  // the first push-pull of each hands it only the joins that came before; the rest would
+  // reach it one gossip message at a time (seconds at 50 nodes). A second push-pull with
+  // the same member one to two gossip intervals later brings every join that raced ours.
+  // One per join; it does not arm another (its stream is not a join).
+  (void)now_ms;
+  join_follow_up_ms_ = kNever;
+  if (leaving_ || join_follow_up_to_.empty()) return;
+  queueStream(StreamKind::kPushPull, join_follow_up_to_, buildPushPull(false), 0, false);
+  join_follow_up_to_.clear();
 }
 
 int64_t Membership::seedBackoffMs(int attempts) {

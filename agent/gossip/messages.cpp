@@ -253,7 +253,11 @@ size_t encodedSizeHint(const Message& m) {
         if constexpr (std::is_same_v<T, PingMsg>) return kBase + x.target_id.size() + x.source_address.size() + x.source_id.size() + 24;
         if constexpr (std::is_same_v<T, IndirectPingMsg>) return kBase + x.target_id.size() + x.target_address.size() + x.source_address.size() + 24;
         if constexpr (std::is_same_v<T, AckMsg> || std::is_same_v<T, NackMsg>) return kBase;
-        if constexpr (std::is_same_v<T, AliveMsg>) return kBase + x.id.size() + x.name.size() + x.address.size() + x.public_key.size() + 40;
+        if constexpr (std::is_same_v<T, AliveMsg>) {
+          // Exact padding (a join burst is mostly these, so the hint decides how many fit).
+          const auto text = [](size_t n) { return (n + 1 + 7) / 8 * 8; };
+          return kBase + text(x.id.size()) + text(x.name.size()) + text(x.address.size()) + (x.public_key.size() + 7) / 8 * 8;
+        }
         if constexpr (std::is_same_v<T, SuspectMsg> || std::is_same_v<T, DeadMsg>) return kBase + x.id.size() + x.from.size() + 24;
         if constexpr (std::is_same_v<T, NodeStateMsg>) return kBase + x.origin.size() + x.body.size() + x.body.size() / 64 + 24;
         return kBase;

@@ -19,12 +19,15 @@ struct Options {
   int64_t gossip_interval_ms = 200;         // separate gossip round
   int gossip_nodes = 3;                     // members per gossip round
   int64_t gossip_to_dead_ms = 30'000;       // keep gossiping to dead members this long
-  int suspicion_mult = 4;                   // min suspicion = mult * log10(N) * interval
+  int suspicion_mult = 3;                   // min suspicion = mult * log10(N) * interval
   int suspicion_max_timeout_mult = 6;       // max suspicion = this * min
   int retransmit_mult = 4;                  // each broadcast sent mult * ceil(log10(N+1)) times
   int64_t push_pull_interval_ms = 30'000;   // scaled up past 32 members
   int awareness_max_multiplier = 8;         // local health score in [0, this - 1]
-  int64_t reconnect_interval_ms = 30'000;   // re-probe a dead member / re-join a seed
+  int64_t reconnect_interval_ms = 30'000;   // push-pull with a dead member / re-join a seed
+  // One UDP ping to a random dead member per interval: its ack (or its ping to us) is the
+  // first sign that a path is back, and starts a push-pull at once (heals in seconds).
+  int64_t dead_probe_interval_ms = 2'000;
   int64_t reap_dead_after_ms = 24LL * 3600 * 1000;  // forget dead members
   int64_t reap_left_after_ms = 24LL * 3600 * 1000;  // forget members that left
   int64_t stream_timeout_ms = 10'000;       // push-pull and TCP probe deadline (shell)

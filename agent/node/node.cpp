@@ -312,6 +312,8 @@ void Node::onMemberEvent(const gossip::MemberEvent& e) {
   state::Member member{m.id, m.name, m.address, static_cast<state::MemberState>(static_cast<int>(m.state)),
                        m.incarnation, m.last_heard_ms, m.rtt_us < 0 ? -1.0 : static_cast<double>(m.rtt_us) / 1000.0};
   state::fold(state_, state::MembershipChanged{member});
+  snapshot_stale_ = true;  // `members` and `snapshot` show what gossip knows now, not at the next tick
+  if (commit_sync_) scheduleCommitSync(0);  // a peer to fetch from, or one fewer
   if (e.kind == gossip::MemberEventKind::kUpdate) return;  // address/metadata churn: no record
   nlohmann::json payload = {{"event", gossip::memberEventKindName(e.kind)}, {"id", m.id},
                             {"name", m.name}, {"address", m.address}, {"incarnation", m.incarnation}};
@@ -331,7 +333,10 @@ void Node::addSnapshotSection(std::string name, std::function<nlohmann::json()> 
   extra_sections_.emplace_back(std::move(name), std::move(fn));
 }
 
-void Node::handle(const state::Event& event) { state::fold(state_, event); }
+void Node::handle(const state::Event& event) {
+  state::fold(state_, event);
+  snapshot_stale_ = true;
+}
 
 void Node::scheduleTick() {
   const int64_t interval_ns = config_.node.tick_interval_ms * 1'000'000;

@@ -4,6 +4,8 @@
 // Everything here runs on the loop thread.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "agent/commits/commit_json.h"
 #include "agent/commits/commit_sync.h"
 #include "agent/node/node.h"
@@ -11,9 +13,13 @@
 namespace meshos::node {
 
 namespace {
-// How often peers and heads are re-read and retries looked at, besides the steps that
-// follow every push, reply and accepted commit.
-constexpr int64_t kCommitSyncIntervalMs = 100;
+// Commit sync steps after every push, reply and accepted commit, and soon after a member
+// or a peer's node state changes (a new head to fetch); otherwise when a retry falls due,
+// but not sooner than kCommitSyncRetryMs (a due fetch may wait for a fetch slot or for the
+// same range from another peer), and at least every kCommitSyncIdleMs, so an idle agent does
+// not wake for it ten times a second.
+constexpr int64_t kCommitSyncRetryMs = 100;
+constexpr int64_t kCommitSyncIdleMs = 1000;
 }  // namespace
 
 Status Node::openCommits() {
@@ -84,7 +90,7 @@ void Node::openCommitSync() {
     if (!served) return served.status();
     return std::move(served->reply);
   });
-  scheduleCommitSync(kCommitSyncIntervalMs);
+  scheduleCommitSync(0);
 }
 
 void Node::scheduleCommitSync(int64_t delay_ms) {
@@ -94,7 +100,9 @@ void Node::scheduleCommitSync(int64_t delay_ms) {
     // Not started (start() failed after openGossip) or stopping: let the loop end.
     if (stopping_ || !started_ || !commit_sync_) return;
     commitSyncStep();
-    scheduleCommitSync(kCommitSyncIntervalMs);
+    const int64_t due = commit_sync_->nextWakeMs(*commit_log_);
+    scheduleCommitSync(
+        std::clamp<int64_t>(due == INT64_MAX ? kCommitSyncIdleMs : due - nowMs(), kCommitSyncRetryMs, kCommitSyncIdleMs));
   });
 }
 

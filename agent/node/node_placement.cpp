@@ -38,6 +38,7 @@ void Node::onPeerState(const gossip::NodeStateUpdate& u) {
   }
   report_seen_ms_[u.origin] = nowMs();
   state::fold(state_, state::PeerStateUpdated{u.origin, u.version, std::move(*report)});
+  if (commit_sync_) scheduleCommitSync(0);  // its commit head may be news
 }
 
 void Node::startProbes() {
@@ -148,7 +149,17 @@ state::NodeReport Node::buildReport() const {
 
 void Node::publishNodeState() {
   if (!gossip_) return;
-  self_report_ = buildReport();
+  state::NodeReport fresh = buildReport();
+  // self_report_ stays what the other nodes hold until a change is worth a broadcast: any
+  // change but the live measurements at once; those at most every kMeasurementsRepublishMs
+  // (a restarted node's coordinate settles over many probes).
+  const int64_t now = nowMs();
+  if (self_report_version_ > 0) {
+    const auto change = state::reportChange(self_report_, fresh);
+    if (change == state::ReportChange::kNone) return;
+    if (change == state::ReportChange::kMeasurements && now - report_published_ms_ < kMeasurementsRepublishMs) return;
+  }
+  self_report_ = std::move(fresh);
   Bytes body = state::encodeNodeReport(self_report_);
   if (body == gossip_state_) return;
   if (Status s = gossip_->setLocalState(body); !s) {
@@ -156,6 +167,7 @@ void Node::publishNodeState() {
     return;
   }
   gossip_state_ = std::move(body);
+  report_published_ms_ = now;
   ++self_report_version_;
 }
 

@@ -115,6 +115,7 @@ Status ProcessRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& 
   p->exe = spec.command[0];
   procs_[rec.instance] = std::move(p);
   watchAdopted(rec.instance, pidfd);
+  armLogCheck();
   return Status::ok();
 }
 

@@ -79,20 +79,20 @@ Status ProcessRuntime::init() {
   for (const ControllerHome& h : cgroup_layout_.homes) cgroups_enabled_ = cgroups_enabled_ || h.version != 0;
   cgroup_status_ = options_.cgroup_root.empty() ? "cgroups disabled by configuration"
                                                  : "cgroups: " + cgroup_layout_.describe();
-  if (options_.log_check_interval_ms > 0) {
-    // A plain self-rescheduling timer.
-    struct Rearm {
-      static void arm(ProcessRuntime* rt) {
-        rt->log_timer_ = rt->timers_.after(rt->options_.log_check_interval_ms, [rt] {
-          rt->rotateLogsNow();
-          rt->reapStrays();
-          arm(rt);
-        });
-      }
-    };
-    Rearm::arm(this);
-  }
+  armLogCheck();
   return Status::ok();
+}
+
+void ProcessRuntime::armLogCheck() {
+  // Every log_check_interval_ms while there are instances; an agent with none does not
+  // wake for it (start() arms it again).
+  if (options_.log_check_interval_ms <= 0 || log_timer_ != 0) return;
+  log_timer_ = timers_.after(options_.log_check_interval_ms, [this] {
+    log_timer_ = 0;
+    rotateLogsNow();
+    reapStrays();
+    if (!procs_.empty()) armLogCheck();
+  });
 }
 
 void ProcessRuntime::close() {
@@ -439,6 +439,7 @@ Status ProcessRuntime::start(const std::string& instance) {
   if (p.state == ProcessState::kRunning || p.state == ProcessState::kStopping) {
     return Status::exists("instance " + instance + " is already running");
   }
+  armLogCheck();
   int log_fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) return Status::io(errnoText("open " + p.log_path));
   if (p.uid) (void)::fchown(log_fd, *p.uid, p.gid.value_or(0));

@@ -96,6 +96,7 @@ class ProcessRuntime final : public Runtime {
   void noteMemoryLimitKills(const Proc& p, ExitInfo& info) const;
   void killGroup(Proc& p, int sig);
   void reapOrphans();
+  void armLogCheck();
  public:
   // Reaps exited grandchildren of running daemons (the log timer does it every interval).
   void reapStrays();

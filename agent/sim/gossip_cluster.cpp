@@ -250,6 +250,28 @@ bool GossipCluster::converged() const {
   return true;
 }
 
+std::string GossipCluster::divergence(size_t limit) const {
+  std::string out;
+  size_t count = 0;
+  for (const auto& a : nodes_) {
+    if (!a->up()) continue;
+    for (const auto& b : nodes_) {
+      if (a.get() == b.get()) continue;
+      const auto state = a->membership().memberState(b->id());
+      const bool live = state == MemberState::kAlive || state == MemberState::kSuspect;
+      const bool wrong = b->up() ? state != MemberState::kAlive || a->membership().memberAddress(b->id()) != b->address()
+                                 : b->started() && live;
+      if (!wrong) continue;
+      if (count++ >= limit) continue;
+      const auto seen = a->membership().findMember(b->id());
+      out += a->name() + " sees " + b->name() + " " + (state ? gossip::memberStateName(*state) : "unknown");
+      if (seen) out += " at incarnation " + std::to_string(seen->incarnation);
+      out += " (" + b->name() + " is at " + std::to_string(b->membership().incarnation()) + "); ";
+    }
+  }
+  return count == 0 ? out : out + std::to_string(count) + " pairs in all";
+}
+
 void GossipCluster::partition(size_t split, bool both_ways) {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     for (size_t j = 0; j < nodes_.size(); ++j) {

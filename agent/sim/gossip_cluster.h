@@ -127,6 +127,9 @@ class GossipCluster {
   size_t countSeeing(const std::string& subject_id, gossip::MemberState s) const;
   // Every up node sees every other up node alive, and every down node not alive.
   bool converged() const;
+  // What stands between the cluster and converged(): up to `limit` "viewer: subject state"
+  // pairs, and how many there are in all. Empty when converged.
+  std::string divergence(size_t limit = 6) const;
   // Cuts the cluster between nodes [0, split) and [split, N), both ways (or one way).
   void partition(size_t split, bool both_ways = true);
   void heal() { network_->healAll(); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "proto/flat_message.h"
 #include "proto/node_state.capnp.h"
@@ -216,6 +217,43 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
                     {"disk_total_bytes", inv.disk_total_bytes}, {"disk_used_bytes", inv.disk_used_bytes},
                     {"arch", inv.arch}, {"os", inv.os}};
   return j;
+}
+
+namespace {
+
+bool usedMoved(int64_t published, int64_t now, int64_t total) {
+  if (total <= 0) return published != now;
+  return static_cast<double>(std::llabs(now - published)) >= kReportUsedFractionStep * static_cast<double>(total);
+}
+
+bool coordinateMoved(const std::optional<Coordinate>& published, const std::optional<Coordinate>& now) {
+  if (published.has_value() != now.has_value()) return true;
+  if (!now) return false;
+  if (published->vec.size() != now->vec.size()) return true;
+  double sq = 0;
+  for (size_t i = 0; i < now->vec.size(); ++i) sq += (now->vec[i] - published->vec[i]) * (now->vec[i] - published->vec[i]);
+  const double moved = std::sqrt(sq) + std::fabs(now->height - published->height) +
+                       std::fabs(now->adjustment - published->adjustment);
+  return moved >= kReportCoordinateStepMs;
+}
+
+}  // namespace
+
+ReportChange reportChange(const NodeReport& published, const NodeReport& now) {
+  // Compare everything with the live measurements taken from `published`, then those alone.
+  NodeReport same = now;
+  same.coordinate = published.coordinate;
+  same.inventory.load1 = published.inventory.load1;
+  same.inventory.memory_used_bytes = published.inventory.memory_used_bytes;
+  same.inventory.disk_used_bytes = published.inventory.disk_used_bytes;
+  if (!(same == published)) return ReportChange::kOther;
+  const Inventory& a = published.inventory;
+  const Inventory& b = now.inventory;
+  const bool moved = std::fabs(b.load1 - a.load1) >= kReportLoadStep * std::max<uint32_t>(b.cpu_count, 1) ||
+                     usedMoved(a.memory_used_bytes, b.memory_used_bytes, b.memory_total_bytes) ||
+                     usedMoved(a.disk_used_bytes, b.disk_used_bytes, b.disk_total_bytes) ||
+                     coordinateMoved(published.coordinate, now.coordinate);
+  return moved ? ReportChange::kMeasurements : ReportChange::kNone;
 }
 
 }  // namespace meshos::state

@@ -78,6 +78,18 @@ struct NodeReport {
 inline constexpr size_t kMaxNodeReportBytes = 256 * 1024;
 inline constexpr size_t kMaxReportMoves = 1024;
 
+// How `now` differs from `published`, the report the other nodes hold. Every field must
+// match exactly except the live measurements (load, memory and disk in use, the network
+// coordinate): they move a little with every sample, and each publish is a broadcast every
+// node receives, so a cluster that republished them on every tick would never be idle.
+// They count once they have moved far enough from the published value to matter to
+// placement (kReportLoadStep...).
+inline constexpr double kReportLoadStep = 0.1;          // load1 per CPU
+inline constexpr double kReportUsedFractionStep = 0.02;  // memory or disk in use, of the total
+inline constexpr double kReportCoordinateStepMs = 0.25;  // how far the coordinate moved
+enum class ReportChange { kNone, kMeasurements, kOther };
+ReportChange reportChange(const NodeReport& published, const NodeReport& now);
+
 Bytes encodeNodeReport(const NodeReport& report);
 // Refuses bodies over kMaxNodeReportBytes, bad framing, out-of-range values.
 Result<NodeReport> decodeNodeReport(ByteView bytes);

@@ -31,6 +31,21 @@ TEST_CASE("codec: every message kind round-trips") {
   }
 }
 
+TEST_CASE("codec: the alive size hint bounds the encoding at every text and key length") {
+  // The hint pads exactly as Cap'n Proto does, so every length around a word edge is tried.
+  for (size_t id = 0; id <= 17; ++id)
+    for (size_t name = 0; name <= 17; name += 3)
+      for (size_t address = 7; address <= 24; address += 5)
+        for (size_t key : {0, 31, 32, 33}) {
+          AliveMsg a{7, std::string(id, 'i'), std::string(name, 'n'), std::string(address, 'a'), Bytes(key, 1)};
+          CAPTURE(id);
+          CAPTURE(name);
+          CAPTURE(address);
+          CAPTURE(key);
+          CHECK(encodePacket({a}).size() <= encodedSizeHint(a) + 16);
+        }
+}
+
 TEST_CASE("codec: push-pull frame round-trips") {
   PushPullMsg pp;
   pp.join = true;

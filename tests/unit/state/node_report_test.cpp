@@ -154,3 +154,48 @@ TEST_CASE("node report: text that is not UTF-8 is refused (the members view rend
   r.labels["zone"] = "\xc3\xa4";
   CHECK(decodeNodeReport(encodeNodeReport(r)).isOk());
 }
+
+TEST_CASE("node report: live measurements are republished only once they have moved far enough") {
+  const NodeReport published = sample();  // 2 CPUs, load 0.5, memory 40 of 100, disk 500 of 1000
+  CHECK(reportChange(published, published) == ReportChange::kNone);
+
+  NodeReport r = published;
+  r.inventory.load1 = 0.65;  // 0.075 per CPU
+  r.inventory.memory_used_bytes = 41;
+  r.inventory.disk_used_bytes = 519;
+  r.coordinate->vec[0] += 0.1;
+  r.coordinate->error = 0.9;  // the error estimate alone never counts
+  CHECK(reportChange(published, r) == ReportChange::kNone);
+
+  SUBCASE("load") {
+    r.inventory.load1 = 0.75;  // 0.125 per CPU
+    CHECK(reportChange(published, r) == ReportChange::kMeasurements);
+  }
+  SUBCASE("memory") {
+    r.inventory.memory_used_bytes = 38;
+    CHECK(reportChange(published, r) == ReportChange::kMeasurements);
+  }
+  SUBCASE("disk") {
+    r.inventory.disk_used_bytes = 520;
+    CHECK(reportChange(published, r) == ReportChange::kMeasurements);
+  }
+  SUBCASE("coordinate") {
+    r.coordinate->height += 0.2;
+    CHECK(reportChange(published, r) == ReportChange::kMeasurements);
+  }
+  SUBCASE("a coordinate first known") {
+    NodeReport none = published;
+    none.coordinate.reset();
+    CHECK(reportChange(none, r) == ReportChange::kMeasurements);
+  }
+  SUBCASE("any other field, however small the change") {
+    r.ready += 1;
+    CHECK(reportChange(published, r) == ReportChange::kOther);
+    r = published;
+    r.labels["zone"] = "b";
+    CHECK(reportChange(published, r) == ReportChange::kOther);
+    r = published;
+    r.inventory.memory_total_bytes += 1;
+    CHECK(reportChange(published, r) == ReportChange::kOther);
+  }
+}
