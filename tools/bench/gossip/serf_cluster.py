@@ -117,7 +117,7 @@ class SerfCluster:
             return None
         try:
             return self.pollers[i].members()
-        except (OSError, ConnectionError, RuntimeError, ValueError):
+        except (OSError, ConnectionError, RuntimeError, ValueError, KeyError, TypeError):
             self.pollers[i] = None
             return None
 
@@ -160,7 +160,9 @@ class SerfCluster:
     def restart(self, i, seed):
         self.start(i)
         self.connect(i)
-        self.pollers[i].call("join", {"Existing": [self.address(seed)], "Replay": False}, reply_body=True)
+        rpc = Rpc("127.0.0.1", self.rpc_ports[i])
+        rpc.call("join", {"Existing": [self.address(seed)], "Replay": False}, reply_body=True)
+        rpc.close()
 
     def listen_events(self):
         """A stream of user events from every agent; records when each first gets one."""
@@ -184,8 +186,10 @@ class SerfCluster:
 
     def broadcast(self, origin, run):
         """A user event from one agent; returns the time it was sent (monotonic)."""
+        rpc = Rpc("127.0.0.1", self.rpc_ports[origin])  # its own: the watch thread uses the pollers
         t0 = time.monotonic()
-        self.pollers[origin].call("event", {"Name": f"bench{run}", "Payload": b"x" * 64, "Coalesce": False})
+        rpc.call("event", {"Name": f"bench{run}", "Payload": b"x" * 64, "Coalesce": False})
+        rpc.close()
         return t0
 
     def received(self):

@@ -68,14 +68,15 @@ def measure(c, idle_s, settle_s):
 
     c.listen_events()
     t0 = c.broadcast(c.n // 2, 0)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 20
     while True:
         got = c.received()
-        if all(t is not None for t in got):
-            f["event"] = max(got) - t0
+        if all(t is not None for t in got) or time.monotonic() > deadline:
+            # Serf's user events are best effort: an agent the broadcast missed gets it only
+            # from a push-pull (30 s or more); such a miss is counted, not waited for.
+            f["event"] = max(t for t in got if t is not None) - t0
+            f["event_missed"] = sum(t is None for t in got)
             break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{c.name}: event not everywhere in 60 s ({sum(t is None for t in got)} missing)")
         time.sleep(0.2)
 
     for figure, victim, act in (("leave", 1, c.leave), ("kill", 2, c.kill)):
@@ -106,6 +107,7 @@ def idle_figures(c, idle_s):
 
 ROWS = [("join", "join: all serving → every agent sees all alive", "s"),
         ("event", "commit (meshos) / user event (Serf) from one agent → all", "s"),
+        ("event_missed", "agents the commit / user event had not reached after 20 s", ""),
         ("leave", "graceful leave → all others see it left", "s"),
         ("suspect", "SIGKILL → all others hold it suspect", "s"),
         ("dead", "SIGKILL → all others hold it dead", "s"),
