@@ -51,19 +51,21 @@ def ensure_packages(setup):
         raise SystemExit("python3-msgpack is installed but not importable by this python3")
 
 
+def sees_all_alive(c):
+    return lambda v: sum(1 for s in v.values() if s == "alive") >= c.n
+
+
 def settle_alive(c, timeout_s=120):
-    names_ok = lambda v: sum(1 for s in v.values() if s == "alive") >= c.n  # noqa: E731
-    c.watch.wait_all(range(c.n), time.monotonic(), names_ok, timeout_s, f"{c.name}: all alive")
+    c.watch.wait_all(range(c.n), time.monotonic(), sees_all_alive(c), timeout_s, f"{c.name}: all alive")
 
 
 def measure(c, idle_s, settle_s):
     f = {}
-    alive_all = lambda v: sum(1 for s in v.values() if s == "alive") >= c.n  # noqa: E731
     c.start_all()
     c.start_watch()
     since = time.monotonic()
     c.join_all(0)
-    f["join"] = c.watch.wait_all(range(c.n), since, alive_all, 120, f"{c.name} join")
+    f["join"] = c.watch.wait_all(range(c.n), since, sees_all_alive(c), 120, f"{c.name} join")
     time.sleep(2)
 
     c.listen_events()
