@@ -112,10 +112,15 @@ void Membership::leave(int64_t now_ms) {
   leaving_ = true;
   const DeadMsg left{incarnation_, self_.id, self_.id};
   broadcastMembership(self_.id, left);
-  // Told at once to a few times a gossip round's members, the leave reaches everyone about
-  // one gossip round sooner than through the queue alone (which still sends it as usual).
-  for (Member* m : randomMembers(kLeaveFanoutRounds * static_cast<size_t>(options_.gossip_nodes), "", false, now_ms))
-    sendPacket(m->address(), {left}, false);
+  tellAtOnce(now_ms, left);
+}
+
+void Membership::tellAtOnce(int64_t now_ms, const DeadMsg& m) {
+  // Told at once to a few times a gossip round's members, a leave or a death reaches
+  // everyone a gossip round or two sooner than through the queue alone (which still sends
+  // it as usual).
+  for (Member* to : randomMembers(kAtOnceFanoutRounds * static_cast<size_t>(options_.gossip_nodes), m.id, false, now_ms))
+    sendPacket(to->address(), {m}, false);
 }
 
 bool Membership::leaveBroadcastDone() const {
@@ -329,8 +334,8 @@ void Membership::handleStreamReply(int64_t now_ms, uint64_t request_id, Result<B
     mergePushPull(now_ms, ps.to, *pp);
     if (ps.join && join_follow_up_ms_ == kNever) {
       join_follow_up_to_ = ps.to;
-      join_follow_up_ms_ = now_ms + options_.gossip_interval_ms +
-                           static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(options_.gossip_interval_ms) + 1));
+      const int64_t half = options_.gossip_interval_ms / 2;
+      join_follow_up_ms_ = now_ms + half + static_cast<int64_t>(rng_.uniform(static_cast<uint64_t>(half) + 1));
     }
   } else if (auto* ack = std::get_if<AckMsg>(&*decoded)) {
     if (ps.kind == StreamKind::kProbe && ack->seq_no == ps.probe_seq) onAck(now_ms, ack->seq_no);

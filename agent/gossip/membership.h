@@ -304,6 +304,7 @@ class Membership {
   // Sending.
   void sendPacket(const std::string& to, std::vector<Message> msgs, bool piggyback);
   void broadcastMembership(const std::string& subject, Message msg);
+  void tellAtOnce(int64_t now_ms, const DeadMsg& m);  // besides the broadcast, to a few members now
   void queueStream(StreamKind kind, const std::string& to, const StreamFrame& frame, uint32_t probe_seq, bool join);
   Result<Bytes> openInput(ByteView sealed, size_t limit);
 

@@ -49,7 +49,13 @@ void Membership::onPing(int64_t now_ms, const std::string& from, const PingMsg& 
   const std::string& source = m.source_address.empty() ? from : m.source_address;
   Member* src = find(m.source_id);
   if (src != nullptr) src->last_heard_ms = now_ms;
-  sendPacket(source, {AckMsg{m.seq_no}}, true);
+  std::vector<Message> reply{AckMsg{m.seq_no}};
+  // The buddy system the other way round: a member we suspect that pings us hears the
+  // suspicion in our ack and refutes straight to us. (After a heal we may hold a suspicion
+  // its refutation's broadcast, spent long ago on the other side, never brought us.)
+  if (src != nullptr && src->state == MemberState::kSuspect)
+    reply.push_back(SuspectMsg{src->incarnation, src->id(), self_.id});
+  sendPacket(source, std::move(reply), true);
   if (!m.source_id.empty() && m.source_id != self_.id && (src == nullptr || src->state == MemberState::kDead))
     syncWithSender(now_ms, source);
 }

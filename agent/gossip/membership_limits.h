@@ -14,8 +14,8 @@ namespace meshos::gossip::detail {
 constexpr size_t kMaxForwards = 1024;
 constexpr size_t kMaxPendingStreams = 256;
 constexpr int64_t kReapCheckMs = 10'000;
-constexpr size_t kMaxUrgentProbes = 16;          // suspects queued to be probed out of turn
-constexpr size_t kLeaveFanoutRounds = 3;         // a leave goes at once to this many rounds' members
+constexpr size_t kMaxUrgentProbes = 256;         // suspects queued to be probed out of turn
+constexpr size_t kAtOnceFanoutRounds = 3;        // a leave or a death goes at once to this many rounds' members
 constexpr int64_t kNever = INT64_MAX;              // a step with nothing to wait for
 constexpr int64_t kSeedRetryBaseMs = 1'000;       // first retry of a seed never reached
 constexpr size_t kMaxStateSources = 4;           // announcers remembered per origin

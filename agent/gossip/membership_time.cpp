@@ -81,7 +81,9 @@ void Membership::suspicionStep(int64_t now_ms) {
     Member* m = find(id);
     if (m == nullptr || m->state != MemberState::kSuspect) continue;
     if (m->suspicion != nullptr && m->suspicion->deadline_ms > now_ms) continue;  // stale; the live one is queued
-    onDead(now_ms, DeadMsg{m->incarnation, id, self_.id});
+    const DeadMsg dead{m->incarnation, id, self_.id};
+    onDead(now_ms, dead);
+    tellAtOnce(now_ms, dead);
   }
 }
 

@@ -84,6 +84,12 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     spdlog::critical("{}", access.status().toString());
     return 1;
   }
+  // Signal handlers before the socket: a SIGTERM sent as soon as the socket appears is a
+  // graceful stop, delivered once the loop runs (the node exists by then), not death by
+  // the default action.
+  Signals signals(loop, [&node](const char* why) {
+    if (node) node->shutdown(why);
+  });
   // The socket first: a second agent on the same data dir stops here, before it opens
   // anything of the first one's.
   if (Status s = control.listen(cfg.control.socket, cfg.control.mode); !s) {
@@ -116,7 +122,6 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
                           {"refused_connections", c.refused_connections}, {"refused_requests", n->accessRefusals()}};
   });
   node->addSnapshotSection("runtime", [&processes] { return nlohmann::json{{"cgroups", processes.cgroupStatus()}}; });
-  Signals signals(loop, [&node](const char* why) { node->shutdown(why); });
   node->onShutdownComplete([&] {
     signals.close();
     processes.close();  // daemons keep running for the next agent

@@ -298,7 +298,6 @@ class Node {
   state::NodeReport self_report_;
   uint64_t self_report_version_ = 0;  // bumps when a changed report is published
   int64_t report_published_ms_ = 0;
-  static constexpr int64_t kMeasurementsRepublishMs = 10'000;
   struct PlanKey {
     uint64_t structural_generation, commit_seq;
     Hash256 commit_hash;

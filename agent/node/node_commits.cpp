@@ -16,10 +16,10 @@ namespace {
 // Commit sync steps after every push, reply and accepted commit, and soon after a member
 // or a peer's node state changes (a new head to fetch); otherwise when a retry falls due,
 // but not sooner than kCommitSyncRetryMs (a due fetch may wait for a fetch slot or for the
-// same range from another peer), and at least every kCommitSyncIdleMs, so an idle agent does
-// not wake for it ten times a second.
+// same range from another peer). Each step sets the next one, so with nothing due it
+// comes only every kCommitSyncIdleMs, a safety net: an idle agent does not wake for it.
 constexpr int64_t kCommitSyncRetryMs = 100;
-constexpr int64_t kCommitSyncIdleMs = 1000;
+constexpr int64_t kCommitSyncIdleMs = 30'000;
 }  // namespace
 
 Status Node::openCommits() {
@@ -100,9 +100,6 @@ void Node::scheduleCommitSync(int64_t delay_ms) {
     // Not started (start() failed after openGossip) or stopping: let the loop end.
     if (stopping_ || !started_ || !commit_sync_) return;
     commitSyncStep();
-    const int64_t due = commit_sync_->nextWakeMs(*commit_log_);
-    scheduleCommitSync(
-        std::clamp<int64_t>(due == INT64_MAX ? kCommitSyncIdleMs : due - nowMs(), kCommitSyncRetryMs, kCommitSyncIdleMs));
   });
 }
 
@@ -149,6 +146,9 @@ void Node::commitSyncStep() {
       commitSyncStep();
     });
   }
+  const int64_t due = commit_sync_->nextWakeMs(*commit_log_);
+  scheduleCommitSync(
+      std::clamp<int64_t>(due == INT64_MAX ? kCommitSyncIdleMs : due - nowMs(), kCommitSyncRetryMs, kCommitSyncIdleMs));
 }
 
 nlohmann::json Node::commitSyncJson() const {

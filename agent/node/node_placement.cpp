@@ -3,6 +3,8 @@
 // runs (its [runtime] local daemons plus the commit daemons placed here).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "agent/node/node.h"
 #include "agent/spec/interpolate.h"
 #include "probes/inventory.h"
@@ -151,13 +153,18 @@ void Node::publishNodeState() {
   if (!gossip_) return;
   state::NodeReport fresh = buildReport();
   // self_report_ stays what the other nodes hold until a change is worth a broadcast: any
-  // change but the live measurements at once; those at most every kMeasurementsRepublishMs
-  // (a restarted node's coordinate settles over many probes).
+  // change but the live measurements at once; those no sooner than
+  // measurementsRepublishMs() after the last publish (a restarted node's coordinate settles
+  // over many probes).
   const int64_t now = nowMs();
   if (self_report_version_ > 0) {
     const auto change = state::reportChange(self_report_, fresh);
     if (change == state::ReportChange::kNone) return;
-    if (change == state::ReportChange::kMeasurements && now - report_published_ms_ < kMeasurementsRepublishMs) return;
+    if (change == state::ReportChange::kMeasurements) {
+      const auto alive = std::count_if(state_.members.begin(), state_.members.end(),
+                                       [](const auto& m) { return m.second.state == state::MemberState::kAlive; });
+      if (now - report_published_ms_ < state::measurementsRepublishMs(static_cast<size_t>(alive))) return;
+    }
   }
   self_report_ = std::move(fresh);
   Bytes body = state::encodeNodeReport(self_report_);

@@ -256,4 +256,8 @@ ReportChange reportChange(const NodeReport& published, const NodeReport& now) {
   return moved ? ReportChange::kMeasurements : ReportChange::kNone;
 }
 
+int64_t measurementsRepublishMs(size_t members) {
+  return std::max<int64_t>(kMeasurementsRepublishMinMs, static_cast<int64_t>(members) * kClusterMeasurementsPeriodMs);
+}
+
 }  // namespace meshos::state

@@ -90,6 +90,16 @@ inline constexpr double kReportCoordinateStepMs = 0.25;  // how far the coordina
 enum class ReportChange { kNone, kMeasurements, kOther };
 ReportChange reportChange(const NodeReport& published, const NodeReport& now);
 
+// How long a node waits after its last publish before it republishes measurements alone.
+// Every member receives and passes on each publish, so the wait grows with the cluster:
+// the cluster as a whole sends about one measurement broadcast per
+// kClusterMeasurementsPeriodMs however many members it has, and each member's share of
+// that traffic stays the same as the cluster grows. Rebalancing, the one reader of live
+// load, waits minutes between moves (placement::RebalanceOptions::cooldown_ms).
+inline constexpr int64_t kMeasurementsRepublishMinMs = 10'000;
+inline constexpr int64_t kClusterMeasurementsPeriodMs = 3'000;
+int64_t measurementsRepublishMs(size_t members);
+
 Bytes encodeNodeReport(const NodeReport& report);
 // Refuses bodies over kMaxNodeReportBytes, bad framing, out-of-range values.
 Result<NodeReport> decodeNodeReport(ByteView bytes);

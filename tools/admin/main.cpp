@@ -260,6 +260,7 @@ int keyringCmd(const std::string& action, const std::string& key_text, const std
 int adminMain(int argc, char** argv) {
   if (auto st = initCrypto(); !st) return fail(st);
   CLI::App app{"meshos-admin: admin keys and signed commits"};
+  app.set_version_flag("--version", std::string("meshos-admin ") + MESHOS_VERSION);
   app.require_subcommand(1);
 
   std::string name, cluster_file;

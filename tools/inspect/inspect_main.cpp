@@ -417,6 +417,7 @@ int logsCommand(const Options& o, const DaemonOptions& d) {
 int inspectMain(int argc, char** argv) {
   tools::libraryLogsToStderr();
   CLI::App app{"meshos-inspect: read a running meshos agent"};
+  app.set_version_flag("--version", std::string("meshos-inspect ") + MESHOS_VERSION);
   app.require_subcommand(1);
   Options o;
   const char* env_socket = std::getenv("MESHOS_SOCKET");
@@ -469,11 +470,9 @@ int inspectMain(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
+    const int rc = app.exit(e);  // 0 for --help and --version
+    return rc == 0 ? 0 : 2;
   }
 
   if (snapshot->parsed()) {

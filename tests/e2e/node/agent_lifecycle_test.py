@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from lib import AGENT, Workspace, raw_exchange, run_tests, wait_for  # noqa: E402
@@ -115,10 +116,26 @@ def test_a_live_socket_is_not_taken_over_and_a_stale_one_is():
         assert a.stop() == 0
 
 
+def test_a_stop_as_soon_as_the_socket_appears_is_graceful():
+    # The signal handlers are installed before the socket listens: a SIGTERM sent the moment
+    # the socket exists is a graceful stop (exit 0), never death by the default action.
+    with Workspace() as ws:
+        a = ws.agent("n1")
+        for _ in range(5):
+            a.start(wait=False)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(a.socket):
+                assert a.proc.poll() is None, f"exited with {a.proc.returncode}:\n{a.read_log()}"
+                assert time.monotonic() < deadline, "the socket did not appear"
+                time.sleep(0.0005)
+            assert a.stop(signal.SIGTERM) == 0, a.read_log()
+
+
 if __name__ == "__main__":
     run_tests([
         test_serves_snapshot_and_stops_cleanly,
         test_bad_configs_exit_2_naming_the_key,
         test_garbage_on_the_socket_gets_errors_and_the_agent_keeps_serving,
         test_a_live_socket_is_not_taken_over_and_a_stale_one_is,
+        test_a_stop_as_soon_as_the_socket_appears_is_graceful,
     ])

@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lib import ADMIN, INSPECT, Workspace, run_tests, wait_for  # noqa: E402
+from lib import ADMIN, AGENT, INSPECT, Workspace, run_tests, wait_for  # noqa: E402
 
 ROUNDS = 3
 WINDOW_S = 1.5  # how long each phase is probed
@@ -52,5 +52,13 @@ def test_every_command_while_the_agent_starts_and_stops():
         print(f"{calls} calls, none aborted", flush=True)
 
 
+def test_every_tool_prints_its_version():
+    for tool in (ADMIN, INSPECT, AGENT):
+        r = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30)
+        name = os.path.basename(tool)
+        assert r.returncode == 0, f"{name} --version: exit {r.returncode}: {r.stderr}"
+        assert r.stdout.startswith(f"{name} "), f"{name} --version printed {r.stdout!r}"
+
+
 if __name__ == "__main__":
-    run_tests([test_every_command_while_the_agent_starts_and_stops])
+    run_tests([test_every_command_while_the_agent_starts_and_stops, test_every_tool_prints_its_version])

@@ -80,6 +80,36 @@ Options fast() {
   return o;
 }
 
+// Three members on one Wire, b and c joined through a, 3 s on.
+struct JoinedTrio {
+  Membership a{fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities()};
+  Membership b{fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities()};
+  Membership c{fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities()};
+  Wire w;
+  JoinedTrio() {
+    w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
+    for (Membership* m : {&a, &b, &c}) m->start(0);
+    b.join(0, {"a:1"});
+    c.join(0, {"a:1"});
+    w.pump();
+    w.advance(3000);
+  }
+};
+
+// Two members on one Wire, b joined through a.
+struct JoinedPair {
+  Membership a{fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities()};
+  Membership b{fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities()};
+  Wire w;
+  JoinedPair() {
+    a.start(0);
+    b.start(0);
+    w.by_address = {{"a:1", &a}, {"b:1", &b}};
+    b.join(0, {"a:1"});
+    w.pump();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("membership: options validation") {
@@ -125,18 +155,8 @@ TEST_CASE("membership: two nodes join, probe each other, record RTT; bad packets
 }
 
 TEST_CASE("membership: a silent node is suspected, then dead; the suspect refutes if it can") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
-  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities());
-  Wire w;
-  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
-  a.start(0);
-  b.start(0);
-  c.start(0);
-  b.join(0, {"a:1"});
-  c.join(0, {"a:1"});
-  w.pump();
-  w.advance(3000);
+  JoinedTrio trio;
+  auto& [a, b, c, w] = trio;
   REQUIRE(a.members().size() == 2);
   REQUIRE(b.members().size() == 2);
   w.down.insert("c:1");
@@ -153,6 +173,34 @@ TEST_CASE("membership: a silent node is suspected, then dead; the suspect refute
   CHECK(c.incarnation() > inc);
   CHECK(a.findMember(c.self().id)->state == MemberState::kAlive);
   CHECK(b.findMember(c.self().id)->state == MemberState::kAlive);
+}
+
+TEST_CASE("membership: a node whose suspicion times out tells a few members at once, not only by gossip") {
+  JoinedTrio trio;
+  auto& [a, b, c, w] = trio;
+  REQUIRE(a.members().size() == 2);
+  // c goes silent; a alone runs on, its packets inspected rather than delivered.
+  auto dead_to_b = [&](const Outputs& out) {
+    for (const auto& p : out.packets) {
+      Bytes plain;
+      if (p.to != "b:1" || Keyring{}.open("test", p.bytes, plain) != OpenError::kNone) continue;
+      auto msgs = decodePacket(plain);
+      REQUIRE(msgs.isOk());
+      for (const auto& m : *msgs)
+        if (const auto* d = std::get_if<DeadMsg>(&m); d != nullptr && d->id == c.self().id) return true;
+    }
+    return false;
+  };
+  int64_t now = w.now;
+  bool told_at_once = false;
+  while (a.counters().dead_declared == 0 && now < w.now + 60'000) {
+    now += 10;
+    a.tick(now);
+    Outputs out = a.takeOutputs();
+    if (a.counters().dead_declared == 1) told_at_once = dead_to_b(out);
+  }
+  REQUIRE(a.counters().dead_declared == 1);
+  CHECK(told_at_once);
 }
 
 TEST_CASE("membership: two live nodes with one name are a conflict, not merged") {
@@ -236,18 +284,8 @@ TEST_CASE("membership: packets stay within max_packet_bytes with many queued upd
 }
 
 TEST_CASE("membership: an isolated node raises its local health score and probes less often (Lifeguard)") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
-  Membership c(fast(), identity("c", "c:1", 3), Keyring{}, Rng(3), testIdentities());
-  Wire w;
-  w.by_address = {{"a:1", &a}, {"b:1", &b}, {"c:1", &c}};
-  a.start(0);
-  b.start(0);
-  c.start(0);
-  b.join(0, {"a:1"});
-  c.join(0, {"a:1"});
-  w.pump();
-  w.advance(3000);
+  JoinedTrio trio;
+  auto& [a, b, c, w] = trio;
   CHECK(a.localHealth() == 0);
   uint64_t probes_before = a.counters().probes;
   w.down.insert("a:1");  // a can neither send nor receive
@@ -264,14 +302,8 @@ TEST_CASE("membership: an isolated node raises its local health score and probes
 }
 
 TEST_CASE("membership: the suspect is told, and refutes before it is declared dead") {
-  Membership a(fast(), identity("a", "a:1", 1), Keyring{}, Rng(1), testIdentities());
-  Membership b(fast(), identity("b", "b:1", 2), Keyring{}, Rng(2), testIdentities());
-  a.start(0);
-  b.start(0);
-  Wire w;
-  w.by_address = {{"a:1", &a}, {"b:1", &b}};
-  b.join(0, {"a:1"});
-  w.pump();
+  JoinedPair pair;
+  auto& [a, b, w] = pair;
   // a hears (from a third party) that b is suspect at b's current incarnation.
   Bytes packet = Keyring{}.seal("test", encodePacket({SuspectMsg{b.incarnation(), b.self().id, "zzzz"}}));
   uint64_t inc = b.incarnation();
@@ -282,6 +314,31 @@ TEST_CASE("membership: the suspect is told, and refutes before it is declared de
   CHECK(b.counters().refutations >= 1);
   CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
   CHECK(a.counters().false_suspicions_refuted == 1);
+}
+
+TEST_CASE("membership: a suspect that pings us hears the suspicion in the ack and refutes straight to us") {
+  JoinedPair pair;
+  auto& [a, b, w] = pair;
+  const uint64_t old_inc = b.incarnation();
+  auto seal = [](Message m) { return Keyring{}.seal("test", encodePacket({std::move(m)})); };
+  // b refutes a suspicion a never hears of (its broadcast is lost to a)...
+  b.handlePacket(10, "z:1", seal(SuspectMsg{old_inc, b.self().id, "zzzz"}));
+  REQUIRE(b.incarnation() > old_inc);
+  (void)b.takeOutputs();
+  // ...and a later takes up a stale suspicion of b, at the old incarnation.
+  a.handlePacket(20, "z:1", seal(SuspectMsg{old_inc, b.self().id, "zzzz"}));
+  REQUIRE(a.findMember(b.self().id)->state == MemberState::kSuspect);
+  // a's broadcasts of the suspicion are spent while b hears nothing.
+  w.now = 20;
+  w.down = {"b:1"};
+  w.advance(1500);
+  REQUIRE(a.findMember(b.self().id)->state == MemberState::kSuspect);
+  w.down.clear();
+  // b's next ping to a is answered with the ack and the suspicion; b answers with its alive.
+  a.handlePacket(w.now, "b:1", seal(PingMsg{7, a.self().id, b.self().address, b.self().id}));
+  w.pump();
+  CHECK(a.findMember(b.self().id)->state == MemberState::kAlive);
+  CHECK(a.findMember(b.self().id)->incarnation == b.incarnation());
 }
 
 TEST_CASE("membership: rapid large state updates: every peer ends with the newest body, never a mismatched pair") {

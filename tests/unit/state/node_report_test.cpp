@@ -199,3 +199,12 @@ TEST_CASE("node report: live measurements are republished only once they have mo
     CHECK(reportChange(published, r) == ReportChange::kOther);
   }
 }
+
+TEST_CASE("node report: measurements alone wait longer in a larger cluster") {
+  CHECK(measurementsRepublishMs(0) == kMeasurementsRepublishMinMs);
+  CHECK(measurementsRepublishMs(3) == kMeasurementsRepublishMinMs);
+  // Past the minimum the cluster sends about one measurement broadcast per period in all.
+  for (size_t n : {20u, 50u, 1000u}) {
+    CHECK(measurementsRepublishMs(n) / static_cast<int64_t>(n) == kClusterMeasurementsPeriodMs);
+  }
+}

@@ -2,7 +2,7 @@
 """side_by_side: N meshos agents and N Serf agents on loopback, in one run, default timings.
 
   python3 tools/bench/gossip/side_by_side.py --build build [--nodes 20,50] [--runs 3]
-                                             [--idle-s 20] [--settle-s 30] [--setup]
+                                             [--idle-s S] [--settle-s 30] [--setup]
 
 --setup installs Serf and python3-msgpack from Debian first (apt-get; root). For each N and
 each run, meshos and Serf take turns (the order alternates per run), each on a fresh cluster:
@@ -16,8 +16,10 @@ each run, meshos and Serf take turns (the order alternates per run), each on a f
             Serf does not show memberlist's suspicion).
   dead      the same SIGKILL: until all others hold it dead (Serf: failed).
   idle      after --settle-s with nothing happening, the agents idle and unpolled for
-            --idle-s: CPU per agent (all threads, from schedstat), then private memory
-            (RssAnon) and PSS per agent.
+            --idle-s (default max(60, 3 × N) s: a meshos agent republishes measurements
+            alone at most every max(10, 3 × N) s, so a shorter window could miss the
+            cluster's steady share of them): CPU per agent (all threads, from schedstat),
+            then private memory (RssAnon) and PSS per agent.
 Member tables are polled every 100 ms for both (members_poll for meshos, Serf's RPC members),
 so each time is late by up to one poll. Prints each run, then a Markdown table of medians
 with the ratio meshos / Serf.
@@ -138,7 +140,7 @@ def main():
     p.add_argument("--build", required=True)
     p.add_argument("--nodes", default="20,50")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--idle-s", type=float, default=20)
+    p.add_argument("--idle-s", type=float, help="default: max(60, 3 × N) s")
     p.add_argument("--settle-s", type=float, default=30, help="quiet time before the idle figures")
     p.add_argument("--setup", action="store_true", help="install serf and python3-msgpack from Debian first")
     p.add_argument("--only", choices=("meshos", "serf"), help="measure one system")
@@ -149,7 +151,8 @@ def main():
     from serf_cluster import SerfCluster
     import bench_common as bc
     sizes = [int(x) for x in a.nodes.split(",")]
-    if (not all(3 <= n <= 200 for n in sizes) or not 1 <= a.runs <= 20 or not 1 <= a.idle_s <= 600
+    if (not all(3 <= n <= 200 for n in sizes) or not 1 <= a.runs <= 20
+            or not (a.idle_s is None or 1 <= a.idle_s <= 600)
             or not 0 <= a.settle_s <= 600):
         raise SystemExit("--nodes 3..200 each, --runs 1..20, --idle-s 1..600, --settle-s 0..600")
     build = os.path.abspath(a.build)
@@ -165,7 +168,7 @@ def main():
                 root = tempfile.mkdtemp(prefix=f"sbs-{system}-")
                 c = (MeshosCluster(root, n, 23000, build) if system == "meshos" else SerfCluster(root, n, 25000))
                 try:
-                    f = measure(c, a.idle_s, a.settle_s)
+                    f = measure(c, a.idle_s or max(60.0, 3.0 * n), a.settle_s)
                 finally:
                     c.stop_all()
                     shutil.rmtree(root, ignore_errors=True)
