@@ -117,10 +117,16 @@ def test_replicas():
         start = time.monotonic()
         try:
             cl.apply("--op", f"drain {node} +300")
+            zero_reads = 0
             while True:
                 st = cl.status()
                 s, w = cl.daemon(st, "solo"), cl.daemon(st, "web")
-                assert s["ready"] >= 1, f"solo at zero ready during the drain: {s}"
+                # status reads the agents one after another, so one read can take the new node
+                # before it is ready and the drained node after it stopped (the handoff took
+                # place between the two). A real gap shows in consecutive reads too, and the
+                # HTTP sampler above checks the service itself every 10 ms.
+                zero_reads = zero_reads + 1 if s["ready"] == 0 else 0
+                assert zero_reads < 2, f"solo at zero ready during the drain, two reads running: {s}"
                 if (s["ready_on"] and node not in s["running_on"] and len(w["ready_on"]) == 3
                         and node not in w["running_on"]):
                     break
