@@ -167,7 +167,10 @@ void readControl(TomlTable& r, ControlSection& s) {
     }
     s.mode = static_cast<uint32_t>(v);
   }
-  hostPort(r, "metrics_http", true, s.metrics_http);
+  if (const toml::node* n = r.get("metrics_http"); n != nullptr && !r.failed()) {
+    return r.fail(n, "metrics_http", "renamed to http (it serves /metrics, /v1/ and the status page)");
+  }
+  hostPort(r, "http", true, s.http);
   principals(r, "readers", s.readers);
   principals(r, "operators", s.operators);
   principals(r, "admins", s.admins);

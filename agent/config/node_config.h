@@ -64,7 +64,8 @@ struct ControlSection {
   std::vector<std::string> readers = {"*"};
   std::vector<std::string> operators;
   std::vector<std::string> admins;
-  std::optional<HostPort> metrics_http;
+  // The HTTP endpoint (/metrics, /v1/, /v1/events, the status page); off when unset.
+  std::optional<HostPort> http;
 };
 
 struct TrustSection {

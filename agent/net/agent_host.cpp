@@ -7,6 +7,7 @@
 #include "agent/net/control_access_names.h"
 #include "agent/net/control_server.h"
 #include "agent/net/gossip_transport.h"
+#include "agent/net/http_server.h"
 #include "agent/net/uv_loop.h"
 #include "agent/node/node.h"
 #include "agent/runtime/process_runtime.h"
@@ -96,6 +97,24 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     spdlog::critical("{}", s.withContext("control socket").toString());
     return 1;
   }
+  // HTTP next, for the same reason: a taken port stops the agent before it opens anything.
+  std::unique_ptr<HttpServer> http;
+  if (cfg.control.http) {
+    HttpRoutes routes;
+    routes.read = [&node](const std::string& path, const std::map<std::string, std::string>& query,
+                          HttpRoutes::Done done) {
+      if (!node) return done(Status::unavailable("the agent is starting"));
+      node->httpRead(path, query, std::move(done));
+    };
+    http = std::make_unique<HttpServer>(loop, std::move(routes));
+    if (Status s = http->listen(*cfg.control.http); !s) {
+      spdlog::critical("{}", s.toString());
+      control.close();
+      http->close();
+      return 1;
+    }
+    spdlog::info("http: serving http://{}/ (/metrics, /v1/, /v1/events)", http->address());
+  }
   auto instances = runtime::FileInstanceStore::open(sv.fs, (cfg.node.data_dir / "runtime" / "instances").string());
   if (!instances) {
     spdlog::critical("{}", instances.status().withContext("runtime instance records").toString());
@@ -112,7 +131,10 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   spdlog::info("runtime: {}", processes.cgroupStatus());
   node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
-  services.close_control = [&control] { control.close(); };
+  services.close_control = [&control, &http] {
+    control.close();
+    if (http) http->close();
+  };
   services.access = std::move(*access);
   node = std::make_unique<node::Node>(std::move(services), std::move(config), std::move(identity));
   node->addSnapshotSection("control", [&control, n = node.get()] {
@@ -122,6 +144,10 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
                           {"refused_connections", c.refused_connections}, {"refused_requests", n->accessRefusals()}};
   });
   node->addSnapshotSection("runtime", [&processes] { return nlohmann::json{{"cgroups", processes.cgroupStatus()}}; });
+  if (http) {
+    http->setEvents(&node->events());
+    node->addSnapshotSection("http", [&http] { return http->toJson(); });
+  }
   node->onShutdownComplete([&] {
     signals.close();
     processes.close();  // daemons keep running for the next agent

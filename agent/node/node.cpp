@@ -164,7 +164,13 @@ void Node::record(chains::ChainName chain, std::string_view kind, const nlohmann
   if (!t) {
     spdlog::warn("{} record {} not appended: {}", chains::chainNameString(chain), kind,
                  t.status().toString());
+    return;
   }
+  publishEvent("records", {{"chain", chains::chainNameString(chain)}, {"kind", kind}, {"payload", payload}});
+}
+
+void Node::publishEvent(const std::string& kind, const nlohmann::json& data) {
+  events_.publish(kind, env_.clock.wallMs(), data);
 }
 
 Result<std::vector<spec::DaemonSpec>> Node::loadLocalDaemons() const {
@@ -237,8 +243,17 @@ void Node::refreshInstances() {
   for (const auto& id : gone) {
     state::Instance inst = state_.instances.at(id);
     state::fold(state_, state::DaemonSignal{inst, true});
+    publishEvent("daemons", {{"instance", id}, {"daemon", inst.daemon}, {"state", "removed"}});
   }
-  for (auto& [id, inst] : now) state::fold(state_, state::DaemonSignal{inst, false});
+  for (auto& [id, inst] : now) {
+    auto was = state_.instances.find(id);
+    if (was == state_.instances.end() || was->second.state != inst.state || was->second.health != inst.health ||
+        was->second.pid != inst.pid) {
+      publishEvent("daemons", {{"instance", id}, {"daemon", inst.daemon}, {"state", state::instanceStateName(inst.state)},
+                               {"health", inst.health}, {"pid", inst.pid}, {"restarts", inst.restarts}});
+    }
+    state::fold(state_, state::DaemonSignal{inst, false});
+  }
 }
 
 // openCommits() and commitOutput(): node_commits.cpp
@@ -312,6 +327,9 @@ void Node::onMemberEvent(const gossip::MemberEvent& e) {
   state::Member member{m.id, m.name, m.address, static_cast<state::MemberState>(static_cast<int>(m.state)),
                        m.incarnation, m.last_heard_ms, m.rtt_us < 0 ? -1.0 : static_cast<double>(m.rtt_us) / 1000.0};
   state::fold(state_, state::MembershipChanged{member});
+  publishEvent("members", {{"event", gossip::memberEventKindName(e.kind)}, {"id", m.id}, {"name", m.name},
+                           {"address", m.address}, {"state", state::memberStateName(member.state)},
+                           {"incarnation", m.incarnation}});
   snapshot_stale_ = true;  // `members` and `snapshot` show what gossip knows now, not at the next tick
   if (commit_sync_) scheduleCommitSync(0);  // a peer to fetch from, or one fewer
   if (e.kind == gossip::MemberEventKind::kUpdate) return;  // address/metadata churn: no record
@@ -455,6 +473,7 @@ void Node::publish() {
     in.sections["chains"] = by_name;
   }
   in.sections["storage"] = storageJson();
+  in.sections["events"] = events_.toJson();
   for (const auto& [name, fn] : extra_sections_) {
     nlohmann::json extra = fn();
     if (in.sections.count(name) && in.sections[name].is_object() && extra.is_object()) {

@@ -36,6 +36,7 @@
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
+#include "agent/state/event_bus.h"
 #include "agent/state/node_report.h"
 #include "agent/state/snapshot.h"
 #include "agent/state/state.h"
@@ -151,6 +152,13 @@ class Node {
   const executor::Executor& executor() const { return *executor_; }
   const runtime::Supervisor* supervisor() const { return supervisor_.get(); }
   const reconcile::LocalRebalancer* rebalancer() const { return rebalancer_.get(); }
+  // What changed, for watchers (watch on the control socket, /v1/events).
+  state::EventBus& events() { return events_; }
+  // A read-only request from HTTP (node_http.cpp): /v1/... and /metrics. Never audited
+  // (it changes nothing) and served to anyone who reaches the HTTP port, so it serves
+  // only what a reader may see.
+  void httpRead(const std::string& path, const std::map<std::string, std::string>& query,
+                std::function<void(Result<control::ControlReply>)> done);
 
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
@@ -203,6 +211,11 @@ class Node {
   void daemonLogs(proto::Request::Reader request, control::ControlResponder reply);
   void daemonExec(proto::Request::Reader request, nlohmann::json audit, control::ControlResponder reply);
   void chainRequest(proto::Request::Reader request, control::ControlResponder reply);
+  // A chain read (verify, tail, show) on the workers; done runs on the loop.
+  void chainRead(proto::Request::Which which, chains::ChainName name, uint64_t from, uint64_t count,
+                 std::function<void(Result<std::string>)> done);
+  nlohmann::json daemonsJson();
+  void publishEvent(const std::string& kind, const nlohmann::json& data);
   void joinRequest(proto::Request::Reader request, control::ControlResponder reply);
   void keyringRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
   nlohmann::json snapshotJsonWithMembers();
@@ -318,6 +331,7 @@ class Node {
   std::vector<std::unique_ptr<Probe>> probes_;
   std::vector<int64_t> probe_due_ms_;
   std::vector<std::pair<std::string, std::function<nlohmann::json()>>> extra_sections_;
+  state::EventBus events_;
   std::shared_ptr<const state::Snapshot> snapshot_;
   bool snapshot_stale_ = true;
   int64_t lists_built_at_ms_ = -1'000'000'000;

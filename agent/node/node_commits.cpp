@@ -61,6 +61,7 @@ void Node::commitOutput(commits::LogOutput& out, const std::string& pushed_by) {
   if (out.state_changed) {
     auto head = commit_log_->head();
     state::fold(state_, state::CommitReceived{head.seq, toHex(head.hash)});
+    publishEvent("commits", {{"seq", head.seq}, {"hash", toHex(head.hash)}});
     // The daemons this node runs follow on the next tick: planPlacement() places them.
     commits_json_ = commits::commitLogToJson(*commit_log_);
   }

@@ -6,6 +6,7 @@
 
 #include "agent/commits/commit_control.h"
 #include "agent/node/node.h"
+#include "agent/state/metrics.h"
 #include "chains/chain_json.h"
 
 namespace meshos::node {
@@ -40,6 +41,13 @@ std::string commandName(proto::Request::Which w) {
 }
 
 }  // namespace
+
+nlohmann::json Node::daemonsJson() {
+  // The supervisor's own view is richer (health, backoff, stats) and current.
+  auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(currentSnapshot());
+  j["desired"] = state::daemonsToJson(currentSnapshot())["desired"];
+  return j;
+}
 
 nlohmann::json Node::snapshotJsonWithMembers() {
   auto j = state::snapshotToJson(currentSnapshot());
@@ -89,13 +97,9 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
     case proto::Request::MEMBERS:
       reply.json(membersJson().dump());
       return;
-    case proto::Request::DAEMONS: {
-      // The supervisor's own view is richer (health, backoff, stats) and current.
-      auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(currentSnapshot());
-      j["desired"] = state::daemonsToJson(currentSnapshot())["desired"];
-      reply.json(j.dump());
+    case proto::Request::DAEMONS:
+      reply.json(daemonsJson().dump());
       return;
-    }
     case proto::Request::DAEMON_CONTROL:
       daemonRequest(request, peer, std::move(reply));
       return;
@@ -301,9 +305,17 @@ void Node::chainRequest(proto::Request::Reader request, control::ControlResponde
     reply.error(chain.status());
     return;
   }
-  const uint64_t from = range.getFrom();
-  const uint64_t count = range.getCount();
-  const chains::ChainName name = *chain;
+  chainRead(which, *chain, range.getFrom(), range.getCount(), [reply](Result<std::string> r) {
+    if (r) {
+      reply.json(std::move(*r));
+    } else {
+      reply.error(r.status());
+    }
+  });
+}
+
+void Node::chainRead(proto::Request::Which which, chains::ChainName name, uint64_t from, uint64_t count,
+                     std::function<void(Result<std::string>)> done) {
   const PublicKey key = identity_.key.public_key;
   chains::ChainStore* store = store_.get();
   // Reads can be long (verify walks the whole chain): off the loop, on the workers. The
@@ -328,13 +340,7 @@ void Node::chainRequest(proto::Request::Reader request, control::ControlResponde
           *result = Status::internal(e.what());
         }
       },
-      [reply, result] {
-        if (*result) {
-          reply.json(std::move(**result));
-        } else {
-          reply.error(result->status());
-        }
-      });
+      [done = std::move(done), result] { done(std::move(*result)); });
 }
 
 }  // namespace meshos::node

@@ -76,8 +76,4 @@ nlohmann::json snapshotToJson(const Snapshot& s);
 nlohmann::json membersToJson(const Snapshot& s);
 nlohmann::json daemonsToJson(const Snapshot& s);
 
-// Prometheus text exposition: core figures plus every number in the sections, named
-// meshos_<section>_<key>.
-std::string snapshotToPrometheus(const Snapshot& s);
-
 }  // namespace meshos::state

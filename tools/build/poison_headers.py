@@ -3,7 +3,7 @@
 
 usage: poison_headers.py OUT_DIR
 
-OUT_DIR/uv.h and OUT_DIR/rocksdb/<every header of the installed RocksDB> each hold one
+OUT_DIR/uv.h, OUT_DIR/http_parser.h and OUT_DIR/rocksdb/<every header of the installed RocksDB> each hold one
 #error. The cores (gossip, commits, state, executor, reconcile, placement, the chain
 format, ...) are compiled with -I OUT_DIR ahead of the system headers, so a core source that
 includes libuv or RocksDB fails to build, naming the rule. The shells (agent/net, agent/sim,
@@ -30,6 +30,7 @@ def write(path, name):
 def main():
     out = sys.argv[1]
     write(os.path.join(out, 'uv.h'), 'uv.h')
+    write(os.path.join(out, 'http_parser.h'), 'http_parser.h')
     for base in ('/usr/include/rocksdb', '/usr/local/include/rocksdb'):
         if not os.path.isdir(base):
             continue

@@ -51,7 +51,7 @@ keyring = "/etc/meshos/keyring"
 [control]
 socket = "agent.sock"
 mode = "0600"
-metrics_http = "127.0.0.1:9464"
+http = "127.0.0.1:9464"
 [trust]
 admins = [")" + admin + R"("]
 threshold = 1
@@ -78,7 +78,7 @@ inventory_interval_ms = 1000
   CHECK(c->gossip.seeds[1].toString() == "[fe80::1]:7000");
   CHECK(c->control.socket == "/srv/cluster/n1/agent.sock");
   CHECK(c->control.mode == 0600);
-  CHECK(c->control.metrics_http->port == 9464);
+  CHECK(c->control.http->port == 9464);
   CHECK(c->trust.admins.size() == 1);
   CHECK(c->executor.queue_capacity == 16);
   CHECK(*c->runtime.local == "/srv/cluster/n1/local.toml");

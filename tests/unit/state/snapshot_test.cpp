@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "agent/state/metrics.h"
 #include "agent/state/snapshot.h"
 
 using namespace meshos::state;
@@ -66,6 +67,6 @@ TEST_CASE("json and prometheus renderings carry the fields") {
   CHECK(j.contains("loop"));
   std::string prom = snapshotToPrometheus(*snap);
   CHECK(prom.find("meshos_members{state=\"suspect\"} 1") != std::string::npos);
-  CHECK(prom.find("meshos_executor_dropped 1") != std::string::npos);
-  CHECK(prom.find("meshos_ticks_total 0") != std::string::npos);
+  CHECK(prom.find("meshos_executor_actions_dropped_total 1") != std::string::npos);
+  CHECK(prom.find("meshos_loop_ticks_total 0") != std::string::npos);
 }
