@@ -2,7 +2,8 @@
 #
 # Framing: each message is a 4-byte big-endian length followed by that many bytes of one
 # Cap'n Proto message (standard unpacked serialisation). A request larger than 1 MiB is
-# refused. One reply per request, in order. Field ordinals are append-only.
+# refused. One reply per request, in order (a watch answers with a stream of replies,
+# one per event, and takes its connection). Field ordinals are append-only.
 @0xc954238aaa370011;
 $import "/capnp/c++.capnp".namespace("meshos::proto");
 
@@ -26,6 +27,8 @@ struct Request {
     placement @15 :Text;              # daemon name, or empty for all
     ping @16 :Void;
     chainShow @17 :ChainRange;        # from = 0: the chain's state; else that record
+    watch @18 :Text;                  # event kinds, "members,daemons"; empty: all. Replies
+                                      # stream (one JSON event each) until the client closes
   }
 }
 

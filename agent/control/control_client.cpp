@@ -83,15 +83,10 @@ Result<Bytes> exchangeRaw(const std::filesystem::path& socket, ByteView bytes, i
   }
 }
 
-Result<ControlReply> callAgent(const std::filesystem::path& socket, const RequestFiller& fill,
-                               int timeout_ms) {
-  capnp::MallocMessageBuilder message;
-  auto req = message.initRoot<proto::Request>();
-  req.setId(1);
-  fill(req);
-  auto raw = exchangeRaw(socket, encodeFrame(message), timeout_ms);
-  if (!raw) return raw.status();
-  auto reader = FrameReader::open(std::move(*raw));
+namespace {
+
+Result<ControlReply> decodeReply(Bytes raw) {
+  auto reader = FrameReader::open(std::move(raw));
   if (!reader) return reader.status().withContext("reply from the agent");
   try {
     auto reply = (*reader)->message().getRoot<proto::Reply>();
@@ -110,6 +105,57 @@ Result<ControlReply> callAgent(const std::filesystem::path& socket, const Reques
                            e.getDescription().cStr());
   }
   return Status::invalid("reply of an unknown kind (is the agent newer than this tool?)");
+}
+
+Bytes requestFrame(const RequestFiller& fill) {
+  capnp::MallocMessageBuilder message;
+  auto req = message.initRoot<proto::Request>();
+  req.setId(1);
+  fill(req);
+  return encodeFrame(message);
+}
+
+}  // namespace
+
+Result<ControlReply> callAgent(const std::filesystem::path& socket, const RequestFiller& fill,
+                               int timeout_ms) {
+  auto raw = exchangeRaw(socket, requestFrame(fill), timeout_ms);
+  if (!raw) return raw.status();
+  return decodeReply(std::move(*raw));
+}
+
+Status streamAgent(const std::filesystem::path& socket, const RequestFiller& fill,
+                   const std::function<bool(const ControlReply&)>& on_reply, int timeout_ms) {
+  SystemClock clock;
+  const int64_t first_deadline = clock.monotonicMs() + timeout_ms;
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return Status::io(std::string("socket: ") + std::strerror(errno));
+  MESHOS_RETURN_IF_ERROR(connectUnix(socket, fd));
+  const Bytes frame = requestFrame(fill);
+  if (::send(fd.get(), frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) {
+    return Status::unavailable(std::string("sending to the agent: ") + std::strerror(errno));
+  }
+  FrameDecoder decoder(kMaxControlReplyBytes);
+  uint8_t buf[65536];
+  bool first = true;
+  for (;;) {
+    auto next = decoder.next();
+    if (!next) return next.status();
+    if (next->has_value()) {
+      auto reply = decodeReply(std::move(**next));
+      if (!reply) return reply.status();
+      first = false;
+      if (!on_reply(*reply)) return Status::ok();
+      continue;
+    }
+    if (first) MESHOS_RETURN_IF_ERROR(waitFor(fd.get(), POLLIN, first_deadline, clock));
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n == 0) return Status::unavailable("the agent closed the stream");
+    if (n < 0 && errno != EINTR && errno != EAGAIN) {
+      return Status::unavailable(std::string("reading from the agent: ") + std::strerror(errno));
+    }
+    if (n > 0) decoder.feed(ByteView(buf, static_cast<size_t>(n)));
+  }
 }
 
 }  // namespace meshos::control

@@ -21,6 +21,12 @@ using RequestFiller = std::function<void(proto::Request::Builder)>;
 Result<ControlReply> callAgent(const std::filesystem::path& socket, const RequestFiller& fill,
                                int timeout_ms = 30000);
 
+// Sends the request and hands each reply of its stream (watch) to on_reply until it returns
+// false, the agent closes the connection, or an error reply comes (returned). Waits for the
+// first reply at most timeout_ms, then as long as the stream lasts.
+Status streamAgent(const std::filesystem::path& socket, const RequestFiller& fill,
+                   const std::function<bool(const ControlReply&)>& on_reply, int timeout_ms = 30000);
+
 // Sends raw bytes and returns the raw reply frame payload: for tests that send garbage.
 Result<Bytes> exchangeRaw(const std::filesystem::path& socket, ByteView bytes, int timeout_ms);
 

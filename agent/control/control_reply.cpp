@@ -22,6 +22,22 @@ void ControlResponder::error(const Status& status) const {
   if (auto s = sink_.lock()) s->reply(id_, [&](proto::Reply::Builder r) { fillError(r, status); });
 }
 
+bool ControlResponder::push(const std::string& json) const {
+  auto s = sink_.lock();
+  return s && s->push(id_, [&](proto::Reply::Builder r) { r.setJson(json); });
+}
+size_t ControlResponder::queuedBytes() const {
+  auto s = sink_.lock();
+  return s ? s->queuedBytes() : 0;
+}
+void ControlResponder::onStream(std::function<void(bool closed)> fn) const {
+  if (auto s = sink_.lock()) {
+    s->onStream(std::move(fn));
+  } else {
+    fn(true);
+  }
+}
+
 void KeptReply::reply(uint64_t, const std::function<void(proto::Reply::Builder)>& fill) {
   if (reply_) return;
   capnp::MallocMessageBuilder message;

@@ -32,6 +32,14 @@ class ReplySink {
  public:
   virtual ~ReplySink() = default;
   virtual void reply(uint64_t id, const std::function<void(proto::Reply::Builder)>& fill) = 0;
+  // A stream (watch): one reply under id that does not end the request. False when the
+  // sink cannot stream (it keeps one answer) or its connection is gone.
+  virtual bool push(uint64_t, const std::function<void(proto::Reply::Builder)>&) { return false; }
+  // Bytes pushed and not yet taken by the peer.
+  virtual size_t queuedBytes() const { return 0; }
+  // fn(false) after each write the peer took; fn(true) once, when the stream ends (at
+  // once where the sink cannot stream).
+  virtual void onStream(std::function<void(bool closed)> fn) { fn(true); }
 };
 
 // Replies to one request. Copyable; calling it after the sink is gone is a no-op; only the
@@ -43,6 +51,10 @@ class ControlResponder {
   void json(std::string body) const;
   void text(std::string body) const;
   void error(const Status& status) const;
+  // Streams (see ReplySink): push a JSON reply; how much is queued; follow the stream.
+  bool push(const std::string& json) const;
+  size_t queuedBytes() const;
+  void onStream(std::function<void(bool closed)> fn) const;
 
  private:
   std::weak_ptr<ReplySink> sink_;

@@ -85,9 +85,31 @@ class ControlConnection final : public ReplySink, public std::enable_shared_from
     processNext();
   }
 
+  bool push(uint64_t id, const std::function<void(proto::Reply::Builder)>& fill) override {
+    if (closing_ || !busy_) return false;
+    capnp::MallocMessageBuilder message;
+    auto r = message.initRoot<proto::Reply>();
+    r.setId(id);
+    fill(r);
+    write(encodeFrame(message));
+    return true;
+  }
+
+  size_t queuedBytes() const override {
+    return pipe_ == nullptr ? 0 : uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(pipe_));
+  }
+
+  // The request streams until the connection closes: it stays busy, so what else the
+  // client sends on this connection waits forever (a watch takes its connection).
+  void onStream(std::function<void(bool closed)> fn) override {
+    if (closing_) return fn(true);
+    on_stream_ = std::move(fn);
+  }
+
   void close() {
     if (closing_) return;
     closing_ = true;
+    if (auto fn = std::move(on_stream_)) fn(true);
     uv_close(reinterpret_cast<uv_handle_t*>(pipe_), [](uv_handle_t* h) {
       auto* conn = static_cast<ControlConnection*>(h->data);
       delete reinterpret_cast<uv_pipe_t*>(h);
@@ -116,10 +138,17 @@ class ControlConnection final : public ReplySink, public std::enable_shared_from
         break;
       }
       if (!frame->has_value()) break;
+      if (conn->pending_.size() >= kMaxPending) {
+        // A client that sends and never reads (or sends behind a watch) is cut off.
+        ++conn->server_->counters_.malformed;
+        return conn->close();
+      }
       conn->pending_.push_back(Pending{std::move(**frame), Status::ok()});
     }
     conn->processNext();
   }
+
+  static constexpr size_t kMaxPending = 64;  // requests read and not yet answered
 
   struct Pending {
     Bytes payload;
@@ -163,14 +192,22 @@ class ControlConnection final : public ReplySink, public std::enable_shared_from
     struct WriteReq {
       uv_write_t req{};
       Bytes bytes;
+      ControlConnection* conn;
     };
     auto* w = new WriteReq();
     w->bytes = std::move(bytes);
+    w->conn = this;
     uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->bytes.data()),
                                static_cast<unsigned>(w->bytes.size()));
     w->req.data = w;
     int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(pipe_), &buf, 1,
-                      [](uv_write_t* req, int) { delete static_cast<WriteReq*>(req->data); });
+                      [](uv_write_t* req, int status) {
+                        // Runs before the close callback frees the connection.
+                        auto* wr = static_cast<WriteReq*>(req->data);
+                        ControlConnection* c = wr->conn;
+                        delete wr;
+                        if (status == 0 && !c->closing_ && c->on_stream_) c->on_stream_(false);
+                      });
     if (rc != 0) delete w;
   }
 
@@ -182,6 +219,7 @@ class ControlConnection final : public ReplySink, public std::enable_shared_from
   bool busy_ = false;
   bool closing_ = false;
   bool close_after_reply_ = false;
+  std::function<void(bool closed)> on_stream_;
 };
 
 ControlServer::ControlServer(uv_loop_t* loop, ControlHandler handler)

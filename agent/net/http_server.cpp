@@ -3,12 +3,14 @@
 #include <http_parser.h>
 #include <spdlog/spdlog.h>
 
-#include "agent/net/event_pump.h"
+#include "agent/state/event_pump.h"
 #include "agent/net/status_page.h"
 
 namespace meshos::net {
 
 namespace {
+
+constexpr size_t kStreamSendBufferBytes = 64 * 1024;
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -248,11 +250,15 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     auto kinds = state::parseEventKinds(it == query.end() ? "" : it->second);
     if (!kinds) return respond(400, "text/plain", kinds.status().message() + "\n");
     answered_ = true;
+    // The kernel's share of a slow reader's backlog is bounded too (loopback would
+    // otherwise autotune it to megabytes); the rest waits in the bus, where it is counted.
+    int sndbuf = static_cast<int>(kStreamSendBufferBytes);
+    uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(tcp_), &sndbuf);
     write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
           "Connection: keep-alive\r\nX-Content-Type-Options: nosniff\r\n\r\n: meshos events\n\n");
     ++server_->responses_[200];
-    pump_ = std::make_unique<EventPump>(
-        *server_->routes_.events, std::move(*kinds), sseFormat, [this](std::string s) { write(std::move(s)); },
+    pump_ = std::make_unique<state::EventPump>(
+        *server_->routes_.events, std::move(*kinds), [this](const state::EventBatch& b) { write(sseFormat(b)); },
         [this] { return uv_stream_get_write_queue_size(stream()); });
     // A closed client is seen by a failed read: keep reading (and ignore what comes).
     startReading();
@@ -321,7 +327,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   int writes_in_flight_ = 0;
   int64_t started_ms_ = 0;
   int64_t last_write_ms_ = 0;
-  std::unique_ptr<EventPump> pump_;
+  std::unique_ptr<state::EventPump> pump_;
 };
 
 HttpServer::HttpServer(uv_loop_t* loop, HttpRoutes routes) : loop_(loop), routes_(std::move(routes)) {}

@@ -37,6 +37,7 @@
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
 #include "agent/state/event_bus.h"
+#include "agent/state/event_pump.h"
 #include "agent/state/node_report.h"
 #include "agent/state/snapshot.h"
 #include "agent/state/state.h"
@@ -217,6 +218,7 @@ class Node {
   nlohmann::json daemonsJson();
   void publishEvent(const std::string& kind, const nlohmann::json& data);
   void joinRequest(proto::Request::Reader request, control::ControlResponder reply);
+  void watchRequest(proto::Request::Reader request, control::ControlResponder reply);
   void keyringRequest(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply);
   nlohmann::json snapshotJsonWithMembers();
 

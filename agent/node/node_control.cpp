@@ -28,6 +28,7 @@ std::string commandName(proto::Request::Which w) {
     case proto::Request::CHAIN_VERIFY: return "chain-verify";
     case proto::Request::CHAIN_TAIL: return "chain-tail";
     case proto::Request::CHAIN_SHOW: return "chain-show";
+    case proto::Request::WATCH: return "watch";
     case proto::Request::DAEMON_CONTROL: return "daemon-control";
     case proto::Request::DAEMON_LOGS: return "daemon-logs";
     case proto::Request::SUBMIT_COMMIT: return "submit-commit";
@@ -139,6 +140,9 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
     case proto::Request::KEYRING:
       keyringRequest(request, peer, std::move(reply));
       return;
+    case proto::Request::WATCH:
+      watchRequest(request, std::move(reply));
+      return;
     default:
       reply.error(Status::notImplemented("this agent does not serve that request (request kind " +
                                          std::to_string(static_cast<int>(which)) + ")"));
@@ -177,6 +181,34 @@ void Node::joinRequest(proto::Request::Reader request, control::ControlResponder
   }
   gossip_->join(addresses);
   reply.json(nlohmann::json{{"joining", addresses}}.dump());
+}
+
+void Node::watchRequest(proto::Request::Reader request, control::ControlResponder reply) {
+  auto kinds = state::parseEventKinds(request.getWatch().cStr());
+  if (!kinds) {
+    reply.error(kinds.status().withContext("watch"));
+    return;
+  }
+  // Each event is one JSON reply; a gap the subscriber's buffer dropped is one reply too.
+  auto pump = std::make_shared<state::EventPump>(
+      events_, std::move(*kinds),
+      [reply](const state::EventBatch& b) {
+        if (b.missed > 0) reply.push(nlohmann::json{{"kind", "missed"}, {"missed", b.missed}}.dump());
+        for (const auto& e : b.events) reply.push(e->json);
+      },
+      [reply] { return reply.queuedBytes(); });
+  reply.onStream([pump](bool closed) {
+    if (closed) {
+      pump->stop();
+    } else {
+      pump->pump();
+    }
+  });
+  // The first reply says the watch is on, so the client knows it was not refused.
+  if (!reply.push(nlohmann::json{{"kind", "watching"}, {"node", config_.node.name}, {"id", identity_.id}}.dump())) {
+    pump->stop();
+    reply.error(Status::unavailable("watch: this connection cannot stream replies"));
+  }
 }
 
 void Node::daemonLogs(proto::Request::Reader request, control::ControlResponder reply) {

@@ -14,6 +14,7 @@
 #include "chains/chain_recover.h"
 #include "tools/inspect/cli_guard.h"
 #include "tools/inspect/inspect_recover.h"
+#include "tools/inspect/inspect_watch.h"
 #include "tools/inspect/table.h"
 
 using namespace meshos;
@@ -464,7 +465,10 @@ int inspectMain(int argc, char** argv) {
   logs->add_option("target", daemon_opts.target, "a daemon name (its first instance) or name#N")->required();
   logs->add_option("--tail", daemon_opts.tail, "lines to show (default 50)");
   logs->add_flag("-f,--follow", daemon_opts.follow, "keep printing new output");
-  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement}) {
+  std::string watch_kinds;
+  auto* watch = app.add_subcommand("watch", "print what changes on the agent as it happens (Ctrl-C stops)");
+  watch->add_option("--kinds", watch_kinds, "members,daemons,commits,records (default: all)");
+  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement, watch}) {
     sub->add_option("-s,--socket", o.socket, "the agent's control socket");
     sub->add_flag("--json", o.json, "print JSON");
   }
@@ -516,6 +520,7 @@ int inspectMain(int argc, char** argv) {
     return daemonCommand(o, daemon_opts);
   }
   if (logs->parsed()) return logsCommand(o, daemon_opts);
+  if (watch->parsed()) return tools::watchCommand(o.socket, watch_kinds, o.json, o.timeout_ms);
   if (metrics->parsed()) {
     control::ControlReply reply;
     if (int rc = call(o, [](proto::Request::Builder b) { b.setMetrics(); }, reply); rc != 0) return rc;

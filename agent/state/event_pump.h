@@ -1,5 +1,6 @@
 // EventPump: moves one subscriber's events from the node's EventBus onto a connection
 // (an HTTP event stream, a control socket watch), only as fast as the connection drains.
+// Sans-IO: the connection says how to write a batch and how much it has queued.
 //
 // The pump takes events while the connection has fewer than kHighWaterBytes queued, and
 // again whenever a write completes; what the peer does not read stays in the subscriber's
@@ -14,18 +15,17 @@
 
 #include "agent/state/event_bus.h"
 
-namespace meshos::net {
+namespace meshos::state {
 
 class EventPump {
  public:
   static constexpr size_t kHighWaterBytes = 64 * 1024;
   static constexpr size_t kBatch = 64;
-  // Turns a batch into bytes for the wire (the missed count first, if any).
-  using Format = std::function<std::string(const state::EventBatch&)>;
-  using Write = std::function<void(std::string)>;
+  // Puts a batch on the wire (the missed count first, if any).
+  using Write = std::function<void(const EventBatch&)>;
   using Queued = std::function<size_t()>;
 
-  EventPump(state::EventBus& bus, std::set<std::string> kinds, Format format, Write write, Queued queued);
+  EventPump(EventBus& bus, std::set<std::string> kinds, Write write, Queued queued);
   ~EventPump() { stop(); }
   EventPump(const EventPump&) = delete;
   EventPump& operator=(const EventPump&) = delete;
@@ -35,12 +35,11 @@ class EventPump {
   void stop();
 
  private:
-  state::EventBus* bus_;
-  state::EventBus::SubscriberId id_ = 0;
-  Format format_;
+  EventBus* bus_;
+  EventBus::SubscriberId id_ = 0;
   Write write_;
   Queued queued_;
   bool pumping_ = false;
 };
 
-}  // namespace meshos::net
+}  // namespace meshos::state
