@@ -8,6 +8,7 @@
 #include "agent/net/control_server.h"
 #include "agent/net/gossip_transport.h"
 #include "agent/net/http_server.h"
+#include "agent/net/systemd_notify.h"
 #include "agent/net/uv_loop.h"
 #include "agent/node/node.h"
 #include "agent/runtime/process_runtime.h"
@@ -88,8 +89,11 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   // Signal handlers before the socket: a SIGTERM sent as soon as the socket appears is a
   // graceful stop, delivered once the loop runs (the node exists by then), not death by
   // the default action.
-  Signals signals(loop, [&node](const char* why) {
-    if (node) node->shutdown(why);
+  SystemdNotifier systemd(loop);
+  Signals signals(loop, [&node, &systemd](const char* why) {
+    if (!node) return;
+    if (!node->stopping()) systemd.stopping(why);
+    node->shutdown(why);
   });
   // The socket first: a second agent on the same data dir stops here, before it opens
   // anything of the first one's.
@@ -149,6 +153,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     node->addSnapshotSection("http", [&http] { return http->toJson(); });
   }
   node->onShutdownComplete([&] {
+    systemd.close();
     signals.close();
     processes.close();  // daemons keep running for the next agent
   });
@@ -160,7 +165,10 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     uv_run(loop, UV_RUN_DEFAULT);
     return statusFor(s);
   }
-  spdlog::info("serving {}", cfg.control.socket.string());
+  // `config` moved into the node: read it there.
+  const config::NodeConfig& running = node->config();
+  spdlog::info("serving {}", running.control.socket.string());
+  systemd.ready("node " + running.node.name + " serving " + running.control.socket.string());
   uv_run(loop, UV_RUN_DEFAULT);
   int status = node->exitStatus();
   node.reset();
