@@ -29,6 +29,8 @@ struct Request {
     chainShow @17 :ChainRange;        # from = 0: the chain's state; else that record
     watch @18 :Text;                  # event kinds, "members,daemons"; empty: all. Replies
                                       # stream (one JSON event each) until the client closes
+    leave @19 :Void;                  # this agent leaves the cluster and stops
+    forceLeave @20 :Text;             # a dead member's name: declared left everywhere
   }
 }
 

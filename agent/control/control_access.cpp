@@ -59,6 +59,10 @@ RequestNeeds requestNeeds(proto::Request::Reader request) {
       return {Role::kOperator, true, "commit submission"};
     case proto::Request::JOIN:
       return {Role::kAdmin, true, "join"};
+    case proto::Request::LEAVE:
+      return {Role::kAdmin, true, "leave"};
+    case proto::Request::FORCE_LEAVE:
+      return {Role::kAdmin, true, "force-leave"};
     case proto::Request::KEYRING:
       switch (request.getKeyring().which()) {
         case proto::KeyringOp::LIST: return {Role::kReader, false, "keyring list"};

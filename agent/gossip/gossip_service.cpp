@@ -81,6 +81,13 @@ void GossipService::join(const std::vector<std::string>& addresses) {
   pump();
 }
 
+Status GossipService::forceLeave(const std::string& name) {
+  if (!membership_ || closed_) return Status::unavailable("gossip not running");
+  Status s = membership_->forceLeave(nowMs(), name);
+  pump();
+  return s;
+}
+
 Status GossipService::setLocalState(Bytes body) {
   if (!membership_ || closed_) return Status::unavailable("gossip not running");
   Status s = membership_->setLocalState(nowMs(), std::move(body));

@@ -68,6 +68,8 @@ class GossipService final : private TransportReceiver {
   // Broadcasts a graceful leave; done runs (later, on the loop) once the leave was gossiped
   // enough or deadline_ms (relative) passed.
   void leave(int64_t deadline_ms, std::function<void()> done);
+  // Membership::forceLeave, then the packets it queued go out.
+  Status forceLeave(const std::string& name);
   // Closes the transport; stream requests in flight are abandoned. Idempotent.
   void close();
 

@@ -115,6 +115,26 @@ void Membership::leave(int64_t now_ms) {
   tellAtOnce(now_ms, left);
 }
 
+Status Membership::forceLeave(int64_t now_ms, const std::string& name) {
+  MESHOS_DCHECK_THREAD(thread_);
+  if (name == self_.name) return Status::invalid("force-leave " + name + ": that is this node; use leave");
+  Member* mem = nullptr;
+  for (const auto& m : ids_) {
+    if (m->name() == name) mem = m.get();
+  }
+  if (mem == nullptr) return Status::notFound("force-leave: no member named \"" + name + "\"");
+  if (mem->state == MemberState::kLeft) return Status::ok();
+  if (mem->state != MemberState::kDead) {
+    return Status::invalid("force-leave " + name + ": the member is " + std::string(memberStateName(mem->state)) +
+                           ", not dead; only a dead member can be forced out (a running one leaves itself)");
+  }
+  // A leave in the member's own name, at its incarnation: what it would have said itself.
+  const DeadMsg left{mem->incarnation, mem->id(), mem->id()};
+  onDead(now_ms, left);
+  tellAtOnce(now_ms, left);
+  return Status::ok();
+}
+
 void Membership::tellAtOnce(int64_t now_ms, const DeadMsg& m) {
   // Told at once to a few times a gossip round's members, a leave or a death reaches
   // everyone a gossip round or two sooner than through the queue alone (which still sends

@@ -161,6 +161,11 @@ class Membership {
   void join(int64_t now_ms, const std::vector<std::string>& addresses, bool remember_as_seeds = true);
   // Broadcasts a graceful leave. leaveBroadcastDone() tells when it has been sent enough.
   void leave(int64_t now_ms);
+  // Declares a dead member gone for good (an operator's force-leave): it becomes `left`
+  // here and, by broadcast, everywhere, so nobody keeps probing or reconnecting to it.
+  // Refused for a member that is not dead: an alive one leaves itself, a suspect one
+  // still refutes. The member refutes it if it is in fact running (a higher incarnation).
+  Status forceLeave(int64_t now_ms, const std::string& name);
   // Adopts a member list that every member already holds (a cluster that has converged:
   // the simulator's --prejoined start). Each record goes through the push-pull merge path
   // (validation, name conflicts, probe order, events), but the broadcasts that path queues

@@ -291,8 +291,9 @@ void Membership::onDead(int64_t now_ms, const DeadMsg& m) {
   }
   Member* mem = find(m.id);
   if (mem == nullptr || m.incarnation < mem->incarnation) return;
-  if (mem->state == MemberState::kDead || mem->state == MemberState::kLeft) return;
   bool left = m.from == m.id;
+  // A dead member can still be declared left (a force-leave); nothing else moves it.
+  if (mem->state == MemberState::kLeft || (mem->state == MemberState::kDead && !left)) return;
   mem->state = left ? MemberState::kLeft : MemberState::kDead;
   mem->incarnation = m.incarnation;
   mem->state_change_ms = now_ms;

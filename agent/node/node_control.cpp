@@ -29,6 +29,8 @@ std::string commandName(proto::Request::Which w) {
     case proto::Request::CHAIN_TAIL: return "chain-tail";
     case proto::Request::CHAIN_SHOW: return "chain-show";
     case proto::Request::WATCH: return "watch";
+    case proto::Request::LEAVE: return "leave";
+    case proto::Request::FORCE_LEAVE: return "force-leave";
     case proto::Request::DAEMON_CONTROL: return "daemon-control";
     case proto::Request::DAEMON_LOGS: return "daemon-logs";
     case proto::Request::SUBMIT_COMMIT: return "submit-commit";
@@ -143,6 +145,22 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
     case proto::Request::WATCH:
       watchRequest(request, std::move(reply));
       return;
+    case proto::Request::LEAVE:
+      // The staged shutdown's gossip stage broadcasts the leave; the reply goes first.
+      reply.json(nlohmann::json{{"leaving", config_.node.name}}.dump());
+      env_.poster.post([self = self_, why = "leave requested: " + std::string(request.getReason().cStr())] {
+        if (*self) (*self)->shutdown(why);
+      });
+      return;
+    case proto::Request::FORCE_LEAVE: {
+      const std::string name = request.getForceLeave().cStr();
+      if (Status s = gossip_->forceLeave(name); !s) {
+        reply.error(s);
+        return;
+      }
+      reply.json(nlohmann::json{{"left", name}}.dump());
+      return;
+    }
     default:
       reply.error(Status::notImplemented("this agent does not serve that request (request kind " +
                                          std::to_string(static_cast<int>(which)) + ")"));

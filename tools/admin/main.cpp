@@ -12,6 +12,7 @@
 #include "agent/control/control_client.h"
 #include "agent/spec/daemon_spec.h"
 #include "tools/admin/admin.h"
+#include "tools/admin/admin_members.h"
 #include "tools/inspect/cli_guard.h"
 
 using namespace meshos;
@@ -316,6 +317,7 @@ int adminMain(int argc, char** argv) {
   keyring->add_option("--reason", reason, "why (required for install, use and remove; recorded in the audit chain)");
   keyring->add_flag("--json", as_json);
 
+  auto membership = admin::addMembershipCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -350,6 +352,7 @@ int adminMain(int argc, char** argv) {
   if (submit->parsed()) return submitCmd(file, socket, reason, as_json);
   if (head->parsed()) return headCmd(socket, as_json);
   if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, reason, as_json);
+  if (int rc = membership(); rc >= 0) return rc;
   return 2;
 }
 

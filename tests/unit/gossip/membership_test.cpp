@@ -175,6 +175,25 @@ TEST_CASE("membership: a silent node is suspected, then dead; the suspect refute
   CHECK(b.findMember(c.self().id)->state == MemberState::kAlive);
 }
 
+TEST_CASE("membership: force-leave moves a dead member to left everywhere, and nothing else") {
+  JoinedTrio trio;
+  auto& [a, b, c, w] = trio;
+  REQUIRE(a.members().size() == 2);
+  CHECK(a.forceLeave(w.now, "c").code() == Code::kInvalidArgument);  // alive: it leaves itself
+  CHECK(a.forceLeave(w.now, "nobody").code() == Code::kNotFound);
+  CHECK(a.forceLeave(w.now, "a").code() == Code::kInvalidArgument);  // this node: use leave
+  w.down.insert("c:1");
+  w.advance(48000);
+  REQUIRE(a.findMember(c.self().id)->state == MemberState::kDead);
+  REQUIRE(b.findMember(c.self().id)->state == MemberState::kDead);
+  CHECK(a.forceLeave(w.now, "c").isOk());
+  CHECK(a.findMember(c.self().id)->state == MemberState::kLeft);  // at once, here
+  w.pump();
+  w.advance(1000);
+  CHECK(b.findMember(c.self().id)->state == MemberState::kLeft);  // and by gossip, there
+  CHECK(a.forceLeave(w.now, "c").isOk());                         // again: nothing to do
+}
+
 TEST_CASE("membership: a node whose suspicion times out tells a few members at once, not only by gossip") {
   JoinedTrio trio;
   auto& [a, b, c, w] = trio;

@@ -1,0 +1,14 @@
+// meshos-admin join | leave | force-leave: cluster membership at run time, through one
+// agent's control socket. Each changes the cluster, so each needs --reason, which the
+// agent records in its audit chain with the caller.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace meshos::admin {
+
+// Adds the three subcommands to app; the returned function runs whichever was parsed
+// (and returns -1 when none was).
+std::function<int()> addMembershipCommands(CLI::App& app);
+
+}  // namespace meshos::admin
