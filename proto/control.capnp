@@ -70,6 +70,8 @@ struct DaemonControl {
     start @6;
     trigger @7;            # run a job / cron now
     signal @8;             # send a signal to the instances' process groups
+    enable @9;             # a cron daemon fires again (missed fires per its missed_runs)
+    disable @10;           # a cron daemon stops firing (a run in progress goes on)
   }
 }
 

@@ -167,7 +167,8 @@ void readControl(TomlTable& r, ControlSection& s) {
     }
     s.mode = static_cast<uint32_t>(v);
   }
-  if (const toml::node* n = r.get("metrics_http"); n != nullptr && !r.failed()) {
+  // Not a known key: only its rename is explained.
+  if (const toml::node* n = r.raw().get("metrics_http"); n != nullptr && !r.failed()) {
     return r.fail(n, "metrics_http", "renamed to http (it serves /metrics, /v1/ and the status page)");
   }
   hostPort(r, "http", true, s.http);
@@ -361,51 +362,74 @@ Result<NodeConfig> loadNodeConfig(const std::filesystem::path& path) {
 
 std::string defaultConfigText(const std::string& name, const std::filesystem::path& data_dir,
                               const std::filesystem::path& socket) {
+  // Values come from a default NodeConfig, so the text cannot drift from the parser; a test
+  // (node_config_test.cpp) checks that every key the parser knows is here.
+  const NodeConfig d;
+  const auto& g = d.gossip;
   std::ostringstream o;
   o << "# node.toml: every key with its default. Relative paths are relative to this file.\n"
+    << "# A commented-out key has no default: it is off until set.\n\n"
     << "[node]\n"
-    << "name = \"" << name << "\"           # unique in the cluster; default: the host name\n"
+    << "name = \"" << name << "\"  # unique in the cluster; default: the host name\n"
     << "data_dir = \"" << data_dir.string() << "\"  # node key, RocksDB, runtime state\n"
     << "labels = {}                  # e.g. { zone = \"a\", disk = \"ssd\" }\n"
-    << "tick_interval_ms = 500       # 10 .. 60000\n"
+    << "tick_interval_ms = " << d.node.tick_interval_ms << "       # 10 .. 60000\n"
     << "capabilities = []            # offered to placement, e.g. [\"gpu\"]; arch:, os:, cpus: are added\n"
-    << "cpu_millicores = 0           # capacity offered to placement; 0: the CPU count x 1000\n"
-    << "memory_bytes = 0             # 0: the memory of the host\n"
-    << "handoff_deadline_ms = 60000  # a moving instance stops after this even if its successor is not ready\n\n"
+    << "cpu_millicores = " << d.node.cpu_millicores << "           # capacity offered to placement; 0: the CPU count x 1000\n"
+    << "memory_bytes = " << d.node.memory_bytes << "             # 0: the memory of the host\n"
+    << "handoff_deadline_ms = " << d.node.handoff_deadline_ms
+    << "  # a moving instance stops after this even if its successor is not ready\n\n"
     << "[gossip]\n"
-    << "cluster = \"meshos\"           # peers of another cluster are refused\n"
-    << "bind = \"127.0.0.1:7946\"      # UDP and TCP; port 0 lets the OS choose\n"
-    << "seeds = []                   # [\"10.0.0.1:7946\"]\n\n"
+    << "cluster = \"" << g.cluster << "\"           # peers of another cluster are refused\n"
+    << "bind = \"" << g.bind.toString() << "\"      # UDP and TCP; port 0 lets the OS choose\n"
+    << "# advertise = \"10.0.0.5:7946\" # the address peers use, when bind is 0.0.0.0 or behind NAT\n"
+    << "seeds = []                   # [\"10.0.0.1:7946\"]: members to join at start\n"
+    << "# keyring = \"keyring.json\"   # cluster keys: encrypts and authenticates gossip (docs/GOSSIP.md)\n"
+    << "probe_interval_ms = " << g.probe_interval_ms << "      # failure detection: one probe per interval\n"
+    << "probe_timeout_ms = " << g.probe_timeout_ms << "        # less than probe_interval_ms\n"
+    << "indirect_checks = " << g.indirect_checks << "          # members asked to probe for us\n"
+    << "gossip_interval_ms = " << g.gossip_interval_ms << "     # how often queued messages go out\n"
+    << "gossip_nodes = " << g.gossip_nodes << "             # members each gossip round sends to\n"
+    << "suspicion_mult = " << g.suspicion_mult << "           # suspicion timeout, in probe intervals x log(N)\n"
+    << "retransmit_mult = " << g.retransmit_mult << "          # each message is sent retransmit_mult x log(N+1) times\n"
+    << "push_pull_interval_ms = " << g.push_pull_interval_ms << " # full state exchange with one member\n"
+    << "max_packet_bytes = " << g.max_packet_bytes << "      # 512 .. 65000\n\n"
     << "[control]\n"
     << "socket = \"" << socket.string() << "\"\n"
     << "mode = \"0660\"                # the socket file's mode: who can connect at all\n"
-    << "readers = [\"*\"]               # snapshot, members, daemons, logs, metrics, chains\n"
+    << "readers = [\"*\"]               # snapshot, members, daemons, logs, metrics, chains, watch\n"
     << "operators = []               # daemon restart/stop/start/signal..., commit submission\n"
-    << "admins = []                  # daemon exec, keyring changes, join (root and the agent's user always)\n\n"
+    << "admins = []                  # daemon exec, keyring, join, leave, force-leave (root and the agent's user always)\n"
+    << "# http = \"127.0.0.1:9464\"    # HTTP: /metrics, /v1/, /v1/events and the status page at /\n\n"
     << "[trust]\n"
     << "admins = []                  # base64 ed25519 public keys (meshos-admin keygen)\n"
-    << "threshold = 1\n\n"
+    << "threshold = " << d.trust.threshold << "\n\n"
     << "[executor]\n"
-    << "queue_capacity = 1024        # 1 .. 1000000\n"
-    << "action_deadline_ms = 30000\n"
-    << "max_attempts = 5\n"
-    << "retry_initial_ms = 200\n"
-    << "retry_max_ms = 10000\n\n"
+    << "queue_capacity = " << d.executor.queue_capacity << "        # 1 .. 1000000\n"
+    << "action_deadline_ms = " << d.executor.action_deadline_ms << "\n"
+    << "max_attempts = " << d.executor.max_attempts << "\n"
+    << "retry_initial_ms = " << d.executor.retry_initial_ms << "\n"
+    << "retry_max_ms = " << d.executor.retry_max_ms << "\n\n"
+    << "[runtime]\n"
+    << "# local = \"daemons.toml\"      # daemons this node runs outside placement ([[daemon]] tables)\n"
+    << "cgroup_parent = \"" << d.runtime.cgroup_parent << "\"      # the cgroup sub-tree of this agent's daemons\n\n"
     << "[log]\n"
-    << "level = \"info\"               # trace debug info warn error off\n"
-    << "format = \"text\"              # text json\n\n"
+    << "level = \"" << d.log.level << "\"               # trace debug info warn error off\n"
+    << "format = \"" << d.log.format << "\"              # text json\n\n"
     << "[probes]\n"
-    << "inventory_interval_ms = 5000\n\n"
+    << "inventory_interval_ms = " << d.probes.inventory_interval_ms << "\n\n"
     << "[placement]\n"
-    << "rebalance = true                   # move instances off hot nodes (load1 per CPU or memory)\n"
-    << "rebalance_interval_ms = 10000      # how often loads are compared\n"
-    << "rebalance_cooldown_ms = 300000     # per daemon, between two moves\n"
-    << "rebalance_hysteresis_percent = 25  # hot minus cool load must exceed this\n\n"
+    << "rebalance = " << (d.placement.rebalance ? "true" : "false")
+    << "                   # move instances off hot nodes (load1 per CPU or memory)\n"
+    << "rebalance_interval_ms = " << d.placement.rebalance_interval_ms << "      # how often loads are compared\n"
+    << "rebalance_cooldown_ms = " << d.placement.rebalance_cooldown_ms << "     # per daemon, between two moves\n"
+    << "rebalance_hysteresis_percent = " << d.placement.rebalance_hysteresis_percent
+    << "  # hot minus cool load must exceed this\n\n"
     << "[chains]\n"
-    << "checkpoint_every = 1000      # sign a checkpoint every K records\n"
-    << "max_records_audit = 0        # 0 keeps every record\n"
-    << "max_records_log = 1000000\n"
-    << "max_records_failure = 1000000\n";
+    << "checkpoint_every = " << d.chains.checkpoint_every << "      # sign a checkpoint every K records\n"
+    << "max_records_audit = " << d.chains.max_records_audit << "        # 0 keeps every record\n"
+    << "max_records_log = " << d.chains.max_records_log << "\n"
+    << "max_records_failure = " << d.chains.max_records_failure << "\n";
   return o.str();
 }
 

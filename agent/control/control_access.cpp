@@ -43,6 +43,8 @@ RequestNeeds daemonNeeds(proto::DaemonControl::Reader c) {
     case Op::START: return {Role::kOperator, true, "daemon start"};
     case Op::TRIGGER: return {Role::kOperator, true, "daemon trigger"};
     case Op::SIGNAL: return {Role::kOperator, true, "daemon signal"};
+    case Op::ENABLE: return {Role::kOperator, true, "daemon enable"};
+    case Op::DISABLE: return {Role::kOperator, true, "daemon disable"};
     case Op::EXEC: return {Role::kAdmin, true, "daemon exec"};
   }
   // An operation this agent does not know: the handler refuses it; only admins get that far.

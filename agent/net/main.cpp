@@ -2,6 +2,7 @@
 // libuv shell (net::AgentHost). Everything else lives in the libraries.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -40,7 +41,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (print_default) {
-    std::cout << config::defaultConfigText("node-1", "/var/lib/meshos", "/run/meshos/agent.sock");
+    // The name defaults to the host name: print this host's.
+    char host[256] = {0};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "node-1");
+    std::cout << config::defaultConfigText(host, "/var/lib/meshos", "/run/meshos/agent.sock");
     return 0;
   }
   if (config_path.empty()) {

@@ -263,6 +263,8 @@ std::string daemonOpName(proto::DaemonControl::Op op) {
     case Op::TRIGGER: return "trigger";
     case Op::SIGNAL: return "signal";
     case Op::EXEC: return "exec";
+    case Op::ENABLE: return "enable";
+    case Op::DISABLE: return "disable";
   }
   return "";
 }
@@ -311,6 +313,9 @@ void Node::daemonRequest(proto::Request::Reader request, const control::PeerCred
       case Op::START: s = supervisor_->start(target); break;
       case Op::TRIGGER: s = supervisor_->trigger(target).status(); break;
       case Op::SIGNAL: s = supervisor_->signal(target, sig); break;
+      // A schedule belongs to the daemon, not to one instance.
+      case Op::ENABLE: s = supervisor_->setCronEnabled(target.substr(0, target.find('#')), true); break;
+      case Op::DISABLE: s = supervisor_->setCronEnabled(target.substr(0, target.find('#')), false); break;
       case Op::EXEC: break;
     }
   }

@@ -62,7 +62,9 @@ std::string permissionRefusal(const DaemonSpec& spec, std::string_view op, int s
     return "daemon " + spec.name + " does not allow " + std::string(op) + " ([daemon.permissions] " +
            std::string(key) + ")";
   };
-  if ((op == "stop" || op == "quarantine" || op == "pause") && !p.allow_stop) return refused("allow_stop = false");
+  if ((op == "stop" || op == "quarantine" || op == "pause" || op == "disable") && !p.allow_stop) {
+    return refused("allow_stop = false");
+  }
   if (op == "restart" && !p.allow_restart) return refused("allow_restart = false");
   if (op == "exec" && !p.allow_exec) return refused("allow_exec = false");
   if (op == "signal" && p.allowed_signals &&

@@ -342,6 +342,7 @@ int daemonCommand(const Options& o, const DaemonOptions& d) {
       {"resume", proto::DaemonControl::Op::RESUME}, {"quarantine", proto::DaemonControl::Op::QUARANTINE},
       {"stop", proto::DaemonControl::Op::STOP}, {"start", proto::DaemonControl::Op::START},
       {"trigger", proto::DaemonControl::Op::TRIGGER}, {"exec", proto::DaemonControl::Op::EXEC},
+      {"enable", proto::DaemonControl::Op::ENABLE}, {"disable", proto::DaemonControl::Op::DISABLE},
       {"signal", proto::DaemonControl::Op::SIGNAL}};
   bool is_instance = d.target.find('#') != std::string::npos;
   return jsonCommand(
@@ -452,9 +453,12 @@ int inspectMain(int argc, char** argv) {
   recover->add_flag("--json", o.json, "print JSON");
   DaemonOptions daemon_opts;
   auto* daemon = app.add_subcommand("daemon", "operate a daemon on this node (recorded in the audit chain)");
-  daemon->add_option("op", daemon_opts.op, "restart | pause | resume | quarantine | stop | start | trigger | signal | exec")
+  daemon->add_option("op", daemon_opts.op,
+                     "restart | pause | resume | quarantine | stop | start | trigger | signal | exec | enable | disable "
+                     "(enable, disable: a cron daemon's schedule)")
       ->required()
-      ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "signal", "exec"}));
+      ->check(CLI::IsMember({"restart", "pause", "resume", "quarantine", "stop", "start", "trigger", "signal", "exec",
+                             "enable", "disable"}));
   daemon->add_option("target", daemon_opts.target, "a daemon name, or one instance as name#N")->required();
   daemon->add_option("argv", daemon_opts.argv,
                      "for exec: the command to run in the daemon's environment; for signal: the signal (HUP, SIGUSR1, 10)");

@@ -401,6 +401,31 @@ memory_max = 67108864
             if os.path.isdir(parent):
                 os.rmdir(parent)
 
+def test_a_cron_schedule_is_disabled_and_enabled_from_inspect():
+    with Daemons() as ws:
+        a = ws.agent("n1", LOCAL)
+        write_local(a, '[[daemon]]\nname = "report"\nkind = "cron"\nschedule = "* * * * *"\n'
+                       'command = ["/bin/true"]\n\n[[daemon]]\nname = "svc"\ncommand = ["/bin/sleep", "3600"]\n')
+        a.start()
+
+        def enabled():
+            crons = a.inspect_json("daemons")["cron"]
+            return {c["name"]: c["enabled"] for c in crons}.get("report")
+        wait_for(lambda: enabled() is True, 10, "the cron daemon to be scheduled")
+        r, pid = inspect_with_pid(a, "daemon", "disable", "report")
+        assert r.returncode == 0, r.stderr
+        assert enabled() is False
+        r, _ = inspect_with_pid(a, "daemon", "enable", "report")
+        assert r.returncode == 0, r.stderr
+        assert enabled() is True
+        r, _ = inspect_with_pid(a, "daemon", "disable", "svc")
+        assert r.returncode == 1 and "not a cron daemon" in r.stderr, (r.returncode, r.stderr)
+        recs = wait_records(a, "audit", lambda recs: any(
+            r["payload"].get("command") == "daemon-disable" and r["payload"].get("pid") == pid for r in recs
+            if isinstance(r["payload"], dict)), what="the disable in the audit chain")
+        assert recs
+        assert a.stop() == 0
+
 
 if __name__ == "__main__":
     run_tests([
@@ -408,6 +433,7 @@ if __name__ == "__main__":
         test_daemons_outlive_the_agent_and_are_readopted,
         test_a_crash_loop_is_counted_and_quarantined,
         test_operator_commands_act_and_are_audited,
+        test_a_cron_schedule_is_disabled_and_enabled_from_inspect,
         test_a_bad_daemons_file_stops_the_agent_and_starts_nothing,
         test_a_memory_hog_is_killed_at_its_limit_and_recorded,
     ])

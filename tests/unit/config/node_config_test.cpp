@@ -152,6 +152,48 @@ TEST_CASE("the default config text parses to the defaults") {
   REQUIRE_MESSAGE(c.isOk(), c.status().toString());
   CHECK(c->node.name == "n1");
   CHECK(c->control.socket == "/tmp/d/agent.sock");
+  const NodeConfig d;
+  CHECK(c->gossip.bind == d.gossip.bind);
+  CHECK(c->gossip.probe_interval_ms == d.gossip.probe_interval_ms);
+  CHECK(c->gossip.suspicion_mult == d.gossip.suspicion_mult);
+  CHECK(c->runtime.cgroup_parent == d.runtime.cgroup_parent);
+  CHECK(c->chains.max_records_log == d.chains.max_records_log);
+  CHECK(!c->control.http);
+}
+
+// The keys the parser knows in one table, from its own "unknown key" message.
+std::vector<std::string> knownKeys(const std::string& table) {
+  const std::string text = table.empty() ? "zz_unknown = 1\n" : "[" + table + "]\nzz_unknown = 1\n";
+  const std::string err = errorOf(text);
+  const std::string marker = "known keys here: ";
+  auto at = err.find(marker);
+  REQUIRE_MESSAGE(at != std::string::npos, err);
+  std::string list = err.substr(at + marker.size());
+  list = list.substr(0, list.find(')'));
+  std::vector<std::string> keys;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = list.find(", ", start);
+    keys.push_back(list.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 2;
+  }
+  return keys;
+}
+
+TEST_CASE("--print-default-config names every key the parser knows") {
+  const std::string text = defaultConfigText("n1", "/tmp/d", "/tmp/d/agent.sock");
+  for (const std::string& table : knownKeys("")) {
+    CAPTURE(table);
+    auto header = text.find("[" + table + "]\n");
+    REQUIRE(header != std::string::npos);
+    auto end = text.find("\n[", header + 1);
+    const std::string body = text.substr(header, end == std::string::npos ? std::string::npos : end - header);
+    for (const std::string& key : knownKeys(table)) {
+      CAPTURE(key);
+      // Set, or shown commented out where it has no default.
+      CHECK((body.find("\n" + key + " = ") != std::string::npos || body.find("\n# " + key + " = ") != std::string::npos));
+    }
+  }
 }
 
 TEST_CASE("placement keys of [node]: capabilities, capacity, handoff deadline") {
