@@ -31,6 +31,7 @@ struct Request {
                                       # stream (one JSON event each) until the client closes
     leave @19 :Void;                  # this agent leaves the cluster and stops
     forceLeave @20 :Text;             # a dead member's name: declared left everywhere
+    reload @21 :Void;                 # read the config file again (as SIGHUP does)
   }
 }
 

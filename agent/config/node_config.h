@@ -35,6 +35,7 @@ struct NodeSection {
   int64_t cpu_millicores = 0;             // 0 .. 10^8; 0: detected (CPU count x 1000)
   int64_t memory_bytes = 0;               // 0 .. 2^50; 0: detected (host memory)
   int64_t handoff_deadline_ms = 60'000;   // 1000 .. 3600000: make-before-break gives up after this
+  bool operator==(const NodeSection&) const = default;
 };
 
 struct GossipSection {
@@ -54,6 +55,7 @@ struct GossipSection {
   int64_t retransmit_mult = 4;            // 1 .. 32
   int64_t push_pull_interval_ms = 30000;  // 1 .. 3600000
   int64_t max_packet_bytes = 1400;        // 512 .. 65000
+  bool operator==(const GossipSection&) const = default;
 };
 
 struct ControlSection {
@@ -66,11 +68,13 @@ struct ControlSection {
   std::vector<std::string> admins;
   // The HTTP endpoint (/metrics, /v1/, /v1/events, the status page); off when unset.
   std::optional<HostPort> http;
+  bool operator==(const ControlSection&) const = default;
 };
 
 struct TrustSection {
   std::vector<std::string> admins;        // base64 ed25519 public keys (validated)
   int64_t threshold = 1;                  // 1 .. max(1, admins)
+  bool operator==(const TrustSection&) const = default;
 };
 
 struct ExecutorSection {
@@ -79,6 +83,7 @@ struct ExecutorSection {
   int64_t max_attempts = 5;               // 1 .. 100: tries per action before it fails
   int64_t retry_initial_ms = 200;         // 1 .. 600000
   int64_t retry_max_ms = 10000;           // retry_initial_ms .. 3600000
+  bool operator==(const ExecutorSection&) const = default;
 };
 
 struct RuntimeSection {
@@ -86,15 +91,18 @@ struct RuntimeSection {
   // cgroup v2 sub-tree for this agent's instances, under the cgroup root: a relative path of
   // [A-Za-z0-9._-] segments, no "." or ".." (several agents on one host: one each).
   std::string cgroup_parent = "meshos";
+  bool operator==(const RuntimeSection&) const = default;
 };
 
 struct LogSection {
   std::string level = "info";             // trace debug info warn error off
   std::string format = "text";            // text json
+  bool operator==(const LogSection&) const = default;
 };
 
 struct ProbesSection {
   int64_t inventory_interval_ms = 5000;   // 500 .. 3600000
+  bool operator==(const ProbesSection&) const = default;
 };
 
 struct PlacementSection {                 // rebalancing on live load (docs/PLACEMENT.md)
@@ -102,6 +110,7 @@ struct PlacementSection {                 // rebalancing on live load (docs/PLAC
   int64_t rebalance_interval_ms = 10'000; // 1000 .. 3600000: how often loads are compared
   int64_t rebalance_cooldown_ms = 300'000;  // 0 .. 86400000: per daemon, between two moves
   int64_t rebalance_hysteresis_percent = 25;  // 1 .. 400: load difference a move needs
+  bool operator==(const PlacementSection&) const = default;
 };
 
 struct ChainsSection {
@@ -109,6 +118,7 @@ struct ChainsSection {
   int64_t max_records_audit = 0;          // 0 (keep all) or 1000 .. 10^12
   int64_t max_records_log = 1'000'000;
   int64_t max_records_failure = 1'000'000;
+  bool operator==(const ChainsSection&) const = default;
 };
 
 struct NodeConfig {

@@ -65,6 +65,8 @@ RequestNeeds requestNeeds(proto::Request::Reader request) {
       return {Role::kAdmin, true, "leave"};
     case proto::Request::FORCE_LEAVE:
       return {Role::kAdmin, true, "force-leave"};
+    case proto::Request::RELOAD:
+      return {Role::kAdmin, true, "reload"};
     case proto::Request::KEYRING:
       switch (request.getKeyring().which()) {
         case proto::KeyringOp::LIST: return {Role::kReader, false, "keyring list"};

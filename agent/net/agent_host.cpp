@@ -55,6 +55,27 @@ class Signals {
   int seen_ = 0;
 };
 
+// SIGHUP: reload (read the config again; see Node::reload).
+class Hangup {
+ public:
+  Hangup(uv_loop_t* loop, std::function<void()> on_hangup) : on_hangup_(std::move(on_hangup)) {
+    handle_ = new uv_signal_t();
+    uv_signal_init(loop, handle_);
+    handle_->data = this;
+    uv_signal_start(handle_, [](uv_signal_t* h, int) { static_cast<Hangup*>(h->data)->on_hangup_(); }, SIGHUP);
+  }
+  ~Hangup() { close(); }
+  void close() {
+    if (handle_ == nullptr) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+    handle_ = nullptr;
+  }
+
+ private:
+  std::function<void()> on_hangup_;
+  uv_signal_t* handle_ = nullptr;
+};
+
 int statusFor(const Status& s) { return s.code() == Code::kInvalidArgument ? 2 : 1; }
 
 // Everything the agent runs on, over one loop; torn down in reverse order.
@@ -75,7 +96,8 @@ struct Services {
   gossip::MemberIdentityPool identities;
 };
 
-int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdentity identity) {
+int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdentity identity,
+            std::function<Result<config::NodeConfig>()> read_config) {
   const config::NodeConfig& cfg = config;
   std::unique_ptr<node::Node> node;
   ControlServer control(loop, [&node](proto::Request::Reader r, const PeerCred& p, ControlResponder reply) {
@@ -94,6 +116,10 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     if (!node) return;
     if (!node->stopping()) systemd.stopping(why);
     node->shutdown(why);
+  });
+  Hangup hangup(loop, [&node] {
+    if (!node) return;
+    if (auto r = node->reload("SIGHUP"); !r) spdlog::error("{}", r.status().toString());
   });
   // The socket first: a second agent on the same data dir stops here, before it opens
   // anything of the first one's.
@@ -140,6 +166,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     if (http) http->close();
   };
   services.access = std::move(*access);
+  services.read_config = std::move(read_config);
   node = std::make_unique<node::Node>(std::move(services), std::move(config), std::move(identity));
   node->addSnapshotSection("control", [&control, n = node.get()] {
     const auto& c = control.counters();
@@ -155,12 +182,14 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   node->onShutdownComplete([&] {
     systemd.close();
     signals.close();
+    hangup.close();
     processes.close();  // daemons keep running for the next agent
   });
   if (Status s = node->start(); !s) {
     spdlog::critical("{}", s.toString());
     control.close();
     signals.close();
+    hangup.close();
     processes.close();
     uv_run(loop, UV_RUN_DEFAULT);
     return statusFor(s);
@@ -183,7 +212,7 @@ int AgentHost::run() {
   int status = 0;
   {
     Services sv(&loop);
-    status = runNode(&loop, sv, std::move(config_), std::move(identity_));
+    status = runNode(&loop, sv, std::move(config_), std::move(identity_), std::move(read_config_));
     sv.timers.close();
     sv.poster.close();
     sv.transport.close();

@@ -86,5 +86,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (identity->created) spdlog::info("created node key {}/node.key", cfg->node.data_dir.string());
-  return net::AgentHost(std::move(*cfg), std::move(*identity)).run();
+  // A reload reads the same file; the command line's overrides still win.
+  auto read_config = [config_path, log_level, log_format]() -> Result<config::NodeConfig> {
+    auto c = config::loadNodeConfig(config_path);
+    if (!c) return c.status();
+    if (!log_level.empty()) c->log.level = log_level;
+    if (!log_format.empty()) c->log.format = log_format;
+    return c;
+  };
+  return net::AgentHost(std::move(*cfg), std::move(*identity), read_config).run();
 }

@@ -67,6 +67,8 @@ struct NodeServices {
   // Who may do what on the control socket ([control] readers, operators, admins, resolved
   // to ids by the shell). The default: anyone may read, root and the agent's user do all.
   control::AccessPolicy access = defaultAccess();
+  // Reads the config file again (reload); empty where there is none (the simulator).
+  std::function<Result<config::NodeConfig>()> read_config;
   static control::AccessPolicy defaultAccess() {
     control::AccessPolicy a;
     a.readers.anyone = true;
@@ -153,6 +155,9 @@ class Node {
   const executor::Executor& executor() const { return *executor_; }
   const runtime::Supervisor* supervisor() const { return supervisor_.get(); }
   const reconcile::LocalRebalancer* rebalancer() const { return rebalancer_.get(); }
+  // Reads the config again and applies what can change at run time (node_reload.cpp):
+  // what was applied and which changed sections need a restart, or why nothing changed.
+  Result<nlohmann::json> reload(const std::string& why);
   // What changed, for watchers (watch on the control socket, /v1/events).
   state::EventBus& events() { return events_; }
   // A read-only request from HTTP (node_http.cpp): /v1/... and /metrics. Never audited
@@ -262,6 +267,7 @@ class Node {
   void forceRestarts();
   // Inventory sampling (on the workers) and the network coordinate.
   void startProbes();
+  void startInventory();  // (re)starts the inventory probe at [probes] inventory_interval_ms
   void onInventory(const Result<state::Inventory>& sample);
   // Feeds the RTT of each member's last direct probe ack to Vivaldi.
   void updateCoordinate();

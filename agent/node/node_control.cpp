@@ -31,6 +31,7 @@ std::string commandName(proto::Request::Which w) {
     case proto::Request::WATCH: return "watch";
     case proto::Request::LEAVE: return "leave";
     case proto::Request::FORCE_LEAVE: return "force-leave";
+    case proto::Request::RELOAD: return "reload";
     case proto::Request::DAEMON_CONTROL: return "daemon-control";
     case proto::Request::DAEMON_LOGS: return "daemon-logs";
     case proto::Request::SUBMIT_COMMIT: return "submit-commit";
@@ -152,6 +153,15 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
         if (*self) (*self)->shutdown(why);
       });
       return;
+    case proto::Request::RELOAD: {
+      auto r = reload("meshos-admin reload: " + std::string(request.getReason().cStr()));
+      if (r) {
+        reply.json(r->dump());
+      } else {
+        reply.error(r.status());
+      }
+      return;
+    }
     case proto::Request::FORCE_LEAVE: {
       const std::string name = request.getForceLeave().cStr();
       if (Status s = gossip_->forceLeave(name); !s) {

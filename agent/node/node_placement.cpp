@@ -43,12 +43,17 @@ void Node::onPeerState(const gossip::NodeStateUpdate& u) {
   if (commit_sync_) scheduleCommitSync(0);  // its commit head may be news
 }
 
-void Node::startProbes() {
+void Node::startInventory() {
+  if (inventory_) inventory_->stop();
   probes::InventoryProbe::Options o;
   o.interval_ms = config_.probes.inventory_interval_ms;
   inventory_ = std::make_unique<probes::InventoryProbe>(env_.workers, env_.timers, o, services_.sample_inventory,
                                                          [this](const Result<state::Inventory>& r) { onInventory(r); });
   inventory_->start();
+}
+
+void Node::startProbes() {
+  startInventory();
   vivaldi_ = std::make_unique<probes::VivaldiClient>(probes::VivaldiConfig{}, env_.rng);
   reconcile::LocalRebalanceOptions r;
   r.enabled = config_.placement.rebalance;

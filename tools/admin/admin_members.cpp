@@ -20,7 +20,7 @@ struct MembershipOptions {
 
 int call(const std::string& what, const MembershipOptions& o, const control::RequestFiller& fill) {
   if (o.reason.empty()) {
-    std::cerr << "meshos-admin " << what << " changes the cluster: --reason is required (it is recorded in the "
+    std::cerr << "meshos-admin " << what << " changes the agent: --reason is required (it is recorded in the "
               << "agent's audit chain)\n";
     return 2;
   }
@@ -41,6 +41,14 @@ int call(const std::string& what, const MembershipOptions& o, const control::Req
     std::cout << "joining";
     for (const auto& a : j.value("joining", nlohmann::json::array())) std::cout << " " << a.get<std::string>();
     std::cout << "\n";
+  } else if (what == "reload") {
+    std::cout << "applied:";
+    for (const auto& k : j.value("applied", nlohmann::json::array())) std::cout << " " << k.get<std::string>();
+    if (j.value("applied", nlohmann::json::array()).empty()) std::cout << " (nothing changed)";
+    std::cout << "\n";
+    for (const auto& k : j.value("needs_restart", nlohmann::json::array())) {
+      std::cout << "changed, takes effect at the next start: [" << k.get<std::string>() << "]\n";
+    }
   } else if (what == "leave") {
     std::cout << j.value("leaving", std::string("?")) << " is leaving the cluster and stopping\n";
   } else {
@@ -67,7 +75,10 @@ std::function<int()> addMembershipCommands(CLI::App& app) {
   auto* force = app.add_subcommand("force-leave", "declare a dead member gone: it is marked left everywhere");
   force->add_option("name", o->name, "the dead member's name")->required();
   common(force, *o);
-  return [o, join, leave, force]() -> int {
+  auto* reload = app.add_subcommand("reload", "the agent reads its config again (as on SIGHUP)");
+  common(reload, *o);
+  return [o, join, leave, force, reload]() -> int {
+    if (reload->parsed()) return call("reload", *o, [](proto::Request::Builder r) { r.setReload(); });
     if (join->parsed()) {
       return call("join", *o, [&](proto::Request::Builder r) {
         auto list = r.initJoin(static_cast<unsigned>(o->addresses.size()));

@@ -1,6 +1,6 @@
-// meshos-admin join | leave | force-leave: cluster membership at run time, through one
-// agent's control socket. Each changes the cluster, so each needs --reason, which the
-// agent records in its audit chain with the caller.
+// meshos-admin join | leave | force-leave | reload: an agent's membership and config at run
+// time, through its control socket. Each changes the agent, so each needs --reason, which
+// the agent records in its audit chain with the caller.
 #pragma once
 
 #include <CLI/CLI.hpp>
