@@ -39,6 +39,13 @@ void Node::onPeerState(const gossip::NodeStateUpdate& u) {
     return;
   }
   report_seen_ms_[u.origin] = nowMs();
+  // A peer's replicas that start, stop or become ready: watchers (the status page) hear it.
+  auto was = state_.peer_states.find(u.origin);
+  if (was == state_.peer_states.end() || was->second.report.daemons != report->daemons) {
+    nlohmann::json daemons = nlohmann::json::object();
+    for (const auto& [name, d] : report->daemons) daemons[name] = {{"running", d.running}, {"ready", d.ready}};
+    publishEvent("daemons", {{"node", u.name}, {"id", u.origin}, {"daemons", daemons}});
+  }
   state::fold(state_, state::PeerStateUpdated{u.origin, u.version, std::move(*report)});
   if (commit_sync_) scheduleCommitSync(0);  // its commit head may be news
 }

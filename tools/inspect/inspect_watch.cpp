@@ -30,6 +30,14 @@ std::string describe(const std::string& kind, const json& d) {
     return textAt(d, "name", "?") + " " + textAt(d, "state", "?") + " (" + textAt(d, "event", "") + ", " +
            textAt(d, "address", "") + ")";
   }
+  if (kind == "daemons" && d.contains("node")) {  // a peer's replicas, from its node state
+    std::string s = "on " + textAt(d, "node", "?") + ":";
+    const json daemons = d.value("daemons", json::object());
+    for (auto& [name, r] : daemons.items()) {
+      s += " " + name + " " + r.value("ready", json(0)).dump() + "/" + r.value("running", json(0)).dump() + " ready";
+    }
+    return s;
+  }
   if (kind == "daemons") {
     std::string s = textAt(d, "instance", "?") + " " + textAt(d, "state", "?");
     if (d.contains("pid") && d["pid"].is_number() && d["pid"].get<int64_t>() > 0) s += " pid " + d["pid"].dump();

@@ -24,7 +24,7 @@ def test_serves_snapshot_and_stops_cleanly():
             assert key in snap["executor"], key
         wait_for(lambda: a.inspect_json("snapshot")["loop"]["ticks"] >= 3, 5, "ticks to advance")
         metrics = a.inspect("metrics").stdout
-        assert "meshos_ticks_total" in metrics and "meshos_executor_dropped" in metrics
+        assert "meshos_loop_ticks_total" in metrics and "meshos_executor_actions_dropped_total" in metrics
         members = a.inspect_json("members")["members"]
         assert [(m["name"], m["state"]) for m in members] == [("n1", "alive")], members
         assert a.inspect_json("daemons")["daemons"] == []
