@@ -45,6 +45,28 @@ def free_port_tcp():
         return s.getsockname()[1]
 
 
+class Lines:
+    """Lines of a pipe, each with a deadline (select() on a buffered file would miss lines
+    already in its buffer)."""
+
+    def __init__(self, f):
+        self.fd = f.fileno()
+        self.buf = b""
+
+    def next(self, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+
 def get(agent, path, method="GET"):
     c = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=10)
     try:
@@ -129,16 +151,17 @@ def test_v1_routes_and_events_follow_the_cluster():
         b = http_agent(ws, "n2", seeds=[a]).start()
         events = EventStream(a, "members")
         watch = subprocess.Popen([INSPECT, "--socket", a.socket, "watch", "--json", "--kinds", "members"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        lines = Lines(watch.stdout)
         try:
-            assert json.loads(watch.stdout.readline())["kind"] == "watching"
+            assert json.loads(lines.next(10))["kind"] == "watching"
             c = http_agent(ws, "n3", seeds=[a])
             started = time.monotonic()
             c.start(wait=False)
             while True:  # the watch prints n3 joining
-                ready, _, _ = select.select([watch.stdout], [], [], 5)
-                assert ready, "watch printed nothing within 5 s of n3 starting"
-                e = json.loads(watch.stdout.readline())
+                line = lines.next(5)
+                assert line is not None, "watch printed nothing within 5 s of n3 starting"
+                e = json.loads(line)
                 if e["kind"] == "members" and e["data"]["name"] == "n3" and e["data"]["state"] == "alive":
                     break
             seen_s = time.monotonic() - started
