@@ -4,6 +4,7 @@ Every wait polls with a deadline; every process started is killed at the end.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,10 +28,33 @@ def wait_for(predicate, timeout_s, what):
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for both UDP and TCP on 127.0.0.1, outside the kernel's ephemeral range:
+    a port the kernel picks (bind to 0) can be taken a moment later as the local end of some
+    test's outgoing connection, and the agent's listen then fails."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(10000, 30000) if not lo <= p <= hi] or list(range(10000, 30000))
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.choice(candidates)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port for UDP and TCP in 200 tries")
 
 
 class Agent:

@@ -403,6 +403,9 @@ def parse_sets(items):
     return out
 
 
+HTTP_PORT = 9464
+
+
 def render_config(c, n, settings):
     seeds = [m["addr"] for m in c["nodes"] if m is not n][:3]
     tables = {
@@ -410,7 +413,8 @@ def render_config(c, n, settings):
                  "labels": f'{{ node = "{n["name"]}", zone = "z{(n["index"] - 1) % 3 + 1}" }}'},
         "gossip": {"cluster": f'"{c["name"]}"', "bind": f'"{n["addr"]}"',
                    "seeds": "[" + ", ".join(f'"{s}"' for s in seeds) + "]", "keyring": '"../cluster.key"'},
-        "control": {"socket": '"agent.sock"', "mode": '"0600"'},
+        # Every node serves HTTP (the status page, /metrics, /v1/) on its own address.
+        "control": {"socket": '"agent.sock"', "mode": '"0600"', "http": f'"{n["host"]}:{HTTP_PORT}"'},
         "trust": {"admins": "[" + ", ".join(f'"{a["pub"]}"' for a in c["admins"]) + "]",
                   "threshold": str(c["threshold"])},
         "log": {"level": '"info"'},

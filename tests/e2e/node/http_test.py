@@ -40,9 +40,7 @@ def http_agent(ws, name, seeds=()):
 
 
 def free_port_tcp():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # free for TCP too, and outside the ephemeral range
 
 
 class Lines:
