@@ -112,10 +112,8 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   // graceful stop, delivered once the loop runs (the node exists by then), not death by
   // the default action.
   SystemdNotifier systemd(loop);
-  Signals signals(loop, [&node, &systemd](const char* why) {
-    if (!node) return;
-    if (!node->stopping()) systemd.stopping(why);
-    node->shutdown(why);
+  Signals signals(loop, [&node](const char* why) {
+    if (node) node->shutdown(why);
   });
   Hangup hangup(loop, [&node] {
     if (!node) return;
@@ -161,7 +159,9 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   spdlog::info("runtime: {}", processes.cgroupStatus());
   node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
-  services.close_control = [&control, &http] {
+  // The first stage of every shutdown (a signal, `meshos-admin leave`): systemd hears it too.
+  services.close_control = [&control, &http, &systemd] {
+    systemd.stopping("the staged shutdown began");
     control.close();
     if (http) http->close();
   };

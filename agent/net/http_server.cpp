@@ -1,9 +1,9 @@
 #include "agent/net/http_server.h"
 
-#include <http_parser.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/state/event_pump.h"
+#include "agent/net/http_request.h"
 #include "agent/net/status_page.h"
 
 namespace meshos::net {
@@ -11,30 +11,6 @@ namespace meshos::net {
 namespace {
 
 constexpr size_t kStreamSendBufferBytes = 64 * 1024;
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-Result<std::string> percentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) return Status::invalid("a % escape is cut short");
-      const int hi = hexValue(s[i + 1]), lo = hexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return Status::invalid("a % escape is not two hex digits");
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
-    }
-  }
-  return out;
-}
 
 std::string sseFormat(const state::EventBatch& b) {
   std::string out;
@@ -75,39 +51,13 @@ int httpStatusFor(const Status& s) {
   }
 }
 
-Result<std::pair<std::string, std::map<std::string, std::string>>> splitTarget(const std::string& target) {
-  if (target.empty() || target[0] != '/') return Status::invalid("the request target must be a path");
-  const size_t q = target.find('?');
-  auto path = percentDecode(std::string_view(target).substr(0, q), false);
-  if (!path) return path.status();
-  std::map<std::string, std::string> query;
-  if (q != std::string::npos) {
-    std::string_view rest = std::string_view(target).substr(q + 1);
-    while (!rest.empty()) {
-      const size_t amp = rest.find('&');
-      std::string_view pair = rest.substr(0, amp);
-      rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-      if (pair.empty()) continue;
-      const size_t eq = pair.find('=');
-      auto k = percentDecode(pair.substr(0, eq), true);
-      auto v = percentDecode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
-      if (!k) return k.status();
-      if (!v) return v.status();
-      query[*k] = *v;
-    }
-  }
-  return std::make_pair(std::move(*path), std::move(query));
-}
-
 // One connection: one request, one response, then close (Connection: close), or, for
 // /v1/events, a stream until the client goes. Owned by the server's set; freed in the
 // close callback (write callbacks all run before it).
 class HttpConnection final : public std::enable_shared_from_this<HttpConnection> {
  public:
-  explicit HttpConnection(HttpServer* server) : server_(server) {
-    http_parser_init(&parser_, HTTP_REQUEST);
-    parser_.data = this;
-  }
+  explicit HttpConnection(HttpServer* server)
+      : server_(server), request_(HttpServer::kMaxRequestBytes, HttpServer::kMaxHeaders) {}
 
   void adopt(uv_tcp_t* tcp) {
     tcp_ = tcp;
@@ -139,6 +89,10 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   // The server's sweep: a request that takes too long to arrive; a quiet event stream.
   void sweep(int64_t now_ms) {
     if (closing_) return;
+    if (lingering_since_ms_ >= 0) {
+      if (now_ms - lingering_since_ms_ >= kLingerMs) close();
+      return;
+    }
     if (!answered_ && now_ms - started_ms_ > HttpServer::kRequestTimeoutMs) {
       respond(408, "text/plain", "the request did not arrive in time\n");
     } else if (pump_ && now_ms - last_write_ms_ >= HttpServer::kKeepAliveMs) {
@@ -151,42 +105,6 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
  private:
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(tcp_); }
 
-  static const http_parser_settings& settings() {
-    static const http_parser_settings s = [] {
-      http_parser_settings x;
-      http_parser_settings_init(&x);
-      x.on_url = [](http_parser* p, const char* at, size_t n) {
-        auto* c = static_cast<HttpConnection*>(p->data);
-        c->url_.append(at, n);
-        return 0;
-      };
-      x.on_header_field = [](http_parser* p, const char*, size_t) {
-        auto* c = static_cast<HttpConnection*>(p->data);
-        if (!c->in_field_) ++c->headers_;
-        c->in_field_ = true;
-        return c->headers_ > HttpServer::kMaxHeaders ? 1 : 0;
-      };
-      x.on_header_value = [](http_parser* p, const char*, size_t) {
-        static_cast<HttpConnection*>(p->data)->in_field_ = false;
-        return 0;
-      };
-      x.on_headers_complete = [](http_parser* p) {
-        static_cast<HttpConnection*>(p->data)->headers_done_ = true;
-        return 0;
-      };
-      x.on_body = [](http_parser* p, const char*, size_t) {
-        static_cast<HttpConnection*>(p->data)->body_ = true;
-        return 1;  // nothing here takes a body
-      };
-      x.on_message_complete = [](http_parser* p) {
-        static_cast<HttpConnection*>(p->data)->complete_ = true;
-        return 0;
-      };
-      return x;
-    }();
-    return s;
-  }
-
   static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* conn = static_cast<HttpConnection*>(s->data);
     std::unique_ptr<char[]> owned(buf->base);
@@ -196,27 +114,21 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   }
 
   void feed(const char* data, size_t n) {
-    const size_t parsed = http_parser_execute(&parser_, &settings(), data, n);
-    if (!headers_done_) received_ += parsed;
-    if (body_) return respond(413, "text/plain", "requests here carry no body\n");
-    if (headers_ > HttpServer::kMaxHeaders || received_ > HttpServer::kMaxRequestBytes) {
-      return respond(431, "text/plain", "the request's headers are too large\n");
+    switch (request_.feed(data, n)) {
+      case HttpRequestReader::State::kIncomplete: return;
+      case HttpRequestReader::State::kFailed: return respond(request_.errorStatus(), "text/plain", request_.error() + "\n");
+      case HttpRequestReader::State::kComplete: return dispatch();
     }
-    if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
-      return respond(400, "text/plain", std::string("malformed request: ") +
-                                            http_errno_description(HTTP_PARSER_ERRNO(&parser_)) + "\n");
-    }
-    if (complete_) dispatch();
   }
 
   void dispatch() {
     uv_read_stop(stream());
-    const bool head = parser_.method == HTTP_HEAD;
-    if (parser_.method != HTTP_GET && !head) {
+    const bool head = request_.method() == "HEAD";
+    if (request_.method() != "GET" && !head) {
       return respond(405, "text/plain", "only GET and HEAD are served\n", {"Allow: GET, HEAD"});
     }
     head_only_ = head;
-    auto target = splitTarget(url_);
+    auto target = splitTarget(request_.target());
     if (!target) return respond(400, "text/plain", target.status().message() + "\n");
     auto& [path, query] = *target;
     if (path == "/" || path == "/index.html") {
@@ -306,24 +218,33 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     --writes_in_flight_;
     if (closing_) return;
     if (status != 0) return close();
-    if (close_after_write_ && writes_in_flight_ == 0) return close();
+    if (close_after_write_ && writes_in_flight_ == 0) return linger();
     if (pump_) pump_->pump();
+  }
+
+  // The response is out: send FIN and read (and drop) what the client still sends until it
+  // closes, or kLingerMs. Closing at once with unread bytes (the rest of an oversized
+  // request) would make the kernel send a reset, and the client could lose the response.
+  void linger() {
+    if (lingering_since_ms_ >= 0) return;
+    lingering_since_ms_ = static_cast<int64_t>(uv_now(server_->loop_));
+    auto* req = new uv_shutdown_t();
+    if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+      delete req;
+      return close();
+    }
+    startReading();  // already reading after an error reply: then a no-op
   }
 
   HttpServer* server_;
   uv_tcp_t* tcp_ = nullptr;
-  http_parser parser_{};
-  std::string url_;
-  size_t headers_ = 0;
-  size_t received_ = 0;
-  bool in_field_ = false;
-  bool headers_done_ = false;
-  bool complete_ = false;
-  bool body_ = false;
+  HttpRequestReader request_;
   bool head_only_ = false;
   bool answered_ = false;
   bool closing_ = false;
   bool close_after_write_ = false;
+  static constexpr int64_t kLingerMs = 2000;
+  int64_t lingering_since_ms_ = -1;
   int writes_in_flight_ = 0;
   int64_t started_ms_ = 0;
   int64_t last_write_ms_ = 0;

@@ -3,7 +3,7 @@
 // GET and HEAD only, read-only: /metrics (Prometheus text), /v1/... (the control socket's
 // read commands as JSON), /v1/events (server-sent events from the node's EventBus) and /
 // (the status page, which follows /v1/events). Requests are parsed by http-parser
-// (Debian's libhttp-parser), and bounded: kMaxRequestBytes of request line and headers,
+// (Debian's libhttp-parser, through http_request.h), and bounded: kMaxRequestBytes of request line and headers,
 // kMaxHeaders headers, no body, kMaxConnections connections, and kRequestTimeoutMs to send
 // a whole request. A response goes out through libuv's write queue; a client that does
 // not read its responses is cut off past kMaxQueuedBytes, and an event stream only takes
@@ -81,7 +81,5 @@ class HttpServer {
 std::string_view httpReason(int code);
 // The HTTP status for an error the node returned.
 int httpStatusFor(const Status& s);
-// Splits "/v1/chains/log/records?from=3&count=5" into its path and decoded query.
-Result<std::pair<std::string, std::map<std::string, std::string>>> splitTarget(const std::string& target);
 
 }  // namespace meshos::net

@@ -2,7 +2,8 @@
 // serves from the node. Every route mirrors a read command of the control socket and
 // returns the same JSON document; /metrics is the same text as `meshos-inspect metrics`.
 // Reads change nothing, so none is audited (a status page would flood the audit chain);
-// the HTTP server counts them. No route serves a daemon's environment or any key.
+// the HTTP server counts them. No route serves a key, or the values of a daemon's
+// environment (redacted: HTTP has no roles).
 #include <charconv>
 
 #include "agent/node/node.h"
@@ -15,7 +16,25 @@ namespace {
 
 using Done = std::function<void(Result<control::ControlReply>)>;
 
-control::ControlReply jsonReply(const nlohmann::json& j) {
+// HTTP has no roles: whoever reaches the port reads. A daemon's environment may hold
+// credentials, so every "env" object is served with its names and without its values.
+void redactEnvironments(nlohmann::json& j) {
+  if (j.is_array()) {
+    for (auto& v : j) redactEnvironments(v);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (auto& [k, v] : j.items()) {
+    if (k == "env" && v.is_object()) {
+      for (auto& [name, value] : v.items()) value = "<redacted>";
+    } else {
+      redactEnvironments(v);
+    }
+  }
+}
+
+control::ControlReply jsonReply(nlohmann::json j) {
+  redactEnvironments(j);
   return {control::ControlReply::Kind::kJson, j.dump()};
 }
 

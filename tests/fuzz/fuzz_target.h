@@ -54,6 +54,7 @@ int fuzzNodeReport(const uint8_t* data, size_t size);
 int fuzzCommitSync(const uint8_t* data, size_t size);
 int fuzzChainRecord(const uint8_t* data, size_t size);
 int fuzzInstanceJournal(const uint8_t* data, size_t size);
+int fuzzHttpRequest(const uint8_t* data, size_t size);
 
 // Their seeds.
 std::vector<Bytes> commitSeedCorpus();
@@ -67,5 +68,6 @@ std::vector<Bytes> nodeReportSeeds();
 std::vector<Bytes> commitSyncSeeds();
 std::vector<Bytes> chainRecordSeeds();
 std::vector<Bytes> instanceJournalSeeds();
+std::vector<Bytes> httpRequestSeeds();
 
 }  // namespace meshos::fuzz

@@ -17,6 +17,7 @@ const std::vector<FuzzTarget>& allTargets() {
       {"commit_sync", &fuzzCommitSync, &commitSyncSeeds},
       {"chain_record", &fuzzChainRecord, &chainRecordSeeds},
       {"instance_journal", &fuzzInstanceJournal, &instanceJournalSeeds},
+      {"http_request", &fuzzHttpRequest, &httpRequestSeeds},
   };
   return targets;
 }

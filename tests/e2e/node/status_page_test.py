@@ -12,12 +12,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from lib import Workspace, admin, run_tests, submit, wait_for  # noqa: E402
 from http_test import FAST, free_port_tcp  # noqa: E402
 
+SECRET = "s3cret-token-value"
 SVC = '[[daemon]]\nname = "svc"\ncommand = ["/bin/sleep", "3600"]\nreplicas = 3\nstop_grace_ms = 200\n' \
+      f'env = {{ API_TOKEN = "{SECRET}" }}\n' \
       '[daemon.placement]\nstrategy = "spread"\nmax_per_node = 1\n'
 OUTPUT = os.environ.get("MESHOS_TEST_OUTPUT", tempfile.gettempdir())
 
@@ -120,6 +123,13 @@ def test_the_status_page_follows_the_cluster_in_chromium():
         commit = os.path.join(ws.root, "svc.commit")
         admin("sign-commit", "--key", key + ".key", "--file", spec, "--agent", n1.socket, "-o", commit)
         assert submit(n1, commit)["outcome"] == "accepted"
+        # HTTP has no roles: the environment's values are never served.
+        for path in ("/v1/commits", "/v1/snapshot", "/v1/placement", "/v1/daemons"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{n1.http_port}{path}", timeout=10) as r:
+                body = r.read().decode()
+            assert SECRET not in body, f"{path} serves the environment's value"
+        assert '"API_TOKEN": "<redacted>"' in json.dumps(
+            json.loads(urllib.request.urlopen(f"http://127.0.0.1:{n1.http_port}/v1/commits", timeout=10).read()))
         browser = Browser()
         try:
             browser.open(f"http://127.0.0.1:{n1.http_port}/")

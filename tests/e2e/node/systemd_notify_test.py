@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lib import AGENT, Workspace, run_tests  # noqa: E402
+from lib import AGENT, Workspace, admin, run_tests  # noqa: E402
 
 
 def test_ready_watchdog_and_stopping_reach_notify_socket():
@@ -43,12 +43,26 @@ def test_ready_watchdog_and_stopping_reach_notify_socket():
         second = read_until(lambda m: m == "WATCHDOG=1", 2, "a second WATCHDOG=1")
         gap = second - first
         assert 0.05 <= gap <= 0.3, f"watchdog pings {gap:.3f} s apart; WATCHDOG_USEC/2 is 0.1 s"
-        a.proc.send_signal(signal.SIGTERM)
+        # `meshos-admin leave` stops it too, and systemd hears that as well.
+        admin("leave", "--socket", a.socket, "--reason", "e2e: systemd sees a leave")
         read_until(lambda m: "STOPPING=1" in m, 5, "STOPPING=1")
         assert a.proc.wait(15) == 0
         sd.close()
-        print(f"READY=1 {ready_s * 1000:.0f} ms after exec; watchdog every {gap * 1000:.0f} ms; STOPPING=1 on SIGTERM",
+        print(f"READY=1 {ready_s * 1000:.0f} ms after exec; watchdog every {gap * 1000:.0f} ms; STOPPING=1 on leave",
               flush=True)
+    with Workspace() as ws:  # and on SIGTERM
+        a = ws.agent("sd3")
+        path = os.path.join(ws.root, "notify.sock")
+        sd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sd.bind(path)
+        a.proc = subprocess.Popen([AGENT, "--config", a.config], stdout=open(a.log, "ab"),
+                                  stderr=subprocess.STDOUT, env=dict(os.environ, NOTIFY_SOCKET=path))
+        sd.settimeout(10)
+        assert "READY=1" in sd.recv(4096).decode()
+        a.proc.send_signal(signal.SIGTERM)
+        assert "STOPPING=1" in sd.recv(4096).decode()
+        assert a.proc.wait(15) == 0
+        sd.close()
 
 
 def test_without_notify_socket_nothing_is_sent_and_all_works():
