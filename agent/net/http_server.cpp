@@ -93,7 +93,9 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
       if (now_ms - lingering_since_ms_ >= kLingerMs) close();
       return;
     }
-    if (!answered_ && now_ms - started_ms_ > HttpServer::kRequestTimeoutMs) {
+    if (close_after_write_ && writes_in_flight_ > 0 && now_ms - last_write_ms_ > HttpServer::kSendTimeoutMs) {
+      close();  // the client does not read its response
+    } else if (!answered_ && now_ms - started_ms_ > HttpServer::kRequestTimeoutMs) {
       respond(408, "text/plain", "the request did not arrive in time\n");
     } else if (pump_ && now_ms - last_write_ms_ >= HttpServer::kKeepAliveMs) {
       write(": keep-alive\n\n");

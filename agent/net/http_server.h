@@ -6,7 +6,7 @@
 // (Debian's libhttp-parser, through http_request.h), and bounded: kMaxRequestBytes of request line and headers,
 // kMaxHeaders headers, no body, kMaxConnections connections, and kRequestTimeoutMs to send
 // a whole request. A response goes out through libuv's write queue; a client that does
-// not read its responses is cut off past kMaxQueuedBytes, and an event stream only takes
+// not read its response is cut off after kSendTimeoutMs, and an event stream only takes
 // events as fast as its client reads (event_pump.h). So no client can stall the loop.
 // Loop thread only; close() before the loop's last run (the node's control stage does).
 #pragma once
@@ -44,7 +44,7 @@ class HttpServer {
   static constexpr size_t kMaxHeaders = 64;
   static constexpr int64_t kRequestTimeoutMs = 10'000;
   static constexpr int64_t kKeepAliveMs = 15'000;  // event streams: a comment this often
-  static constexpr size_t kMaxQueuedBytes = 4 * 1024 * 1024;
+  static constexpr int64_t kSendTimeoutMs = 30'000;  // a response the client does not take
 
   HttpServer(uv_loop_t* loop, HttpRoutes routes);
   ~HttpServer();

@@ -166,16 +166,19 @@ void Node::record(chains::ChainName chain, std::string_view kind, const nlohmann
                  t.status().toString());
     return;
   }
-  publishEvent("records", {{"chain", chains::chainNameString(chain)}, {"kind", kind}, {"payload", payload}});
+  // Every record would be copied into an event: only when somebody follows records.
+  if (events_.wants("records")) {
+    publishEvent("records", {{"chain", chains::chainNameString(chain)}, {"kind", kind}, {"payload", payload}});
+  }
 }
 
 void Node::publishEvent(const std::string& kind, const nlohmann::json& data) {
   events_.publish(kind, env_.clock.wallMs(), data);
 }
 
-Result<std::vector<spec::DaemonSpec>> Node::loadLocalDaemons() const {
-  if (!config_.runtime.local) return std::vector<spec::DaemonSpec>{};
-  const auto& path = *config_.runtime.local;
+Result<std::vector<spec::DaemonSpec>> Node::loadLocalDaemons(const std::optional<std::filesystem::path>& file) const {
+  if (!file) return std::vector<spec::DaemonSpec>{};
+  const auto& path = *file;
   auto text = env_.fs.read(path);
   if (!text) return Status::invalid(path.string() + ": cannot read the local daemons file (runtime.local): " +
                                     text.status().message());
@@ -186,7 +189,7 @@ Result<std::vector<spec::DaemonSpec>> Node::loadLocalDaemons() const {
 }
 
 Status Node::openRuntime() {
-  auto local = loadLocalDaemons();
+  auto local = loadLocalDaemons(config_.runtime.local);
   if (!local) return local.status();
   runtime::SupervisorCallbacks cb;
   cb.on_transition = [this](const runtime::TransitionEvent& e) {

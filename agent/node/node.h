@@ -207,7 +207,8 @@ class Node {
   Status openGossip();
   gossip::GossipServiceOptions gossipOptions(const gossip::Keyring& keyring);
   void onMemberEvent(const gossip::MemberEvent& e);
-  Result<std::vector<spec::DaemonSpec>> loadLocalDaemons() const;
+  // The [[daemon]] tables of a [runtime] local file (none without one).
+  Result<std::vector<spec::DaemonSpec>> loadLocalDaemons(const std::optional<std::filesystem::path>& file) const;
 
   // control (node_control.cpp)
   // The caller's role and the request's reason; a refusal is audited and returned.

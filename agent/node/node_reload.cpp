@@ -44,11 +44,7 @@ Result<nlohmann::json> Node::reload(const std::string& why) {
   auto level = parseLogLevel(next->log.level);
   if (!level) return level.status().withContext("reload refused, nothing changed");
   // The local daemons, read as they would be at a start, before anything changes.
-  config::NodeConfig candidate = config_;
-  candidate.runtime.local = next->runtime.local;
-  std::swap(config_, candidate);
-  auto local = loadLocalDaemons();
-  std::swap(config_, candidate);
+  auto local = loadLocalDaemons(next->runtime.local);
   if (!local) return local.status().withContext("reload refused, nothing changed");
 
   std::vector<std::string> applied;

@@ -77,6 +77,13 @@ bool EventBus::pending(SubscriberId id) const {
   return it != subscribers_.end() && (!it->second.buffer.empty() || it->second.missed > 0);
 }
 
+bool EventBus::wants(const std::string& kind) const {
+  for (const auto& [id, s] : subscribers_) {
+    if (s.kinds.empty() || s.kinds.count(kind) != 0) return true;
+  }
+  return false;
+}
+
 nlohmann::json EventBus::toJson() const {
   return {{"published", counters_.published}, {"missed", counters_.missed}, {"subscribers", subscribers_.size()}};
 }

@@ -63,6 +63,8 @@ class EventBus {
   // Up to max events from the subscriber's buffer, oldest first, with what it missed.
   EventBatch take(SubscriberId id, size_t max);
   bool pending(SubscriberId id) const;
+  // Whether a publish of kind would reach anybody (lets a hot path skip building it).
+  bool wants(const std::string& kind) const;
 
   size_t subscribers() const { return subscribers_.size(); }
   const EventBusCounters& counters() const { return counters_; }

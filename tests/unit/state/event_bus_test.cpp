@@ -25,7 +25,10 @@ TEST_CASE("a subscriber's buffer is bounded: the oldest go, and the count of the
 TEST_CASE("kinds filter what a subscriber gets; nobody subscribed costs no serialisation") {
   EventBus bus;
   bus.publish("records", 1, {{"x", 1}});  // nobody listens: only the sequence moves
+  CHECK(!bus.wants("members"));
   auto members = bus.subscribe({"members"}, 10, nullptr);
+  CHECK(bus.wants("members"));
+  CHECK(!bus.wants("records"));
   auto all = bus.subscribe({}, 10, nullptr);
   bus.publish("records", 2, {});
   bus.publish("members", 3, {});
