@@ -32,6 +32,7 @@ struct Request {
     leave @19 :Void;                  # this agent leaves the cluster and stops
     forceLeave @20 :Text;             # a dead member's name: declared left everywhere
     reload @21 :Void;                 # read the config file again (as SIGHUP does)
+    endpoints @22 :Text;              # daemon name, or empty for all: its ready instances
   }
 }
 

@@ -36,6 +36,7 @@ struct DaemonReport {
   running @1 :UInt32;     # instances started and not yet stopped
   ready @2 :UInt32;       # of those, ready (readiness check passing, or running without one)
   generation @3 :UInt64;  # the desired entry's updated_seq this node runs
+  readySince @4 :Int64;   # wall-clock ms since which some instance here is ready; 0: none is
 }
 
 # An instance this node hands to a cooler node (the Rebalancer, on live load). Every node

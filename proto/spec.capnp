@@ -105,6 +105,16 @@ struct DaemonSpec {
   limitsMode @40 :LimitsMode;  # [daemon.limits] limits = "enforce" | "best-effort"
 
   permissions @41 :Permissions;  # null: everything allowed (the defaults)
+
+  ports @42 :List(Port);  # null when none (a spec without ports keeps its canonical bytes)
+}
+
+enum PortProtocol { tcp @0; udp @1; }
+
+struct Port {
+  name @0 :Text;
+  port @1 :UInt16;
+  protocol @2 :PortProtocol;
 }
 
 # [daemon.permissions], stored as what is forbidden so the defaults encode as nothing (and

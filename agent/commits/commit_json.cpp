@@ -52,6 +52,11 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
   j["health"] = {{"startup", checkToJson(s.health.startup)},
                  {"liveness", checkToJson(s.health.liveness)},
                  {"readiness", checkToJson(s.health.readiness)}};
+  if (!s.ports.empty()) {
+    json ports = json::array();
+    for (const auto& p : s.ports) ports.push_back({{"name", p.name}, {"port", p.port}, {"protocol", spec::protocolName(p.protocol)}});
+    j["ports"] = std::move(ports);
+  }
   if (s.permissions != spec::Permissions{}) {
     j["permissions"] = {{"allow_stop", s.permissions.allow_stop},
                         {"allow_restart", s.permissions.allow_restart},

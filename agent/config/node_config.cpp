@@ -177,6 +177,11 @@ void readControl(TomlTable& r, ControlSection& s) {
   principals(r, "admins", s.admins);
 }
 
+void readDns(TomlTable& r, DnsSection& s) {
+  hostPort(r, "bind", true, s.bind);
+  r.integer("ttl_s", s.ttl_s, {0, 3'600});
+}
+
 void readTrust(TomlTable& r, TrustSection& s) {
   std::vector<std::pair<std::string, const toml::node*>> admins;
   r.stringNodes("admins", admins);
@@ -335,6 +340,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   readSection(r, "probes", readProbes, c.probes, &err);
   readSection(r, "placement", readPlacement, c.placement, &err);
   readSection(r, "chains", readChains, c.chains, &err);
+  readSection(r, "dns", readDns, c.dns, &err);
   r.finish();
   if (!err) return err;
   // Relative paths in the file are relative to the file, so a cluster directory can move.
@@ -429,7 +435,10 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "checkpoint_every = " << d.chains.checkpoint_every << "      # sign a checkpoint every K records\n"
     << "max_records_audit = " << d.chains.max_records_audit << "        # 0 keeps every record\n"
     << "max_records_log = " << d.chains.max_records_log << "\n"
-    << "max_records_failure = " << d.chains.max_records_failure << "\n";
+    << "max_records_failure = " << d.chains.max_records_failure << "\n\n"
+    << "[dns]\n"
+    << "# bind = \"127.0.0.1:8600\"    # answers <daemon>.service.<cluster>. (A) and _<port>._tcp.<daemon>... (SRV)\n"
+    << "ttl_s = " << d.dns.ttl_s << "                    # seconds resolvers may cache an answer\n";
   return o.str();
 }
 

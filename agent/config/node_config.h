@@ -121,6 +121,14 @@ struct ChainsSection {
   bool operator==(const ChainsSection&) const = default;
 };
 
+// DNS for discovery (docs/DISCOVERY.md): <daemon>.service.<cluster>. and SRV records of
+// the ready instances, over UDP; off when bind is unset.
+struct DnsSection {
+  std::optional<HostPort> bind;
+  int64_t ttl_s = 5;                      // 0 .. 3600: short, so a moved replica leaves caches soon
+  bool operator==(const DnsSection&) const = default;
+};
+
 struct NodeConfig {
   std::filesystem::path source;           // the file it came from ("" for defaults)
   NodeSection node;
@@ -133,6 +141,7 @@ struct NodeConfig {
   ProbesSection probes;
   PlacementSection placement;
   ChainsSection chains;
+  DnsSection dns;
 };
 
 // Reads and validates a file. Errors: kNotFound (missing file), kInvalidArgument (syntax,

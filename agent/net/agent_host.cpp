@@ -7,6 +7,7 @@
 #include "agent/net/control_access_names.h"
 #include "agent/net/control_server.h"
 #include "agent/net/gossip_transport.h"
+#include "agent/net/dns_server.h"
 #include "agent/net/http_server.h"
 #include "agent/net/systemd_notify.h"
 #include "agent/net/uv_loop.h"
@@ -96,6 +97,30 @@ struct Services {
   gossip::MemberIdentityPool identities;
 };
 
+// The HTTP and DNS servers the config asks for, answered by the node once it exists.
+Status listenNetwork(uv_loop_t* loop, const config::NodeConfig& cfg, std::unique_ptr<node::Node>& node,
+                     std::unique_ptr<HttpServer>& http, std::unique_ptr<DnsServer>& dns) {
+  if (cfg.control.http) {
+    HttpRoutes routes;
+    routes.read = [&node](const std::string& path, const std::map<std::string, std::string>& query,
+                          HttpRoutes::Done done) {
+      if (!node) return done(Status::unavailable("the agent is starting"));
+      node->httpRead(path, query, std::move(done));
+    };
+    http = std::make_unique<HttpServer>(loop, std::move(routes));
+    MESHOS_RETURN_IF_ERROR(http->listen(*cfg.control.http));
+    spdlog::info("http: serving http://{}/ (/metrics, /v1/, /v1/events)", http->address());
+  }
+  if (cfg.dns.bind) {
+    dns = std::make_unique<DnsServer>(loop, [&node](ByteView query) {
+      return node ? node->dnsAnswer(query) : discovery::DnsResult{};
+    });
+    MESHOS_RETURN_IF_ERROR(dns->listen(*cfg.dns.bind));
+    spdlog::info("dns: answering *.service.{}. on {} (UDP)", cfg.gossip.cluster, dns->address());
+  }
+  return Status::ok();
+}
+
 int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdentity identity,
             std::function<Result<config::NodeConfig>()> read_config) {
   const config::NodeConfig& cfg = config;
@@ -125,23 +150,16 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     spdlog::critical("{}", s.withContext("control socket").toString());
     return 1;
   }
-  // HTTP next, for the same reason: a taken port stops the agent before it opens anything.
+  // HTTP and DNS next, for the same reason: a taken port stops the agent before it opens
+  // anything.
   std::unique_ptr<HttpServer> http;
-  if (cfg.control.http) {
-    HttpRoutes routes;
-    routes.read = [&node](const std::string& path, const std::map<std::string, std::string>& query,
-                          HttpRoutes::Done done) {
-      if (!node) return done(Status::unavailable("the agent is starting"));
-      node->httpRead(path, query, std::move(done));
-    };
-    http = std::make_unique<HttpServer>(loop, std::move(routes));
-    if (Status s = http->listen(*cfg.control.http); !s) {
-      spdlog::critical("{}", s.toString());
-      control.close();
-      http->close();
-      return 1;
-    }
-    spdlog::info("http: serving http://{}/ (/metrics, /v1/, /v1/events)", http->address());
+  std::unique_ptr<DnsServer> dns;
+  if (Status s = listenNetwork(loop, cfg, node, http, dns); !s) {
+    spdlog::critical("{}", s.toString());
+    control.close();
+    if (http) http->close();
+    if (dns) dns->close();
+    return 1;
   }
   auto instances = runtime::FileInstanceStore::open(sv.fs, (cfg.node.data_dir / "runtime" / "instances").string());
   if (!instances) {
@@ -160,10 +178,11 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
   // The first stage of every shutdown (a signal, `meshos-admin leave`): systemd hears it too.
-  services.close_control = [&control, &http, &systemd] {
+  services.close_control = [&control, &http, &dns, &systemd] {
     systemd.stopping("the staged shutdown began");
     control.close();
     if (http) http->close();
+    if (dns) dns->close();
   };
   services.access = std::move(*access);
   services.read_config = std::move(read_config);
@@ -179,6 +198,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     http->setEvents(&node->events());
     node->addSnapshotSection("http", [&http] { return http->toJson(); });
   }
+  if (dns) node->addSnapshotSection("dns", [&dns] { return dns->toJson(); });
   node->onShutdownComplete([&] {
     systemd.close();
     signals.close();
@@ -188,6 +208,8 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   if (Status s = node->start(); !s) {
     spdlog::critical("{}", s.toString());
     control.close();
+    if (http) http->close();
+    if (dns) dns->close();
     signals.close();
     hangup.close();
     processes.close();

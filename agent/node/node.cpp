@@ -57,7 +57,11 @@ uint64_t specGeneration(const spec::DaemonSpec& spec) {
 }
 
 Node::Node(NodeServices services, config::NodeConfig config, NodeIdentity identity)
-    : env_(services.env), services_(std::move(services)), config_(std::move(config)), identity_(std::move(identity)) {
+    : env_(services.env),
+      services_(std::move(services)),
+      config_(std::move(config)),
+      identity_(std::move(identity)),
+      dns_(discovery::DnsOptions{config_.gossip.cluster, static_cast<uint32_t>(config_.dns.ttl_s)}) {
   state_.node_id = identity_.id;
   state_.node_name = config_.node.name;
   state_.started_ms = nowMs();

@@ -29,6 +29,8 @@
 #include "agent/core/env.h"
 #include "agent/core/node_identity.h"
 #include "agent/core/thread_check.h"
+#include "agent/discovery/dns_answer.h"
+#include "agent/discovery/endpoints.h"
 #include "agent/executor/executor.h"
 #include "agent/gossip/gossip_service.h"
 #include "agent/reconcile/local_plan.h"
@@ -166,6 +168,11 @@ class Node {
   void httpRead(const std::string& path, const std::map<std::string, std::string>& query,
                 std::function<void(Result<control::ControlReply>)> done);
 
+  // Discovery (node_discovery.cpp): the ready instances of commit daemons ({"endpoints":
+  // [...]}, one daemon or all), and the answer to a DNS query about them ([dns] bind).
+  nlohmann::json endpointsJson(const std::string& daemon);
+  discovery::DnsResult dnsAnswer(ByteView query);
+
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
   // writer closed) is counted by the writer and logged here; it never stops the caller.
   void record(chains::ChainName chain, std::string_view kind, const nlohmann::json& payload);
@@ -261,6 +268,10 @@ class Node {
   std::map<std::string, reconcile::LocalDaemon> placedInstances() const;
   std::map<std::string, std::string> nodeVars() const;
   nlohmann::json placementJson(const std::string& daemon) const;
+  // discovery (node_discovery.cpp)
+  void refreshEndpoints();
+  void noteReadySince(state::NodeReport& report);
+  void addPorts(nlohmann::json& list, const char* name_key) const;
   nlohmann::json nodesJson() const;
   // Members as the snapshot has them, with each one's node state, health and estimated RTT.
   nlohmann::json membersJson();
@@ -326,7 +337,15 @@ class Node {
     uint64_t self_report_version;
     bool operator==(const PlanKey&) const = default;
   };
-  std::optional<PlanKey> plan_key_;  // the inputs of plan_, unless a deadline is running
+  std::optional<PlanKey> plan_key_;
+  struct EndpointsKey {
+    uint64_t structural_generation, commit_seq, self_report_version;
+    bool operator==(const EndpointsKey&) const = default;
+  };
+  std::optional<EndpointsKey> endpoints_key_;  // the inputs of endpoints_
+  discovery::EndpointView endpoints_;
+  discovery::DnsResponder dns_;
+  std::map<std::string, int64_t> ready_since_ms_;  // placed daemon -> wall ms its ready count left 0  // the inputs of plan_, unless a deadline is running
   uint64_t bad_node_states_ = 0;
   std::map<std::string, int64_t> report_seen_ms_;  // when each peer's node state last arrived
   std::unique_ptr<probes::InventoryProbe> inventory_;

@@ -40,6 +40,7 @@ std::string commandName(proto::Request::Which w) {
     case proto::Request::JOIN: return "join";
     case proto::Request::PLACEMENT: return "placement";
     case proto::Request::KEYRING: return "keyring";
+    case proto::Request::ENDPOINTS: return "endpoints";
     default: return "unsupported";
   }
 }
@@ -50,6 +51,7 @@ nlohmann::json Node::daemonsJson() {
   // The supervisor's own view is richer (health, backoff, stats) and current.
   auto j = supervisor_ ? supervisor_->snapshotJson(true) : state::daemonsToJson(currentSnapshot());
   j["desired"] = state::daemonsToJson(currentSnapshot())["desired"];
+  addPorts(j["desired"], "name");
   return j;
 }
 
@@ -61,12 +63,8 @@ nlohmann::json Node::snapshotJsonWithMembers() {
 
 void Node::control(proto::Request::Reader request, const control::PeerCred& peer, control::ControlResponder reply) {
   MESHOS_DCHECK_THREAD(loop_thread_);
-  if (stopping_) {
-    reply.error(Status::unavailable("the agent is shutting down"));
-    return;
-  }
-  if (!started_) {
-    reply.error(Status::unavailable("the agent is starting"));
+  if (stopping_ || !started_) {
+    reply.error(Status::unavailable(stopping_ ? "the agent is shutting down" : "the agent is starting"));
     return;
   }
   const auto which = request.which();
@@ -131,18 +129,21 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
     case proto::Request::CHAIN_SHOW:
       chainRequest(request, std::move(reply));
       return;
-    case proto::Request::PLACEMENT: {
-      std::string daemon = request.getPlacement().cStr();
+    case proto::Request::PLACEMENT:
+    case proto::Request::ENDPOINTS: {
+      const bool placement = which == proto::Request::PLACEMENT;
+      std::string daemon = placement ? request.getPlacement().cStr() : request.getEndpoints().cStr();
       if (!daemon.empty() && commit_log_->desired().daemons.count(daemon) == 0) {
         reply.error(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
         return;
       }
-      reply.json(placementJson(daemon).dump());
+      reply.json((placement ? placementJson(daemon) : endpointsJson(daemon)).dump());
       return;
     }
     case proto::Request::KEYRING:
       keyringRequest(request, peer, std::move(reply));
       return;
+
     case proto::Request::WATCH:
       watchRequest(request, std::move(reply));
       return;

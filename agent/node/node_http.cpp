@@ -53,7 +53,7 @@ Result<uint64_t> queryNumber(const std::map<std::string, std::string>& query, co
 const nlohmann::json& routeIndex() {
   static const nlohmann::json index = {
       {"routes",
-       {"/metrics", "/v1/snapshot", "/v1/members", "/v1/daemons", "/v1/placement?daemon=NAME",
+       {"/metrics", "/v1/snapshot", "/v1/members", "/v1/daemons", "/v1/placement?daemon=NAME", "/v1/endpoints?daemon=NAME",
         "/v1/commits", "/v1/chains/{audit|log|failure}", "/v1/chains/{chain}/records?from=SEQ&count=N",
         "/v1/chains/{chain}/verify?from=SEQ&count=N", "/v1/events?kinds=members,daemons,commits,records"}}};
   return index;
@@ -74,13 +74,13 @@ void Node::httpRead(const std::string& path, const std::map<std::string, std::st
   if (path == "/v1/members") return done(jsonReply(membersJson()));
   if (path == "/v1/daemons") return done(jsonReply(daemonsJson()));
   if (path == "/v1/commits") return done(jsonReply(commits_json_));
-  if (path == "/v1/placement") {
+  if (path == "/v1/placement" || path == "/v1/endpoints") {
     auto it = query.find("daemon");
     const std::string daemon = it == query.end() ? std::string() : it->second;
     if (!daemon.empty() && commit_log_->desired().daemons.count(daemon) == 0) {
       return done(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
     }
-    return done(jsonReply(placementJson(daemon)));
+    return done(jsonReply(path == "/v1/endpoints" ? endpointsJson(daemon) : placementJson(daemon)));
   }
   const std::string chains_prefix = "/v1/chains/";
   if (path.starts_with(chains_prefix)) {

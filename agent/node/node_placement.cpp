@@ -164,6 +164,7 @@ state::NodeReport Node::buildReport() const {
 void Node::publishNodeState() {
   if (!gossip_) return;
   state::NodeReport fresh = buildReport();
+  noteReadySince(fresh);
   // self_report_ stays what the other nodes hold until a change is worth a broadcast: any
   // change but the live measurements at once; those no sooner than
   // measurementsRepublishMs() after the last publish (a restarted node's coordinate settles
@@ -389,6 +390,7 @@ nlohmann::json Node::membersJson() {
 
 nlohmann::json Node::placementJson(const std::string& daemon) const {
   nlohmann::json j = reconcile::localPlanToJson(plan_);
+  addPorts(j["decisions"], "daemon");
   if (daemon.empty()) return j;
   nlohmann::json one = nlohmann::json::array();
   for (auto& d : j["decisions"]) {

@@ -28,6 +28,7 @@ std::vector<std::string> restartNeeded(const config::NodeConfig& running, const 
   section(running.executor == next.executor, "executor");
   section(running.placement == next.placement, "placement");
   section(running.chains == next.chains, "chains");
+  section(running.dns == next.dns, "dns");
   section(running.log.format == next.log.format, "log.format");
   section(running.runtime.cgroup_parent == next.runtime.cgroup_parent, "runtime.cgroup_parent");
   return out;

@@ -27,6 +27,7 @@ std::string_view conditionName(DependencyCondition c) { return nameOf(kCondition
 std::string_view onTimeoutName(OnTimeout o) { return nameOf(kOnTimeouts, o); }
 std::string_view missedRunName(MissedRunPolicy m) { return nameOf(kMissed, m); }
 std::string_view limitsModeName(LimitsMode m) { return nameOf(kLimitsModes, m); }
+std::string_view protocolName(PortProtocol p) { return nameOf(kProtocols, p); }
 
 // ---------------------------------------------------------------------------------------
 // Signals.
@@ -144,6 +145,33 @@ Status validateCheck(std::string_view which, const HealthCheck& c) {
   MESHOS_RETURN_IF_ERROR(checkRange(p + "failure_threshold", c.failure_threshold, kThreshold));
   MESHOS_RETURN_IF_ERROR(checkRange(p + "success_threshold", c.success_threshold, kThreshold));
   MESHOS_RETURN_IF_ERROR(checkRange(p + "initial_delay_ms", c.initial_delay_ms, kDelayMs));
+  return Status::ok();
+}
+
+// A port name is an SRV label (`_http._tcp`): RFC 6335 service names, lower case.
+bool validPortName(std::string_view n) {
+  if (n.empty() || n.size() > 15 || n.front() == '-' || n.back() == '-') return false;
+  return std::all_of(n.begin(), n.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+Status validatePorts(const DaemonSpec& s) {
+  std::set<std::string> names;
+  std::set<std::pair<int64_t, PortProtocol>> numbers;
+  for (const auto& p : s.ports) {
+    if (!validPortName(p.name)) {
+      return Status::invalid("ports: '" + p.name + "' is not a port name (1-15 of a-z, 0-9, '-'; not starting or ending with '-')");
+    }
+    MESHOS_RETURN_IF_ERROR(checkRange("ports." + p.name, p.port, kPort));
+    if (!names.insert(p.name).second) return Status::invalid("ports: '" + p.name + "' named twice");
+    if (!numbers.insert({p.port, p.protocol}).second) {
+      return Status::invalid("ports: " + std::to_string(p.port) + "/" + std::string(protocolName(p.protocol)) + " declared twice");
+    }
+  }
+  if (!s.ports.empty() && s.placement.max_per_node > 1) {
+    return Status::invalid("placement.max_per_node: a daemon with ports runs at most one instance per node (two would share port " +
+                           std::to_string(s.ports.front().port) + ")");
+  }
+  if (!s.ports.empty() && s.kind != DaemonKind::kService) return Status::invalid("ports: only a service has ports");
   return Status::ok();
 }
 
@@ -265,7 +293,7 @@ Status validateInner(const DaemonSpec& s) {
     return Status::invalid("job_retries: only jobs and cron daemons retry (use restart for a "
                            "service)");
   }
-  return Status::ok();
+  return validatePorts(s);
 }
 
 }  // namespace
@@ -341,6 +369,18 @@ Status validateSet(const std::vector<DaemonSpec>& specs) {
       }
     }
   }
+  // Two daemons on one port would fail on any node that runs both; placement does not
+  // keep them apart, so a set must not hold them.
+  std::map<std::pair<int64_t, PortProtocol>, std::string> owners;
+  for (const auto& s : specs) {
+    for (const auto& p : s.ports) {
+      auto [it, fresh] = owners.emplace(std::pair{p.port, p.protocol}, s.name);
+      if (!fresh) {
+        return Status::invalid("port " + std::to_string(p.port) + "/" + std::string(protocolName(p.protocol)) +
+                               " is declared by both '" + it->second + "' and '" + s.name + "'");
+      }
+    }
+  }
   auto order = startOrder(specs);
   if (!order) return order.status();
   return Status::ok();
@@ -365,6 +405,7 @@ DaemonSpec normalized(DaemonSpec s) {
             });
   std::sort(s.depends_on.begin(), s.depends_on.end(),
             [](const Dependency& a, const Dependency& b) { return a.name < b.name; });
+  std::sort(s.ports.begin(), s.ports.end(), [](const Port& a, const Port& b) { return a.name < b.name; });
   if (auto sig = signalNumber(s.stop_signal); sig) {
     for (const auto& [n, v] : kSignals) {
       if (v == *sig) s.stop_signal = "SIG" + std::string(n);

@@ -32,6 +32,7 @@ enum class DependencyCondition { kStarted, kHealthy, kReady };
 enum class OnTimeout { kFail, kWarn, kContinue };
 enum class MissedRunPolicy { kSkip, kRunOnce };
 enum class LimitsMode { kEnforce, kBestEffort };
+enum class PortProtocol { kTcp, kUdp };
 
 std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
 std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
@@ -42,6 +43,7 @@ std::string_view conditionName(DependencyCondition c);  // "started" | "healthy"
 std::string_view onTimeoutName(OnTimeout o);          // "fail" | "warn" | "continue"
 std::string_view missedRunName(MissedRunPolicy m);    // "skip" | "run-once"
 std::string_view limitsModeName(LimitsMode m);        // "enforce" | "best-effort"
+std::string_view protocolName(PortProtocol p);        // "tcp" | "udp"
 
 struct Resources {
   int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
@@ -136,6 +138,16 @@ struct Permissions {
   bool operator==(const Permissions&) const = default;
 };
 
+// A port the daemon listens on, by name: `${port.NAME}` in its command, environment and
+// checks; endpoints and DNS SRV records (`_NAME._tcp.<daemon>.service.<cluster>.`) give
+// it to other daemons. A daemon with ports runs at most one instance per node.
+struct Port {
+  std::string name;  // a DNS label: 1-15 of [a-z0-9-], not starting or ending with '-'
+  int64_t port = 0;  // 1..65535
+  PortProtocol protocol = PortProtocol::kTcp;
+  bool operator==(const Port&) const = default;
+};
+
 struct LogRotation {
   int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
   int64_t keep_files = 3;                // rotated files kept besides the current one
@@ -166,6 +178,7 @@ struct DaemonSpec {
   int64_t job_retries = 0;  // jobs and cron runs: extra attempts after a failure
   MissedRunPolicy missed_runs = MissedRunPolicy::kSkip;  // cron
   Permissions permissions;
+  std::vector<Port> ports;  // sorted by name (normalized)
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;

@@ -145,6 +145,14 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
       for (unsigned i = 0; i < list.size(); ++i) list.set(i, (*s.permissions.allowed_signals)[i]);
     }
   }
+  if (!s.ports.empty()) {
+    auto list = b.initPorts(static_cast<unsigned>(s.ports.size()));
+    for (unsigned i = 0; i < list.size(); ++i) {
+      list[i].setName(s.ports[i].name);
+      list[i].setPort(static_cast<uint16_t>(s.ports[i].port));
+      list[i].setProtocol(static_cast<proto::PortProtocol>(s.ports[i].protocol));
+    }
+  }
 }
 
 namespace {
@@ -246,6 +254,11 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
       }
       s.permissions.allowed_signals = std::move(signals);
     }
+  }
+  for (auto p : r.getPorts()) {
+    auto protocol = enumFrom<PortProtocol>(static_cast<uint16_t>(p.getProtocol()), 2, "ports.protocol");
+    if (!protocol) return protocol.status();
+    s.ports.push_back(Port{text(p.getName()), p.getPort(), *protocol});
   }
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;

@@ -198,6 +198,26 @@ void readDependencies(TomlTable& r, std::string_view source, std::vector<Depende
   }
 }
 
+// ports = [{ name = "http", port = 8080, protocol = "tcp" }]
+void readPorts(TomlTable& r, std::string_view source, std::vector<Port>& out, Status* err) {
+  const toml::node* ports = r.get("ports");
+  if (ports == nullptr || r.failed()) return;
+  if (!ports->is_array()) return r.failAt(ports->source(), "ports", "expected an array of tables {name = ..., port = ...}");
+  for (const auto& e : *ports->as_array()) {
+    if (!e.is_table()) return r.failAt(e.source(), "ports", "expected a table {name = ..., port = ...}");
+    Port p;
+    TomlTable q(*e.as_table(), source, r.childPath("ports"), err);
+    if (e.as_table()->get("name") == nullptr) q.failAt(e.source(), "name", "missing");
+    if (e.as_table()->get("port") == nullptr) q.failAt(e.source(), "port", "missing");
+    q.str("name", p.name);
+    q.integer("port", p.port, kPort);
+    q.enumeration("protocol", p.protocol, kProtocols);
+    q.finish();
+    if (r.failed() || q.failed()) return;
+    out.push_back(std::move(p));
+  }
+}
+
 void readDaemon(const toml::table& t, std::string_view source, DaemonSpec& s, Status* err) {
   std::string who = "daemon: ";
   if (const toml::node* n = t.get("name"); n != nullptr && n->is_string()) {
@@ -227,6 +247,7 @@ void readDaemon(const toml::table& t, std::string_view source, DaemonSpec& s, St
   readPlacement(r, source, s.placement, err);
   readHealth(r, source, s.health, err);
   readDependencies(r, source, s.depends_on, err);
+  readPorts(r, source, s.ports, err);
   r.finish();
 }
 

@@ -1,19 +1,22 @@
 #include "agent/spec/interpolate.h"
 
+#include <algorithm>
 #include <functional>
 
 namespace meshos::spec {
 
 namespace {
 
-bool knownForm(std::string_view name) {
+bool knownForm(std::string_view name, const std::vector<Port>& ports) {
   if (name == "node.host" || name == "node.name" || name == "node.id") return true;
   constexpr std::string_view kLabel = "node.label.";
-  return name.size() > kLabel.size() && name.substr(0, kLabel.size()) == kLabel;
+  if (name.size() > kLabel.size() && name.substr(0, kLabel.size()) == kLabel) return true;
+  return std::any_of(ports.begin(), ports.end(), [&](const Port& p) { return name == "port." + p.name; });
 }
 
 // Expands text; with vars == nullptr only checks the syntax and the forms.
-Result<std::string> expand(std::string_view text, const std::map<std::string, std::string>* vars) {
+Result<std::string> expand(std::string_view text, const std::map<std::string, std::string>* vars,
+                           const std::vector<Port>& ports) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -21,17 +24,16 @@ Result<std::string> expand(std::string_view text, const std::map<std::string, st
       out.push_back(text[i]);
       continue;
     }
-    constexpr std::string_view kOpen = "${node.";
-    if (text.substr(i, kOpen.size()) != kOpen) {  // shell-style ${HOME} and lone $ stay as they are
+    if (text.substr(i, 7) != "${node." && text.substr(i, 7) != "${port.") {  // shell-style ${HOME} and lone $ stay as they are
       out.push_back('$');
       continue;
     }
     size_t end = text.find('}', i + 2);
     if (end == std::string_view::npos) return Status::invalid("unterminated ${ in \"" + std::string(text) + "\"");
     std::string name(text.substr(i + 2, end - i - 2));
-    if (!knownForm(name)) {
+    if (!knownForm(name, ports)) {
       return Status::invalid("unknown variable ${" + name +
-                             "} (known: ${node.host}, ${node.name}, ${node.id}, ${node.label.KEY})");
+                             "} (known: ${node.host}, ${node.name}, ${node.id}, ${node.label.KEY}, ${port.NAME} of a declared port)");
     }
     if (vars) {
       auto it = vars->find(name);
@@ -63,13 +65,15 @@ Status eachField(DaemonSpec& s, const std::function<Status(std::string&, std::st
 }  // namespace
 
 Result<std::string> interpolateText(std::string_view text, const std::map<std::string, std::string>& vars) {
-  return expand(text, &vars);
+  return expand(text, &vars, {});
 }
 
-Result<DaemonSpec> interpolate(const DaemonSpec& spec, const std::map<std::string, std::string>& vars) {
+Result<DaemonSpec> interpolate(const DaemonSpec& spec, const std::map<std::string, std::string>& node_vars) {
   DaemonSpec out = spec;
+  std::map<std::string, std::string> vars = node_vars;
+  for (const auto& p : spec.ports) vars["port." + p.name] = std::to_string(p.port);
   Status s = eachField(out, [&](std::string& value, std::string_view field) {
-    auto r = expand(value, &vars);
+    auto r = expand(value, &vars, spec.ports);
     if (!r) return r.status().withContext(std::string(field));
     value = std::move(*r);
     return Status::ok();
@@ -80,8 +84,8 @@ Result<DaemonSpec> interpolate(const DaemonSpec& spec, const std::map<std::strin
 
 Status checkVariables(const DaemonSpec& spec) {
   DaemonSpec copy = spec;
-  return eachField(copy, [](std::string& value, std::string_view field) {
-    auto r = expand(value, nullptr);
+  return eachField(copy, [&spec](std::string& value, std::string_view field) {
+    auto r = expand(value, nullptr, spec.ports);
     return r ? Status::ok() : r.status().withContext(std::string(field));
   });
 }

@@ -45,6 +45,9 @@ constexpr NameTable<MissedRunPolicy, 2> kMissed = {
 constexpr NameTable<LimitsMode, 2> kLimitsModes = {
     {{LimitsMode::kEnforce, "enforce"}, {LimitsMode::kBestEffort, "best-effort"}}};
 
+constexpr NameTable<PortProtocol, 2> kProtocols = {
+    {{PortProtocol::kTcp, "tcp"}, {PortProtocol::kUdp, "udp"}}};
+
 // Ranges shared by the TOML parser (which reports the line) and validate().
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kMaxBytes = int64_t{1} << 50;

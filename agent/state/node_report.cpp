@@ -78,6 +78,7 @@ Bytes encodeNodeReport(const NodeReport& r) {
     daemons[i].setRunning(d.running);
     daemons[i].setReady(d.ready);
     daemons[i].setGeneration(d.generation);
+    daemons[i].setReadySince(d.ready_since_ms);
     ++i;
   }
   auto inv = b.initInventory();
@@ -158,7 +159,8 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
       std::string name = d.getName();
       if (name.empty()) return Status::invalid("node state daemon without a name");
       if (d.getReady() > d.getRunning()) return Status::invalid("node state daemon " + name + " has more ready than running");
-      auto [it, fresh] = r.daemons.emplace(name, DaemonReport{d.getRunning(), d.getReady(), d.getGeneration()});
+      if (d.getReadySince() < 0) return Status::invalid("node state daemon " + name + " ready since a negative time");
+      auto [it, fresh] = r.daemons.emplace(name, DaemonReport{d.getRunning(), d.getReady(), d.getGeneration(), d.getReadySince()});
       if (!fresh) return Status::invalid("node state lists daemon " + name + " twice");
     }
     auto inv = m.getInventory();
@@ -207,6 +209,7 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
   nlohmann::json daemons = nlohmann::json::object();
   for (const auto& [name, d] : r.daemons) {
     daemons[name] = {{"running", d.running}, {"ready", d.ready}, {"generation", d.generation}};
+    if (d.ready_since_ms > 0) daemons[name]["ready_since_ms"] = d.ready_since_ms;
   }
   j["daemons"] = std::move(daemons);
   if (!r.moves.empty()) j["moves"] = r.moves;

@@ -43,6 +43,7 @@ struct DaemonReport {
   uint32_t running = 0;
   uint32_t ready = 0;
   uint64_t generation = 0;  // the desired entry's updated_seq this node runs
+  int64_t ready_since_ms = 0;  // wall clock: since when ready > 0 without a break; 0 when not
   friend bool operator==(const DaemonReport&, const DaemonReport&) = default;
 };
 

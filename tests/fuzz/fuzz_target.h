@@ -55,6 +55,7 @@ int fuzzCommitSync(const uint8_t* data, size_t size);
 int fuzzChainRecord(const uint8_t* data, size_t size);
 int fuzzInstanceJournal(const uint8_t* data, size_t size);
 int fuzzHttpRequest(const uint8_t* data, size_t size);
+int fuzzDnsQuery(const uint8_t* data, size_t size);
 
 // Their seeds.
 std::vector<Bytes> commitSeedCorpus();
@@ -69,5 +70,6 @@ std::vector<Bytes> commitSyncSeeds();
 std::vector<Bytes> chainRecordSeeds();
 std::vector<Bytes> instanceJournalSeeds();
 std::vector<Bytes> httpRequestSeeds();
+std::vector<Bytes> dnsQuerySeeds();
 
 }  // namespace meshos::fuzz

@@ -18,6 +18,7 @@ const std::vector<FuzzTarget>& allTargets() {
       {"chain_record", &fuzzChainRecord, &chainRecordSeeds},
       {"instance_journal", &fuzzInstanceJournal, &instanceJournalSeeds},
       {"http_request", &fuzzHttpRequest, &httpRequestSeeds},
+      {"dns_query", &fuzzDnsQuery, &dnsQuerySeeds},
   };
   return targets;
 }

@@ -404,6 +404,7 @@ def parse_sets(items):
 
 
 HTTP_PORT = 9464
+DNS_PORT = 8600
 
 
 def render_config(c, n, settings):
@@ -415,6 +416,8 @@ def render_config(c, n, settings):
                    "seeds": "[" + ", ".join(f'"{s}"' for s in seeds) + "]", "keyring": '"../cluster.key"'},
         # Every node serves HTTP (the status page, /metrics, /v1/) on its own address.
         "control": {"socket": '"agent.sock"', "mode": '"0600"', "http": f'"{n["host"]}:{HTTP_PORT}"'},
+        # And DNS for discovery: <daemon>.service.<cluster>. and SRV records (docs/DISCOVERY.md).
+        "dns": {"bind": f'"{n["host"]}:{DNS_PORT}"'},
         "trust": {"admins": "[" + ", ".join(f'"{a["pub"]}"' for a in c["admins"]) + "]",
                   "threshold": str(c["threshold"])},
         "log": {"level": '"info"'},
@@ -584,7 +587,7 @@ def build_cluster(c, args):
         setup_netns(c)
     else:
         for n in c["nodes"]:
-            busy = port_free(n["host"], c["port"])
+            busy = port_free(n["host"], c["port"]) or port_free(n["host"], DNS_PORT)
             if busy:
                 raise Fail(f"cannot bind {busy}: another cluster on --net {c['net']}? (pick another --net)")
     for n in c["nodes"]:
@@ -852,7 +855,8 @@ def collect(c, verify=True):
             "nodes": nodes, "daemons": daemons, "placement_reported": placement is not None,
             "desired_from": best_name,
             "maintenance": ((best or {}).get("commits") or {}).get("maintenance", []),
-            "freeze": ((best or {}).get("commits") or {}).get("freeze")}
+            "freeze": ((best or {}).get("commits") or {}).get("freeze"),
+            "dns": [f"{n['host']}:{DNS_PORT}" for n in c["nodes"]]}
 
 
 def verify_chains(c, n, running):
@@ -926,6 +930,11 @@ def print_status(c, st):
                 "from every running agent)")
     for m in st["maintenance"]:
         say(f"maintenance: {m.get('node')} {m.get('mode')} (commit {m.get('seq')})")
+    if st.get("dns"):
+        host, port = st["dns"][0].rsplit(":", 1)
+        example = st["daemons"][0]["name"] if st["daemons"] else "web"
+        say(f"DNS: every node answers on its address, port {port}: "
+            f"dig @{host} -p {port} {example}.service.{st['cluster']}. (SRV: _http._tcp.{example}.service.{st['cluster']}.)")
     if st["freeze"]:
         say(f"frozen until {st['freeze'].get('expires_at_ms')} ms: {st['freeze'].get('reason')}")
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <iostream>
@@ -63,6 +64,32 @@ void printMembers(const json& members) {
   }
 }
 
+// "http:8080/tcp,dns:53/udp" from a "ports" list, "-" for none.
+std::string portsText(const json& d) {
+  std::string out;
+  if (d.is_object() && d.contains("ports") && d["ports"].is_array()) {
+    for (const auto& p : d["ports"]) out += (out.empty() ? "" : ",") + field(p, "name") + ":" + field(p, "port") + "/" + field(p, "protocol");
+  }
+  return out.empty() ? "-" : out;
+}
+
+// `meshos-inspect endpoints [DAEMON]`: the ready instances of each commit daemon, where.
+void printEndpoints(const json& j) {
+  tools::Table t({"DAEMON", "NODE", "ADDRESS", "PORTS", "READY", "READY_FOR"});
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& e : j.value("endpoints", json::array())) {
+    const int64_t since = tools::intAt(e, "ready_since_ms");
+    t.add({field(e, "daemon"), field(e, "node"), field(e, "address"), portsText(e), field(e, "ready"),
+           since > 0 ? tools::humanDuration(std::max<int64_t>(0, now - since)) : "-"});
+  }
+  if (t.empty()) {
+    std::cout << "(no ready instances)\n";
+  } else {
+    t.print(std::cout);
+  }
+}
+
 void printDaemons(const json& daemons, const json& desired) {
   tools::Table t({"NAME", "INSTANCE", "STATE", "PID", "RESTARTS", "READY", "LIVENESS", "REASON"});
   for (const auto& d : daemons) {
@@ -81,10 +108,10 @@ void printDaemons(const json& daemons, const json& desired) {
   }
   if (!desired.empty()) {
     std::cout << "\ndesired:\n";
-    tools::Table dt({"NAME", "GENERATION", "REPLICAS", "PAUSED", "SOURCE"});
+    tools::Table dt({"NAME", "GENERATION", "REPLICAS", "PAUSED", "SOURCE", "PORTS"});
     for (const auto& d : desired) {
       dt.add({field(d, "name"), field(d, "generation"), field(d, "replicas"), field(d, "paused"),
-              field(d, "source")});
+              field(d, "source"), portsText(d)});
     }
     dt.print(std::cout);
   }
@@ -104,12 +131,12 @@ void printPlacement(json j) {
     for (const auto& n : list) out += (out.empty() ? "" : ",") + str(n);
     return out.empty() ? std::string("-") : out;
   };
-  tools::Table t({"DAEMON", "WANTED", "ASSIGNED", "RUNNING_ON", "READY_ON", "HERE", "WHY"});
+  tools::Table t({"DAEMON", "WANTED", "ASSIGNED", "RUNNING_ON", "READY_ON", "HERE", "PORTS", "WHY"});
   for (const auto& d : j["decisions"]) {
     std::string wanted = field(d, "wanted") + (tools::flagAt(d, "infeasible") ? " (infeasible)" : "") +
                          (tools::flagAt(d, "paused") ? " (paused)" : "");
     t.add({field(d, "daemon"), wanted, names(d["assigned"]), names(d["running_on"]), names(d["ready_on"]),
-           field(d, "here"), field(d, "why")});
+           field(d, "here"), portsText(d), field(d, "why")});
   }
   t.print(std::cout);
   if (j.contains("explain")) {
@@ -465,6 +492,9 @@ int inspectMain(int argc, char** argv) {
   auto* placement = app.add_subcommand("placement", "where each commit daemon is assigned and runs, and why");
   std::string placement_daemon;
   placement->add_option("daemon", placement_daemon, "one daemon (default: all)");
+  auto* endpoints = app.add_subcommand("endpoints", "where the ready instances of each commit daemon are (node, address, ports)");
+  std::string endpoints_daemon;
+  endpoints->add_option("daemon", endpoints_daemon, "one daemon (default: all)");
   auto* logs = app.add_subcommand("logs", "a daemon instance's output");
   logs->add_option("target", daemon_opts.target, "a daemon name (its first instance) or name#N")->required();
   logs->add_option("--tail", daemon_opts.tail, "lines to show (default 50)");
@@ -472,7 +502,7 @@ int inspectMain(int argc, char** argv) {
   std::string watch_kinds;
   auto* watch = app.add_subcommand("watch", "print what changes on the agent as it happens (Ctrl-C stops)");
   watch->add_option("--kinds", watch_kinds, "members,daemons,commits,records (default: all)");
-  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement, watch}) {
+  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement, endpoints, watch}) {
     sub->add_option("-s,--socket", o.socket, "the agent's control socket");
     sub->add_flag("--json", o.json, "print JSON");
   }
@@ -504,6 +534,9 @@ int inspectMain(int argc, char** argv) {
   if (recover->parsed()) return tools::recoverCommand(recover_dir, o.reason, o.json);
   if (placement->parsed()) {
     return jsonCommand(o, [&](proto::Request::Builder b) { b.setPlacement(placement_daemon); }, printPlacement);
+  }
+  if (endpoints->parsed()) {
+    return jsonCommand(o, [&](proto::Request::Builder b) { b.setEndpoints(endpoints_daemon); }, printEndpoints);
   }
   if (daemon->parsed()) {
     if (daemon_opts.op == "exec" && daemon_opts.argv.empty()) {

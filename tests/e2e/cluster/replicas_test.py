@@ -10,9 +10,15 @@
     (every ~10 ms) never finds it answering nowhere;
 (g) every chain of every node verifies, and every audit chain holds the same accepted
     commits.
+
+Discovery (issue 18) on the same cluster: `dig` at any node returns the addresses of the
+ready replicas (A) and their port (SRV); a replica that stops being ready leaves the answers
+within a gossip round of its node reporting it; a killed node's address leaves once it is
+declared dead and the replacement's arrives once it is ready.
 """
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -41,6 +47,54 @@ def serving(cl, port):
     return sorted(n["name"] for n in cl.state["nodes"] if http_get(f"http://{n['host']}:{port}/", 1)[0] == 200)
 
 
+def dig(host, name, rtype="A"):
+    """The answers of the node at host (tools/cluster: DNS on port 8600), sorted; + short."""
+    r = subprocess.run(["dig", f"@{host}", "-p", "8600", "+short", "+tries=1", "+time=1", name, rtype],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, f"dig {name} {rtype} @{host} failed ({r.returncode}): {r.stdout}{r.stderr}"
+    return sorted(line for line in r.stdout.split("\n") if line)
+
+
+def hosts(cl, names):
+    return sorted(cl.node(n)["host"] for n in names)
+
+
+def check_dns(cl, on, down=()):
+    """Every node (but those `down`) answers web's A and SRV records with the ready replicas `on`."""
+    name = f"web.service.{cl.name}."
+    for n in (n for n in cl.names() if n not in down):
+        h = cl.node(n)["host"]
+        wait_for(lambda: dig(h, name) == hosts(cl, on), 5, f"{n}'s DNS to give {on}")
+    srv = dig(cl.node(on[0])["host"], f"_http._tcp.{name}", "SRV")
+    assert srv == sorted(f"1 1 8080 {n}.node.{cl.name}." for n in on), srv
+    out = subprocess.run(["dig", f"@{cl.node(on[0])['host']}", "-p", "8600", f"nope.service.{cl.name}."],
+                         capture_output=True, text=True, timeout=10).stdout
+    assert "status: NXDOMAIN" in out, out
+
+
+def not_ready_leaves_dns(cl, on):
+    """Pauses web on one node: the time from its node reporting the replica not ready to
+    another node's DNS answering without it, then resumes it."""
+    node, other = on[0], next(n for n in cl.names() if n != on[0])
+    name = f"web.service.{cl.name}."
+    cl.inspect(node, "--reason", "e2e: not ready", "daemon", "pause", "web")
+    t_reported = t_gone = None
+    deadline = time.monotonic() + 10
+    while (t_reported is None or t_gone is None) and time.monotonic() < deadline:
+        if t_reported is None:
+            e = json.loads(cl.inspect(node, "endpoints", "web", "--json").stdout)["endpoints"]
+            if node not in [x["node"] for x in e]:
+                t_reported = time.monotonic()
+        if t_gone is None and cl.node(node)["host"] not in dig(cl.node(other)["host"], name):
+            t_gone = time.monotonic()
+    assert t_reported is not None and t_gone is not None, (t_reported, t_gone)
+    lag = max(0.0, t_gone - t_reported)
+    print(f"figures: web paused on {node}: gone from {other}'s DNS {lag * 1000:.0f} ms after {node} reported it")
+    assert lag < 1.0, f"{lag:.2f}s: more than a gossip round (50 ms with --fast) and a poll"
+    cl.inspect(node, "--reason", "e2e: ready again", "daemon", "resume", "web")
+    check_dns(cl, on)
+
+
 def assert_exactly(cl, daemon, want):
     d = cl.daemon(cl.status(), daemon)
     assert len(d["running_on"]) == want and len(set(d["running_on"])) == want, d
@@ -60,6 +114,8 @@ def test_replicas():
         procs = daemon_pids("web#", cl.dir)
         assert len(procs) == 3, f"expected 3 web processes, found {procs}"
         print(f"figures: apply -> 3 ready replicas on 5 loopback agents: {apply_s:.2f}s (on {on})")
+        check_dns(cl, on)
+        not_ready_leaves_dns(cl, on)
         # Every node explains the same decision: 5 feasible nodes ranked, 3 assigned; members
         # carry health and node state; an unknown daemon is an error that names it.
         for n in cl.names():
@@ -77,11 +133,16 @@ def test_replicas():
         victim = on[0]
         t_kill = time.monotonic()
         cl.run("kill", victim, "--with-daemons")
+        witness = next(n for n in cl.names() if n not in on)
+        wait_for(lambda: cl.node(victim)["host"] not in dig(cl.node(witness)["host"], f"web.service.{cl.name}."),
+                 15, f"{victim}'s address to leave {witness}'s DNS answer")
+        print(f"figures: SIGKILL of {victim} -> its address gone from DNS in {time.monotonic() - t_kill:.2f}s")
         # Failure detection with --fast timings (probe 200 ms, suspicion at most a few
         # seconds at 5 nodes) plus a few 100 ms ticks and the readiness check: 15 s is ample.
         took, d = cl.wait_replicas("web", 3, 15, exclude=[victim])
         moved_s = time.monotonic() - t_kill
         wait_for(lambda: serving(cl, 8080) == sorted(d["ready_on"]), 10, "HTTP from the new set")
+        check_dns(cl, sorted(d["ready_on"]), down=[victim])
         print(f"figures: SIGKILL of {victim} -> 3 ready replicas elsewhere: {moved_s:.2f}s")
         cl.run("restart", victim)
         wait_for(lambda: all(cl.members(n) and all(s == "alive" for s in cl.members(n).values())

@@ -96,7 +96,7 @@ void addWireVectors(std::map<std::string, std::string>& v) {
   report.coordinate = state::Coordinate{{1.5, -2.0}, 0.25, 0, 0.5};
   report.commit_seq = 4;
   report.commit_hash = Bytes(32, 0xab);
-  report.daemons["web"] = state::DaemonReport{3, 2, 4};
+  report.daemons["web"] = state::DaemonReport{3, 2, 4, 1'700'000'000'000};
   report.moves["web"] = "00000000000000b2";
   const Bytes report_bytes = state::encodeNodeReport(report);
   v["state.node_report.encoded"] = toHex(report_bytes);
@@ -128,6 +128,13 @@ void addWireVectors(std::map<std::string, std::string>& v) {
   auto spec_back = spec::fromBytes(canonical);
   REQUIRE(spec_back.isOk());
   CHECK(spec::canonicalEqual(*spec_back, s));
+  // Ports (issue 18): a spec without them keeps the canonical bytes above.
+  s.ports = {spec::Port{"http", 8080, spec::PortProtocol::kTcp}, spec::Port{"stats", 9125, spec::PortProtocol::kUdp}};
+  const Bytes with_ports = spec::canonicalBytes(s);
+  v["spec.canonical.ports"] = toHex(with_ports);
+  auto ports_back = spec::fromBytes(with_ports);
+  REQUIRE(ports_back.isOk());
+  CHECK(ports_back->ports == s.ports);
 
   capnp::MallocMessageBuilder m;
   auto request = m.initRoot<proto::Request>();
