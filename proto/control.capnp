@@ -33,6 +33,7 @@ struct Request {
     forceLeave @20 :Text;             # a dead member's name: declared left everywhere
     reload @21 :Void;                 # read the config file again (as SIGHUP does)
     endpoints @22 :Text;              # daemon name, or empty for all: its ready instances
+    rollout @23 :Text;                # daemon name: its rollout as this node sees it
   }
 }
 

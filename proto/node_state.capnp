@@ -37,6 +37,8 @@ struct DaemonReport {
   ready @2 :UInt32;       # of those, ready (readiness check passing, or running without one)
   generation @3 :UInt64;  # the desired entry's updated_seq this node runs
   readySince @4 :Int64;   # wall-clock ms since which some instance here is ready; 0: none is
+  version @5 :UInt64;     # the spec version it runs (reconcile::specVersion), for rollouts
+  failedVersion @6 :UInt64;  # a version that did not get ready here in time: the rollout stops
 }
 
 # An instance this node hands to a cooler node (the Rebalancer, on live load). Every node

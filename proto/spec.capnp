@@ -107,6 +107,18 @@ struct DaemonSpec {
   permissions @41 :Permissions;  # null: everything allowed (the defaults)
 
   ports @42 :List(Port);  # null when none (a spec without ports keeps its canonical bytes)
+
+  update @43 :UpdateStrategy;  # null: the defaults
+}
+
+enum OnUpdateFailure { pause @0; rollback @1; }
+
+# [daemon.update]: how a changed spec rolls out.
+struct UpdateStrategy {
+  maxUnavailable @0 :Int64;
+  minReadyMs @1 :Int64;
+  progressDeadlineMs @2 :Int64;
+  onFailure @3 :OnUpdateFailure;
 }
 
 enum PortProtocol { tcp @0; udp @1; }

@@ -92,6 +92,7 @@ std::string_view rcodeName(uint8_t rcode) {
 DnsResponder::DnsResponder(DnsOptions options) : options_(std::move(options)), zone_(splitLabels(options_.cluster)) {}
 
 void DnsResponder::setView(const EndpointView& view) {
+  cache_.clear();
   auto parse = [](const std::string& host) -> std::optional<Address> {
     Address a;
     if (inet_pton(AF_INET, host.c_str(), a.bytes.data()) == 1) return a;
@@ -245,6 +246,23 @@ struct DnsBuild {
 };
 
 DnsResult DnsResponder::answer(ByteView query) const {
+  if (!options_.cache || query.size() < 12 || query.size() > kMaxQueryBytes) return build(query);
+  std::string key(reinterpret_cast<const char*>(query.data()) + 2, query.size() - 2);
+  key.push_back(static_cast<char>(query[1] % kRotations));
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    DnsResult hit = it->second;
+    if (hit.wire.empty()) return hit;
+    hit.wire[0] = query[0];
+    hit.wire[1] = query[1];
+    return hit;
+  }
+  DnsResult result = build(query);
+  if (cache_.size() >= kCacheEntries) cache_.clear();
+  cache_.emplace(std::move(key), result);
+  return result;
+}
+
+DnsResult DnsResponder::build(ByteView query) const {
   DnsResult result;
   if (query.size() < 12 || (query[2] & 0x80) != 0) return result;  // no header, or a response: silence
   if (query.size() > kMaxQueryBytes) {
@@ -267,7 +285,8 @@ DnsResult DnsResponder::answer(ByteView query) const {
   }
   PktPtr q(raw);
   const ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q.get()), 0);
-  DnsBuild b{*this, q.get(), ldns_rr_owner(question), ldns_rr_get_type(question), ldns_pkt_id(q.get()), {}, {}};
+  DnsBuild b{*this, q.get(), ldns_rr_owner(question), ldns_rr_get_type(question),
+             static_cast<uint16_t>(ldns_pkt_id(q.get()) % kRotations), {}, {}};
   const ldns_rr_class cls = ldns_rr_get_class(question);
   result.rcode = (cls == LDNS_RR_CLASS_IN || cls == LDNS_RR_CLASS_ANY) ? b.resolve() : static_cast<uint8_t>(LDNS_RCODE_REFUSED);
   uint16_t limit = 512;

@@ -14,13 +14,16 @@
 // per packet is bounded: one question, at most kMaxAnswers records, and the answer fits
 // the client's UDP size (512 bytes, or its EDNS size up to 1232), records left out
 // rather than truncated (the order rotates with the query id, so every instance gets its
-// share). Loop thread or any one thread; not thread-safe.
+// share). Answers are cached by the query's bytes (all but its id) until the view changes:
+// a resolver asking the same question again costs a lookup and a copy, not a parse and a
+// build. Loop thread or any one thread; not thread-safe.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/core/bytes.h"
@@ -31,6 +34,7 @@ namespace meshos::discovery {
 struct DnsOptions {
   std::string cluster = "meshos";  // the zone: <cluster>.
   uint32_t ttl_s = 5;
+  bool cache = true;  // off: every answer is parsed and built (benchmarks, tests)
 };
 
 struct DnsResult {
@@ -47,12 +51,16 @@ class DnsResponder {
   static constexpr size_t kMaxQueryBytes = 1232;  // larger is FORMERR
   static constexpr size_t kMaxAnswers = 64;
   static constexpr uint16_t kMaxUdpBytes = 1232;  // the DNS flag day's safe EDNS size
+  static constexpr size_t kCacheEntries = 4096;    // then the cache starts again
+  static constexpr uint16_t kRotations = 64;       // answer orders: the query id mod this
 
   explicit DnsResponder(DnsOptions options);
   void setView(const EndpointView& view);
   DnsResult answer(ByteView query) const;
 
  private:
+  DnsResult build(ByteView query) const;
+
   struct Address {
     bool v6 = false;
     std::array<uint8_t, 16> bytes{};
@@ -70,6 +78,8 @@ class DnsResponder {
   std::vector<std::string> zone_;                   // the cluster's labels, lower case
   std::map<std::string, Service> services_;         // by lower-case daemon name
   std::map<std::string, std::vector<Address>> nodes_;  // by lower-case node name
+  // query bytes but the id, plus the rotation -> the answer (its id patched per query)
+  mutable std::unordered_map<std::string, DnsResult> cache_;
 
   friend struct DnsBuild;
 };

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "agent/gossip/gossip_service.h"
 #include "agent/reconcile/local_plan.h"
 #include "agent/reconcile/local_rebalancer.h"
+#include "agent/reconcile/rollout.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
@@ -157,6 +159,13 @@ class Node {
   const executor::Executor& executor() const { return *executor_; }
   const runtime::Supervisor* supervisor() const { return supervisor_.get(); }
   const reconcile::LocalRebalancer* rebalancer() const { return rebalancer_.get(); }
+  // The version this node is replacing its instance of `daemon` by, until the new one is
+  // ready (rollouts; for the simulator's checks).
+  std::optional<uint64_t> updatingTo(const std::string& daemon) const {
+    auto it = rollouts_.find(daemon);
+    if (it == rollouts_.end() || it->second.updated_ms < 0) return std::nullopt;
+    return it->second.version;
+  }
   // Reads the config again and applies what can change at run time (node_reload.cpp):
   // what was applied and which changed sections need a restart, or why nothing changed.
   Result<nlohmann::json> reload(const std::string& why);
@@ -171,6 +180,9 @@ class Node {
   // Discovery (node_discovery.cpp): the ready instances of commit daemons ({"endpoints":
   // [...]}, one daemon or all), and the answer to a DNS query about them ([dns] bind).
   nlohmann::json endpointsJson(const std::string& daemon);
+  // A daemon's rollout as this node sees it (order, who is done, halted or not); null for
+  // a daemon not in the commit log.
+  nlohmann::json rolloutJson(const std::string& daemon) const;
   discovery::DnsResult dnsAnswer(ByteView query);
 
   // Appends a record to a chain (audit, log, failure). A refused append (queue full,
@@ -268,6 +280,22 @@ class Node {
   std::map<std::string, reconcile::LocalDaemon> placedInstances() const;
   std::map<std::string, std::string> nodeVars() const;
   nlohmann::json placementJson(const std::string& daemon) const;
+  void daemonViewRequest(proto::Request::Reader request, control::ControlResponder reply);
+  // rollouts (node_rollout.cpp)
+  struct RolloutRun {  // a placed commit daemon as this node runs it
+    uint64_t version = 0;  // reconcile::specVersion of what runs here
+    spec::DaemonSpec spec;  // materialised
+    std::optional<spec::DaemonSpec> previous;  // before the last update here (rollback)
+    uint64_t previous_version = 0;
+    int64_t updated_ms = -1;  // monotonic: when this node moved to version, until ready
+    std::set<int> old_pids;   // the processes of the version it moved from
+    uint64_t failed_version = 0;  // a version that missed its progress deadline here
+  };
+  reconcile::RolloutInputs rolloutInputs(const std::string& daemon, const spec::DaemonSpec& commit_spec) const;
+  std::vector<spec::DaemonSpec> gateRollouts(std::vector<spec::DaemonSpec> placed);
+  static spec::DaemonSpec withReplicas(spec::DaemonSpec s, int64_t replicas);
+  void checkProgress(const std::string& daemon, const spec::DaemonSpec& commit_spec, RolloutRun& run);
+  bool rollbackDue(const std::string& daemon, const spec::DaemonSpec& commit_spec, RolloutRun& run);
   // discovery (node_discovery.cpp)
   void refreshEndpoints();
   void noteReadySince(state::NodeReport& report);
@@ -345,7 +373,9 @@ class Node {
   std::optional<EndpointsKey> endpoints_key_;  // the inputs of endpoints_
   discovery::EndpointView endpoints_;
   discovery::DnsResponder dns_;
-  std::map<std::string, int64_t> ready_since_ms_;  // placed daemon -> wall ms its ready count left 0  // the inputs of plan_, unless a deadline is running
+  std::map<std::string, int64_t> ready_since_ms_;
+  std::map<std::string, RolloutRun> rollouts_;  // by daemon: placed here
+  bool rollout_pending_ = false;  // a rollout waits on time (min ready, progress deadline)  // placed daemon -> wall ms its ready count left 0  // the inputs of plan_, unless a deadline is running
   uint64_t bad_node_states_ = 0;
   std::map<std::string, int64_t> report_seen_ms_;  // when each peer's node state last arrived
   std::unique_ptr<probes::InventoryProbe> inventory_;

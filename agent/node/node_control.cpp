@@ -41,6 +41,7 @@ std::string commandName(proto::Request::Which w) {
     case proto::Request::PLACEMENT: return "placement";
     case proto::Request::KEYRING: return "keyring";
     case proto::Request::ENDPOINTS: return "endpoints";
+    case proto::Request::ROLLOUT: return "rollout";
     default: return "unsupported";
   }
 }
@@ -130,16 +131,10 @@ void Node::control(proto::Request::Reader request, const control::PeerCred& peer
       chainRequest(request, std::move(reply));
       return;
     case proto::Request::PLACEMENT:
-    case proto::Request::ENDPOINTS: {
-      const bool placement = which == proto::Request::PLACEMENT;
-      std::string daemon = placement ? request.getPlacement().cStr() : request.getEndpoints().cStr();
-      if (!daemon.empty() && commit_log_->desired().daemons.count(daemon) == 0) {
-        reply.error(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
-        return;
-      }
-      reply.json((placement ? placementJson(daemon) : endpointsJson(daemon)).dump());
+    case proto::Request::ENDPOINTS:
+    case proto::Request::ROLLOUT:
+      daemonViewRequest(request, std::move(reply));
       return;
-    }
     case proto::Request::KEYRING:
       keyringRequest(request, peer, std::move(reply));
       return;
@@ -196,6 +191,23 @@ Status Node::accessRefusal(proto::Request::Reader request, const control::PeerCr
           {"pid", peer.pid}, {"uid", peer.known ? nlohmann::json(peer.uid) : nlohmann::json(nullptr)},
           {"gid", peer.known ? nlohmann::json(peer.gid) : nlohmann::json(nullptr)}, {"refusal", why}});
   return Status::denied(why);
+}
+
+// placement, endpoints and rollout: a view of one commit daemon (or of all of them).
+void Node::daemonViewRequest(proto::Request::Reader request, control::ControlResponder reply) {
+  const auto which = request.which();
+  const std::string daemon = which == proto::Request::PLACEMENT ? request.getPlacement().cStr()
+                             : which == proto::Request::ENDPOINTS ? request.getEndpoints().cStr()
+                                                                  : request.getRollout().cStr();
+  if ((!daemon.empty() || which == proto::Request::ROLLOUT) && commit_log_->desired().daemons.count(daemon) == 0) {
+    reply.error(Status::notFound("no daemon \"" + daemon + "\" in the commit log"));
+    return;
+  }
+  switch (which) {
+    case proto::Request::PLACEMENT: return reply.json(placementJson(daemon).dump());
+    case proto::Request::ENDPOINTS: return reply.json(endpointsJson(daemon).dump());
+    default: return reply.json(rolloutJson(daemon).dump());
+  }
 }
 
 void Node::joinRequest(proto::Request::Reader request, control::ControlResponder reply) {

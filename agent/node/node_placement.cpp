@@ -154,6 +154,13 @@ state::NodeReport Node::buildReport() const {
     }
     r.daemons[name] = {l.running, l.ready, generation};
   }
+  for (const auto& [name, run] : rollouts_) {  // a daemon with no instance left still says what failed
+    auto& d = r.daemons[name];
+    // Until its new instance is ready, a node that moved reports the version it still
+    // serves: the others must not count it done while its old process is stopping.
+    d.version = run.updated_ms >= 0 ? run.previous_version : run.version;
+    d.failed_version = run.failed_version;
+  }
   for (const auto& [id, i] : state_.instances) {
     ++r.instances;
     r.ready += i.state == state::InstanceState::kReady;
@@ -199,7 +206,8 @@ void Node::planPlacement() {
   // the same plan, so it is not computed again.
   const auto head = commit_log_->head();
   PlanKey key{state_.structural_generation, head.seq, head.hash, self_report_version_};
-  const bool timed = !plan_.handoffs.empty() || plan_.frozen || plan_.maintenance == state::Maintenance::kDraining;
+  const bool timed = !plan_.handoffs.empty() || plan_.frozen || plan_.maintenance == state::Maintenance::kDraining ||
+                     rollout_pending_;
   if (plan_key_ && *plan_key_ == key && !timed) {
     rebalance();
     return;
@@ -242,6 +250,7 @@ void Node::planPlacement() {
     }
     placed.push_back(s);
   }
+  placed = gateRollouts(std::move(placed));
   if (placed != placed_specs_) {
     placed_specs_ = std::move(placed);
     updateRunSet();
@@ -391,6 +400,13 @@ nlohmann::json Node::membersJson() {
 nlohmann::json Node::placementJson(const std::string& daemon) const {
   nlohmann::json j = reconcile::localPlanToJson(plan_);
   addPorts(j["decisions"], "daemon");
+  nlohmann::json rollouts = nlohmann::json::array();
+  for (const auto& [name, d] : commit_log_->desired().daemons) {
+    if (!daemon.empty() && name != daemon) continue;
+    auto r = rolloutJson(name);
+    if (r.is_object() && r["state"] != "complete") rollouts.push_back(std::move(r));
+  }
+  j["rollouts"] = std::move(rollouts);
   if (daemon.empty()) return j;
   nlohmann::json one = nlohmann::json::array();
   for (auto& d : j["decisions"]) {

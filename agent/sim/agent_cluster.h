@@ -178,6 +178,8 @@ class AgentCluster {
   Status checkReplicaBound();
   Status checkExecutors() const;
   Status checkProcesses() const;
+  // Rollouts: at most max_unavailable nodes replace an instance of a daemon at once.
+  Status checkRollouts() const;
   Status checkAckedSurvived(size_t i) const;
   std::vector<size_t> largestGroup() const;
   std::set<size_t> strandedNow() const;

@@ -196,8 +196,29 @@ Status AgentCluster::checkInvariants() {
   MESHOS_RETURN_IF_ERROR(checkExecutors());
   MESHOS_RETURN_IF_ERROR(checkProcesses());
   bool all_up = std::all_of(hosts_.begin(), hosts_.end(), [](const auto& h) { return h->up(); });
+  // Outside node loss and partitions (a side that sees the other dead rolls on alone).
+  if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
+    MESHOS_RETURN_IF_ERROR(checkRollouts());
+  }
   if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
     MESHOS_RETURN_IF_ERROR(checkConverged().withContext("quiet for " + std::to_string(nowMs() - quiet_since_ms_) + " ms"));
+  }
+  return Status::ok();
+}
+
+Status AgentCluster::checkRollouts() const {
+  for (const auto& [name, d] : desired().daemons) {
+    const uint64_t target = reconcile::specVersion(d.spec);
+    std::vector<std::string> updating;
+    for (const auto& h : hosts_) {
+      const node::Node* n = h->node();
+      if (n == nullptr) continue;
+      if (auto v = n->updatingTo(name); v && *v == target) updating.push_back(h->name());
+    }
+    if (static_cast<int64_t>(updating.size()) > d.spec.update.max_unavailable) {
+      return Status::internal("rollout of " + name + ": " + std::to_string(updating.size()) + " nodes replace it at once (" +
+                              join(updating) + "), max_unavailable " + std::to_string(d.spec.update.max_unavailable));
+    }
   }
   return Status::ok();
 }

@@ -256,7 +256,7 @@ void Workload::change() {
   std::vector<std::string> names;
   for (const auto& [name, d] : daemons) names.push_back(name);
   std::vector<commits::Operation> ops;
-  const uint64_t pick = rng_.uniform(5);
+  const uint64_t pick = rng_.uniform(6);
   if (names.empty() || pick == 0) {
     ops.emplace_back(commits::OpPutDaemon{simService("svc" + std::to_string(next_daemon_++), 1 + rng_.between(0, 2))});
   } else {
@@ -266,6 +266,12 @@ void Workload::change() {
       ops.emplace_back(commits::OpScale{name, 1 + rng_.between(0, 3)});
     } else if (pick == 2 && names.size() > 2) {
       ops.emplace_back(commits::OpRemoveDaemon{name});
+    } else if (pick == 5) {
+      // A new version of the spec: its instances are replaced by a rolling update.
+      spec::DaemonSpec next = daemons.at(name).spec;
+      next.env["SIM_VERSION"] = std::to_string(++versions_);
+      next.update.max_unavailable = 1 + rng_.between(0, 1);
+      ops.emplace_back(commits::OpPutDaemon{std::move(next)});
     } else if (pick == 3) {
       if (paused) {
         ops.emplace_back(commits::OpResumeDaemon{name});

@@ -88,6 +88,7 @@ class Workload {
   WorkloadOptions options_;
   size_t next_daemon_ = 0;
   uint64_t changes_ = 0;
+  uint64_t versions_ = 0;  // spec versions put (rolling updates)
 };
 
 // A daemon the simulated runtime runs: a service with an HTTP readiness check.

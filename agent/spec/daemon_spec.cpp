@@ -28,6 +28,7 @@ std::string_view onTimeoutName(OnTimeout o) { return nameOf(kOnTimeouts, o); }
 std::string_view missedRunName(MissedRunPolicy m) { return nameOf(kMissed, m); }
 std::string_view limitsModeName(LimitsMode m) { return nameOf(kLimitsModes, m); }
 std::string_view protocolName(PortProtocol p) { return nameOf(kProtocols, p); }
+std::string_view onUpdateFailureName(OnUpdateFailure f) { return nameOf(kOnUpdateFailure, f); }
 
 // ---------------------------------------------------------------------------------------
 // Signals.
@@ -154,7 +155,7 @@ bool validPortName(std::string_view n) {
   return std::all_of(n.begin(), n.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
-Status validatePorts(const DaemonSpec& s) {
+Status validatePortsAndUpdate(const DaemonSpec& s) {
   std::set<std::string> names;
   std::set<std::pair<int64_t, PortProtocol>> numbers;
   for (const auto& p : s.ports) {
@@ -172,6 +173,9 @@ Status validatePorts(const DaemonSpec& s) {
                            std::to_string(s.ports.front().port) + ")");
   }
   if (!s.ports.empty() && s.kind != DaemonKind::kService) return Status::invalid("ports: only a service has ports");
+  MESHOS_RETURN_IF_ERROR(checkRange("update.max_unavailable", s.update.max_unavailable, kMaxUnavailable));
+  MESHOS_RETURN_IF_ERROR(checkRange("update.min_ready_ms", s.update.min_ready_ms, kDelayMs));
+  MESHOS_RETURN_IF_ERROR(checkRange("update.progress_deadline_ms", s.update.progress_deadline_ms, kPositiveMs));
   return Status::ok();
 }
 
@@ -293,7 +297,7 @@ Status validateInner(const DaemonSpec& s) {
     return Status::invalid("job_retries: only jobs and cron daemons retry (use restart for a "
                            "service)");
   }
-  return validatePorts(s);
+  return validatePortsAndUpdate(s);
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ enum class OnTimeout { kFail, kWarn, kContinue };
 enum class MissedRunPolicy { kSkip, kRunOnce };
 enum class LimitsMode { kEnforce, kBestEffort };
 enum class PortProtocol { kTcp, kUdp };
+enum class OnUpdateFailure { kPause, kRollback };
 
 std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
 std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
@@ -44,6 +45,7 @@ std::string_view onTimeoutName(OnTimeout o);          // "fail" | "warn" | "cont
 std::string_view missedRunName(MissedRunPolicy m);    // "skip" | "run-once"
 std::string_view limitsModeName(LimitsMode m);        // "enforce" | "best-effort"
 std::string_view protocolName(PortProtocol p);        // "tcp" | "udp"
+std::string_view onUpdateFailureName(OnUpdateFailure f);  // "pause" | "rollback"
 
 struct Resources {
   int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
@@ -148,6 +150,17 @@ struct Port {
   bool operator==(const Port&) const = default;
 };
 
+// How a changed spec replaces running instances ([daemon.update], docs/PLACEMENT.md): node
+// by node in an order every node derives alike, at most max_unavailable instances not
+// ready on the new version at a time.
+struct UpdateStrategy {
+  int64_t max_unavailable = 1;         // 1 .. 10000
+  int64_t min_ready_ms = 0;            // an instance counts as updated once ready this long
+  int64_t progress_deadline_ms = 600'000;  // a new instance not ready by then fails the rollout
+  OnUpdateFailure on_failure = OnUpdateFailure::kPause;  // stop there, or return to the old spec
+  bool operator==(const UpdateStrategy&) const = default;
+};
+
 struct LogRotation {
   int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
   int64_t keep_files = 3;                // rotated files kept besides the current one
@@ -179,6 +192,7 @@ struct DaemonSpec {
   MissedRunPolicy missed_runs = MissedRunPolicy::kSkip;  // cron
   Permissions permissions;
   std::vector<Port> ports;  // sorted by name (normalized)
+  UpdateStrategy update;
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;

@@ -145,6 +145,13 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
       for (unsigned i = 0; i < list.size(); ++i) list.set(i, (*s.permissions.allowed_signals)[i]);
     }
   }
+  if (s.update != UpdateStrategy{}) {
+    auto u = b.initUpdate();
+    u.setMaxUnavailable(s.update.max_unavailable);
+    u.setMinReadyMs(s.update.min_ready_ms);
+    u.setProgressDeadlineMs(s.update.progress_deadline_ms);
+    u.setOnFailure(static_cast<proto::OnUpdateFailure>(s.update.on_failure));
+  }
   if (!s.ports.empty()) {
     auto list = b.initPorts(static_cast<unsigned>(s.ports.size()));
     for (unsigned i = 0; i < list.size(); ++i) {
@@ -259,6 +266,12 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
     auto protocol = enumFrom<PortProtocol>(static_cast<uint16_t>(p.getProtocol()), 2, "ports.protocol");
     if (!protocol) return protocol.status();
     s.ports.push_back(Port{text(p.getName()), p.getPort(), *protocol});
+  }
+  if (r.hasUpdate()) {
+    auto u = r.getUpdate();
+    auto f = enumFrom<OnUpdateFailure>(static_cast<uint16_t>(u.getOnFailure()), 2, "update.on_failure");
+    if (!f) return f.status();
+    s.update = UpdateStrategy{u.getMaxUnavailable(), u.getMinReadyMs(), u.getProgressDeadlineMs(), *f};
   }
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;

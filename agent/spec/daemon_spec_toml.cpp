@@ -92,42 +92,43 @@ void readPlacement(TomlTable& r, std::string_view source, Placement& p, Status* 
   q.finish();
 }
 
-// resources, backoff, crash_loop, limits, logs: flat tables of numbers.
+// Reads the sub-table `key` of r when it is there: fill(q), then unknown keys are errors.
+template <typename Fill>
+void subTable(TomlTable& r, std::string_view source, std::string_view key, Status* err, Fill fill) {
+  const toml::table* x = r.table(key);
+  if (x == nullptr) return;
+  TomlTable q(*x, source, r.childPath(key), err);
+  fill(q);
+  q.finish();
+}
+
+// resources, backoff, crash_loop, limits, permissions, update, logs: flat tables.
 void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* err) {
-  if (const toml::table* x = r.table("resources")) {
-    TomlTable q(*x, source, r.childPath("resources"), err);
+  subTable(r, source, "resources", err, [&](TomlTable& q) {
     q.integer("cpu_millicores", s.resources.cpu_millicores, kMillicores);
     q.integer("memory_bytes", s.resources.memory_bytes, kBytes);
-    q.finish();
-  }
-  if (const toml::table* x = r.table("backoff")) {
-    TomlTable q(*x, source, r.childPath("backoff"), err);
+  });
+  subTable(r, source, "backoff", err, [&](TomlTable& q) {
     q.integer("initial_ms", s.backoff.initial_ms, kDelayMs);
     q.real("factor", s.backoff.factor, 1.0, 100.0);
     q.integer("max_ms", s.backoff.max_ms, kDelayMs);
     q.real("jitter", s.backoff.jitter, 0.0, 1.0);
     q.integer("reset_after_ms", s.backoff.reset_after_ms, kDelayMs);
-    q.finish();
-  }
-  if (const toml::table* x = r.table("crash_loop")) {
-    TomlTable q(*x, source, r.childPath("crash_loop"), err);
+  });
+  subTable(r, source, "crash_loop", err, [&](TomlTable& q) {
     q.integer("max_crashes", s.crash_loop.max_crashes, kCrashes);
     q.integer("window_ms", s.crash_loop.window_ms, kPositiveMs);
     q.integer("cooldown_ms", s.crash_loop.cooldown_ms, kWeekMs);
-    q.finish();
-  }
-  if (const toml::table* x = r.table("limits")) {
-    TomlTable q(*x, source, r.childPath("limits"), err);
+  });
+  subTable(r, source, "limits", err, [&](TomlTable& q) {
     q.optInteger("open_files", s.limits.open_files, kOpenFiles);
     q.optInteger("core_size", s.limits.core_size, kBytes);
     q.optInteger("memory_max", s.limits.memory_max, kMemoryMax);
     q.optInteger("cpu_max_millicores", s.limits.cpu_max_millicores, kCpuMax);
     q.optInteger("pids_max", s.limits.pids_max, kPidsMax);
     q.enumeration("limits", s.limits.mode, kLimitsModes);
-    q.finish();
-  }
-  if (const toml::table* x = r.table("permissions")) {
-    TomlTable q(*x, source, r.childPath("permissions"), err);
+  });
+  subTable(r, source, "permissions", err, [&](TomlTable& q) {
     q.boolean("allow_stop", s.permissions.allow_stop);
     q.boolean("allow_restart", s.permissions.allow_restart);
     q.boolean("allow_exec", s.permissions.allow_exec);
@@ -148,14 +149,17 @@ void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* e
       signals.erase(std::unique(signals.begin(), signals.end()), signals.end());
       s.permissions.allowed_signals = std::move(signals);
     }
-    q.finish();
-  }
-  if (const toml::table* x = r.table("logs")) {
-    TomlTable q(*x, source, r.childPath("logs"), err);
+  });
+  subTable(r, source, "update", err, [&](TomlTable& q) {
+    q.integer("max_unavailable", s.update.max_unavailable, kMaxUnavailable);
+    q.integer("min_ready_ms", s.update.min_ready_ms, kDelayMs);
+    q.integer("progress_deadline_ms", s.update.progress_deadline_ms, kPositiveMs);
+    q.enumeration("on_failure", s.update.on_failure, kOnUpdateFailure);
+  });
+  subTable(r, source, "logs", err, [&](TomlTable& q) {
     q.integer("max_bytes", s.logs.max_bytes, kLogBytes);
     q.integer("keep_files", s.logs.keep_files, kKeepFiles);
-    q.finish();
-  }
+  });
 }
 
 void readHealth(TomlTable& r, std::string_view source, HealthChecks& h, Status* err) {

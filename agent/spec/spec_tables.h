@@ -48,6 +48,9 @@ constexpr NameTable<LimitsMode, 2> kLimitsModes = {
 constexpr NameTable<PortProtocol, 2> kProtocols = {
     {{PortProtocol::kTcp, "tcp"}, {PortProtocol::kUdp, "udp"}}};
 
+constexpr NameTable<OnUpdateFailure, 2> kOnUpdateFailure = {
+    {{OnUpdateFailure::kPause, "pause"}, {OnUpdateFailure::kRollback, "rollback"}}};
+
 // Ranges shared by the TOML parser (which reports the line) and validate().
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kMaxBytes = int64_t{1} << 50;
@@ -71,6 +74,7 @@ constexpr Range kPidsMax{1, 4'194'304};
 constexpr Range kLogBytes{4'096, int64_t{1} << 40};
 constexpr Range kKeepFiles{0, 100};
 constexpr Range kRetries{0, 1'000};
+constexpr Range kMaxUnavailable{1, 10'000};
 
 inline bool inRange(int64_t v, Range r) { return v >= r.lo && v <= r.hi; }
 

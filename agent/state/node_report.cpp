@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "proto/flat_message.h"
@@ -79,6 +80,8 @@ Bytes encodeNodeReport(const NodeReport& r) {
     daemons[i].setReady(d.ready);
     daemons[i].setGeneration(d.generation);
     daemons[i].setReadySince(d.ready_since_ms);
+    daemons[i].setVersion(d.version);
+    daemons[i].setFailedVersion(d.failed_version);
     ++i;
   }
   auto inv = b.initInventory();
@@ -160,7 +163,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
       if (name.empty()) return Status::invalid("node state daemon without a name");
       if (d.getReady() > d.getRunning()) return Status::invalid("node state daemon " + name + " has more ready than running");
       if (d.getReadySince() < 0) return Status::invalid("node state daemon " + name + " ready since a negative time");
-      auto [it, fresh] = r.daemons.emplace(name, DaemonReport{d.getRunning(), d.getReady(), d.getGeneration(), d.getReadySince()});
+      auto [it, fresh] = r.daemons.emplace(name, DaemonReport{d.getRunning(), d.getReady(), d.getGeneration(), d.getReadySince(), d.getVersion(), d.getFailedVersion()});
       if (!fresh) return Status::invalid("node state lists daemon " + name + " twice");
     }
     auto inv = m.getInventory();
@@ -189,6 +192,12 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
   });
 }
 
+std::string versionText(uint64_t version) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(version));
+  return buf;
+}
+
 nlohmann::json nodeReportToJson(const NodeReport& r) {
   nlohmann::json j = {{"version", r.version},
                       {"labels", r.labels},
@@ -210,6 +219,8 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
   for (const auto& [name, d] : r.daemons) {
     daemons[name] = {{"running", d.running}, {"ready", d.ready}, {"generation", d.generation}};
     if (d.ready_since_ms > 0) daemons[name]["ready_since_ms"] = d.ready_since_ms;
+    if (d.version != 0) daemons[name]["version"] = versionText(d.version);
+    if (d.failed_version != 0) daemons[name]["failed_version"] = versionText(d.failed_version);
   }
   j["daemons"] = std::move(daemons);
   if (!r.moves.empty()) j["moves"] = r.moves;

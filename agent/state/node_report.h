@@ -44,6 +44,8 @@ struct DaemonReport {
   uint32_t ready = 0;
   uint64_t generation = 0;  // the desired entry's updated_seq this node runs
   int64_t ready_since_ms = 0;  // wall clock: since when ready > 0 without a break; 0 when not
+  uint64_t version = 0;         // the spec version it runs (reconcile::specVersion); 0: unknown
+  uint64_t failed_version = 0;  // a version that missed its progress deadline here (rollouts)
   friend bool operator==(const DaemonReport&, const DaemonReport&) = default;
 };
 
@@ -100,6 +102,9 @@ ReportChange reportChange(const NodeReport& published, const NodeReport& now);
 inline constexpr int64_t kMeasurementsRepublishMinMs = 10'000;
 inline constexpr int64_t kClusterMeasurementsPeriodMs = 3'000;
 int64_t measurementsRepublishMs(size_t members);
+
+// A spec version as people read it: 16 hex digits.
+std::string versionText(uint64_t version);
 
 Bytes encodeNodeReport(const NodeReport& report);
 // Refuses bodies over kMaxNodeReportBytes, bad framing, out-of-range values.

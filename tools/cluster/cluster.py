@@ -851,6 +851,13 @@ def collect(c, verify=True):
                         "infeasible": dec.get("infeasible") if dec else None,
                         "why": dec.get("why") if dec else None,
                         "excluded": dec.get("excluded") if dec else None})
+    # Rollouts in progress or halted, as the agent with the highest head sees them.
+    best_node = next((n for n in c["nodes"] if n["name"] == best_name), None)
+    for d in daemons:
+        r = inspect_json(c, best_node, "rollout", d["name"]) if best_node else None
+        if r and r.get("state") != "complete":
+            d["rollout"] = (f"rollout halted: {r.get('why')}" if r.get("state") == "halted"
+                            else f"rolling {r.get('done')}/{r.get('total')} to {str(r.get('target'))[:8]}")
     return {"cluster": c["name"], "dir": c["dir"], "mode": c["mode"], "threshold": c["threshold"],
             "nodes": nodes, "daemons": daemons, "placement_reported": placement is not None,
             "desired_from": best_name,
@@ -920,6 +927,8 @@ def print_status(c, st):
                 note = "infeasible" + (": " + ", ".join(f"{k} {v}" for k, v in sorted(ex.items())) if ex else "")
             elif d["paused"]:
                 note = "paused"
+            if d.get("rollout"):
+                note = (note + "; " if note else "") + d["rollout"]
             rows.append([d["name"], d["kind"], d["wanted"], assigned, ",".join(d["running_on"]) or "-",
                          f"{d['ready']}/{d['wanted']}", note])
         say(table(rows, ["DAEMON", "KIND", "WANTED", "ASSIGNED", "RUNNING ON", "READY", "NOTE"]))

@@ -90,6 +90,20 @@ void printEndpoints(const json& j) {
   }
 }
 
+// `meshos-inspect rollout DAEMON`: the order of its rollout and where each node stands.
+void printRollout(const json& j) {
+  std::cout << field(j, "daemon") << ": " << field(j, "state") << " to version " << field(j, "target") << ", "
+            << field(j, "done") << "/" << field(j, "total") << " done (max_unavailable " << field(j, "max_unavailable")
+            << ", min_ready_ms " << field(j, "min_ready_ms") << ", on failure " << field(j, "on_failure") << ")\n";
+  if (!str(j.value("why", json(""))).empty()) std::cout << str(j["why"]) << "\n";
+  tools::Table t({"ORDER", "NODE", "VERSION", "READY", "DONE", "FAILED"});
+  int i = 0;
+  for (const auto& n : j.value("nodes", json::array())) {
+    t.add({std::to_string(++i), field(n, "node"), field(n, "version"), field(n, "ready"), field(n, "done"), field(n, "failed")});
+  }
+  t.print(std::cout);
+}
+
 void printDaemons(const json& daemons, const json& desired) {
   tools::Table t({"NAME", "INSTANCE", "STATE", "PID", "RESTARTS", "READY", "LIVENESS", "REASON"});
   for (const auto& d : daemons) {
@@ -495,6 +509,9 @@ int inspectMain(int argc, char** argv) {
   auto* endpoints = app.add_subcommand("endpoints", "where the ready instances of each commit daemon are (node, address, ports)");
   std::string endpoints_daemon;
   endpoints->add_option("daemon", endpoints_daemon, "one daemon (default: all)");
+  auto* rollout = app.add_subcommand("rollout", "a commit daemon's rolling update: the order, who is done, halted or not");
+  std::string rollout_daemon;
+  rollout->add_option("daemon", rollout_daemon, "the daemon")->required();
   auto* logs = app.add_subcommand("logs", "a daemon instance's output");
   logs->add_option("target", daemon_opts.target, "a daemon name (its first instance) or name#N")->required();
   logs->add_option("--tail", daemon_opts.tail, "lines to show (default 50)");
@@ -502,7 +519,7 @@ int inspectMain(int argc, char** argv) {
   std::string watch_kinds;
   auto* watch = app.add_subcommand("watch", "print what changes on the agent as it happens (Ctrl-C stops)");
   watch->add_option("--kinds", watch_kinds, "members,daemons,commits,records (default: all)");
-  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement, endpoints, watch}) {
+  for (auto* sub : {snapshot, members, daemons, metrics, ping, chain, daemon, logs, placement, endpoints, rollout, watch}) {
     sub->add_option("-s,--socket", o.socket, "the agent's control socket");
     sub->add_flag("--json", o.json, "print JSON");
   }
@@ -534,6 +551,9 @@ int inspectMain(int argc, char** argv) {
   if (recover->parsed()) return tools::recoverCommand(recover_dir, o.reason, o.json);
   if (placement->parsed()) {
     return jsonCommand(o, [&](proto::Request::Builder b) { b.setPlacement(placement_daemon); }, printPlacement);
+  }
+  if (rollout->parsed()) {
+    return jsonCommand(o, [&](proto::Request::Builder b) { b.setRollout(rollout_daemon); }, printRollout);
   }
   if (endpoints->parsed()) {
     return jsonCommand(o, [&](proto::Request::Builder b) { b.setEndpoints(endpoints_daemon); }, printEndpoints);

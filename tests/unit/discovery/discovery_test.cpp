@@ -209,3 +209,23 @@ TEST_CASE("dns: an answer fits the client's UDP size; records are left out, not 
   CHECK(big.answers == DnsResponder::kMaxAnswers);
   CHECK(big.answers > plain.answers);
 }
+
+TEST_CASE("dns: a cached answer is the built one with the query's id; a new view empties the cache") {
+  Cluster c(5);
+  DnsResponder dns(DnsOptions{"e2e", 5});
+  dns.setView(c.view());
+  auto first = dns.answer(query("web.service.e2e.", LDNS_RR_TYPE_A, 0x0101));
+  auto again = dns.answer(query("web.service.e2e.", LDNS_RR_TYPE_A, 0x0201));  // same rotation, other id
+  REQUIRE(again.wire.size() == first.wire.size());
+  CHECK(again.wire[0] == 0x02);
+  CHECK(std::equal(first.wire.begin() + 2, first.wire.end(), again.wire.begin() + 2));
+  CHECK(again.answers == 3);
+  Bytes response = query("web.service.e2e.", LDNS_RR_TYPE_A, 7);
+  response[2] |= 0x80;
+  CHECK(dns.answer(response).wire.empty());
+  CHECK(dns.answer(response).wire.empty());  // cached silence stays silence
+  c.reports[0].daemons["web"].ready = 0;     // n1 no longer ready
+  dns.setView(c.view());
+  auto p = parse(dns.answer(query("web.service.e2e.", LDNS_RR_TYPE_A, 0x0101)));
+  CHECK(answers(p.get()) == std::multiset<std::string>{"127.0.1.2", "127.0.1.3"});
+}

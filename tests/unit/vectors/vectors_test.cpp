@@ -96,7 +96,7 @@ void addWireVectors(std::map<std::string, std::string>& v) {
   report.coordinate = state::Coordinate{{1.5, -2.0}, 0.25, 0, 0.5};
   report.commit_seq = 4;
   report.commit_hash = Bytes(32, 0xab);
-  report.daemons["web"] = state::DaemonReport{3, 2, 4, 1'700'000'000'000};
+  report.daemons["web"] = state::DaemonReport{3, 2, 4, 1'700'000'000'000, 0x0123456789abcdefULL, 0xfedcba9876543210ULL};
   report.moves["web"] = "00000000000000b2";
   const Bytes report_bytes = state::encodeNodeReport(report);
   v["state.node_report.encoded"] = toHex(report_bytes);

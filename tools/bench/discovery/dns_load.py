@@ -7,6 +7,9 @@ time over the run (its loop is one thread, so answers per CPU-second is the one-
   tools/bench/discovery/dns_load.py [--build build] [--seconds 10] [--clients 4]
 
 Query mix: A web.service, SRV _http._tcp.web.service, A n1.node, A nope.service (NXDOMAIN).
+Beside it, in the same run, dnsmasq (Debian's dnsmasq-base; Consul is not packaged) serves
+the same four answers from static records (--host-record, --srv-host, --local), measured
+the same way: a reference for what a small single-threaded DNS server does on this host.
 """
 import argparse
 import json
@@ -25,6 +28,45 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dnsperf(host, port, queries, seconds, clients):
+    r = subprocess.run(["dnsperf", "-s", host, "-p", str(port), "-d", queries, "-l", str(seconds),
+                        "-c", str(clients), "-T", str(clients), "-q", "500"],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    out = r.stdout
+    lat = re.search(r"Average Latency \(s\):\s+([\d.]+).*?max ([\d.]+)", out)
+    return {"qps": float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1)),
+            "completed": int(re.search(r"Queries completed:\s+(\d+)", out).group(1)),
+            "lost": int(re.search(r"Queries lost:\s+(\d+)", out).group(1)),
+            "avg_ms": float(lat.group(1)) * 1e3, "max_ms": float(lat.group(2)) * 1e3,
+            "codes": re.search(r"Response codes:\s+(.*)", out).group(1)}
+
+
+def report(what, f, cpu):
+    print(f"{what}: {f['qps']:.0f} answers/s, {f['completed']} completed, {f['lost']} lost; "
+          f"latency avg {f['avg_ms']:.3f} ms, max {f['max_ms']:.3f} ms")
+    print(f"  response codes: {f['codes']}")
+    print(f"  server CPU over the run: {cpu:.2f} s -> {f['completed'] / max(cpu, 1e-9):.0f} answers per CPU-second")
+
+
+def dnsmasq_peer(root, name, nodes, queries, args):
+    """dnsmasq with the same records on 127.0.33.1:8653, measured the same way."""
+    hosts = [n["host"] for n in nodes[:3]]
+    cmd = ["dnsmasq", "--no-daemon", "--port", "8653", "--listen-address", "127.0.33.1", "--bind-interfaces",
+           "--no-resolv", "--no-hosts", "--conf-file=/dev/null", f"--local=/{name}/", "--log-facility=-",
+           f"--host-record=n1.node.{name},{hosts[0]}"]
+    cmd += [f"--host-record=web.service.{name},{h}" for h in hosts]
+    cmd += [f"--srv-host=_http._tcp.web.service.{name},n{i + 1}.node.{name},8080,1,1" for i in range(3)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(p.pid)
+        f = dnsperf("127.0.33.1", 8653, queries, args.seconds, args.clients)
+        report("dnsmasq (same queries, static records)", f, cpu_seconds(p.pid) - cpu0)
+    finally:
+        p.terminate()
+        p.wait(10)
 
 
 def main():
@@ -59,21 +101,14 @@ def main():
             f.write(f"web.service.{name}. A\n_http._tcp.web.service.{name}. SRV\n"
                     f"n1.node.{name}. A\nnope.service.{name}. A\n")
         cpu0 = cpu_seconds(pid)
-        r = subprocess.run(["dnsperf", "-s", n1["host"], "-p", "8600", "-d", queries, "-l", str(args.seconds),
-                            "-c", str(args.clients), "-T", str(args.clients), "-q", "500"],
-                           capture_output=True, text=True, timeout=args.seconds + 60)
-        cpu = cpu_seconds(pid) - cpu0
-        out = r.stdout
-        qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
-        completed = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
-        lost = re.search(r"Queries lost:\s+(\d+)", out).group(1)
-        lat = re.search(r"Average Latency \(s\):\s+([\d.]+).*?max ([\d.]+)", out)
-        codes = re.search(r"Response codes:\s+(.*)", out).group(1)
-        print(f"dns_load: {args.seconds} s, {args.clients} dnsperf clients against {n1['host']}:8600 (3 nodes, web 3 ready)")
-        print(f"  {qps:.0f} answers/s, {completed} completed, {lost} lost; latency avg {float(lat.group(1)) * 1e3:.3f} ms, "
-              f"max {float(lat.group(2)) * 1e3:.3f} ms")
-        print(f"  response codes: {codes}")
-        print(f"  agent CPU over the run: {cpu:.2f} s -> {completed / max(cpu, 1e-9):.0f} answers per CPU-second")
+        f = dnsperf(n1["host"], 8600, queries, args.seconds, args.clients)
+        print(f"dns_load: {args.seconds} s, {args.clients} dnsperf clients; 3 nodes, web 3 ready")
+        report(f"meshos-agent {n1['host']}:8600", f, cpu_seconds(pid) - cpu0)
+        if subprocess.run(["which", "dnsmasq"], capture_output=True).returncode == 0:
+            with open(os.path.join(d, "cluster.json")) as fh:
+                dnsmasq_peer(root, name, json.load(fh)["nodes"], queries, args)
+        else:
+            print("dnsmasq: not installed (apt-get install dnsmasq-base), no reference run")
     finally:
         cl("down", check=False)
 
