@@ -168,6 +168,7 @@ Result<std::string> AgentCluster::submitTo(size_t host, const Bytes& bytes) {
 Result<std::string> AgentCluster::commit(std::vector<commits::Operation> ops, std::string note,
                                          std::optional<size_t> via) {
   Bytes bytes = buildCommit(std::move(ops), std::move(note));
+  last_commit_ms_ = nowMs();
   commits::SubmitResult r = adopt(bytes);
   if (r.outcome != commits::Outcome::kAccepted)
     return Status::invalid("commit " + std::to_string(r.seq) + " refused: " + std::string(commits::reasonName(r.reason)) +

@@ -162,6 +162,7 @@ class AgentCluster {
   struct Figures {
     uint64_t invariant_checks = 0, agent_starts = 0, failed_starts = 0, commits = 0, actions_ended = 0,
              chain_records_acked = 0;
+    uint64_t rollout_checks = 0;  // rollout checks that found a node replacing an instance
     std::map<std::string, uint64_t> faults;  // by kind
     std::string last_fault;
     int64_t last_fault_ms = 0;
@@ -179,7 +180,7 @@ class AgentCluster {
   Status checkExecutors() const;
   Status checkProcesses() const;
   // Rollouts: at most max_unavailable nodes replace an instance of a daemon at once.
-  Status checkRollouts() const;
+  Status checkRollouts();
   Status checkAckedSurvived(size_t i) const;
   std::vector<size_t> largestGroup() const;
   std::set<size_t> strandedNow() const;
@@ -204,6 +205,7 @@ class AgentCluster {
   std::set<std::string> active_faults_;
   std::string hostile_served_;  // a hostile request that was served: the invariant failure
   int64_t quiet_since_ms_ = 0;
+  int64_t last_commit_ms_ = -1'000'000;  // the admin's last commit: convergence waits for it to spread
   // (time, replicas each daemon is wanted at by the up nodes): the replica bound's window.
   std::deque<std::pair<int64_t, std::map<std::string, uint32_t>>> wanted_history_;
   Figures figures_;

@@ -13,6 +13,7 @@ namespace {
 // After this long with no fault active, every host up and nothing changed, the cluster
 // must have converged: one membership, one commit head.
 constexpr int64_t kQuiescenceMs = 60'000;
+constexpr int64_t kCommitSpreadMs = 5'000;
 // A node may take this long to act on what it learnt (a tick, a stop, a readiness check):
 // the replica bound uses the largest count wanted within it.
 constexpr int64_t kActWindowMs = 5'000;
@@ -200,13 +201,15 @@ Status AgentCluster::checkInvariants() {
   if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
     MESHOS_RETURN_IF_ERROR(checkRollouts());
   }
-  if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
+  // A commit made a moment ago has not reached every host yet (a few gossip rounds).
+  if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs &&
+      nowMs() - last_commit_ms_ >= kCommitSpreadMs) {
     MESHOS_RETURN_IF_ERROR(checkConverged().withContext("quiet for " + std::to_string(nowMs() - quiet_since_ms_) + " ms"));
   }
   return Status::ok();
 }
 
-Status AgentCluster::checkRollouts() const {
+Status AgentCluster::checkRollouts() {
   for (const auto& [name, d] : desired().daemons) {
     const uint64_t target = reconcile::specVersion(d.spec);
     std::vector<std::string> updating;
@@ -215,6 +218,7 @@ Status AgentCluster::checkRollouts() const {
       if (n == nullptr) continue;
       if (auto v = n->updatingTo(name); v && *v == target) updating.push_back(h->name());
     }
+    figures_.rollout_checks += !updating.empty();
     if (static_cast<int64_t>(updating.size()) > d.spec.update.max_unavailable) {
       return Status::internal("rollout of " + name + ": " + std::to_string(updating.size()) + " nodes replace it at once (" +
                               join(updating) + "), max_unavailable " + std::to_string(d.spec.update.max_unavailable));

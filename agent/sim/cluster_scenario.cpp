@@ -77,7 +77,8 @@ ScenarioResult runClusterScenario(const ScenarioOptions& o) {
     return r;
   };
   if (Status s = c.runFor(5'000); !s) return finish(s);
-  Workload work(c, c.forkRng(), WorkloadOptions{o.daemons, 25'000, o.duration_ms - o.quiet_end_ms});
+  Workload work(c, c.forkRng(),
+                WorkloadOptions{o.daemons, o.workload_period_ms, o.duration_ms - o.quiet_end_ms, o.versions_only});
   if (Status s = work.begin(); !s) return finish(s.withContext("first commit"));
   if (Status s = settle(c, kSettleMaxMs); !s) return finish(s.withContext("first settle"));
   FaultPlanOptions fo;

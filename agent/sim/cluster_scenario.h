@@ -24,6 +24,8 @@ struct ScenarioOptions {
   std::set<FaultKind> faults;
   size_t daemons = 6;
   int64_t quiet_end_ms = 120'000;  // the last part of the run has no fault: it must converge in it
+  int64_t workload_period_ms = 25'000;  // a commit about this often
+  bool versions_only = false;           // every commit a new version of a spec (rollouts)
   LinkProfile link;
 };
 

@@ -256,7 +256,7 @@ void Workload::change() {
   std::vector<std::string> names;
   for (const auto& [name, d] : daemons) names.push_back(name);
   std::vector<commits::Operation> ops;
-  const uint64_t pick = rng_.uniform(6);
+  const uint64_t pick = options_.versions_only ? 5 : rng_.uniform(6);
   if (names.empty() || pick == 0) {
     ops.emplace_back(commits::OpPutDaemon{simService("svc" + std::to_string(next_daemon_++), 1 + rng_.between(0, 2))});
   } else {

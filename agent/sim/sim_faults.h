@@ -72,6 +72,7 @@ struct WorkloadOptions {
   size_t daemons = 6;
   int64_t period_ms = 25'000;
   int64_t end_ms = 0;  // no change after
+  bool versions_only = false;  // every change a new version of a spec (rolling updates)
 };
 
 class Workload {

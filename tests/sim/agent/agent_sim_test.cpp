@@ -57,6 +57,26 @@ TEST_CASE("sim-agent: disk full, clock steps and crashes, seeds 1..200") {
   sweep("sim-agent: disk full, clock steps and crashes, seeds 1..200", "disk-full,clock,crash", 200);
 }
 
+TEST_CASE("sim-agent rollouts: a new version every 6 s, seeds 1..50") {
+  // No faults, so the rollout invariant (no more than max_unavailable agents replace an
+  // instance at once) is checked every 100 ms from the first minute on.
+  (void)setupLogging("off", "text");
+  uint64_t seen = 0;
+  for (uint64_t seed : simSeeds(50)) {
+    ScenarioOptions o = small(seed, "none");
+    o.duration_ms = 180'000;
+    o.quiet_end_ms = 30'000;
+    o.workload_period_ms = 6'000;
+    o.versions_only = true;
+    ScenarioResult r = runClusterScenario(o);
+    INFO("replay: " << replayCommand(seed, "sim-agent rollouts: a new version every 6 s, seeds 1..50"));
+    REQUIRE_MESSAGE(r.status.isOk(), r.status.message());
+    seen += r.figures.rollout_checks;
+  }
+  MESSAGE(seen << " checks found a rollout under way");
+  CHECK(seen > 0);
+}
+
 TEST_CASE("sim-agent: the same seed gives the same trace in one process") {
   (void)setupLogging("off", "text");
   for (uint64_t seed : simSeeds(3)) {
