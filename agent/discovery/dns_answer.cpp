@@ -77,6 +77,21 @@ ldns_rr* record(const ldns_rdf* owner, ldns_rr_type type, uint32_t ttl) {
 
 }  // namespace
 
+Bytes dnsQuery(const std::string& name, uint16_t rr_type, uint16_t id, uint16_t edns_size) {
+  ldns_pkt* q = ldns_pkt_query_new(ldns_dname_new_frm_str(name.c_str()), static_cast<ldns_rr_type>(rr_type),
+                                   LDNS_RR_CLASS_IN, LDNS_RD);
+  if (q == nullptr) return {};
+  ldns_pkt_set_id(q, id);
+  if (edns_size != 0) ldns_pkt_set_edns_udp_size(q, edns_size);
+  uint8_t* wire = nullptr;
+  size_t size = 0;
+  Bytes out;
+  if (ldns_pkt2wire(&wire, q, &size) == LDNS_STATUS_OK) out.assign(wire, wire + size);
+  std::free(wire);
+  ldns_pkt_free(q);
+  return out;
+}
+
 std::string_view rcodeName(uint8_t rcode) {
   switch (rcode) {
     case LDNS_RCODE_NOERROR: return "noerror";

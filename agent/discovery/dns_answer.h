@@ -46,6 +46,10 @@ struct DnsResult {
 
 std::string_view rcodeName(uint8_t rcode);  // "noerror", "formerr", "nxdomain", ...
 
+// A query packet as a resolver sends it (RD set; an OPT record when edns_size > 0), for
+// tests, benchmarks and fuzz seeds. rr_type: LDNS_RR_TYPE_* (1 A, 28 AAAA, 33 SRV, ...).
+Bytes dnsQuery(const std::string& name, uint16_t rr_type, uint16_t id = 1, uint16_t edns_size = 0);
+
 class DnsResponder {
  public:
   static constexpr size_t kMaxQueryBytes = 1232;  // larger is FORMERR

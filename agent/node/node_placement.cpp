@@ -20,12 +20,6 @@ bool holdsSlot(state::InstanceState s) {
   return s == S::kWaiting || s == S::kStarting || s == S::kRunning || s == S::kReady || s == S::kBackingOff;
 }
 
-std::string hostOf(const std::string& address) {
-  if (!address.empty() && address.front() == '[') return address.substr(1, address.find(']') - 1);
-  auto colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
-}
-
 }  // namespace
 
 void Node::onPeerState(const gossip::NodeStateUpdate& u) {
@@ -101,7 +95,7 @@ void Node::updateCoordinate() {
 std::map<std::string, std::string> Node::nodeVars() const {
   std::map<std::string, std::string> vars = {{"node.name", config_.node.name}, {"node.id", identity_.id}};
   std::string address = gossip_ ? gossip_->advertiseAddress() : config_.gossip.bind.toString();
-  vars["node.host"] = hostOf(address);
+  vars["node.host"] = discovery::hostOf(address);  // the address DNS gives for this node
   for (const auto& [k, v] : config_.node.labels) vars["node.label." + k] = v;
   return vars;
 }

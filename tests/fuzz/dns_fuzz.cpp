@@ -34,15 +34,7 @@ const discovery::DnsResponder& responder() {
 }
 
 Bytes query(const char* name, ldns_rr_type type, uint16_t edns) {
-  ldns_pkt* q = ldns_pkt_query_new(ldns_dname_new_frm_str(name), type, LDNS_RR_CLASS_IN, LDNS_RD);
-  if (edns != 0) ldns_pkt_set_edns_udp_size(q, edns);
-  uint8_t* wire = nullptr;
-  size_t size = 0;
-  ldns_pkt2wire(&wire, q, &size);
-  Bytes out(wire, wire + size);
-  std::free(wire);
-  ldns_pkt_free(q);
-  return out;
+  return discovery::dnsQuery(name, static_cast<uint16_t>(type), 1, edns);
 }
 
 }  // namespace

@@ -49,15 +49,8 @@ struct PktFree {
 using Pkt = std::unique_ptr<ldns_pkt, PktFree>;
 
 Bytes query(const std::string& name, ldns_rr_type type, uint16_t id = 1, uint16_t edns = 0) {
-  ldns_pkt* q = ldns_pkt_query_new(ldns_dname_new_frm_str(name.c_str()), type, LDNS_RR_CLASS_IN, LDNS_RD);
-  ldns_pkt_set_id(q, id);
-  if (edns != 0) ldns_pkt_set_edns_udp_size(q, edns);
-  uint8_t* wire = nullptr;
-  size_t size = 0;
-  REQUIRE(ldns_pkt2wire(&wire, q, &size) == LDNS_STATUS_OK);
-  Bytes out(wire, wire + size);
-  std::free(wire);
-  ldns_pkt_free(q);
+  Bytes out = dnsQuery(name, static_cast<uint16_t>(type), id, edns);
+  REQUIRE(!out.empty());
   return out;
 }
 

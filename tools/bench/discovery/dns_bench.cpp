@@ -21,16 +21,7 @@ using namespace meshos::discovery;
 
 namespace {
 
-Bytes query(const std::string& name, ldns_rr_type type) {
-  ldns_pkt* q = ldns_pkt_query_new(ldns_dname_new_frm_str(name.c_str()), type, LDNS_RR_CLASS_IN, LDNS_RD);
-  uint8_t* wire = nullptr;
-  size_t size = 0;
-  ldns_pkt2wire(&wire, q, &size);
-  Bytes out(wire, wire + size);
-  std::free(wire);
-  ldns_pkt_free(q);
-  return out;
-}
+Bytes query(const std::string& name, ldns_rr_type type) { return dnsQuery(name, static_cast<uint16_t>(type)); }
 
 }  // namespace
 
