@@ -39,7 +39,7 @@ Executor::Executor(Options options, Dispatcher& dispatcher)
 
 Admission Executor::offer(const state::Action& action, int64_t now_ms) {
   ++counters_.offered;
-  if (!gate_open_) {
+  if (!gate_open_ || held(action)) {
     ++counters_.gated;
     return Admission::kGated;
   }
@@ -56,6 +56,10 @@ Admission Executor::offer(const state::Action& action, int64_t now_ms) {
   queue_.push_back(std::move(e));
   ++counters_.admitted;
   return Admission::kAdmitted;
+}
+
+bool Executor::held(const state::Action& a) const {
+  return holding_changes_ && a.cause == state::ActionCause::kChange;
 }
 
 int64_t Executor::backoffMs(uint32_t attempts) const {
@@ -98,15 +102,21 @@ void Executor::poll(int64_t now_ms) {
       ++it;
     }
   }
-  while (!queue_.empty() && in_flight_.size() < options_.max_in_flight) {
-    Entry e = std::move(queue_.front());
-    queue_.pop_front();
+  for (auto it = queue_.begin(); it != queue_.end() && in_flight_.size() < options_.max_in_flight;) {
+    if (held(it->action)) {
+      ++it;
+      continue;
+    }
+    Entry e = std::move(*it);
+    it = queue_.erase(it);
     ++e.attempts;
     ActionId id = e.id;
     state::Action action = e.action;
     in_flight_.emplace(id, std::move(e));
     ++counters_.dispatched;
-    dispatcher_.dispatch(id, action);  // may call complete() before returning
+    // May call complete() before returning, and never touches the queue (offer() appends
+    // to it, which would invalidate `it`: dispatchers post new work to the loop instead).
+    dispatcher_.dispatch(id, action);
   }
 }
 
@@ -166,7 +176,7 @@ nlohmann::json Executor::toJson() const {
           {"gated", c.gated},               {"dispatched", c.dispatched},
           {"succeeded", c.succeeded},       {"failed", c.failed},
           {"deferred", c.deferred},         {"expired", c.expired},
-          {"abandoned", c.abandoned}};
+          {"abandoned", c.abandoned},       {"holding_changes", holding_changes_}};
 }
 
 }  // namespace meshos::executor

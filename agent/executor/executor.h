@@ -2,8 +2,8 @@
 //
 // offer() admits an action, or refuses it with a reason that is counted: the queue is full
 // (dropped: the next reconcile emits it again), an action for the same instance is already
-// queued, waiting to retry or in flight (duplicate), or the gate is closed (gated: during a
-// freeze or shutdown). poll(now) moves retries that fell due back into the queue, expires
+// queued, waiting to retry or in flight (duplicate), or the gate is closed (gated: during
+// shutdown every action, during a freeze the actions caused by a change; see ActionCause). poll(now) moves retries that fell due back into the queue, expires
 // actions whose deadline passed, and dispatches up to max_in_flight actions. The Dispatcher
 // reports each outcome through complete(): OK ends it (succeeded); a retryable error
 // (unavailable, overloaded, i/o, deadline) defers it to the retry heap with exponential
@@ -88,6 +88,10 @@ class Executor {
   // While closed, offer() refuses with kGated. Queued work stays.
   void setGate(bool open) { gate_open_ = open; }
   bool gateOpen() const { return gate_open_; }
+  // While set (a freeze), offer() refuses actions caused by a change with kGated, and those
+  // already queued or waiting to retry wait (until their deadline) instead of dispatching.
+  void holdChanges(bool hold) { holding_changes_ = hold; }
+  bool holdingChanges() const { return holding_changes_; }
   // Ends everything queued or waiting to retry as abandoned (shutdown); in-flight actions
   // still complete. Returns how many were abandoned.
   size_t abandonPending(int64_t now_ms);
@@ -116,7 +120,10 @@ class Executor {
 
   Options options_;
   Dispatcher& dispatcher_;
+  bool held(const state::Action& a) const;
+
   bool gate_open_ = true;
+  bool holding_changes_ = false;
   ActionId next_id_ = 1;
   std::deque<Entry> queue_;
   // Retry heap: (due time, id) → entry.

@@ -27,6 +27,7 @@ executor::Options executorOptions(const config::NodeConfig& c) {
 
 nlohmann::json outcomeJson(const executor::Outcome& o) {
   return {{"action", state::actionKindName(o.action.kind)},
+          {"cause", state::actionCauseName(o.action.cause)},
           {"daemon", o.action.daemon},
           {"instance", o.action.instance},
           {"generation", o.action.generation},
@@ -37,13 +38,22 @@ nlohmann::json outcomeJson(const executor::Outcome& o) {
 
 }  // namespace
 
-// Carries executor actions out on the supervisor: an apply hands it the desired set.
+// Carries executor actions out on the supervisor: an apply hands it the desired set; a
+// start or stop is one the supervisor asked for.
 class Node::RuntimeDispatcher final : public executor::Dispatcher {
  public:
   explicit RuntimeDispatcher(Node& node) : node_(node) {}
   void dispatch(executor::ActionId id, const state::Action& a) override {
-    Status s = node_.applyDesired();
-    if (s) state::fold(node_.state_, state::DesiredApplied{a.generation});
+    Status s;
+    if (a.kind == state::ActionKind::kApply) {
+      s = node_.applyDesired();
+      if (s) state::fold(node_.state_, state::DesiredApplied{a.generation});
+    } else if (node_.supervisor_) {
+      s = node_.supervisor_->perform(a);
+      node_.instances_dirty_ = true;
+    } else {
+      s = Status::unavailable("the runtime is not running");
+    }
     node_.executor_->complete(id, s, node_.nowMs());
   }
 
@@ -84,7 +94,7 @@ Node::Node(NodeServices services, config::NodeConfig config, NodeIdentity identi
 
 Node::~Node() {
   *self_ = nullptr;
-  for (TimerId t : {tick_timer_, stage_timer_, commit_sync_timer_}) {
+  for (TimerId t : {tick_timer_, stage_timer_, commit_sync_timer_, actions_timer_}) {
     if (t != 0) env_.timers.cancel(t);
   }
   if (inventory_) inventory_->stop();
@@ -106,6 +116,7 @@ Status Node::startServices() {
   if (Status fence = store_->writeFence(); !fence) noteStorageFailure(fence, "opening the chains database");
   MESHOS_RETURN_IF_ERROR(openCommits());
   MESHOS_RETURN_IF_ERROR(openRuntime());
+  loadRollouts();
   MESHOS_RETURN_IF_ERROR(openGossip());
   openCommitSync();
   updateRunSet();  // ${node.host} is known now
@@ -210,6 +221,9 @@ Status Node::openRuntime() {
   };
   supervisor_ = std::make_unique<runtime::Supervisor>(env_.clock, env_.timers, env_.rng, services_.runtime,
                                                       services_.instances, cb);
+  // Its starts and stops go through the executor; run them on the next loop turn, not a tick
+  // later (a callback must not call back into the supervisor).
+  supervisor_->routeActions([this] { scheduleActions(); });
   MESHOS_RETURN_IF_ERROR(supervisor_->recover().withContext("re-adopting daemons"));
   config_specs_ = std::move(*local);
   updateRunSet();
@@ -219,7 +233,9 @@ Status Node::openRuntime() {
 
 Status Node::applyDesired() {
   if (!supervisor_) return Status::unavailable("the runtime is not running");
-  Status s = supervisor_->apply(run_specs_);
+  // Until the view has settled, what the previous agent left and this set does not name
+  // waits: a restarted agent that has heard no peer yet places from a view of itself alone.
+  Status s = supervisor_->apply(run_specs_, viewSettled(nowMs()));
   instances_dirty_ = true;
   refreshInstances();
   return s;
@@ -404,10 +420,29 @@ void Node::tick() {
   planPlacement();
   adoptLeftovers(now);
   publishNodeState();
-  for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
-  executor_->poll(now);
+  runActions(now);
   refreshInstances();
   snapshot_stale_ = true;
+}
+
+void Node::runActions(int64_t now) {
+  // A freeze holds changes at the executor; what keeps the running set and operators pass.
+  executor_->holdChanges(plan_.frozen);
+  for (const auto& action : reconcile::reconcile(state_)) executor_->offer(action, now);
+  if (supervisor_) {
+    for (const auto& action : supervisor_->pendingActions()) executor_->offer(action, now);
+  }
+  executor_->poll(now);
+}
+
+void Node::scheduleActions() {
+  if (actions_timer_ != 0 || stopping_) return;
+  actions_timer_ = env_.timers.after(0, [this] {
+    actions_timer_ = 0;
+    runActions(nowMs());
+    refreshInstances();
+    snapshot_stale_ = true;
+  });
 }
 
 std::shared_ptr<const state::Snapshot> Node::snapshot() {
@@ -423,12 +458,21 @@ const state::Snapshot& Node::currentSnapshot() {
 // After a restart the instances a previous agent left wait in the supervisor until an apply
 // adopts them (still wanted, same spec) or stops them. An apply comes with the first change
 // of the run set; when the set does not change (a daemon moved away while the agent was
-// down), it is asked for once placement has an agreed view, or after kAdoptionWaitMs.
+// down), it is asked for once placement's view has settled, or after kAdoptionWaitMs. An
+// apply before then adopts what it names and leaves the rest waiting (the simulator found an
+// agent that restarted and, knowing only itself, stopped the instance its peers counted on).
 void Node::adoptLeftovers(int64_t now) {
   if (!supervisor_ || supervisor_->awaitingAdoption() == 0) return;
   if (state_.desired_set_generation != state_.applied_set_generation) return;  // an apply is coming
-  if (!plan_.agreed && now - state_.started_ms < kAdoptionWaitMs) return;
+  if (!viewSettled(now)) return;
   state::fold(state_, state::DesiredReapply{"instances left by the previous agent"});
+}
+
+// Placement has a view worth acting on: a majority agrees with it and it knows a member
+// besides itself (a node alone agrees with itself). Or the agent has waited long enough (a
+// cluster of one waits that long before it stops leftovers nobody wants).
+bool Node::viewSettled(int64_t now) const {
+  return (plan_.agreed && state_.members.size() > 1) || now - state_.started_ms >= kAdoptionWaitMs;
 }
 
 nlohmann::json Node::gossipJson() const {

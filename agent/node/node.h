@@ -37,6 +37,7 @@
 #include "agent/reconcile/local_plan.h"
 #include "agent/reconcile/local_rebalancer.h"
 #include "agent/reconcile/rollout.h"
+#include "agent/reconcile/rollout_record.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
@@ -215,6 +216,9 @@ class Node {
   class RuntimeDispatcher;
   int64_t nowMs() const { return env_.clock.monotonicMs(); }
   void scheduleTick();
+  // Offers what reconcile and the supervisor ask for to the executor, and runs it.
+  void runActions(int64_t now);
+  void scheduleActions();
   void publish();
   const state::Snapshot& currentSnapshot();
   nlohmann::json gossipJson() const;
@@ -296,6 +300,12 @@ class Node {
   static spec::DaemonSpec withReplicas(spec::DaemonSpec s, int64_t replicas);
   void checkProgress(const std::string& daemon, const spec::DaemonSpec& commit_spec, RolloutRun& run);
   bool rollbackDue(const std::string& daemon, const spec::DaemonSpec& commit_spec, RolloutRun& run);
+  void loadRollouts();
+  // An instance of the daemon is here: managed, or left by the previous agent to adopt.
+  bool runsHere(const std::string& daemon) const;
+  bool viewSettled(int64_t now) const;
+  void saveRollout(const std::string& daemon, const RolloutRun& run);
+  void forgetRollout(const std::string& daemon);
   // discovery (node_discovery.cpp)
   void refreshEndpoints();
   void noteReadySince(state::NodeReport& report);
@@ -375,6 +385,7 @@ class Node {
   discovery::DnsResponder dns_;
   std::map<std::string, int64_t> ready_since_ms_;
   std::map<std::string, RolloutRun> rollouts_;  // by daemon: placed here
+  std::map<std::string, reconcile::RolloutRecord> rollout_saved_;  // by daemon: the record last stored
   bool rollout_pending_ = false;  // a rollout waits on time (min ready, progress deadline)  // placed daemon -> wall ms its ready count left 0  // the inputs of plan_, unless a deadline is running
   uint64_t bad_node_states_ = 0;
   std::map<std::string, int64_t> report_seen_ms_;  // when each peer's node state last arrived
@@ -396,6 +407,7 @@ class Node {
   state::LoopLagMeter lag_;
   int64_t next_tick_due_ns_ = 0;
   TimerId tick_timer_ = 0;
+  TimerId actions_timer_ = 0;  // runs the supervisor's asked starts and stops (scheduleActions)
   bool started_ = false;
   bool stopping_ = false;
   bool finished_ = false;

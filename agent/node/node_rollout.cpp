@@ -10,8 +10,55 @@
 #include <set>
 
 #include "agent/node/node.h"
+#include "agent/reconcile/rollout_record.h"
 
 namespace meshos::node {
+
+// What the previous agent ran of each daemon mid-rollout: kept, so a restart neither jumps
+// the turn order nor forgets what to roll back to. A record that does not decode is said
+// and skipped (the daemon then starts from the commit's spec, as a fresh node would).
+void Node::loadRollouts() {
+  std::vector<std::pair<std::string, std::string>> found;
+  Status s = store_->scanState(reconcile::kRolloutKeyPrefix, [&](std::string_view key, std::string_view value) {
+    found.emplace_back(std::string(key.substr(reconcile::kRolloutKeyPrefix.size())), std::string(value));
+    return true;
+  });
+  if (!s) spdlog::warn("rollouts: cannot read what this node ran before: {}", s.toString());
+  for (const auto& [daemon, value] : found) {
+    auto r = reconcile::decodeRolloutRecord(value);
+    if (!r) {
+      spdlog::warn("rollouts: the record of {} does not decode ({}); it starts from the commit's spec", daemon,
+                   r.status().toString());
+      continue;
+    }
+    RolloutRun run;
+    run.version = r->version;
+    run.spec = std::move(r->spec);
+    run.previous = std::move(r->previous);
+    run.previous_version = r->previous_version;
+    run.failed_version = r->failed_version;
+    rollout_saved_[daemon] = *r;
+    rollouts_[daemon] = std::move(run);
+  }
+}
+
+void Node::saveRollout(const std::string& daemon, const RolloutRun& run) {
+  reconcile::RolloutRecord record{run.version, run.spec, run.previous, run.previous_version, run.failed_version};
+  // Unchanged since stored: no synced write (this runs at every replan).
+  if (auto it = rollout_saved_.find(daemon); it != rollout_saved_.end() && it->second == record) return;
+  Status s = store_->putState(std::string(reconcile::kRolloutKeyPrefix) + daemon, reconcile::encodeRolloutRecord(record));
+  if (!s) {
+    noteStorageFailure(s, "storing a rollout step");
+    return;  // tried again at the next replan; until then a restart starts from the commit's spec
+  }
+  rollout_saved_[daemon] = std::move(record);
+}
+
+void Node::forgetRollout(const std::string& daemon) {
+  rollout_saved_.erase(daemon);
+  Status s = store_->deleteState(std::string(reconcile::kRolloutKeyPrefix) + daemon);
+  if (!s) noteStorageFailure(s, "forgetting a rollout");
+}
 
 reconcile::RolloutInputs Node::rolloutInputs(const std::string& daemon, const spec::DaemonSpec& commit_spec) const {
   reconcile::RolloutInputs in;
@@ -58,18 +105,22 @@ std::vector<spec::DaemonSpec> Node::gateRollouts(std::vector<spec::DaemonSpec> p
     const uint64_t target = reconcile::specVersion(commit_spec);
     auto [it, fresh] = rollouts_.try_emplace(s.name);
     RolloutRun& run = it->second;
-    if (fresh) {  // first instance here: nothing to replace
+    if (fresh || !runsHere(s.name)) {  // nothing runs here (yet): nothing to replace
+      run = RolloutRun{};
       run.version = target;
       run.spec = s;
+      saveRollout(s.name, run);
       continue;
     }
     if (run.version == target) {
       if (rollbackDue(s.name, commit_spec, run)) {
+        saveRollout(s.name, run);
         s = withReplicas(run.spec, s.replicas);
         continue;
       }
       run.spec = s;
       checkProgress(s.name, commit_spec, run);
+      saveRollout(s.name, run);
       continue;
     }
     const auto in = rolloutInputs(s.name, commit_spec);
@@ -93,12 +144,26 @@ std::vector<spec::DaemonSpec> Node::gateRollouts(std::vector<spec::DaemonSpec> p
     for (const auto& [id, inst] : state_.instances) {
       if (inst.daemon == s.name && inst.pid > 0) run.old_pids.insert(inst.pid);
     }
+    saveRollout(s.name, run);
     rollout_pending_ = true;
   }
   for (auto it = rollouts_.begin(); it != rollouts_.end();) {
-    it = here.count(it->first) ? std::next(it) : rollouts_.erase(it);
+    // Kept while an instance runs here, placed or not: an agent that just restarted places
+    // nothing until it has heard its peers, and its adopted instance still runs this spec.
+    if (here.count(it->first) || runsHere(it->first)) {
+      ++it;
+      continue;
+    }
+    forgetRollout(it->first);
+    it = rollouts_.erase(it);
   }
   return placed;
+}
+
+bool Node::runsHere(const std::string& daemon) const {
+  for (const auto& [id, inst] : state_.instances)
+    if (inst.daemon == daemon) return true;
+  return supervisor_ && supervisor_->awaitingAdoption(daemon);
 }
 
 spec::DaemonSpec Node::withReplicas(spec::DaemonSpec s, int64_t replicas) {

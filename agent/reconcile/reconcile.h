@@ -8,7 +8,9 @@
 // restart policy, backoff, dependencies and health checks. So the node-level difference is
 // one thing: the desired set this node should run (local daemons now; assigned daemons once
 // placement lands) has a newer generation than the one the supervisor accepted → one
-// `apply` action carrying that generation. While the node shuts down it asks for nothing.
+// `apply` action carrying that generation (caused by a change, except the first set since
+// the agent started, which restores what ran). While the node shuts down it asks for nothing.
+// The instance starts and stops that follow are the supervisor's to ask for.
 #pragma once
 
 #include <vector>

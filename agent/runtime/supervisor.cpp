@@ -134,7 +134,7 @@ Status Supervisor::recover() {
   return Status::ok();
 }
 
-Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
+Status Supervisor::apply(std::vector<spec::DaemonSpec> desired, bool settle_leftovers) {
   MESHOS_RETURN_IF_ERROR(spec::validateSet(desired));
   // Check every new or changed spec can run here before changing anything.
   for (const auto& s : desired) {
@@ -146,6 +146,9 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
     if (!c) return c;
   }
   applying_ = true;
+  apply_cause_ = applied_once_ ? state::ActionCause::kChange : state::ActionCause::kPolicy;
+  applied_once_ = true;
+  const state::ActionCause cause = apply_cause_;
   std::set<std::string> names;
   for (const auto& s : desired) names.insert(s.name);
   // Removed daemons stop, dependents first.
@@ -191,12 +194,12 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
         const int idx = std::atoi(id.substr(id.find('#') + 1).c_str());
         if (idx >= s.replicas) {
           inst->removing = true;
-          stopInstance(*inst, "scaled down");
+          stopInstance(*inst, "scaled down", cause);
         } else if (!replicas_only) {
           inst->pending_spec = s;
           if (inst->has_process()) {
             inst->restart_after_stop = true;
-            stopInstance(*inst, "spec changed");
+            stopInstance(*inst, "spec changed", cause);
           } else {
             cancelTimer(*inst);
             resetProbes(*inst);
@@ -205,13 +208,13 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
             inst->pending_spec.reset();
             (void)runtime_.create(inst->id, s);
             inst->held = false;
-            beginWaiting(*inst);
+            beginWaiting(*inst, cause);
           }
         }
       }
       for (int64_t i = 0; i < s.replicas; ++i) {
         const std::string id = s.name + "#" + std::to_string(i);
-        if (d->instances.count(id) == 0) addInstance(*d, id, nullptr);
+        if (d->instances.count(id) == 0) addInstance(*d, id, nullptr, cause);
       }
     } else {
       if (s.kind == spec::DaemonKind::kCron) {
@@ -226,14 +229,14 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired) {
     }
   }
   // Whatever a previous agent left that nobody wants now: stop it.
-  for (const auto& [id, rec] : recovered_) {
+  for (const auto& [id, rec] : settle_leftovers ? recovered_ : std::map<std::string, InstanceRecord>{}) {
     runtime_.stopRecorded(rec);
     (void)store_.erase(id);
     failure(rec.daemon, "adoption",
             "instance " + id + " (pid " + std::to_string(rec.pid) +
                 ") left by the previous agent is not desired (or changed kind); stopped");
   }
-  recovered_.clear();
+  if (settle_leftovers) recovered_.clear();
   applying_ = false;
   finishStopOrdered();
   evaluateWaiting();
@@ -248,7 +251,9 @@ void Supervisor::addDaemon(const spec::DaemonSpec& s) {
   daemons_[s.name] = std::move(d);
   switch (s.kind) {
     case spec::DaemonKind::kService:
-      for (int64_t i = 0; i < s.replicas; ++i) addInstance(ref, s.name + "#" + std::to_string(i), nullptr);
+      for (int64_t i = 0; i < s.replicas; ++i) {
+        addInstance(ref, s.name + "#" + std::to_string(i), nullptr, apply_cause_);
+      }
       break;
     case spec::DaemonKind::kJob:
       // An execution the previous agent left is this apply's: no second one.
@@ -263,7 +268,7 @@ void Supervisor::addDaemon(const spec::DaemonSpec& s) {
   }
 }
 
-void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec) {
+void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec, state::ActionCause cause) {
   auto inst = std::make_unique<Instance>();
   inst->id = id;
   inst->daemon = d.spec.name;
@@ -288,7 +293,7 @@ void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec) 
       transition(ref, InstanceState::kRunning, "re-adopted pid " + std::to_string(r.pid));
       if (r.spec_hash != d.hash) {
         ref.restart_after_stop = true;
-        stopInstance(ref, "spec changed while the agent was down");
+        stopInstance(ref, "spec changed while the agent was down", cause);
         return;
       }
       startProbes(ref);
@@ -315,7 +320,7 @@ void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec) 
     transition(ref, InstanceState::kFailed, c.message());
     return;
   }
-  beginWaiting(ref);
+  beginWaiting(ref, cause);
 }
 
 bool Supervisor::adoptExecutions(Daemon& d) {
@@ -395,15 +400,22 @@ Result<std::string> Supervisor::newExecution(Daemon& d, const std::string& trigg
   e.trigger = trigger;
   e.created_wall_ms = clock_.wallMs();
   d.executions.push_back(e);
-  addInstance(d, e.id, &d.executions.back());
+  // A manual trigger is an operator's; an apply's, the apply's; a cron fire keeps the
+  // schedule that runs (policy).
+  const state::ActionCause cause = trigger == "manual" ? state::ActionCause::kOperator
+                                   : trigger == "apply" ? apply_cause_
+                                                        : state::ActionCause::kPolicy;
+  addInstance(d, e.id, &d.executions.back(), cause);
   return e.id;
 }
 
 // ---------------------------------------------------------------------------------------
 // Waiting for dependencies, launching.
 
-void Supervisor::beginWaiting(Instance& inst) {
+void Supervisor::beginWaiting(Instance& inst, state::ActionCause cause) {
   cancelTimer(inst);
+  inst.cause = cause;
+  asked_.erase(inst.id);  // a new wait: asked for again when its dependencies allow
   inst.waiting_since_ms = clock_.monotonicMs();
   inst.ignored_deps.clear();
   transition(inst, InstanceState::kWaiting,
@@ -450,7 +462,10 @@ void Supervisor::evaluateWaiting() {
     std::vector<std::string> ids;
     for (auto& [n, d] : daemons_) {
       for (auto& [id, inst] : d->instances) {
-        if (inst->state == InstanceState::kWaiting && !inst->held && !inst->removing) ids.push_back(id);
+        // One whose start is already asked for waits for the executor, not for a new pass.
+        if (inst->state == InstanceState::kWaiting && !inst->held && !inst->removing && asked_.count(id) == 0) {
+          ids.push_back(id);
+        }
       }
     }
     const int64_t now = clock_.monotonicMs();
@@ -508,6 +523,14 @@ void Supervisor::evaluateWaiting() {
 }
 
 void Supervisor::launch(Instance& inst) {
+  if (routed_) {
+    ask(inst, state::ActionKind::kStart, inst.reason);
+  } else {
+    launchNow(inst);
+  }
+}
+
+void Supervisor::launchNow(Instance& inst) {
   // Every process gets fresh probes, built from the spec it runs: a changed spec brings its
   // own checks, and a restarted process does not inherit the previous one's status.
   resetProbes(inst);

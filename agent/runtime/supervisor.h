@@ -14,6 +14,11 @@
 // InstanceStore); call it once before the first apply(): an adopted instance whose spec is
 // unchanged keeps running with the same pid.
 //
+// By default the supervisor starts and stops processes itself, at once. After
+// routeActions() it only asks: each start and stop becomes a state::Action (with why: a
+// change, its policy, an operator) that the node's bounded executor admits, defers or gates
+// (a freeze holds changes), and perform() carries out. Its decisions stay its own.
+//
 // Owned by the node; loop thread only. Callbacks run on the loop thread. Transitions caused
 // directly by a call (apply, an operator operation) are reported before that call returns,
 // so a callback must not call back into the Supervisor: record, or post to the loop.
@@ -34,6 +39,7 @@
 #include "agent/runtime/runtime.h"
 #include "agent/runtime/supervisor_core.h"
 #include "agent/spec/cron.h"
+#include "agent/state/action.h"
 #include "probes/health_probe.h"
 
 namespace meshos::runtime {
@@ -118,8 +124,10 @@ class Supervisor {
   // Loads what a previous agent left running; apply() adopts those of unchanged specs.
   Status recover();
   // The desired set. Invalid specs, a missing binary, a dependency cycle → error, nothing
-  // changes. Otherwise starts new daemons, stops removed ones, restarts changed ones.
-  Status apply(std::vector<spec::DaemonSpec> desired);
+  // changes. Otherwise starts new daemons, stops removed ones, restarts changed ones, and
+  // stops what the previous agent left that the set does not name — unless
+  // settle_leftovers is false (the caller's view is not settled yet): those keep waiting.
+  Status apply(std::vector<spec::DaemonSpec> desired, bool settle_leftovers = true);
 
   // Operator operations; `target` is a daemon name (all its instances) or an instance.
   Status restart(const std::string& target);
@@ -139,8 +147,19 @@ class Supervisor {
   Result<std::string> trigger(const std::string& daemon);
   Status setCronEnabled(const std::string& daemon, bool enabled);
 
-  // Stops everything, dependents first; `done` runs when all have stopped.
+  // Stops everything, dependents first; `done` runs when all have stopped. Stops at once,
+  // routed or not: the executor's gate is closed while the agent shuts down.
   void stopAll(std::function<void()> done);
+
+  // From now on, starts and stops are asked for, not done; `on_pending` runs (inside a
+  // Supervisor call: post to the loop, do not call back) whenever something new is asked.
+  void routeActions(std::function<void()> on_pending);
+  // What is asked for and not yet carried out, one action per instance, oldest first.
+  // Level-triggered: an action the executor refused is still here at the next call.
+  std::vector<state::Action> pendingActions() const;
+  // Carries out an action from pendingActions(). One no longer wanted (superseded, its
+  // instance gone or in another state) does nothing and succeeds.
+  Status perform(const state::Action& action);
 
   std::vector<InstanceSnapshot> snapshot() const;
   // {"daemons": [...], "executions": [...], "cron": [...]}; with_stats adds /proc figures.
@@ -150,6 +169,11 @@ class Supervisor {
   const std::vector<std::string>& recoveredInstances() const { return adopted_; }
   // Records a previous agent left that no apply has adopted or stopped yet.
   size_t awaitingAdoption() const { return recovered_.size(); }
+  bool awaitingAdoption(const std::string& daemon) const {
+    for (const auto& [id, rec] : recovered_)
+      if (rec.daemon == daemon) return true;
+    return false;
+  }
 
  private:
   struct Instance;
@@ -166,15 +190,20 @@ class Supervisor {
   void failure(const std::string& daemon, const std::string& kind, const std::string& message);
 
   void addDaemon(const spec::DaemonSpec& spec);
-  void addInstance(Daemon& d, const std::string& id, Execution* exec);
+  void addInstance(Daemon& d, const std::string& id, Execution* exec, state::ActionCause cause);
   // Job / cron: takes over the executions a previous agent left (running, or ended with a
   // recorded exit code, or lost). True when there was one.
   bool adoptExecutions(Daemon& d);
   void removeDaemonWhenStopped(const std::string& name);
-  void beginWaiting(Instance& inst);
+  void beginWaiting(Instance& inst, state::ActionCause cause);
   void evaluateWaiting();
   bool dependencySatisfied(const spec::Dependency& dep) const;
+  // Starts the process (asks for it, when routed; the cause is the instance's).
   void launch(Instance& inst);
+  void launchNow(Instance& inst);
+  // Sends the stop (grace, then kill) to a process the instance already shows as stopping.
+  void stopProcess(Instance& inst);
+  void ask(Instance& inst, state::ActionKind kind, const std::string& reason);
   void onProcessExit(const std::string& instance, const ExitInfo& info);
   void afterExit(Instance& inst, const ExitInfo& info);
   void relaunchAfter(Instance& inst, int64_t delay_ms);
@@ -185,7 +214,7 @@ class Supervisor {
   void resetProbes(Instance& inst);  // stops and drops them (launch builds new ones)
   void killForHealth(Instance& inst, const std::string& why);
   void cancelTimer(Instance& inst);
-  void stopInstance(Instance& inst, const std::string& reason);
+  void stopInstance(Instance& inst, const std::string& reason, state::ActionCause cause);
   void finishStopOrdered();
   Result<std::string> newExecution(Daemon& d, const std::string& trigger);
   void armCron(Daemon& d);
@@ -209,6 +238,16 @@ class Supervisor {
   std::vector<std::function<void()>> stop_all_waiters_;
   bool stop_all_ = false;
   bool applying_ = false;  // apply() evaluates waiting instances once, at its end
+  bool applied_once_ = false;  // the first apply restores what ran: policy, not a change
+  state::ActionCause apply_cause_ = state::ActionCause::kChange;
+  struct Asked {
+    state::Action action;
+    uint64_t order = 0;
+  };
+  bool routed_ = false;
+  std::function<void()> on_pending_;
+  std::map<std::string, Asked> asked_;  // by instance
+  uint64_t next_ask_ = 1;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -93,8 +93,9 @@ void Supervisor::killForHealth(Instance& inst, const std::string& why) {
   failure(inst, "health", why);
   stopProbes(inst);
   inst.forced_failure = true;
+  inst.cause = state::ActionCause::kPolicy;
   transition(inst, InstanceState::kStopping, why);
-  (void)runtime_.stop(inst.id);
+  stopProcess(inst);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
   } else if (inst->restart_after_stop) {
     inst->restart_after_stop = false;
     transition(*inst, InstanceState::kStopped, "stopped for restart (" + info.detail + ")");
-    beginWaiting(*inst);
+    beginWaiting(*inst, inst->cause);  // the restart's cause: a change, or an operator
   } else if (inst->held) {
     transition(*inst, inst->held_state, inst->reason);
   } else {
@@ -144,6 +145,7 @@ void Supervisor::relaunchAfter(Instance& inst, int64_t delay_ms) {
     i->timer = 0;
     if (i->state != InstanceState::kBackingOff && i->state != InstanceState::kQuarantined) return;
     i->backoff_ms = 0;
+    i->cause = state::ActionCause::kPolicy;
     launch(*i);
   };
   if (delay_ms <= 0) {
@@ -219,6 +221,7 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
       Instance* i = findInstance(id);
       if (i == nullptr || i->state != InstanceState::kBackingOff) return;
       i->timer = 0;
+      i->cause = state::ActionCause::kPolicy;
       launch(*i);
     });
     return;
@@ -235,12 +238,14 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
 // ---------------------------------------------------------------------------------------
 // Stopping.
 
-void Supervisor::stopInstance(Instance& inst, const std::string& reason) {
+void Supervisor::stopInstance(Instance& inst, const std::string& reason, state::ActionCause cause) {
   cancelTimer(inst);
   stopProbes(inst);
+  inst.cause = cause;
+  asked_.erase(inst.id);  // a start asked for and not yet carried out is no longer wanted
   if (inst.has_process()) {
     transition(inst, InstanceState::kStopping, reason);
-    (void)runtime_.stop(inst.id);
+    stopProcess(inst);
     return;
   }
   if (Daemon* d = findDaemon(inst.daemon)) {
@@ -299,7 +304,7 @@ void Supervisor::finishStopOrdered() {
           Instance& inst = *f->second;
           if (!inst.removing) {
             inst.removing = true;
-            if (inst.state != InstanceState::kStopping) stopInstance(inst, "removed");
+            if (inst.state != InstanceState::kStopping) stopInstance(inst, "removed", state::ActionCause::kChange);
           }
         }
         for (auto f = d->instances.begin(); f != d->instances.end();) {
@@ -333,6 +338,16 @@ void Supervisor::finishStopOrdered() {
 void Supervisor::stopAll(std::function<void()> done) {
   stop_all_ = true;
   if (done) stop_all_waiters_.push_back(std::move(done));
+  // What was asked and not yet carried out: stops are sent now (the executor is closed
+  // while the agent stops), starts are no longer wanted.
+  auto asked = std::move(asked_);
+  asked_.clear();
+  for (const auto& [id, a] : asked) {
+    Instance* inst = findInstance(id);
+    if (a.action.kind == state::ActionKind::kStop && inst != nullptr && inst->state == InstanceState::kStopping) {
+      (void)runtime_.stop(id);
+    }
+  }
   for (auto& [n, d] : daemons_) {
     d->removing = true;
     if (d->cron_timer != 0) timers_.cancel(d->cron_timer);

@@ -159,10 +159,10 @@ Status Supervisor::restart(const std::string& target) {
     inst->tracker.gate.reset();
     if (inst->has_process()) {
       inst->restart_after_stop = true;
-      stopInstance(*inst, "restart requested");
+      stopInstance(*inst, "restart requested", state::ActionCause::kOperator);
     } else {
       cancelTimer(*inst);
-      beginWaiting(*inst);
+      beginWaiting(*inst, state::ActionCause::kOperator);
     }
   }
   return Status::ok();
@@ -205,7 +205,7 @@ Status Supervisor::quarantine(const std::string& target) {
   for (Instance* inst : list) {
     inst->held = true;
     inst->held_state = InstanceState::kQuarantined;
-    stopInstance(*inst, "quarantined by operator");
+    stopInstance(*inst, "quarantined by operator", state::ActionCause::kOperator);
   }
   return Status::ok();
 }
@@ -216,7 +216,7 @@ Status Supervisor::stop(const std::string& target) {
   for (Instance* inst : list) {
     inst->held = true;
     inst->held_state = InstanceState::kStopped;
-    stopInstance(*inst, "stopped by operator");
+    stopInstance(*inst, "stopped by operator", state::ActionCause::kOperator);
   }
   return Status::ok();
 }
@@ -229,7 +229,7 @@ Status Supervisor::start(const std::string& target) {
     if (inst->has_process()) continue;
     inst->tracker.attempt = 0;
     inst->tracker.gate.reset();
-    beginWaiting(*inst);
+    beginWaiting(*inst, state::ActionCause::kOperator);
   }
   return Status::ok();
 }

@@ -31,6 +31,8 @@ struct Supervisor::Instance {
   bool held = false;
   InstanceState held_state = InstanceState::kStopped;
   bool removing = false;
+  // Why its next start or stop happens (a freeze holds changes, not policy or operators).
+  state::ActionCause cause = state::ActionCause::kChange;
   std::optional<spec::DaemonSpec> pending_spec;
   std::unique_ptr<probes::HealthProbe> startup, liveness, readiness;
   int64_t backoff_ms = 0;

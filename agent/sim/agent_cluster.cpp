@@ -85,7 +85,17 @@ SimHost& AgentCluster::addHost(HostSetup setup) {
     acked_[host][chain] = {seq, hash};
     ++figures_.chain_records_acked;
   };
-  o.on_action_outcome = [this](size_t, const executor::Outcome&) { ++figures_.actions_ended; };
+  o.on_action_outcome = [this](size_t host, const executor::Outcome& out) {
+    ++figures_.actions_ended;
+    // A freeze holds changes: one carried out on a node that knows the cluster is frozen is
+    // an invariant failure at the next check (reported through the same slot).
+    const node::Node* n = hosts_[host]->node();
+    if (out.disposition == executor::Disposition::kSucceeded && out.action.cause == state::ActionCause::kChange &&
+        n != nullptr && n->plan().frozen && violation_.empty()) {
+      violation_ = hosts_[host]->name() + " carried out a change while frozen: " +
+                        std::string(state::actionKindName(out.action.kind)) + " " + out.action.instance;
+    }
+  };
   hosts_.back()->setObserver(std::move(o));
   return *hosts_.back();
 }
@@ -192,12 +202,14 @@ Result<std::string> AgentCluster::deliverCommits(std::optional<size_t> via) {
     bool taken = false;
     for (size_t host : order) {
       auto r = submitTo(host, undelivered_.front());
-      if (r) {
+      // "pending": that node is behind and holds it in memory only until its parent arrives
+      // (a crash meanwhile loses it), so a careful admin tries a node that is current.
+      if (r && *r != "pending") {
         outcome = *r;
         taken = true;
         break;
       }
-      refused = r.status();
+      refused = r ? Status::unavailable("every up host is behind (pending)") : r.status();
     }
     if (!taken) return refused;  // kept: submitted again at the next check
     undelivered_.pop_front();
@@ -322,8 +334,8 @@ void AgentCluster::hostileCall(size_t i, uint64_t pick) {
       },
       root_without_reason ? "" : "simulation: a stranger asks", root_without_reason ? nullptr : &stranger);
   if (reply->answered() && !reply->get().isOk() && reply->get().status().code() == Code::kPermissionDenied) return;
-  if (hostile_served_.empty()) {
-    hostile_served_ = hosts_[i]->name() + " served " + what[kind] +
+  if (violation_.empty()) {
+    violation_ = hosts_[i]->name() + " served " + what[kind] +
                       (root_without_reason ? " without a reason" : " to uid 1000") + ": " +
                       (reply->answered() ? reply->get().status().toString() : "not refused at once");
   }

@@ -163,6 +163,7 @@ class AgentCluster {
     uint64_t invariant_checks = 0, agent_starts = 0, failed_starts = 0, commits = 0, actions_ended = 0,
              chain_records_acked = 0;
     uint64_t rollout_checks = 0;  // rollout checks that found a node replacing an instance
+    uint64_t rollout_down_seen = 0;  // checks that found instances down for a replacement (ground truth)
     std::map<std::string, uint64_t> faults;  // by kind
     std::string last_fault;
     int64_t last_fault_ms = 0;
@@ -181,6 +182,8 @@ class AgentCluster {
   Status checkProcesses() const;
   // Rollouts: at most max_unavailable nodes replace an instance of a daemon at once.
   Status checkRollouts();
+  // The same from ground truth, on the hosts in good standing, at every check.
+  Status checkRolloutReady();
   Status checkAckedSurvived(size_t i) const;
   std::vector<size_t> largestGroup() const;
   std::set<size_t> strandedNow() const;
@@ -203,7 +206,9 @@ class AgentCluster {
   mutable std::vector<int64_t> last_stranded_ms_;  // when each host was last stranded
   std::vector<bool> start_pending_;
   std::set<std::string> active_faults_;
-  std::string hostile_served_;  // a hostile request that was served: the invariant failure
+  // A hostile request that was served, or a change carried out while frozen: the invariant
+  // failure at the next check.
+  std::string violation_;
   int64_t quiet_since_ms_ = 0;
   int64_t last_commit_ms_ = -1'000'000;  // the admin's last commit: convergence waits for it to spread
   // (time, replicas each daemon is wanted at by the up nodes): the replica bound's window.

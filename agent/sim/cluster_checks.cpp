@@ -186,7 +186,7 @@ Status AgentCluster::checkAckedSurvived(size_t i) const {
 
 Status AgentCluster::checkInvariants() {
   ++figures_.invariant_checks;
-  if (!hostile_served_.empty()) return Status::internal(hostile_served_);
+  if (!violation_.empty()) return Status::internal(violation_);
   for (size_t i = 0; i < hosts_.size(); ++i) {
     // A new agent: what its predecessor acknowledged must be on the disk it reopened.
     if (!check_acked_[i]) continue;
@@ -196,6 +196,7 @@ Status AgentCluster::checkInvariants() {
   MESHOS_RETURN_IF_ERROR(checkReplicaBound());
   MESHOS_RETURN_IF_ERROR(checkExecutors());
   MESHOS_RETURN_IF_ERROR(checkProcesses());
+  MESHOS_RETURN_IF_ERROR(checkRolloutReady());
   bool all_up = std::all_of(hosts_.begin(), hosts_.end(), [](const auto& h) { return h->up(); });
   // Outside node loss and partitions (a side that sees the other dead rolls on alone).
   if (all_up && !anyFaultActive() && groups_.empty() && nowMs() - quiet_since_ms_ >= kQuiescenceMs) {
@@ -222,6 +223,54 @@ Status AgentCluster::checkRollouts() {
     if (static_cast<int64_t>(updating.size()) > d.spec.update.max_unavailable) {
       return Status::internal("rollout of " + name + ": " + std::to_string(updating.size()) + " nodes replace it at once (" +
                               join(updating) + "), max_unavailable " + std::to_string(d.spec.update.max_unavailable));
+    }
+  }
+  return Status::ok();
+}
+
+// Rollouts, from ground truth: on the hosts in good standing, no more than max_unavailable
+// instances of a daemon are down for a replacement at once. Down for a replacement: the
+// agent stopped the previous process of the instance (a stop it asked for) and its successor,
+// started on a changed spec within kReplaceGapMs without the instance being let go between
+// (a move away and back), is not ready yet; or it is stopped and the agent still manages the
+// instance (the new one not started yet). An exit nobody asked for
+// (a crash) and hosts lost or cut off are node loss, not the rollout's. With every other
+// placed instance ready, that is: ready >= replicas - max_unavailable.
+Status AgentCluster::checkRolloutReady() {
+  constexpr int64_t kReplaceGapMs = 5'000;
+  const int64_t now = nowMs();
+  const auto stranded = strandedHosts();
+  std::map<std::string, std::vector<std::string>> replacing;  // daemon -> host/instance
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    if (stranded.count(i) != 0 || !hosts_[i]->up()) continue;
+    const SimRuntime& rt = hosts_[i]->runtime();
+    const auto managed = rt.instances();
+    std::map<std::string, std::vector<const SimProcess*>> lives;  // by instance, in start order (pids grow)
+    for (const auto& [pid, p] : rt.processes()) lives[p.instance].push_back(&p);
+    for (const auto& [instance, list] : lives) {
+      const SimProcess& last = *list.back();
+      const SimProcess* prev = list.size() >= 2 ? list[list.size() - 2] : nullptr;
+      bool down = false;
+      if (last.alive) {
+        const int64_t removed = rt.removedAtMs(instance);
+        const bool moved = prev != nullptr && removed >= prev->exited_ms && removed < last.started_ms;
+        down = prev != nullptr && prev->stop_requested && !moved && now < last.ready_at_ms && !last.paused &&
+               last.started_ms - prev->exited_ms <= kReplaceGapMs &&
+               reconcile::specVersion(prev->spec) != reconcile::specVersion(last.spec);
+      } else {
+        down = last.stop_requested && std::find(managed.begin(), managed.end(), instance) != managed.end();
+      }
+      if (down) replacing[last.daemon].push_back(hosts_[i]->name() + "/" + instance);
+    }
+  }
+  for (const auto& [name, where] : replacing) {
+    auto d = desired().daemons.find(name);
+    if (d == desired().daemons.end()) continue;
+    figures_.rollout_down_seen += 1;
+    if (static_cast<int64_t>(where.size()) > d->second.spec.update.max_unavailable) {
+      return Status::internal(name + ": " + std::to_string(where.size()) + " instances down for a replacement at once (" +
+                              join(where) + "), max_unavailable " +
+                              std::to_string(d->second.spec.update.max_unavailable));
     }
   }
   return Status::ok();

@@ -54,7 +54,8 @@ std::string replayCommand(const ScenarioOptions& o) {
   for (FaultKind k : o.faults) faults += (faults.empty() ? "" : ",") + std::string(faultKindName(k));
   return "meshos-sim cluster --nodes " + std::to_string(o.nodes) + " --seed " + std::to_string(o.seed) +
          " --duration-s " + std::to_string(o.duration_ms / 1000) + " --faults " + (faults.empty() ? "none" : faults) +
-         " --daemons " + std::to_string(o.daemons);
+         " --daemons " + std::to_string(o.daemons) + " --quiet-end-s " + std::to_string(o.quiet_end_ms / 1000) +
+         " --workload-period-s " + std::to_string(o.workload_period_ms / 1000) + (o.versions_only ? " --versions" : "");
 }
 
 ScenarioResult runClusterScenario(const ScenarioOptions& o) {

@@ -138,6 +138,7 @@ Status SimRuntime::remove(const std::string& instance) {
     if (it != processes_.end()) it->second.reaped = true;
   }
   handles_.erase(h);
+  removed_at_ms_[instance] = nowMs();
   if (processes_.size() > kKeptExitedMax) {
     for (auto it = processes_.begin(); it != processes_.end() && processes_.size() > kKeptExitedMax / 2;) {
       it = (!it->second.alive && it->second.reaped) ? processes_.erase(it) : std::next(it);

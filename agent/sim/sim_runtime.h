@@ -93,6 +93,13 @@ class SimRuntime final : public runtime::Runtime {
   void killProcess(int pid, int term_signal = 0);
 
   const std::map<int, SimProcess>& processes() const { return processes_; }
+  // When the agent last removed an instance (-1: never). A removal between a process's exit
+  // and the next start tells a move (the instance let go, then placed here again) from a
+  // replacement (the supervisor removes and creates it again as it starts the new spec).
+  int64_t removedAtMs(const std::string& instance) const {
+    auto it = removed_at_ms_.find(instance);
+    return it == removed_at_ms_.end() ? -1 : it->second;
+  }
   // Live processes of each daemon.
   std::map<std::string, uint32_t> liveByDaemon() const;
   const SimRuntimeCounters& counters() const { return counters_; }
@@ -118,6 +125,7 @@ class SimRuntime final : public runtime::Runtime {
   ExitCallback exit_cb_;
   runtime::InstanceStore* records_ = nullptr;
   std::map<std::string, Handle> handles_;
+  std::map<std::string, int64_t> removed_at_ms_;
   std::map<int, SimProcess> processes_;
   int next_pid_ = 1000;
   uint64_t agent_generation_ = 1;

@@ -36,6 +36,17 @@ std::string_view instanceStateName(InstanceState s) {
 std::string_view actionKindName(ActionKind kind) {
   switch (kind) {
     case ActionKind::kApply: return "apply";
+    case ActionKind::kStart: return "start";
+    case ActionKind::kStop: return "stop";
+  }
+  return "unknown";
+}
+
+std::string_view actionCauseName(ActionCause cause) {
+  switch (cause) {
+    case ActionCause::kChange: return "change";
+    case ActionCause::kPolicy: return "policy";
+    case ActionCause::kOperator: return "operator";
   }
   return "unknown";
 }

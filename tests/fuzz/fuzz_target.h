@@ -56,6 +56,7 @@ int fuzzChainRecord(const uint8_t* data, size_t size);
 int fuzzInstanceJournal(const uint8_t* data, size_t size);
 int fuzzHttpRequest(const uint8_t* data, size_t size);
 int fuzzDnsQuery(const uint8_t* data, size_t size);
+int fuzzRolloutRecord(const uint8_t* data, size_t size);
 
 // Their seeds.
 std::vector<Bytes> commitSeedCorpus();
@@ -71,5 +72,6 @@ std::vector<Bytes> chainRecordSeeds();
 std::vector<Bytes> instanceJournalSeeds();
 std::vector<Bytes> httpRequestSeeds();
 std::vector<Bytes> dnsQuerySeeds();
+std::vector<Bytes> rolloutRecordSeeds();
 
 }  // namespace meshos::fuzz

@@ -19,6 +19,7 @@ const std::vector<FuzzTarget>& allTargets() {
       {"instance_journal", &fuzzInstanceJournal, &instanceJournalSeeds},
       {"http_request", &fuzzHttpRequest, &httpRequestSeeds},
       {"dns_query", &fuzzDnsQuery, &dnsQuerySeeds},
+      {"rollout_record", &fuzzRolloutRecord, &rolloutRecordSeeds},
   };
   return targets;
 }

@@ -181,6 +181,12 @@ int submitCmd(const std::string& file, const std::string& socket, const std::str
     if (!as_json) std::cerr << "rejected (" << tools::textAt(j, "reason", "?") << ")\n";
     return 1;
   }
+  if (outcome == "pending" && !as_json) {
+    // Found by the simulator: the agent holds it in memory until its parent arrives, so a
+    // crash of that agent meanwhile loses it.
+    std::cerr << "note: this agent is behind and holds the commit in memory until its parent arrives; "
+                 "it is not stored yet. Submit it to an agent that is current, or again later.\n";
+  }
   return outcome == "superseded" ? 1 : 0;
 }
 

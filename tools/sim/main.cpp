@@ -42,12 +42,19 @@ int main(int argc, char** argv) {
   bool json = false;
   std::string log_level = "off";
   int64_t duration_s = 600;
+  int64_t quiet_end_s = -1;
+  int64_t workload_period_s = 25;
   auto* c = app.add_subcommand("cluster", "the whole agent on N simulated machines, under faults drawn from the seed");
   c->add_option("--nodes,-n", co.nodes, "cluster size")->check(CLI::Range(3, 500));
   c->add_option("--seed", co.seed, "random seed (MESHOS_SEED in the tests)");
   c->add_option("--duration-s", duration_s, "simulated seconds")->check(CLI::Range(60, 86400));
   c->add_option("--faults", faults, "comma-separated: crash,partition,loss,disk-full,clock,slow,kill (or all, none)");
   c->add_option("--daemons", co.daemons, "daemons the admin commits at the start")->check(CLI::Range(0, 200));
+  c->add_option("--quiet-end-s", quiet_end_s, "the fault-free end of the run (default: 120, at most a third)")
+      ->check(CLI::Range(10, 86400));
+  c->add_option("--workload-period-s", workload_period_s, "the admin commits a change about this often")
+      ->check(CLI::Range(1, 3600));
+  c->add_flag("--versions", co.versions_only, "every change a new version of a spec (rolling updates)");
   c->add_flag("--json", json, "print the summary as one JSON object");
   c->add_option("--log-level", log_level, "the agents' log level (default off)");
 
@@ -76,7 +83,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (c->parsed()) {
     co.duration_ms = duration_s * 1000;
-    co.quiet_end_ms = std::min<int64_t>(co.quiet_end_ms, co.duration_ms / 3);
+    co.quiet_end_ms = quiet_end_s > 0 ? std::min<int64_t>(quiet_end_s * 1000, co.duration_ms)
+                                      : std::min<int64_t>(co.quiet_end_ms, co.duration_ms / 3);
+    co.workload_period_ms = workload_period_s * 1000;
     return runCluster(co, faults, json, log_level);
   }
   auto r = meshos::sim::runGossipScenario(o, std::cout);

@@ -1,13 +1,17 @@
 """Reload on SIGHUP and `meshos-admin reload`: the [runtime] local file and the log level
 change at run time, a bad file is refused with its file:line and changes nothing, and keys
-that need a restart are named."""
+that need a restart are named. And a freeze holds a reloaded change at the executor's gate
+(the start waits for the thaw), while a crashed daemon still restarts and an operator's
+restart still runs."""
 import json
 import os
 import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lib import Workspace, admin, run_tests, wait_for  # noqa: E402
+import time  # noqa: E402
+
+from lib import Workspace, admin, run_tests, submit, wait_for  # noqa: E402
 
 ONE = '[[daemon]]\nname = "one"\ncommand = ["/bin/sleep", "3600"]\nstop_grace_ms = 200\n'
 TWO = ONE + '\n[[daemon]]\nname = "two"\ncommand = ["/bin/sleep", "3600"]\nstop_grace_ms = 200\n'
@@ -61,5 +65,56 @@ def test_sighup_and_admin_reload():
         assert a.stop() == 0
 
 
+def commit_op(ws, agent, key, op, n):
+    path = os.path.join(ws.root, f"op{n}.commit")
+    admin("sign-commit", "--key", key, "--agent", agent.socket, "--op", op, "-o", path)
+    assert submit(agent, path)["outcome"] == "accepted"
+
+
+def test_freeze_holds_changes_not_restarts():
+    with Workspace() as ws:
+        key = os.path.join(ws.root, "admin")
+        pub = admin("keygen", key).stdout.strip()
+        a = ws.agent("f1", '[runtime]\nlocal = "local.toml"\n')
+        a.set_keys("gossip", 'cluster = "e2e-freeze"')
+        a.set_keys("trust", f'admins = ["{pub}"]\nthreshold = 1')
+        local = os.path.join(a.dir, "local.toml")
+        with open(local, "w") as f:
+            f.write(ONE.replace('stop_grace_ms', 'restart = "always"\nstop_grace_ms'))
+        a.start()
+        wait_for(lambda: set(running(a)) == {"one#0"}, 10, "one#0 to run")
+        commit_op(ws, a, key + ".key", "freeze +600 e2e: change freeze", 1)
+        wait_for(lambda: a.inspect_json("snapshot")["executor"]["holding_changes"], 10, "the executor to hold changes")
+        gated = a.inspect_json("snapshot")["executor"]["gated"]
+
+        # A change (a second local daemon) is accepted by reload and held at the gate.
+        with open(local, "w") as f:
+            f.write(TWO.replace('stop_grace_ms', 'restart = "always"\nstop_grace_ms', 1))
+        admin("reload", "--socket", a.socket, "--reason", "e2e: a change while frozen")
+        wait_for(lambda: a.inspect_json("snapshot")["executor"]["gated"] > gated, 10, "the change to be gated")
+        time.sleep(1.0)
+        assert set(running(a)) == {"one#0"}, running(a)
+
+        # What keeps the running set passes: a crash restarts, and so does an operator's restart.
+        pid = running(a)["one#0"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: running(a).get("one#0", pid) != pid, 10, "one#0 to restart after a crash while frozen")
+        pid = running(a)["one#0"]
+        a.inspect("--reason", "e2e: operator restart while frozen", "daemon", "restart", "one")
+        wait_for(lambda: running(a).get("one#0", pid) != pid, 10, "an operator's restart while frozen")
+        assert "two#0" not in running(a)
+
+        # The thaw lets the held change through.
+        commit_op(ws, a, key + ".key", "thaw", 2)
+        wait_for(lambda: set(running(a)) == {"one#0", "two#0"}, 10, "two#0 to start after the thaw")
+        recs = a.inspect_json("chain", "tail", "log", "--count", "1000")["records"]
+        actions = [json.loads(r["payload_text"]) for r in recs if r["kind"] == "action"]
+        causes = {(x["action"], x["instance"], x["cause"]) for x in actions}
+        assert ("start", "one#0", "policy") in causes, causes
+        assert ("start", "one#0", "operator") in causes, causes
+        assert ("start", "two#0", "change") in causes, causes
+        assert a.stop() == 0
+
+
 if __name__ == "__main__":
-    run_tests([test_sighup_and_admin_reload])
+    run_tests([test_sighup_and_admin_reload, test_freeze_holds_changes_not_restarts])

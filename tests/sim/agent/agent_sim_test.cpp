@@ -57,24 +57,92 @@ TEST_CASE("sim-agent: disk full, clock steps and crashes, seeds 1..200") {
   sweep("sim-agent: disk full, clock steps and crashes, seeds 1..200", "disk-full,clock,crash", 200);
 }
 
-TEST_CASE("sim-agent rollouts: a new version every 6 s, seeds 1..50") {
-  // No faults, so the rollout invariant (no more than max_unavailable agents replace an
-  // instance at once) is checked every 100 ms from the first minute on.
+TEST_CASE("sim-agent rollouts: a new version every 6 s under crashes and partitions, seeds 1..200") {
+  // Agents and machines crash and the network splits while versions roll. At every 100 ms
+  // step, from ground truth: on the hosts in good standing no more than max_unavailable
+  // instances of a daemon are down for a replacement (checkRolloutReady); and once quiet,
+  // no more than max_unavailable agents replace at once (checkRollouts).
   (void)setupLogging("off", "text");
-  uint64_t seen = 0;
-  for (uint64_t seed : simSeeds(50)) {
-    ScenarioOptions o = small(seed, "none");
-    o.duration_ms = 180'000;
-    o.quiet_end_ms = 30'000;
+  uint64_t down_seen = 0, fault_count = 0;
+  const char* name = "sim-agent rollouts: a new version every 6 s under crashes and partitions, seeds 1..200";
+  for (uint64_t seed : simSeeds(200)) {
+    ScenarioOptions o = small(seed, "crash,partition");
+    o.duration_ms = 150'000;
+    o.quiet_end_ms = 40'000;
     o.workload_period_ms = 6'000;
     o.versions_only = true;
     ScenarioResult r = runClusterScenario(o);
-    INFO("replay: " << replayCommand(seed, "sim-agent rollouts: a new version every 6 s, seeds 1..50"));
+    INFO("replay: " << replayCommand(seed, name) << "\n   or: " << sim::replayCommand(o));
     REQUIRE_MESSAGE(r.status.isOk(), r.status.message());
-    seen += r.figures.rollout_checks;
+    down_seen += r.figures.rollout_down_seen;
+    for (const auto& [kind, n] : r.figures.faults) fault_count += n;
   }
-  MESSAGE(seen << " checks found a rollout under way");
-  CHECK(seen > 0);
+  MESSAGE(down_seen << " checks found instances down for a replacement; " << fault_count << " faults injected");
+  CHECK(down_seen > 0);
+  CHECK(fault_count > 0);
+}
+
+namespace {
+
+// The live process of a daemon on host i (0: none).
+int livePid(AgentCluster& c, size_t i, const std::string& daemon) {
+  for (const auto& [pid, p] : c.host(i).runtime().processes())
+    if (p.alive && p.daemon == daemon) return pid;
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("sim-agent rollouts: an agent restarted mid-rollout keeps its spec until its turn, seeds 1..20") {
+  // The first node's new instance must stay ready 30 s before the next may move. An agent
+  // that crashes and restarts meanwhile finds its old process running a spec the commit no
+  // longer names: it keeps it (the rollout record in its state store) instead of replacing
+  // it at once, then moves in its turn.
+  (void)setupLogging("off", "text");
+  for (uint64_t seed : simSeeds(20)) {
+    INFO("replay: " << replayCommand(seed, "sim-agent rollouts: an agent restarted*"));
+    AgentCluster c(seed);
+    c.addHosts(3);
+    c.startAll();
+    REQUIRE(c.runUntil([&] { return c.host(0).node() && c.host(1).node() && c.host(2).node(); }, 30'000).isOk());
+    auto web = simService("web", 3);
+    web.update.max_unavailable = 1;
+    web.update.min_ready_ms = 30'000;
+    web.placement.max_per_node = 1;  // one per host: the victim's instance cannot move away
+    REQUIRE(c.commit({commits::OpPutDaemon{web}}).isOk());
+    REQUIRE(c.runUntil([&] { return c.actual()["web"].ready == 3; }, 60'000).isOk());
+    web.env["VERSION"] = "2";
+    REQUIRE(c.commit({commits::OpPutDaemon{web}}).isOk());
+    std::optional<size_t> first;
+    REQUIRE(c.runUntil([&] {
+      for (size_t i = 0; i < 3; ++i)
+        if (c.host(i).node() != nullptr && c.host(i).node()->updatingTo("web")) first = i;
+      return first.has_value();
+    }, 30'000).isOk());
+    const size_t victim = (*first + 1) % 3;
+    const int pid = livePid(c, victim, "web");
+    REQUIRE(pid > 0);
+    c.crashAgent(victim);
+    REQUIRE(c.runFor(2'000).isOk());
+    c.start(victim);
+    Status kept = c.runFor(10'000, [&] {
+      const int now = livePid(c, victim, "web");
+      if (now != pid) {
+        return Status::internal("n" + std::to_string(victim) + " replaced its instance (pid " + std::to_string(pid) +
+                                " -> " + std::to_string(now) + ") before its turn");
+      }
+      return Status::ok();
+    });
+    REQUIRE_MESSAGE(kept.isOk(), kept.message());
+    // The rollout still completes: every host runs version 2, ready.
+    REQUIRE(c.runUntil([&] {
+      for (size_t i = 0; i < 3; ++i) {
+        const int p = livePid(c, i, "web");
+        if (p == 0 || c.host(i).runtime().processes().at(p).spec.env.count("VERSION") == 0) return false;
+      }
+      return c.actual()["web"].ready == 3;
+    }, 180'000).isOk());
+  }
 }
 
 TEST_CASE("sim-agent: the same seed gives the same trace in one process") {

@@ -138,3 +138,46 @@ TEST_CASE("success is recorded with its attempts") {
   CHECK(ex.recentOutcomes().back().attempts == 1);
   CHECK(ex.recentOutcomes().back().disposition == Disposition::kSucceeded);
 }
+
+TEST_CASE("a freeze holds changes: refused as gated, queued ones wait; policy and operators pass") {
+  using meshos::state::ActionCause;
+  FakeDispatcher d;
+  Executor ex({.action_deadline_ms = 1000}, d);
+  d.executor = &ex;
+  d.immediate = Status::ok();
+  auto act = [](const std::string& id, ActionKind k, ActionCause c) { return Action{k, "d", id, 1, "test", c}; };
+  // Queued before the freeze: it waits while changes are held, and runs after the thaw.
+  CHECK(ex.offer(act("early", ActionKind::kStart, ActionCause::kChange), 0) == Admission::kAdmitted);
+  ex.holdChanges(true);
+  CHECK(ex.offer(act("web#0", ActionKind::kStart, ActionCause::kChange), 0) == Admission::kGated);
+  CHECK(ex.offer(act("node", ActionKind::kApply, ActionCause::kChange), 0) == Admission::kGated);
+  CHECK(ex.offer(act("web#1", ActionKind::kStart, ActionCause::kPolicy), 0) == Admission::kAdmitted);
+  CHECK(ex.offer(act("web#2", ActionKind::kStop, ActionCause::kOperator), 0) == Admission::kAdmitted);
+  ex.poll(0);
+  REQUIRE(d.calls.size() == 2);
+  CHECK(d.calls[0].second.instance == "web#1");
+  CHECK(d.calls[1].second.instance == "web#2");
+  CHECK(ex.queued() == 1);
+  CHECK(ex.counters().gated == 2);
+  CHECK(ex.toJson()["holding_changes"] == true);
+  ex.holdChanges(false);
+  CHECK(ex.offer(act("web#0", ActionKind::kStart, ActionCause::kChange), 10) == Admission::kAdmitted);
+  ex.poll(10);
+  REQUIRE(d.calls.size() == 4);
+  CHECK(d.calls[2].second.instance == "early");
+  CHECK(d.calls[3].second.instance == "web#0");
+  CHECK(ex.idle());
+}
+
+TEST_CASE("a held change still expires at its deadline") {
+  FakeDispatcher d;
+  Executor ex({.action_deadline_ms = 100}, d);
+  CHECK(ex.offer(Action{ActionKind::kStart, "d", "a", 1, "t", meshos::state::ActionCause::kChange}, 0) ==
+        Admission::kAdmitted);
+  ex.holdChanges(true);
+  ex.poll(50);
+  CHECK(d.calls.empty());
+  ex.poll(100);
+  CHECK(ex.counters().expired == 1);
+  CHECK(ex.idle());
+}

@@ -53,3 +53,16 @@ TEST_CASE("shutdown asks for nothing") {
   fold(s, Shutdown{"test"});
   CHECK(reconcile(s).empty());
 }
+
+TEST_CASE("the first set since the agent started restores what ran (policy); later ones are changes") {
+  State s;
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 1, 1, false}}});
+  auto a = reconcile(s);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].cause == ActionCause::kPolicy);
+  fold(s, DesiredApplied{a[0].generation});
+  fold(s, DesiredDaemonsChanged{"local", {{"web", 2, 1, false}}});
+  a = reconcile(s);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].cause == ActionCause::kChange);
+}

@@ -22,6 +22,7 @@
 #include "agent/core/crypto.h"
 #include "agent/gossip/keyring.h"
 #include "agent/gossip/messages.h"
+#include "agent/reconcile/rollout_record.h"
 #include "agent/state/node_report.h"
 #include "chains/chain_format.h"
 #include "proto/control.capnp.h"
@@ -135,6 +136,18 @@ void addWireVectors(std::map<std::string, std::string>& v) {
   auto ports_back = spec::fromBytes(with_ports);
   REQUIRE(ports_back.isOk());
   CHECK(ports_back->ports == s.ports);
+  // Rollout records (issue 18): what a node runs mid-rollout, kept in its state store.
+  reconcile::RolloutRecord rollout{0x1122334455667788, s, s, 0x0102030405060708, 0};
+  rollout.previous->command = {"/usr/bin/web", "--old"};
+  const std::string rollout_text = reconcile::encodeRolloutRecord(rollout);
+  v["reconcile.rollout_record"] = toHex(ByteView(reinterpret_cast<const uint8_t*>(rollout_text.data()), rollout_text.size()));
+  auto rollout_back = reconcile::decodeRolloutRecord(rollout_text);
+  REQUIRE(rollout_back.isOk());
+  CHECK(rollout_back->version == rollout.version);
+  CHECK(rollout_back->previous_version == rollout.previous_version);
+  CHECK(spec::canonicalEqual(rollout_back->spec, rollout.spec));
+  REQUIRE(rollout_back->previous.has_value());
+  CHECK(spec::canonicalEqual(*rollout_back->previous, *rollout.previous));
 
   capnp::MallocMessageBuilder m;
   auto request = m.initRoot<proto::Request>();
