@@ -109,6 +109,19 @@ struct DaemonSpec {
   ports @42 :List(Port);  # null when none (a spec without ports keeps its canonical bytes)
 
   update @43 :UpdateStrategy;  # null: the defaults
+
+  supervision @44 :Supervision;  # null: the defaults (no group)
+}
+
+enum GroupStrategy { oneForOne @0; oneForAll @1; restForOne @2; }
+
+# [daemon.supervision]: groups, their strategy and restart intensity.
+struct Supervision {
+  group @0 :Text;
+  strategy @1 :GroupStrategy;
+  restartIntensity @2 :Int64;
+  restartWindowMs @3 :Int64;
+  restartWithDependency @4 :Bool;
 }
 
 enum OnUpdateFailure { pause @0; rollback @1; }

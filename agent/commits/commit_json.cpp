@@ -63,6 +63,14 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
                         {"allow_exec", s.permissions.allow_exec}};
     if (s.permissions.allowed_signals) j["permissions"]["allowed_signals"] = *s.permissions.allowed_signals;
   }
+  if (s.supervision != spec::Supervision{}) {
+    const auto& v = s.supervision;
+    j["supervision"] = {{"group", v.group},
+                        {"strategy", spec::groupStrategyName(v.strategy)},
+                        {"restart_intensity", v.restart_intensity},
+                        {"restart_window_ms", v.restart_window_ms},
+                        {"restart_with_dependency", v.restart_with_dependency}};
+  }
   return j;
 }
 

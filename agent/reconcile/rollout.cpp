@@ -21,6 +21,7 @@ uint64_t specVersion(const spec::DaemonSpec& s) {
   run.resources = {};
   run.permissions = {};
   run.update = {};
+  run.supervision = {};
   const uint64_t v = first8(Blake2b().update(asBytes(std::string_view("meshos-spec-version"))).update(spec::canonicalBytes(run)).finish());
   return v == 0 ? 1 : v;
 }

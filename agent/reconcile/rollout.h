@@ -25,7 +25,8 @@
 namespace meshos::reconcile {
 
 // What an instance of the spec runs: everything but replicas, placement, resources
-// (reservations), permissions and the update strategy, which change no process. Nonzero.
+// (reservations), permissions, the update strategy and supervision, which change no
+// process. Nonzero.
 uint64_t specVersion(const spec::DaemonSpec& spec);
 
 struct RolloutNode {

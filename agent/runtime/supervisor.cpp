@@ -181,9 +181,11 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired, bool settle_left
     }
     const std::string hash = specHash(s);
     if (d->hash == hash) continue;
+    // Replicas and supervision change no process: the instances keep running.
     const bool replicas_only = [&] {
       spec::DaemonSpec a = d->spec;
       a.replicas = s.replicas;
+      a.supervision = s.supervision;
       return specHash(a) == hash;
     }();
     d->spec = s;

@@ -24,6 +24,7 @@
 // so a callback must not call back into the Supervisor: record, or post to the loop.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -104,6 +105,20 @@ struct InstanceSnapshot {
   bool cgroup = false;
   std::vector<std::string> warnings;  // limits not applied (limits = "best-effort")
   std::string reason;              // of the last transition
+  std::string group;               // [daemon.supervision] group, "" for none
+  std::string strategy;            // its strategy ("one-for-one" without a group)
+  std::string last_restart;        // why it last restarted, "" if never
+};
+
+// A supervision group as the supervisor holds it.
+struct GroupSnapshot {
+  std::string name;
+  std::string strategy;
+  std::vector<std::string> members;  // daemons, in dependency order
+  int64_t restarts_in_window = 0;
+  int64_t restart_intensity = 0;
+  bool quarantined = false;
+  std::string reason;                // why it was quarantined
 };
 
 struct SupervisorOptions {
@@ -162,6 +177,7 @@ class Supervisor {
   Status perform(const state::Action& action);
 
   std::vector<InstanceSnapshot> snapshot() const;
+  std::vector<GroupSnapshot> groups() const;
   // {"daemons": [...], "executions": [...], "cron": [...]}; with_stats adds /proc figures.
   nlohmann::json snapshotJson(bool with_stats = false) const;
   std::vector<Execution> executions(const std::string& daemon) const;
@@ -206,6 +222,18 @@ class Supervisor {
   void ask(Instance& inst, state::ActionKind kind, const std::string& reason);
   void onProcessExit(const std::string& instance, const ExitInfo& info);
   void afterExit(Instance& inst, const ExitInfo& info);
+  // Groups (supervisor_groups.cpp). A member that failed and restarts: counted against its
+  // group's intensity (true: the group is quarantined now, the member with it), then its
+  // group's strategy and its restart_with_dependency dependents restart the others.
+  bool memberRestarts(Instance& inst, const std::string& why);
+  void restartWith(const std::string& daemon, const std::string& why, std::set<std::string>& seen);
+  // Restarts one instance for another's sake (hold: start only once its group has stopped).
+  void restartFor(Instance& inst, const std::string& why, bool hold);
+  void quarantineGroup(const std::string& group, const std::string& why);
+  // The group's members that stopped for its restart start, in dependency order, once none
+  // of them still runs.
+  void resumeGroup(const std::string& group);
+  std::vector<Daemon*> groupMembers(const std::string& group);
   void relaunchAfter(Instance& inst, int64_t delay_ms);
   // How soon a start the node itself refused (an I/O error) is tried again.
   static constexpr int64_t kEnvironmentRetryMs = 2000;
@@ -235,6 +263,12 @@ class Supervisor {
   std::map<std::string, InstanceRecord> recovered_;  // by instance, until apply adopts them
   std::vector<std::string> adopted_;
   std::set<std::string> stopping_daemons_;  // removed by apply; stopped dependents first
+  struct GroupState {
+    std::deque<int64_t> restarts;  // monotonic times of member restarts in the window
+    bool quarantined = false;
+    std::string reason;
+  };
+  std::map<std::string, GroupState> groups_;
   std::vector<std::function<void()>> stop_all_waiters_;
   bool stop_all_ = false;
   bool applying_ = false;  // apply() evaluates waiting instances once, at its end

@@ -127,7 +127,11 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
   } else if (inst->restart_after_stop) {
     inst->restart_after_stop = false;
     transition(*inst, InstanceState::kStopped, "stopped for restart (" + info.detail + ")");
-    beginWaiting(*inst, inst->cause);  // the restart's cause: a change, or an operator
+    if (inst->group_hold) {
+      resumeGroup(inst->spec.supervision.group);  // starts with its group, in order
+    } else {
+      beginWaiting(*inst, inst->cause);  // the restart's cause: a change, an operator, a dependency
+    }
   } else if (inst->held) {
     transition(*inst, inst->held_state, inst->reason);
   } else {
@@ -174,6 +178,8 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
     transition(inst, dec.state, dec.reason);
     if (dec.restart) {
       ++inst.tracker.restarts;
+      // Its group (strategy, intensity) and its restart_with_dependency dependents.
+      if (memberRestarts(inst, (dec.success ? "exited: " : "crashed: ") + info.detail)) return;
       relaunchAfter(inst, dec.delay_ms);
     }
     return;

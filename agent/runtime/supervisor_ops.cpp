@@ -153,7 +153,10 @@ Result<std::string> Supervisor::trigger(const std::string& name) {
 Status Supervisor::restart(const std::string& target) {
   auto list = targets(target);
   if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
+  std::set<std::string> seen;
+  for (Instance* inst : list) seen.insert(inst->daemon);
   for (Instance* inst : list) {
+    inst->last_restart = "restart requested";
     inst->held = false;
     inst->tracker.attempt = 0;
     inst->tracker.gate.reset();
@@ -165,6 +168,7 @@ Status Supervisor::restart(const std::string& target) {
       beginWaiting(*inst, state::ActionCause::kOperator);
     }
   }
+  for (const std::string& d : std::set<std::string>(seen)) restartWith(d, "dependency " + d + " restarted", seen);
   return Status::ok();
 }
 
@@ -226,6 +230,12 @@ Status Supervisor::start(const std::string& target) {
   if (list.empty()) return Status::notFound("no daemon or instance '" + target + "'");
   for (Instance* inst : list) {
     inst->held = false;
+    // An operator's start releases a quarantined group's count (its members stay held
+    // until they are started too).
+    if (auto g = groups_.find(inst->spec.supervision.group); g != groups_.end() && g->second.quarantined) {
+      g->second.quarantined = false;
+      g->second.restarts.clear();
+    }
     if (inst->has_process()) continue;
     inst->tracker.attempt = 0;
     inst->tracker.gate.reset();
@@ -311,6 +321,9 @@ std::vector<InstanceSnapshot> Supervisor::snapshot() const {
         s.last_exit = inst->last_exit->detail;
       }
       s.reason = inst->reason;
+      s.group = d->spec.supervision.group;
+      s.strategy = std::string(spec::groupStrategyName(d->spec.supervision.strategy));
+      s.last_restart = inst->last_restart;
       out.push_back(std::move(s));
     }
   }
@@ -331,6 +344,11 @@ nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
         {"reason", s.reason},
     };
     if (!s.warnings.empty()) j["warnings"] = s.warnings;
+    if (!s.group.empty()) {
+      j["group"] = s.group;
+      j["strategy"] = s.strategy;
+    }
+    if (!s.last_restart.empty()) j["last_restart"] = s.last_restart;
     if (!s.last_exit.empty()) {
       j["last_exit"] = s.last_exit;
       j["exit_code_known"] = s.exit_code_known;
@@ -372,7 +390,17 @@ nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
                        {"skipped_overlaps", d->skipped_overlaps}});
     }
   }
-  return {{"daemons", daemons}, {"executions", execs}, {"cron", crons}};
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : this->groups()) {
+    groups.push_back({{"name", g.name},
+                      {"strategy", g.strategy},
+                      {"members", g.members},
+                      {"restarts_in_window", g.restarts_in_window},
+                      {"restart_intensity", g.restart_intensity},
+                      {"quarantined", g.quarantined},
+                      {"reason", g.reason}});
+  }
+  return {{"daemons", daemons}, {"executions", execs}, {"cron", crons}, {"groups", groups}};
 }
 
 }  // namespace meshos::runtime

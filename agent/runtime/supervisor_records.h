@@ -33,6 +33,8 @@ struct Supervisor::Instance {
   bool removing = false;
   // Why its next start or stop happens (a freeze holds changes, not policy or operators).
   state::ActionCause cause = state::ActionCause::kChange;
+  std::string last_restart;  // why it last restarted ("crashed", "dependency db restarted", ...)
+  bool group_hold = false;   // stopped for its group's restart: starts when the group has stopped
   std::optional<spec::DaemonSpec> pending_spec;
   std::unique_ptr<probes::HealthProbe> startup, liveness, readiness;
   int64_t backoff_ms = 0;

@@ -29,6 +29,7 @@ std::string_view missedRunName(MissedRunPolicy m) { return nameOf(kMissed, m); }
 std::string_view limitsModeName(LimitsMode m) { return nameOf(kLimitsModes, m); }
 std::string_view protocolName(PortProtocol p) { return nameOf(kProtocols, p); }
 std::string_view onUpdateFailureName(OnUpdateFailure f) { return nameOf(kOnUpdateFailure, f); }
+std::string_view groupStrategyName(GroupStrategy g) { return nameOf(kGroupStrategies, g); }
 
 // ---------------------------------------------------------------------------------------
 // Signals.
@@ -179,6 +180,57 @@ Status validatePortsAndUpdate(const DaemonSpec& s) {
   return Status::ok();
 }
 
+Status validateLimits(const Limits& l) {
+  auto optional = [](const char* key, const std::optional<int64_t>& v, Range r) {
+    return v ? checkRange(key, *v, r) : Status::ok();
+  };
+  MESHOS_RETURN_IF_ERROR(optional("limits.open_files", l.open_files, kOpenFiles));
+  MESHOS_RETURN_IF_ERROR(optional("limits.core_size", l.core_size, kBytes));
+  MESHOS_RETURN_IF_ERROR(optional("limits.memory_max", l.memory_max, kMemoryMax));
+  MESHOS_RETURN_IF_ERROR(optional("limits.cpu_max_millicores", l.cpu_max_millicores, kCpuMax));
+  return optional("limits.pids_max", l.pids_max, kPidsMax);
+}
+
+Status validateSupervision(const DaemonSpec& s) {
+  const Supervision& v = s.supervision;
+  MESHOS_RETURN_IF_ERROR(checkRange("supervision.restart_intensity", v.restart_intensity, kIntensity));
+  MESHOS_RETURN_IF_ERROR(checkRange("supervision.restart_window_ms", v.restart_window_ms, kWindowMs));
+  const bool any = v != Supervision{};
+  if (any && s.kind != DaemonKind::kService) return Status::invalid("supervision: only a service is supervised in a group");
+  if (v.group.empty()) {
+    if (v.strategy != GroupStrategy::kOneForOne) return Status::invalid("supervision.strategy: needs a group");
+    if (v.restart_intensity != 0) return Status::invalid("supervision.restart_intensity: needs a group");
+    return Status::ok();
+  }
+  if (!validName(v.group)) {
+    return Status::invalid("supervision.group: '" + v.group +
+                           "' is not a valid group name (1-63 characters: letters, digits, '-', '_', '.')");
+  }
+  return Status::ok();
+}
+
+// The members of a group state one strategy and one intensity: a group restarts as a whole.
+Status validateGroups(const std::vector<DaemonSpec>& specs) {
+  std::map<std::string, const DaemonSpec*> first;
+  for (const auto& s : specs) {
+    const Supervision& v = s.supervision;
+    if (v.group.empty()) continue;
+    auto [it, fresh] = first.emplace(v.group, &s);
+    if (fresh) continue;
+    const Supervision& w = it->second->supervision;
+    if (v.strategy != w.strategy || v.restart_intensity != w.restart_intensity ||
+        v.restart_window_ms != w.restart_window_ms) {
+      return Status::invalid("group '" + v.group + "': '" + it->second->name + "' and '" + s.name +
+                             "' state different strategies or restart intensities (" +
+                             std::string(groupStrategyName(w.strategy)) + " " + std::to_string(w.restart_intensity) + "/" +
+                             std::to_string(w.restart_window_ms) + " ms against " +
+                             std::string(groupStrategyName(v.strategy)) + " " + std::to_string(v.restart_intensity) + "/" +
+                             std::to_string(v.restart_window_ms) + " ms)");
+    }
+  }
+  return Status::ok();
+}
+
 Status validateInner(const DaemonSpec& s) {
   if (!validName(s.name)) {
     return Status::invalid("name: '" + s.name +
@@ -274,22 +326,7 @@ Status validateInner(const DaemonSpec& s) {
   auto sig = signalNumber(s.stop_signal);
   if (!sig) return sig.status().withContext("stop_signal");
   MESHOS_RETURN_IF_ERROR(checkRange("stop_grace_ms", s.stop_grace_ms, kGraceMs));
-  if (s.limits.open_files) {
-    MESHOS_RETURN_IF_ERROR(checkRange("limits.open_files", *s.limits.open_files, kOpenFiles));
-  }
-  if (s.limits.core_size) {
-    MESHOS_RETURN_IF_ERROR(checkRange("limits.core_size", *s.limits.core_size, kBytes));
-  }
-  if (s.limits.memory_max) {
-    MESHOS_RETURN_IF_ERROR(checkRange("limits.memory_max", *s.limits.memory_max, kMemoryMax));
-  }
-  if (s.limits.cpu_max_millicores) {
-    MESHOS_RETURN_IF_ERROR(
-        checkRange("limits.cpu_max_millicores", *s.limits.cpu_max_millicores, kCpuMax));
-  }
-  if (s.limits.pids_max) {
-    MESHOS_RETURN_IF_ERROR(checkRange("limits.pids_max", *s.limits.pids_max, kPidsMax));
-  }
+  MESHOS_RETURN_IF_ERROR(validateLimits(s.limits));
   MESHOS_RETURN_IF_ERROR(checkRange("logs.max_bytes", s.logs.max_bytes, kLogBytes));
   MESHOS_RETURN_IF_ERROR(checkRange("logs.keep_files", s.logs.keep_files, kKeepFiles));
   MESHOS_RETURN_IF_ERROR(checkRange("job_retries", s.job_retries, kRetries));
@@ -297,6 +334,7 @@ Status validateInner(const DaemonSpec& s) {
     return Status::invalid("job_retries: only jobs and cron daemons retry (use restart for a "
                            "service)");
   }
+  MESHOS_RETURN_IF_ERROR(validateSupervision(s));
   return validatePortsAndUpdate(s);
 }
 
@@ -385,6 +423,7 @@ Status validateSet(const std::vector<DaemonSpec>& specs) {
       }
     }
   }
+  MESHOS_RETURN_IF_ERROR(validateGroups(specs));
   auto order = startOrder(specs);
   if (!order) return order.status();
   return Status::ok();

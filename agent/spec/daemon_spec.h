@@ -34,6 +34,7 @@ enum class MissedRunPolicy { kSkip, kRunOnce };
 enum class LimitsMode { kEnforce, kBestEffort };
 enum class PortProtocol { kTcp, kUdp };
 enum class OnUpdateFailure { kPause, kRollback };
+enum class GroupStrategy { kOneForOne, kOneForAll, kRestForOne };
 
 std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
 std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
@@ -46,6 +47,7 @@ std::string_view missedRunName(MissedRunPolicy m);    // "skip" | "run-once"
 std::string_view limitsModeName(LimitsMode m);        // "enforce" | "best-effort"
 std::string_view protocolName(PortProtocol p);        // "tcp" | "udp"
 std::string_view onUpdateFailureName(OnUpdateFailure f);  // "pause" | "rollback"
+std::string_view groupStrategyName(GroupStrategy g);  // "one-for-one" | "one-for-all" | "rest-for-one"
 
 struct Resources {
   int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
@@ -161,6 +163,18 @@ struct UpdateStrategy {
   bool operator==(const UpdateStrategy&) const = default;
 };
 
+// Supervision beyond one instance ([daemon.supervision], docs/RUNTIME.md): the daemons of
+// one group restart together as their strategy says (the order is their dependency order),
+// and a group that restarts too often is quarantined whole.
+struct Supervision {
+  std::string group;  // "" = none; every member states the same strategy and intensity
+  GroupStrategy strategy = GroupStrategy::kOneForOne;
+  int64_t restart_intensity = 0;        // 0: no limit; more failures in the window quarantine the group
+  int64_t restart_window_ms = 60'000;
+  bool restart_with_dependency = false;  // restarted when a daemon it depends on restarts
+  bool operator==(const Supervision&) const = default;
+};
+
 struct LogRotation {
   int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
   int64_t keep_files = 3;                // rotated files kept besides the current one
@@ -193,6 +207,7 @@ struct DaemonSpec {
   Permissions permissions;
   std::vector<Port> ports;  // sorted by name (normalized)
   UpdateStrategy update;
+  Supervision supervision;
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;

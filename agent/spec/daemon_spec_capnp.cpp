@@ -152,6 +152,14 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
     u.setProgressDeadlineMs(s.update.progress_deadline_ms);
     u.setOnFailure(static_cast<proto::OnUpdateFailure>(s.update.on_failure));
   }
+  if (s.supervision != Supervision{}) {
+    auto v = b.initSupervision();
+    v.setGroup(s.supervision.group);
+    v.setStrategy(static_cast<proto::GroupStrategy>(s.supervision.strategy));
+    v.setRestartIntensity(s.supervision.restart_intensity);
+    v.setRestartWindowMs(s.supervision.restart_window_ms);
+    v.setRestartWithDependency(s.supervision.restart_with_dependency);
+  }
   if (!s.ports.empty()) {
     auto list = b.initPorts(static_cast<unsigned>(s.ports.size()));
     for (unsigned i = 0; i < list.size(); ++i) {
@@ -272,6 +280,13 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
     auto f = enumFrom<OnUpdateFailure>(static_cast<uint16_t>(u.getOnFailure()), 2, "update.on_failure");
     if (!f) return f.status();
     s.update = UpdateStrategy{u.getMaxUnavailable(), u.getMinReadyMs(), u.getProgressDeadlineMs(), *f};
+  }
+  if (r.hasSupervision()) {
+    auto v = r.getSupervision();
+    auto g = enumFrom<GroupStrategy>(static_cast<uint16_t>(v.getStrategy()), 3, "supervision.strategy");
+    if (!g) return g.status();
+    s.supervision = Supervision{text(v.getGroup()), *g, v.getRestartIntensity(), v.getRestartWindowMs(),
+                                v.getRestartWithDependency()};
   }
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;

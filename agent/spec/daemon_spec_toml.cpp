@@ -102,7 +102,7 @@ void subTable(TomlTable& r, std::string_view source, std::string_view key, Statu
   q.finish();
 }
 
-// resources, backoff, crash_loop, limits, permissions, update, logs: flat tables.
+// resources, backoff, crash_loop, limits, permissions, update, supervision, logs: flat tables.
 void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* err) {
   subTable(r, source, "resources", err, [&](TomlTable& q) {
     q.integer("cpu_millicores", s.resources.cpu_millicores, kMillicores);
@@ -155,6 +155,13 @@ void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* e
     q.integer("min_ready_ms", s.update.min_ready_ms, kDelayMs);
     q.integer("progress_deadline_ms", s.update.progress_deadline_ms, kPositiveMs);
     q.enumeration("on_failure", s.update.on_failure, kOnUpdateFailure);
+  });
+  subTable(r, source, "supervision", err, [&](TomlTable& q) {
+    q.str("group", s.supervision.group);
+    q.enumeration("strategy", s.supervision.strategy, kGroupStrategies);
+    q.integer("restart_intensity", s.supervision.restart_intensity, kIntensity);
+    q.integer("restart_window_ms", s.supervision.restart_window_ms, kWindowMs);
+    q.boolean("restart_with_dependency", s.supervision.restart_with_dependency);
   });
   subTable(r, source, "logs", err, [&](TomlTable& q) {
     q.integer("max_bytes", s.logs.max_bytes, kLogBytes);

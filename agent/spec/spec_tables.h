@@ -51,6 +51,10 @@ constexpr NameTable<PortProtocol, 2> kProtocols = {
 constexpr NameTable<OnUpdateFailure, 2> kOnUpdateFailure = {
     {{OnUpdateFailure::kPause, "pause"}, {OnUpdateFailure::kRollback, "rollback"}}};
 
+constexpr NameTable<GroupStrategy, 3> kGroupStrategies = {{{GroupStrategy::kOneForOne, "one-for-one"},
+                                                          {GroupStrategy::kOneForAll, "one-for-all"},
+                                                          {GroupStrategy::kRestForOne, "rest-for-one"}}};
+
 // Ranges shared by the TOML parser (which reports the line) and validate().
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kMaxBytes = int64_t{1} << 50;
@@ -75,6 +79,8 @@ constexpr Range kLogBytes{4'096, int64_t{1} << 40};
 constexpr Range kKeepFiles{0, 100};
 constexpr Range kRetries{0, 1'000};
 constexpr Range kMaxUnavailable{1, 10'000};
+constexpr Range kIntensity{0, 1'000};
+constexpr Range kWindowMs{1'000, kDayMs};
 
 inline bool inRange(int64_t v, Range r) { return v >= r.lo && v <= r.hi; }
 

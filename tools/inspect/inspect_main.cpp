@@ -104,10 +104,11 @@ void printRollout(const json& j) {
   t.print(std::cout);
 }
 
-void printDaemons(const json& daemons, const json& desired) {
-  tools::Table t({"NAME", "INSTANCE", "STATE", "PID", "RESTARTS", "READY", "LIVENESS", "REASON"});
+void printDaemons(const json& daemons, const json& desired, const json& groups = json::array()) {
+  tools::Table t({"NAME", "INSTANCE", "GROUP", "STATE", "PID", "RESTARTS", "READY", "LIVENESS", "REASON"});
   for (const auto& d : daemons) {
-    t.add({field(d, "name"), field(d, "instance"), field(d, "state"), field(d, "pid"),
+    const std::string group = d.contains("group") ? field(d, "group") + " (" + field(d, "strategy") + ")" : "-";
+    t.add({field(d, "name"), field(d, "instance"), group, field(d, "state"), field(d, "pid"),
            field(d, "restarts"), field(d, "ready"), field(d, "liveness"), field(d, "reason")});
   }
   if (t.empty()) {
@@ -119,6 +120,20 @@ void printDaemons(const json& daemons, const json& desired) {
     // Limits a best-effort daemon runs without.
     if (!d.contains("warnings")) continue;
     for (const auto& w : d["warnings"]) std::cout << "warning: " << field(d, "instance") << ": " << str(w) << "\n";
+  }
+  for (const auto& d : daemons) {
+    if (d.contains("last_restart")) std::cout << "last restart: " << field(d, "instance") << ": " << field(d, "last_restart") << "\n";
+  }
+  if (groups.is_array() && !groups.empty()) {
+    std::cout << "\ngroups:\n";
+    tools::Table gt({"GROUP", "STRATEGY", "MEMBERS", "RESTARTS", "INTENSITY", "STATE"});
+    for (const auto& g : groups) {
+      std::string members;
+      for (const auto& m : g.value("members", json::array())) members += (members.empty() ? "" : ",") + str(m);
+      gt.add({field(g, "name"), field(g, "strategy"), members, field(g, "restarts_in_window"), field(g, "restart_intensity"),
+              tools::flagAt(g, "quarantined") ? "quarantined: " + field(g, "reason") : "running"});
+    }
+    gt.print(std::cout);
   }
   if (!desired.empty()) {
     std::cout << "\ndesired:\n";
@@ -540,7 +555,9 @@ int inspectMain(int argc, char** argv) {
   if (daemons->parsed()) {
     return jsonCommand(o, [](proto::Request::Builder b) { b.setDaemons(); },
                        [](json j) {
-                         printDaemons(j.contains("daemons") ? j["daemons"] : json::array(), j.contains("desired") ? j["desired"] : json::array());
+                         printDaemons(j.contains("daemons") ? j["daemons"] : json::array(),
+                                      j.contains("desired") ? j["desired"] : json::array(),
+                                      j.contains("groups") ? j["groups"] : json::array());
                        });
   }
   if (ping->parsed()) {

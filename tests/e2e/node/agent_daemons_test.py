@@ -427,6 +427,54 @@ def test_a_cron_schedule_is_disabled_and_enabled_from_inspect():
         assert a.stop() == 0
 
 
+def test_a_group_restarts_by_its_strategy_and_is_quarantined_past_its_intensity():
+    """One-for-all: kill one member and every member restarts, the restarted ones in
+    dependency order; past restart_intensity the whole group is quarantined. Shown by
+    `meshos-inspect daemons` (groups, why each instance last restarted) and recorded."""
+    def member(name, extra=""):
+        return f"""
+[[daemon]]
+name = "{name}"
+command = ["/bin/sh", "-c", "exec sleep 3600", "{{marker}}"]
+restart = "always"
+backoff = {{ initial_ms = 50, max_ms = 100 }}
+stop_grace_ms = 500
+{extra}
+[daemon.supervision]
+group = "store"
+strategy = "one-for-all"
+restart_intensity = 2
+restart_window_ms = 60000
+"""
+    with Daemons() as ws:
+        a = ws.agent("n1", LOCAL)
+        text = member("db") + member("api", 'depends_on = ["db"]') + member("cache")
+        write_local(a, text.replace("{marker}", ws.marker))
+        a.start()
+        before = wait_instances(a, all_ready(3), what="3 ready members")
+        os.kill(before["api#0"]["pid"], signal.SIGKILL)
+        after = wait_instances(a, lambda i: all_ready(3)(i) and all(
+            i[k]["pid"] != before[k]["pid"] for k in before), what="every member restarted (one-for-all)")
+        assert after["db#0"]["last_restart"].startswith("group store (one-for-all): api#0 crashed"), after
+        assert after["cache#0"]["last_restart"].startswith("group store (one-for-all): api#0 crashed"), after
+        assert after["api#0"]["last_restart"].startswith("crashed"), after
+        out = a.inspect("daemons").stdout
+        assert "store (one-for-all)" in out and "last restart: db#0: group store (one-for-all)" in out, out
+        assert "db,api,cache" in out or "db,cache,api" in out, out
+        # Two more restarts in the window: the third in all quarantines the group.
+        os.kill(after["cache#0"]["pid"], signal.SIGKILL)
+        again = wait_instances(a, lambda i: all_ready(3)(i) and i["cache#0"]["pid"] != after["cache#0"]["pid"],
+                               what="the second restart")
+        os.kill(again["db#0"]["pid"], signal.SIGKILL)
+        wait_instances(a, lambda i: all(d["state"] == "quarantined" and d["pid"] == 0 for d in i.values()),
+                       what="the whole group quarantined")
+        groups = a.inspect_json("daemons")["groups"]
+        assert groups[0]["quarantined"] and "restart_intensity 2" in groups[0]["reason"], groups
+        wait_records(a, "failure", lambda recs: any(r["kind"] == "daemon.group" for r in recs),
+                     what="the group's quarantine in the failure chain")
+        assert a.stop() == 0
+
+
 if __name__ == "__main__":
     run_tests([
         test_local_daemons_run_log_and_record_transitions,
@@ -436,4 +484,5 @@ if __name__ == "__main__":
         test_a_cron_schedule_is_disabled_and_enabled_from_inspect,
         test_a_bad_daemons_file_stops_the_agent_and_starts_nothing,
         test_a_memory_hog_is_killed_at_its_limit_and_recorded,
+        test_a_group_restarts_by_its_strategy_and_is_quarantined_past_its_intensity,
     ])

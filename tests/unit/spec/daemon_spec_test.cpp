@@ -1,4 +1,5 @@
 #include "agent/spec/daemon_spec.h"
+#include "tests/unit/spec/spec_test_util.h"
 
 #include <capnp/message.h>
 
@@ -6,6 +7,8 @@
 #include <doctest/doctest.h>
 
 using namespace meshos::spec;
+using meshos::spec::testing::contains;
+using meshos::spec::testing::errorOf;
 
 namespace {
 
@@ -82,15 +85,6 @@ command = ["/usr/bin/migrate"]
 job_retries = 1
 )";
 
-std::string errorOf(const std::string& text) {
-  auto r = parseDaemonsToml(text, "local.toml");
-  REQUIRE(!r);
-  return r.status().message();
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 }  // namespace
 

@@ -3,20 +3,16 @@
 #include <doctest/doctest.h>
 
 #include "agent/spec/daemon_spec.h"
+#include "tests/unit/spec/spec_test_util.h"
 #include "agent/spec/interpolate.h"
 
 using namespace meshos;
 using namespace meshos::spec;
+using meshos::spec::testing::contains;
+using meshos::spec::testing::errorOf;
 
 namespace {
 
-std::string errorOf(const std::string& text) {
-  auto r = parseDaemonsToml(text, "local.toml");
-  REQUIRE(!r);
-  return r.status().message();
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::string kHead = "[[daemon]]\nname = \"web\"\ncommand = [\"/bin/web\", \"--listen\", \"${node.host}:${port.http}\"]\n";
 
