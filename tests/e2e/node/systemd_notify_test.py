@@ -39,10 +39,11 @@ def test_ready_watchdog_and_stopping_reach_notify_socket():
         ready_s = read_until(lambda m: "READY=1" in m, 10, "READY=1")
         assert a.answers(), "READY=1 came before the socket served"
         assert "STATUS=node sd1 serving" in messages[-1][1], messages[-1]
-        first = read_until(lambda m: m == "WATCHDOG=1", 2, "WATCHDOG=1")
-        second = read_until(lambda m: m == "WATCHDOG=1", 2, "a second WATCHDOG=1")
-        gap = second - first
-        assert 0.05 <= gap <= 0.3, f"watchdog pings {gap:.3f} s apart; WATCHDOG_USEC/2 is 0.1 s"
+        # The mean over five pings: a test descheduled for a moment reads two queued pings at
+        # once (seen on a loaded machine: 0.000 s apart), which says nothing of the agent.
+        pings = [read_until(lambda m: m == "WATCHDOG=1", 2, f"WATCHDOG=1 number {i + 1}") for i in range(5)]
+        gap = (pings[-1] - pings[0]) / (len(pings) - 1)
+        assert 0.05 <= gap <= 0.3, f"watchdog pings {gap:.3f} s apart on average; WATCHDOG_USEC/2 is 0.1 s"
         # `meshos-admin leave` stops it too, and systemd hears that as well.
         admin("leave", "--socket", a.socket, "--reason", "e2e: systemd sees a leave")
         read_until(lambda m: "STOPPING=1" in m, 5, "STOPPING=1")
