@@ -286,14 +286,11 @@ class Node {
   nlohmann::json placementJson(const std::string& daemon) const;
   void daemonViewRequest(proto::Request::Reader request, control::ControlResponder reply);
   // rollouts (node_rollout.cpp)
-  struct RolloutRun {  // a placed commit daemon as this node runs it
-    uint64_t version = 0;  // reconcile::specVersion of what runs here
-    spec::DaemonSpec spec;  // materialised
-    std::optional<spec::DaemonSpec> previous;  // before the last update here (rollback)
-    uint64_t previous_version = 0;
+  // A placed commit daemon as this node runs it: what is stored (version, materialised spec,
+  // the one before for a rollback, a version that failed here), and the step in progress.
+  struct RolloutRun : reconcile::RolloutRecord {
     int64_t updated_ms = -1;  // monotonic: when this node moved to version, until ready
     std::set<int> old_pids;   // the processes of the version it moved from
-    uint64_t failed_version = 0;  // a version that missed its progress deadline here
   };
   reconcile::RolloutInputs rolloutInputs(const std::string& daemon, const spec::DaemonSpec& commit_spec) const;
   std::vector<spec::DaemonSpec> gateRollouts(std::vector<spec::DaemonSpec> placed);
@@ -375,7 +372,7 @@ class Node {
     uint64_t self_report_version;
     bool operator==(const PlanKey&) const = default;
   };
-  std::optional<PlanKey> plan_key_;
+  std::optional<PlanKey> plan_key_;  // the inputs of plan_, unless a deadline is running
   struct EndpointsKey {
     uint64_t structural_generation, commit_seq, self_report_version;
     bool operator==(const EndpointsKey&) const = default;
@@ -383,10 +380,10 @@ class Node {
   std::optional<EndpointsKey> endpoints_key_;  // the inputs of endpoints_
   discovery::EndpointView endpoints_;
   discovery::DnsResponder dns_;
-  std::map<std::string, int64_t> ready_since_ms_;
+  std::map<std::string, int64_t> ready_since_ms_;  // placed daemon -> wall ms its ready count left 0
   std::map<std::string, RolloutRun> rollouts_;  // by daemon: placed here
   std::map<std::string, reconcile::RolloutRecord> rollout_saved_;  // by daemon: the record last stored
-  bool rollout_pending_ = false;  // a rollout waits on time (min ready, progress deadline)  // placed daemon -> wall ms its ready count left 0  // the inputs of plan_, unless a deadline is running
+  bool rollout_pending_ = false;  // a rollout waits on time (min ready, progress deadline)
   uint64_t bad_node_states_ = 0;
   std::map<std::string, int64_t> report_seen_ms_;  // when each peer's node state last arrived
   std::unique_ptr<probes::InventoryProbe> inventory_;

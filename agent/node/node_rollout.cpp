@@ -31,19 +31,15 @@ void Node::loadRollouts() {
                    r.status().toString());
       continue;
     }
-    RolloutRun run;
-    run.version = r->version;
-    run.spec = std::move(r->spec);
-    run.previous = std::move(r->previous);
-    run.previous_version = r->previous_version;
-    run.failed_version = r->failed_version;
     rollout_saved_[daemon] = *r;
+    RolloutRun run;
+    static_cast<reconcile::RolloutRecord&>(run) = std::move(*r);
     rollouts_[daemon] = std::move(run);
   }
 }
 
 void Node::saveRollout(const std::string& daemon, const RolloutRun& run) {
-  reconcile::RolloutRecord record{run.version, run.spec, run.previous, run.previous_version, run.failed_version};
+  const reconcile::RolloutRecord& record = run;
   // Unchanged since stored: no synced write (this runs at every replan).
   if (auto it = rollout_saved_.find(daemon); it != rollout_saved_.end() && it->second == record) return;
   Status s = store_->putState(std::string(reconcile::kRolloutKeyPrefix) + daemon, reconcile::encodeRolloutRecord(record));
@@ -51,7 +47,7 @@ void Node::saveRollout(const std::string& daemon, const RolloutRun& run) {
     noteStorageFailure(s, "storing a rollout step");
     return;  // tried again at the next replan; until then a restart starts from the commit's spec
   }
-  rollout_saved_[daemon] = std::move(record);
+  rollout_saved_[daemon] = record;
 }
 
 void Node::forgetRollout(const std::string& daemon) {

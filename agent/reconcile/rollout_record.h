@@ -23,11 +23,11 @@ namespace meshos::reconcile {
 inline constexpr std::string_view kRolloutKeyPrefix = "rollout/";
 
 struct RolloutRecord {
-  uint64_t version = 0;
-  spec::DaemonSpec spec;
-  std::optional<spec::DaemonSpec> previous;
+  uint64_t version = 0;                      // reconcile::specVersion of what runs here
+  spec::DaemonSpec spec;                     // materialised for this node
+  std::optional<spec::DaemonSpec> previous;  // before the last update here (rollback)
   uint64_t previous_version = 0;
-  uint64_t failed_version = 0;
+  uint64_t failed_version = 0;               // a version that missed its progress deadline here
   friend bool operator==(const RolloutRecord&, const RolloutRecord&) = default;
 };
 

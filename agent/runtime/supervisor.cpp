@@ -230,15 +230,18 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired, bool settle_left
       }
     }
   }
-  // Whatever a previous agent left that nobody wants now: stop it.
-  for (const auto& [id, rec] : settle_leftovers ? recovered_ : std::map<std::string, InstanceRecord>{}) {
-    runtime_.stopRecorded(rec);
-    (void)store_.erase(id);
-    failure(rec.daemon, "adoption",
-            "instance " + id + " (pid " + std::to_string(rec.pid) +
-                ") left by the previous agent is not desired (or changed kind); stopped");
+  // Whatever a previous agent left that nobody wants now: stop it (once the caller's view
+  // has settled; until then it keeps waiting).
+  if (settle_leftovers) {
+    for (const auto& [id, rec] : recovered_) {
+      runtime_.stopRecorded(rec);
+      (void)store_.erase(id);
+      failure(rec.daemon, "adoption",
+              "instance " + id + " (pid " + std::to_string(rec.pid) +
+                  ") left by the previous agent is not desired (or changed kind); stopped");
+    }
+    recovered_.clear();
   }
-  if (settle_leftovers) recovered_.clear();
   applying_ = false;
   finishStopOrdered();
   evaluateWaiting();

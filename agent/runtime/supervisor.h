@@ -234,6 +234,8 @@ class Supervisor {
   // of them still runs.
   void resumeGroup(const std::string& group);
   std::vector<Daemon*> groupMembers(const std::string& group);
+  std::vector<std::string> liveOrder() const;  // daemons not being removed, in start order
+  const std::string& groupOf(const Instance& inst) const;
   void relaunchAfter(Instance& inst, int64_t delay_ms);
   // How soon a start the node itself refused (an I/O error) is tried again.
   static constexpr int64_t kEnvironmentRetryMs = 2000;

@@ -128,7 +128,7 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
     inst->restart_after_stop = false;
     transition(*inst, InstanceState::kStopped, "stopped for restart (" + info.detail + ")");
     if (inst->group_hold) {
-      resumeGroup(inst->spec.supervision.group);  // starts with its group, in order
+      resumeGroup(groupOf(*inst));  // starts with its group, in order
     } else {
       beginWaiting(*inst, inst->cause);  // the restart's cause: a change, an operator, a dependency
     }

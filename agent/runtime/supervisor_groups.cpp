@@ -13,19 +13,28 @@
 
 namespace meshos::runtime {
 
-std::vector<Supervisor::Daemon*> Supervisor::groupMembers(const std::string& group) {
+std::vector<std::string> Supervisor::liveOrder() const {
   std::vector<spec::DaemonSpec> live;
   for (const auto& [n, d] : daemons_) {
     if (!d->removing) live.push_back(d->spec);
   }
   auto order = spec::startOrder(live);  // the set applied is valid: no cycle
+  return order ? *order : std::vector<std::string>{};
+}
+
+std::vector<Supervisor::Daemon*> Supervisor::groupMembers(const std::string& group) {
   std::vector<Daemon*> out;
-  if (!order) return out;
-  for (const auto& name : *order) {
+  for (const auto& name : liveOrder()) {
     Daemon* d = findDaemon(name);
     if (d != nullptr && d->spec.supervision.group == group) out.push_back(d);
   }
   return out;
+}
+
+const std::string& Supervisor::groupOf(const Instance& inst) const {
+  static const std::string kNone;
+  const Daemon* d = findDaemon(inst.daemon);  // the daemon's spec: a supervision change restarts no instance
+  return d != nullptr ? d->spec.supervision.group : kNone;
 }
 
 bool Supervisor::memberRestarts(Instance& inst, const std::string& why) {
@@ -135,12 +144,7 @@ void Supervisor::quarantineGroup(const std::string& group, const std::string& wh
 
 std::vector<GroupSnapshot> Supervisor::groups() const {
   std::map<std::string, GroupSnapshot> out;
-  std::vector<spec::DaemonSpec> live;
-  for (const auto& [n, d] : daemons_) {
-    if (!d->removing) live.push_back(d->spec);
-  }
-  auto order = spec::startOrder(live);
-  for (const auto& name : order ? *order : std::vector<std::string>{}) {
+  for (const auto& name : liveOrder()) {
     const Daemon* d = findDaemon(name);
     const spec::Supervision& sv = d->spec.supervision;
     if (sv.group.empty()) continue;

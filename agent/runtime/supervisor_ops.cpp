@@ -232,7 +232,7 @@ Status Supervisor::start(const std::string& target) {
     inst->held = false;
     // An operator's start releases a quarantined group's count (its members stay held
     // until they are started too).
-    if (auto g = groups_.find(inst->spec.supervision.group); g != groups_.end() && g->second.quarantined) {
+    if (auto g = groups_.find(groupOf(*inst)); g != groups_.end() && g->second.quarantined) {
       g->second.quarantined = false;
       g->second.restarts.clear();
     }

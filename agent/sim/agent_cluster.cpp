@@ -93,7 +93,7 @@ SimHost& AgentCluster::addHost(HostSetup setup) {
     if (out.disposition == executor::Disposition::kSucceeded && out.action.cause == state::ActionCause::kChange &&
         n != nullptr && n->plan().frozen && violation_.empty()) {
       violation_ = hosts_[host]->name() + " carried out a change while frozen: " +
-                        std::string(state::actionKindName(out.action.kind)) + " " + out.action.instance;
+                   std::string(state::actionKindName(out.action.kind)) + " " + out.action.instance;
     }
   };
   hosts_.back()->setObserver(std::move(o));
@@ -336,8 +336,8 @@ void AgentCluster::hostileCall(size_t i, uint64_t pick) {
   if (reply->answered() && !reply->get().isOk() && reply->get().status().code() == Code::kPermissionDenied) return;
   if (violation_.empty()) {
     violation_ = hosts_[i]->name() + " served " + what[kind] +
-                      (root_without_reason ? " without a reason" : " to uid 1000") + ": " +
-                      (reply->answered() ? reply->get().status().toString() : "not refused at once");
+                 (root_without_reason ? " without a reason" : " to uid 1000") + ": " +
+                 (reply->answered() ? reply->get().status().toString() : "not refused at once");
   }
 }
 

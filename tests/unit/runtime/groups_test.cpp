@@ -50,6 +50,15 @@ size_t lastStart(const Harness& h, const std::string& instance) {
   return at;
 }
 
+// Applies the trio under `strategy`, waits for it, kills b; the pids from before.
+Pids killMiddle(Harness& h, spec::GroupStrategy strategy) {
+  REQUIRE(h.sup().apply(trio(strategy)));
+  REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
+  const Pids before = pids(h);
+  ::kill(before.b, SIGKILL);
+  return before;
+}
+
 std::string lastRestart(Harness& h, const std::string& instance) {
   for (const auto& s : h.sup().snapshot())
     if (s.instance == instance) return s.last_restart;
@@ -60,10 +69,7 @@ std::string lastRestart(Harness& h, const std::string& instance) {
 
 TEST_CASE("one-for-all: one member crashes, every member restarts, in dependency order") {
   Harness h;
-  REQUIRE(h.sup().apply(trio(spec::GroupStrategy::kOneForAll)));
-  REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
-  const Pids before = pids(h);
-  ::kill(before.b, SIGKILL);
+  const Pids before = killMiddle(h, spec::GroupStrategy::kOneForAll);
   REQUIRE(h.runUntil([&] {
     const Pids now = pids(h);
     return allReady(h) && now.a != before.a && now.b != before.b && now.c != before.c && now.a > 0 && now.c > 0;
@@ -76,10 +82,7 @@ TEST_CASE("one-for-all: one member crashes, every member restarts, in dependency
 
 TEST_CASE("rest-for-one: the members after the crashed one restart; those before keep running") {
   Harness h;
-  REQUIRE(h.sup().apply(trio(spec::GroupStrategy::kRestForOne)));
-  REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
-  const Pids before = pids(h);
-  ::kill(before.b, SIGKILL);
+  const Pids before = killMiddle(h, spec::GroupStrategy::kRestForOne);
   REQUIRE(h.runUntil([&] {
     const Pids now = pids(h);
     return allReady(h) && now.b != before.b && now.c != before.c;
@@ -91,10 +94,7 @@ TEST_CASE("rest-for-one: the members after the crashed one restart; those before
 
 TEST_CASE("one-for-one: only the crashed member restarts") {
   Harness h;
-  REQUIRE(h.sup().apply(trio(spec::GroupStrategy::kOneForOne)));
-  REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
-  const Pids before = pids(h);
-  ::kill(before.b, SIGKILL);
+  const Pids before = killMiddle(h, spec::GroupStrategy::kOneForOne);
   REQUIRE(h.runUntil([&] { return allReady(h) && h.pidOf("b#0") != before.b; }, 5000));
   h.runFor(200);
   CHECK(h.pidOf("a#0") == before.a);
