@@ -49,6 +49,24 @@ struct Operation {
     addAdminKey @10 :Data;             # 32-byte ed25519 public key
     removeAdminKey @11 :Data;
     setThreshold @12 :UInt32;
+    putSecret @13 :Secret;             # create or rotate a sealed secret (docs/SECRETS.md)
+    removeSecret @14 :Text;            # secret name; refused while a daemon uses it
+  }
+}
+
+# A secret sealed (libsodium crypto_box_seal) to each recipient that may open it.
+struct Secret {
+  name @0 :Text;
+  copies @1 :List(SealedCopy);
+}
+
+struct SealedCopy {
+  to @0 :Recipient;
+  key @1 :Data;                # 32 bytes: the node's ed25519 key, or the cluster's X25519 key
+  box @2 :Data;                # sealed "meshos-secret-v1" 0x00 name 0x00 value
+  enum Recipient {
+    node @0;
+    cluster @1;
   }
 }
 

@@ -111,6 +111,20 @@ struct DaemonSpec {
   update @43 :UpdateStrategy;  # null: the defaults
 
   supervision @44 :Supervision;  # null: the defaults (no group)
+
+  secrets @45 :SecretUses;  # null: none
+}
+
+# Sealed secrets a daemon reads (names only; docs/SECRETS.md).
+struct SecretUses {
+  env @0 :List(EnvVar);        # key: the variable, value: the secret's name
+  files @1 :List(Text);        # secret names written to $MESHOS_SECRETS_DIR
+  versions @2 :List(SecretVersion);  # set by the desired-state fold
+}
+
+struct SecretVersion {
+  name @0 :Text;
+  seq @1 :UInt64;              # the commit that last sealed it
 }
 
 enum GroupStrategy { oneForOne @0; oneForAll @1; restForOne @2; }

@@ -23,6 +23,18 @@ Overloaded(F...) -> Overloaded<F...>;
 
 capnp::Data::Reader dataOf(ByteView b) { return capnp::Data::Reader(b.data(), b.size()); }
 
+void fillSecret(proto::Secret::Builder b, const SealedSecret& s) {
+  b.setName(s.name);
+  auto copies = b.initCopies(static_cast<unsigned>(s.copies.size()));
+  for (size_t i = 0; i < s.copies.size(); ++i) {
+    auto c = copies[static_cast<unsigned>(i)];
+    c.setTo(s.copies[i].to == SecretRecipient::kCluster ? proto::SealedCopy::Recipient::CLUSTER
+                                                        : proto::SealedCopy::Recipient::NODE);
+    c.setKey(dataOf(s.copies[i].key));
+    c.setBox(dataOf(s.copies[i].box));
+  }
+}
+
 void fillBody(proto::CommitBody::Builder b, const Commit& c) {
   b.setClusterId(c.cluster_id);
   b.setSeq(c.seq);
@@ -62,6 +74,8 @@ void fillBody(proto::CommitBody::Builder b, const Commit& c) {
                    [&](const OpAddAdminKey& x) { o.setAddAdminKey(dataOf(x.key)); },
                    [&](const OpRemoveAdminKey& x) { o.setRemoveAdminKey(dataOf(x.key)); },
                    [&](const OpSetThreshold& x) { o.setSetThreshold(x.threshold); },
+                   [&](const OpPutSecret& x) { fillSecret(o.initPutSecret(), x.secret); },
+                   [&](const OpRemoveSecret& x) { o.setRemoveSecret(x.name); },
                },
                c.operations[i]);
   }
@@ -99,6 +113,34 @@ bool operationTextUtf8(const Operation& op) {
         return true;  // a put-daemon's spec is checked by spec::validate()
       },
       op);
+}
+
+// Checked whole here (name, recipients, sizes): a sealed secret is never opened on decode.
+Result<SealedSecret> decodeSecret(proto::Secret::Reader r) {
+  SealedSecret s;
+  s.name = r.getName().cStr();
+  if (r.getCopies().size() > kMaxSecretCopies) {
+    return Status::invalid("secret " + escapeNonUtf8(s.name) + ": more than " + std::to_string(kMaxSecretCopies) +
+                           " sealed copies");
+  }
+  for (auto c : r.getCopies()) {
+    SealedCopy copy;
+    switch (c.getTo()) {
+      case proto::SealedCopy::Recipient::NODE:
+        copy.to = SecretRecipient::kNode;
+        break;
+      case proto::SealedCopy::Recipient::CLUSTER:
+        copy.to = SecretRecipient::kCluster;
+        break;
+      default:
+        return Status::invalid("secret " + escapeNonUtf8(s.name) + ": unknown recipient kind");
+    }
+    MESHOS_RETURN_IF_ERROR(copyFixed(c.getKey(), copy.key, "secret recipient key"));
+    copy.box.assign(c.getBox().begin(), c.getBox().end());
+    s.copies.push_back(std::move(copy));
+  }
+  MESHOS_RETURN_IF_ERROR(validateSealedSecret(s));
+  return s;
 }
 
 Result<Operation> decodeOperation(proto::Operation::Reader o) {
@@ -154,6 +196,13 @@ Result<Operation> decodeOperation(proto::Operation::Reader o) {
     }
     case proto::Operation::SET_THRESHOLD:
       return Operation{OpSetThreshold{o.getSetThreshold()}};
+    case proto::Operation::PUT_SECRET: {
+      auto s = decodeSecret(o.getPutSecret());
+      if (!s) return s.status().withContext("put-secret");
+      return Operation{OpPutSecret{std::move(*s)}};
+    }
+    case proto::Operation::REMOVE_SECRET:
+      return Operation{OpRemoveSecret{o.getRemoveSecret().cStr()}};
   }
   return Status::invalid("unknown operation kind " + std::to_string(static_cast<int>(o.which())));
 }
@@ -168,7 +217,7 @@ std::string_view operationName(const Operation& op) {
   static constexpr std::string_view kNames[] = {
       "put-daemon",    "remove-daemon",    "scale",        "pause",         "resume",
       "maintenance",   "freeze",           "thaw",         "force-restart", "kill-relocation",
-      "add-admin-key", "remove-admin-key", "set-threshold"};
+      "add-admin-key", "remove-admin-key", "set-threshold", "put-secret",   "remove-secret"};
   static_assert(std::size(kNames) == std::variant_size_v<Operation>);
   return kNames[op.index()];
 }
@@ -208,6 +257,19 @@ void signCommit(Commit& commit, const SigningKey& key) {
     }
   }
   commit.signatures.push_back({key.public_key, sig});
+}
+
+Bytes encodeSealedSecret(const SealedSecret& s) {
+  capnp::MallocMessageBuilder msg;
+  fillSecret(msg.initRoot<proto::Secret>(), s);
+  return meshos::proto::flatBytes(msg);
+}
+
+Result<SealedSecret> decodeSealedSecret(ByteView bytes) {
+  return meshos::proto::readFlat(bytes, kMaxCommitBytes, "sealed secret",
+                                 [&](capnp::FlatArrayMessageReader& reader) -> Result<SealedSecret> {
+                                   return decodeSecret(reader.getRoot<proto::Secret>());
+                                 }, Code::kCorruption);
 }
 
 Result<DecodedCommit> decodeCommit(ByteView bytes) {

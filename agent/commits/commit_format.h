@@ -15,6 +15,7 @@
 
 #include "agent/core/bytes.h"
 #include "agent/core/crypto.h"
+#include "agent/core/sealed_secret.h"
 #include "agent/core/status.h"
 #include "agent/spec/daemon_spec.h"
 
@@ -69,10 +70,16 @@ struct OpRemoveAdminKey {
 struct OpSetThreshold {
   uint32_t threshold = 0;
 };
+struct OpPutSecret {
+  SealedSecret secret;
+};
+struct OpRemoveSecret {
+  std::string name;
+};
 
 using Operation = std::variant<OpPutDaemon, OpRemoveDaemon, OpScale, OpPauseDaemon, OpResumeDaemon,
                                OpSetMaintenance, OpFreeze, OpThaw, OpForceRestart, OpKillRelocation,
-                               OpAddAdminKey, OpRemoveAdminKey, OpSetThreshold>;
+                               OpAddAdminKey, OpRemoveAdminKey, OpSetThreshold, OpPutSecret, OpRemoveSecret>;
 
 // "put-daemon", "remove-daemon", "scale", ... (also the names `meshos-admin --op` takes).
 std::string_view operationName(const Operation& op);
@@ -121,6 +128,11 @@ Result<Bytes> addSignature(const DecodedCommit& d, const SigningKey& key);
 
 // kCorruption when the bytes are not a commit (size, framing, header fields).
 Result<DecodedCommit> decodeCommit(ByteView bytes);
+
+// A sealed secret on its own (`meshos-admin secret seal` writes it, `sign-commit --secret`
+// reads it): one Cap'n Proto message of proto::Secret, checked like a put-secret operation.
+Bytes encodeSealedSecret(const SealedSecret& s);
+Result<SealedSecret> decodeSealedSecret(ByteView bytes);
 
 std::string hashHex(const Hash256& h);
 Result<Hash256> hashFromHex(std::string_view hex);

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "agent/core/node_identity.h"
+
 namespace meshos::commits {
 
 using nlohmann::json;
@@ -71,7 +73,24 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
                         {"restart_window_ms", v.restart_window_ms},
                         {"restart_with_dependency", v.restart_with_dependency}};
   }
+  if (!s.secrets.empty()) j["secrets"] = secretUsesToJson(s.secrets);
   return j;
+}
+
+json secretUsesToJson(const spec::SecretUses& u) {
+  json env = json::object();
+  for (const auto& [var, secret] : u.env) env[var] = "<secret:" + secret + ">";
+  return {{"env", env}, {"files", u.files}, {"versions", u.versions}};
+}
+
+json sealedSecretToJson(const SealedSecret& s) {
+  json to = json::array();
+  for (const auto& c : s.copies) {
+    json one{{"kind", secretRecipientName(c.to)}, {"key", publicKeyToBase64(c.key)}, {"sealed_bytes", c.box.size()}};
+    if (c.to == SecretRecipient::kNode) one["node_id"] = nodeIdFromPublicKey(c.key);
+    to.push_back(std::move(one));
+  }
+  return {{"name", s.name}, {"sealed_to", to}};
 }
 
 json operationToJson(const Operation& op) {
@@ -97,6 +116,10 @@ json operationToJson(const Operation& op) {
           j["key"] = publicKeyToBase64(x.key);
         } else if constexpr (std::is_same_v<T, OpSetThreshold>) {
           j["threshold"] = x.threshold;
+        } else if constexpr (std::is_same_v<T, OpPutSecret>) {
+          j["secret"] = sealedSecretToJson(x.secret);
+        } else if constexpr (std::is_same_v<T, OpRemoveSecret>) {
+          j["secret"] = x.name;
         } else {
           j["daemon"] = x.name;
         }
@@ -189,6 +212,13 @@ json commitLogToJson(const CommitLog& log) {
   }
   j["maintenance"] = maint;
   j["daemons"] = desiredDaemonsToJson(s);
+  json secrets = json::array();
+  for (const auto& [name, sec] : s.secrets) {
+    json one = sealedSecretToJson(sec.sealed);
+    one["seq"] = sec.seq;
+    secrets.push_back(std::move(one));
+  }
+  j["secrets"] = secrets;
   json pending = json::array();
   for (const auto& p : log.pending()) {
     pending.push_back({{"hash", toHex(p.hash)}, {"seq", p.seq}, {"parent", toHex(p.parent)}});

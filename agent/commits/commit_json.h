@@ -11,6 +11,10 @@ namespace meshos::commits {
 
 nlohmann::json daemonSpecToJson(const spec::DaemonSpec& s);
 nlohmann::json operationToJson(const Operation& op);
+// Names only: a variable shows as "<secret:db>", never a value.
+nlohmann::json secretUsesToJson(const spec::SecretUses& u);
+// Name and recipients (kind, key, node id, sealed size); never the ciphertext.
+nlohmann::json sealedSecretToJson(const SealedSecret& s);
 
 // Which signatures of a commit verify under `trust` (nullopt: only whether they verify at
 // all over the commit's bytes).

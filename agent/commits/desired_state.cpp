@@ -1,5 +1,7 @@
 #include "agent/commits/desired_state.h"
 
+#include <utility>
+
 namespace meshos::commits {
 
 namespace {
@@ -9,26 +11,67 @@ constexpr size_t kMaxDaemons = 10'000;
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// The versions a daemon's spec carries: the commit that last sealed each secret it uses.
+Status stampSecretVersions(const DesiredState& s, spec::DaemonSpec& spec) {
+  spec.secrets.versions.clear();
+  for (const auto& name : spec.secrets.names()) {
+    auto it = s.secrets.find(name);
+    if (it == s.secrets.end()) {
+      return Status::invalid("daemon " + quoted(std::as_const(spec.name)) + " uses secret " + quoted(name) +
+                             ", which no commit has sealed (put-secret first)");
+    }
+    spec.secrets.versions[name] = it->second.seq;
+  }
+  return Status::ok();
+}
+
+Status applySecretOp(DesiredState& s, const Operation& op, const Commit& c) {
+  if (auto* x = std::get_if<OpPutSecret>(&op)) {
+    MESHOS_RETURN_IF_ERROR(validateSealedSecret(x->secret));
+    if (!s.secrets.count(x->secret.name) && s.secrets.size() >= kMaxSecrets) return Status::invalid("too many secrets");
+    s.secrets[x->secret.name] = DesiredSecret{x->secret, c.seq};
+    // A rotation: every daemon using it changes, so its instances are replaced.
+    for (auto& [name, d] : s.daemons) {
+      if (!d.spec.secrets.versions.count(x->secret.name)) continue;
+      d.spec.secrets.versions[x->secret.name] = c.seq;
+      d.updated_seq = c.seq;
+    }
+    return Status::ok();
+  }
+  const auto& name = std::get<OpRemoveSecret>(op).name;
+  if (!s.secrets.count(name)) return Status::invalid("no secret " + quoted(name));
+  for (const auto& [daemon, d] : s.daemons) {
+    if (d.spec.secrets.versions.count(name)) {
+      return Status::invalid("secret " + quoted(name) + " is used by daemon " + quoted(daemon));
+    }
+  }
+  s.secrets.erase(name);
+  return Status::ok();
+}
+
+Status putDaemon(DesiredState& s, const OpPutDaemon& x, const Commit& c) {
+  MESHOS_RETURN_IF_ERROR(spec::validate(x.spec));
+  spec::DaemonSpec next = spec::normalized(x.spec);
+  MESHOS_RETURN_IF_ERROR(stampSecretVersions(s, next));
+  auto it = s.daemons.find(x.spec.name);
+  if (it == s.daemons.end()) {
+    if (s.daemons.size() >= kMaxDaemons) return Status::invalid("too many daemons");
+    it = s.daemons.emplace(x.spec.name, DesiredDaemon{}).first;
+  }
+  it->second.spec = std::move(next);
+  it->second.updated_seq = c.seq;
+  return Status::ok();
+}
+
 Status applyOne(DesiredState& s, const Operation& op, const Commit& c) {
   auto find = [&](const std::string& name) -> Result<DesiredDaemon*> {
     auto it = s.daemons.find(name);
     if (it == s.daemons.end()) return Status::invalid("no daemon " + quoted(name));
     return &it->second;
   };
-  if (auto* x = std::get_if<OpPutDaemon>(&op)) {
-    MESHOS_RETURN_IF_ERROR(spec::validate(x->spec));
-    auto it = s.daemons.find(x->spec.name);
-    if (it == s.daemons.end()) {
-      if (s.daemons.size() >= kMaxDaemons) return Status::invalid("too many daemons");
-      DesiredDaemon d;
-      d.spec = spec::normalized(x->spec);
-      d.updated_seq = c.seq;
-      s.daemons.emplace(x->spec.name, std::move(d));
-    } else {
-      it->second.spec = spec::normalized(x->spec);
-      it->second.updated_seq = c.seq;
-    }
-    return Status::ok();
+  if (auto* x = std::get_if<OpPutDaemon>(&op)) return putDaemon(s, *x, c);
+  if (std::holds_alternative<OpPutSecret>(op) || std::holds_alternative<OpRemoveSecret>(op)) {
+    return applySecretOp(s, op, c);
   }
   if (auto* x = std::get_if<OpRemoveDaemon>(&op)) {
     if (s.daemons.erase(x->name) == 0) return Status::invalid("no daemon " + quoted(x->name));

@@ -46,6 +46,14 @@ struct DesiredDaemon {
   bool operator==(const DesiredDaemon&) const = default;
 };
 
+// A sealed secret as the last commit that put it left it (ciphertext only).
+struct DesiredSecret {
+  SealedSecret sealed;
+  uint64_t seq = 0;  // that commit; the daemons using it carry it (SecretUses::versions)
+  bool operator==(const DesiredSecret&) const = default;
+};
+inline constexpr size_t kMaxSecrets = 1000;
+
 struct NodeMaintenance {
   MaintenanceMode mode = MaintenanceMode::kDrain;
   int64_t deadline_ms = 0;
@@ -64,6 +72,7 @@ struct DesiredState {
   uint64_t seq = 0;  // head of the log this state is the fold of
   Hash256 hash{};
   std::map<std::string, DesiredDaemon> daemons;
+  std::map<std::string, DesiredSecret> secrets;
   std::map<std::string, NodeMaintenance> maintenance;  // nodes not active only
   std::optional<FreezeState> freeze;                   // the last freeze, until thawed
   TrustSet trust;

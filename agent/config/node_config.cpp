@@ -233,6 +233,11 @@ void readRuntime(TomlTable& r, RuntimeSection& s) {
   }
 }
 
+void readSecrets(TomlTable& r, SecretsSection& s) {
+  nonEmptyPath(r, "cluster_key_file", s.cluster_key_file);
+  nonEmptyPath(r, "files_dir", s.files_dir);
+}
+
 void readLog(TomlTable& r, LogSection& s) {
   r.str("level", s.level);
   if (r.failed()) return;
@@ -341,6 +346,7 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   readSection(r, "placement", readPlacement, c.placement, &err);
   readSection(r, "chains", readChains, c.chains, &err);
   readSection(r, "dns", readDns, c.dns, &err);
+  readSection(r, "secrets", readSecrets, c.secrets, &err);
   r.finish();
   if (!err) return err;
   // Relative paths in the file are relative to the file, so a cluster directory can move.
@@ -352,6 +358,15 @@ Result<NodeConfig> parseNodeConfig(std::string_view text, std::string_view sourc
   anchor(c.control.socket);
   if (c.gossip.keyring) anchor(*c.gossip.keyring);
   if (c.runtime.local) anchor(*c.runtime.local);
+  if (c.secrets.cluster_key_file) anchor(*c.secrets.cluster_key_file);
+  if (c.secrets.files_dir) {
+    anchor(*c.secrets.files_dir);
+    const auto rel = c.secrets.files_dir->lexically_normal().lexically_relative(c.node.data_dir.lexically_normal());
+    if (!rel.empty() && *rel.begin() != "..") {
+      return Status::invalid(std::string(source_name) + ": secrets.files_dir: must not be under node.data_dir (" +
+                             c.node.data_dir.string() + "): the data directory is on disk and copied in backups");
+    }
+  }
   return c;
 }
 
@@ -438,7 +453,10 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "max_records_failure = " << d.chains.max_records_failure << "\n\n"
     << "[dns]\n"
     << "# bind = \"127.0.0.1:8600\"    # answers <daemon>.service.<cluster>. (A) and _<port>._tcp.<daemon>... (SRV)\n"
-    << "ttl_s = " << d.dns.ttl_s << "                    # seconds resolvers may cache an answer\n";
+    << "ttl_s = " << d.dns.ttl_s << "                    # seconds resolvers may cache an answer\n\n"
+    << "[secrets]\n"
+    << "# cluster_key_file = \"cluster.secret\"  # opens secrets sealed --to-cluster (meshos-admin secret cluster-key)\n"
+    << "# files_dir = \"/dev/shm/meshos\"      # secret_files go here, one directory per instance (default: /dev/shm/meshos-<node id>)\n";
   return o.str();
 }
 

@@ -129,6 +129,16 @@ struct DnsSection {
   bool operator==(const DnsSection&) const = default;
 };
 
+// Sealed secrets (docs/SECRETS.md). Secrets sealed to this node open with its node key;
+// those sealed to the cluster need the cluster key file.
+struct SecretsSection {
+  std::optional<std::filesystem::path> cluster_key_file;  // meshos-admin secret cluster-key
+  // Where `secret_files` are written, one directory per instance; "" = /dev/shm/meshos-<node
+  // id> (memory, never the disk). Never under data_dir.
+  std::optional<std::filesystem::path> files_dir;
+  bool operator==(const SecretsSection&) const = default;
+};
+
 struct NodeConfig {
   std::filesystem::path source;           // the file it came from ("" for defaults)
   NodeSection node;
@@ -142,6 +152,7 @@ struct NodeConfig {
   PlacementSection placement;
   ChainsSection chains;
   DnsSection dns;
+  SecretsSection secrets;
 };
 
 // Reads and validates a file. Errors: kNotFound (missing file), kInvalidArgument (syntax,

@@ -87,20 +87,28 @@ std::string keyFileText(const SigningKey& key) {
   return std::string(kKeyFileHeader) + "\n" + toBase64(key.secret_key) + "\n";
 }
 
-Result<SigningKey> parseKeyFile(std::string_view text, const std::string& name) {
-  auto eol = text.find('\n');
-  std::string_view header = text.substr(0, eol);
+Result<Bytes> keyFileBody(std::string_view text, std::string_view header, size_t size, const std::string& what,
+                          const std::string& name) {
+  const auto eol = text.find('\n');
   std::string_view body = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
   body = body.substr(0, body.find('\n'));
-  if (header != kKeyFileHeader) {
-    return Status::invalid("key file " + name + " does not start with " + std::string(kKeyFileHeader));
+  if (text.substr(0, eol) != header) {
+    return Status::invalid(what + " file " + name + " does not start with " + std::string(header));
   }
   auto secret = fromBase64(body);
-  if (!secret || secret->size() != 64) {
-    return Status::invalid("key file " + name + " does not hold a 64-byte secret key");
+  if (!secret || secret->size() != size) {
+    if (secret) sodium_memzero(secret->data(), secret->size());
+    return Status::invalid(what + " file " + name + " does not hold a " + std::to_string(size) + "-byte secret key");
   }
+  return secret;
+}
+
+Result<SigningKey> parseKeyFile(std::string_view text, const std::string& name) {
+  auto secret = keyFileBody(text, kKeyFileHeader, 64, "key", name);
+  if (!secret) return secret.status();
   SigningKey k;
   std::memcpy(k.secret_key.data(), secret->data(), 64);
+  sodium_memzero(secret->data(), secret->size());
   // The public half is derived, so a key file edited by hand cannot pair mismatched halves.
   crypto_sign_ed25519_sk_to_pk(k.public_key.data(), k.secret_key.data());
   if (std::memcmp(k.public_key.data(), k.secret_key.data() + 32, 32) != 0) {

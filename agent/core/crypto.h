@@ -53,6 +53,11 @@ bool verifySignature(const PublicKey& key, ByteView message, const Signature& si
 Result<PublicKey> publicKeyFromBase64(std::string_view text);
 std::string publicKeyToBase64(const PublicKey& key);
 
+// A two-line key file's body: line 1 must be `header`, line 2 the base64 of `size` bytes
+// ("<what> file <name> does not ..." otherwise). The caller wipes what it gets.
+Result<Bytes> keyFileBody(std::string_view text, std::string_view header, size_t size, const std::string& what,
+                          const std::string& name);
+
 // The key file's text, and its parse (name: the path, for errors).
 std::string keyFileText(const SigningKey& key);
 Result<SigningKey> parseKeyFile(std::string_view text, const std::string& name);

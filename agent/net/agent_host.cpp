@@ -169,6 +169,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   runtime::RuntimeOptions ro;
   ro.data_dir = cfg.node.data_dir.string();
   ro.cgroup_parent = cfg.runtime.cgroup_parent;
+  ro.secrets_dir = cfg.secrets.files_dir ? cfg.secrets.files_dir->string() : "/dev/shm/meshos-" + identity.id;
   runtime::ProcessRuntime processes(loop, sv.clock, **instances, ro);
   if (Status s = processes.init(); !s) {
     spdlog::critical("{}", s.withContext("process runtime").toString());
@@ -214,6 +215,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     hangup.close();
     processes.close();
     uv_run(loop, UV_RUN_DEFAULT);
+    node.reset();  // before the runtime it uses
     return statusFor(s);
   }
   // `config` moved into the node: read it there.

@@ -100,6 +100,7 @@ Node::~Node() {
   if (inventory_) inventory_->stop();
   if (gossip_) gossip_->close();
   supervisor_.reset();
+  services_.runtime.setSecretOpener(nullptr);  // the runtime outlives this node
 }
 
 // ---------------------------------------------------------------- start
@@ -219,6 +220,8 @@ Status Node::openRuntime() {
     record(chains::ChainName::kFailure, "daemon." + e.kind,
            {{"daemon", e.daemon}, {"instance", e.instance}, {"message", e.message}});
   };
+  MESHOS_RETURN_IF_ERROR(loadClusterSecretKey());
+  services_.runtime.setSecretOpener([this](const std::string& name) { return openSecret(name); });
   supervisor_ = std::make_unique<runtime::Supervisor>(env_.clock, env_.timers, env_.rng, services_.runtime,
                                                       services_.instances, cb);
   // Its starts and stops go through the executor; run them on the next loop turn, not a tick

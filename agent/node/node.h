@@ -38,6 +38,7 @@
 #include "agent/reconcile/local_rebalancer.h"
 #include "agent/reconcile/rollout.h"
 #include "agent/reconcile/rollout_record.h"
+#include "agent/core/sealed_secret.h"
 #include "agent/runtime/instance_store.h"
 #include "agent/runtime/supervisor.h"
 #include "agent/spec/daemon_spec.h"
@@ -225,6 +226,9 @@ class Node {
   Status startServices();
   void abortStart();  // undoes what startServices() opened
   Status openChains();
+  // node_secrets.cpp: the cluster key, and a secret opened for a daemon starting here.
+  Status loadClusterSecretKey();
+  Result<SecretValue> openSecret(const std::string& name) const;
   Status openRuntime();
   Status openCommits();
   Status openGossip();
@@ -355,6 +359,7 @@ class Node {
   std::unique_ptr<commits::CommitLog> commit_log_;
   nlohmann::json commits_json_;  // the log as JSON, rebuilt only when it changes
   std::unique_ptr<runtime::Supervisor> supervisor_;
+  std::optional<ClusterSecretKey> cluster_secret_key_;  // [secrets] cluster_key_file
   std::vector<spec::DaemonSpec> config_specs_;  // [runtime] local, as written
   std::vector<spec::DaemonSpec> placed_specs_;  // commit daemons placed here, materialised
   std::vector<spec::DaemonSpec> run_specs_;     // what the supervisor is asked to run

@@ -370,7 +370,14 @@ nlohmann::json Node::membersJson() {
     std::string id = n["id"].get<std::string>();
     by_id[id] = std::move(n);
   }
+  std::map<std::string, std::string> keys;  // what `meshos-admin secret seal --to` seals to
+  keys[identity_.id] = toBase64(identity_.key.public_key);
+  if (gossip_) {
+    for (const auto& m : gossip_->members())
+      if (m.public_key.size() == 32) keys[m.id] = toBase64(m.public_key);
+  }
   for (auto& m : j["members"]) {
+    if (auto k = keys.find(m.value("id", "")); k != keys.end()) m["public_key"] = k->second;
     auto it = by_id.find(m.value("id", ""));
     if (it == by_id.end()) continue;
     auto& n = it->second;

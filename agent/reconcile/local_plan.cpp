@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "agent/core/crypto.h"
+#include "agent/core/node_identity.h"
 #include "agent/spec/interpolate.h"
 #include "placement/rebalancer.h"
 #include "probes/vivaldi.h"
@@ -68,6 +69,36 @@ uint64_t viewDigest(const std::vector<PeerView>& nodes) {
   Hash256 out = h.finish();
   const uint64_t v = readBigEndian64(ByteView(out.data(), 8));
   return v == 0 ? 1 : v;
+}
+
+void requireSecretHolders(const commits::DesiredState& desired, std::vector<placement::NodeView>& views,
+                          std::vector<placement::DaemonRequest>& requests) {
+  if (desired.secrets.empty()) return;
+  std::map<std::string, std::set<std::string>> holders;  // secret sealed to nodes -> their ids
+  for (const auto& [name, secret] : desired.secrets) {
+    if (sealedToCluster(secret.sealed)) continue;
+    auto& ids = holders[name];
+    for (const auto& c : secret.sealed.copies) ids.insert(nodeIdFromPublicKey(c.key));
+  }
+  bool used = false;
+  for (auto& r : requests) {
+    auto d = desired.daemons.find(r.name);
+    if (d == desired.daemons.end()) continue;
+    for (const auto& [name, seq] : d->second.spec.secrets.versions) {
+      if (!holders.count(name)) continue;
+      r.placement.capabilities.push_back(secretCapability(name));
+      used = true;
+    }
+    std::sort(r.placement.capabilities.begin(), r.placement.capabilities.end());
+    r.placement.capabilities.erase(std::unique(r.placement.capabilities.begin(), r.placement.capabilities.end()),
+                                   r.placement.capabilities.end());
+  }
+  if (!used) return;
+  for (auto& v : views) {
+    for (const auto& [name, ids] : holders)
+      if (ids.count(v.id)) v.capabilities.push_back(secretCapability(name));
+    std::sort(v.capabilities.begin(), v.capabilities.end());
+  }
 }
 
 namespace {
@@ -209,6 +240,7 @@ class Planner {
     }
     collectHolders();
     buildRequests();
+    requireSecretHolders(desired_, views_, requests_);
     const placement::Assignment& base = assigner_.assign(views_, requests_);
     std::vector<placement::Move> published;
     for (const auto& n : in_.nodes) {

@@ -48,6 +48,17 @@
 
 namespace meshos::reconcile {
 
+// The capability only the nodes that can open a secret have (placement's view of it).
+inline std::string secretCapability(const std::string& secret) { return "secret:" + secret; }
+
+// A daemon that uses a secret sealed to nodes may be placed only where it can be opened:
+// the request requires secretCapability(name), and the views of the nodes it is sealed to
+// (the node id follows from the key each copy names) have it. A secret sealed to the
+// cluster key restricts nothing. Every node reads the same commit log, so every node
+// derives the same eligibility.
+void requireSecretHolders(const commits::DesiredState& desired, std::vector<placement::NodeView>& views,
+                          std::vector<placement::DaemonRequest>& requests);
+
 struct PeerView {
   std::string id;
   std::string name;

@@ -59,10 +59,20 @@ RolloutDecision decideRollout(const RolloutInputs& in) {
             (in.strategy.on_failure == spec::OnUpdateFailure::kRollback ? "rolled back" : "paused");
     return d;
   }
-  std::vector<std::string> pending;  // before self, not done
+  // Unavailable: before self and not done; after self, down while it runs another version
+  // (still replacing for an earlier target: a new version can come before the last one
+  // is through, and the two replacements must not add up).
+  std::vector<std::string> pending;
+  bool after_self = false;
   for (const RolloutNode* n : order) {
-    if (n->id == in.self_id) break;
-    if (!rolloutDone(n->report, in.target, in.strategy.min_ready_ms, in.now_wall_ms)) pending.push_back(n->name);
+    if (n->id == in.self_id) {
+      after_self = true;
+      continue;
+    }
+    const state::DaemonReport* r = n->report;
+    const bool down = after_self ? r != nullptr && r->ready == 0 && r->version != 0 && r->version != in.target
+                                 : !rolloutDone(r, in.target, in.strategy.min_ready_ms, in.now_wall_ms);
+    if (down) pending.push_back(n->name);
   }
   if (static_cast<int64_t>(pending.size()) < in.strategy.max_unavailable) {
     d.step = RolloutStep::kUpdate;

@@ -37,6 +37,7 @@ void ProcessRuntime::onExit(const std::string& instance, ExitInfo info) {
   Proc& p = *it->second;
   if (p.kill_timer != 0) timers_.cancel(p.kill_timer);
   p.kill_timer = 0;
+  removeSecretFiles(instance);  // the plaintext lives as long as its process
   info.stopped_by_us = p.stop_requested;
   noteMemoryLimitKills(p, info);
   const bool run_in_grace = p.pgid > 0 && p.stop_requested && !p.exit_file.empty() &&
@@ -171,6 +172,7 @@ Status ProcessRuntime::remove(const std::string& instance) {
     return Status::invalid("instance " + instance + " is still running; stop it first");
   }
   for (const std::string& g : p.cgroup_groups) removeCgroup(g);
+  removeSecretFiles(instance);
   // A record exists only from a start to the exit (onExit erases it); an instance that
   // never ran (apply's pre-check, a created one) has none: no syscall for it.
   if (p.pid != 0) (void)store_.erase(instance);

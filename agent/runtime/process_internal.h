@@ -47,6 +47,17 @@ struct ProcessRuntime::Proc {
   std::optional<ExitInfo> exit;
 };
 
+// The secret environment entries of one start, wiped when dropped.
+struct ProcessRuntime::LaunchSecrets {
+  std::vector<std::string> env;  // "VAR=value"
+  LaunchSecrets() = default;
+  LaunchSecrets(const LaunchSecrets&) = delete;
+  LaunchSecrets& operator=(const LaunchSecrets&) = delete;
+  ~LaunchSecrets() {
+    for (auto& e : env) wipeString(e);
+  }
+};
+
 struct ProcessRuntime::Handle {
   uv_process_t proc;
   ProcessRuntime* rt;

@@ -330,7 +330,8 @@ void ProcessRuntime::onSpawnedExit(uv_process_t* proc, int64_t status, int sig) 
 
 // uv_spawn, detached (its own session and group), output to the log file. With cgroups,
 // gate_fd is the write end of the pipe the shim waits on (placeSpawned releases it).
-Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd) {
+Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd,
+                             const std::vector<std::string>& secret_env) {
   gate_fd = -1;
   int gate[2] = {-1, -1};
   if (p.cgroup && ::pipe2(gate, O_CLOEXEC) != 0) return Status::io(errnoText("pipe"));
@@ -351,7 +352,14 @@ Status ProcessRuntime::spawn(Proc& p, const std::string& instance, int log_fd, i
   for (size_t i = 1; i < p.spec.command.size(); ++i) args.push_back(const_cast<char*>(p.spec.command[i].c_str()));
   args.push_back(nullptr);
   std::vector<char*> envp;
-  for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
+  std::set<std::string_view> secret_vars;
+  for (const auto& e : secret_env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+    secret_vars.insert(std::string_view(e).substr(0, e.find('=')));
+  }
+  for (const auto& e : p.env) {
+    if (!secret_vars.count(std::string_view(e).substr(0, e.find('=')))) envp.push_back(const_cast<char*>(e.c_str()));
+  }
   envp.push_back(nullptr);
   uv_stdio_container_t stdio[4];
   stdio[0].flags = UV_IGNORE;
@@ -440,6 +448,11 @@ Status ProcessRuntime::start(const std::string& instance) {
     return Status::exists("instance " + instance + " is already running");
   }
   armLogCheck();
+  auto secrets = openSecrets(p);
+  if (!secrets) {
+    removeSecretFiles(instance);
+    return secrets.status();
+  }
   int log_fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0) return Status::io(errnoText("open " + p.log_path));
   if (p.uid) (void)::fchown(log_fd, *p.uid, p.gid.value_or(0));
@@ -448,9 +461,13 @@ Status ProcessRuntime::start(const std::string& instance) {
     return cg;
   }
   int gate_fd = -1;
-  Status spawned = spawn(p, instance, log_fd, gate_fd);
+  Status spawned = spawn(p, instance, log_fd, gate_fd, (*secrets)->env);
   ::close(log_fd);
-  if (!spawned) return spawned;
+  secrets->reset();  // the process has its copy; ours is wiped
+  if (!spawned) {
+    removeSecretFiles(instance);
+    return spawned;
+  }
   p.pgid = p.pid;  // DETACHED: setsid() made it a session and group leader
   p.start_ticks = processStartTicks(p.pid);
   p.started_wall_ms = clock_.wallMs();

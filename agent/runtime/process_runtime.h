@@ -45,6 +45,7 @@ struct RuntimeOptions {
   std::string cgroup_parent = "meshos";        // [runtime] cgroup_parent; may be nested "a/b"
   int64_t log_check_interval_ms = 1000;        // how often log sizes are checked
   bool subreaper = true;                       // PR_SET_CHILD_SUBREAPER on the agent
+  std::string secrets_dir;                     // secret_files: <secrets_dir>/<instance>/<name>
 };
 
 class ProcessRuntime final : public Runtime {
@@ -66,6 +67,7 @@ class ProcessRuntime final : public Runtime {
   const std::string& cgroupStatus() const { return cgroup_status_; }
 
   void setExitCallback(ExitCallback cb) override { exit_cb_ = std::move(cb); }
+  void setSecretOpener(SecretOpener opener) override { open_secret_ = std::move(opener); }
   Status create(const std::string& instance, const spec::DaemonSpec& spec) override;
   Status start(const std::string& instance) override;
   Status stop(const std::string& instance, int64_t grace_ms = -1) override;
@@ -103,7 +105,14 @@ class ProcessRuntime final : public Runtime {
  private:
   // The instance's groups and limits; InvalidArgument when an enforced limit cannot be applied.
   Status setupCgroup(Proc& p);
-  Status spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd);
+  // secret_env: "VAR=value" entries given to this process only (and wiped by the caller).
+  Status spawn(Proc& p, const std::string& instance, int log_fd, int& gate_fd,
+               const std::vector<std::string>& secret_env);
+  // process_secrets.cpp: the instance's secrets opened, its files written; the
+  // environment entries returned.
+  struct LaunchSecrets;
+  Result<std::unique_ptr<LaunchSecrets>> openSecrets(const Proc& p);
+  void removeSecretFiles(const std::string& instance);
   // After the spawn: the shim (waiting on gate_fd) is placed in its groups, then released.
   Status placeSpawned(Proc& p, int gate_fd);
   // A spawned process that must not run: killed, its exit not reported; returns why.
@@ -127,6 +136,7 @@ class ProcessRuntime final : public Runtime {
   RuntimeOptions options_;
   UvTimers timers_;
   ExitCallback exit_cb_;
+  SecretOpener open_secret_;
   std::map<std::string, std::unique_ptr<Proc>> procs_;
   bool cgroups_enabled_ = false;
   std::string cgroup_status_ = "cgroups not checked";

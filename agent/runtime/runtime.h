@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/sealed_secret.h"
 #include "agent/core/status.h"
 #include "agent/spec/daemon_spec.h"
 #include "probes/command_context.h"
@@ -96,14 +97,22 @@ struct InstanceRecord {
 class Runtime {
  public:
   using ExitCallback = std::function<void(const std::string& instance, const ExitInfo&)>;
+  // Opens a sealed secret by name with this node's keys (docs/SECRETS.md).
+  using SecretOpener = std::function<Result<SecretValue>(const std::string& secret)>;
   virtual ~Runtime() = default;
 
   virtual void setExitCallback(ExitCallback cb) = 0;
+  // Used by start() for a spec with secrets: each value goes to the process alone (its
+  // environment, or a 0400 file in its own directory outside the data directory), never
+  // to a record, a log or status(), and is wiped once handed over. A secret that does not
+  // open here fails the start with InvalidArgument naming it. Without an opener, every
+  // secret fails so.
+  virtual void setSecretOpener(SecretOpener opener) = 0;
   // Checks the spec can run here (binary found and executable, user exists, workdir) and
   // records it. Nothing is started. AlreadyExists if the instance exists.
   virtual Status create(const std::string& instance, const spec::DaemonSpec& spec) = 0;
   // InvalidArgument: the spec asks for what this host cannot do (an enforced limit that
-  // cannot be applied); starting it again will not help.
+  // cannot be applied, a secret this node cannot open); starting it again will not help.
   virtual Status start(const std::string& instance) = 0;
   // Sends the spec's stop signal to the group, SIGKILL after grace_ms (spec's when < 0).
   // The exit callback reports the end. OK (no-op) if not running.

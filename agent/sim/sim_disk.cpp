@@ -162,6 +162,24 @@ size_t MemFileSystem::bytes() const {
   return n;
 }
 
+bool MemFileSystem::holds(std::string_view needle) const {
+  for (const auto& [path, f] : files_)
+    if (f.data.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+bool SimDisk::holds(std::string_view needle, const std::string& db_dir) const {
+  if (files_.holds(needle)) return true;
+  std::vector<std::string> names;
+  if (!mem_env_->GetChildren(db_dir, &names).ok()) return false;
+  for (const auto& name : names) {
+    std::string data;
+    if (!rocksdb::ReadFileToString(mem_env_.get(), db_dir + "/" + name, &data).ok()) continue;
+    if (data.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
 SimDisk::SimDisk() : files_(*this) {
   mem_env_.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
   fault_fs_ = std::make_shared<FaultFileSystem>(mem_env_->GetFileSystem(), *this);

@@ -39,6 +39,8 @@ class MemFileSystem final : public FileSystem {
   Result<mode_t> mode(const std::filesystem::path& path) const override;
   // Bytes held, all files.
   size_t bytes() const;
+  // Whether any file holds these bytes.
+  bool holds(std::string_view needle) const;
 
  private:
   friend class MemAppendFile;
@@ -59,8 +61,13 @@ class SimDisk {
   SimDisk& operator=(const SimDisk&) = delete;
 
   FileSystem& files() { return files_; }
+  const MemFileSystem& memFiles() const { return files_; }
   // For chains::ChainStoreOptions::env: the database's files, with the fault switch.
   rocksdb::Env* databaseEnv() const { return db_env_.get(); }
+
+  // Whether any small file, or any file of the database at db_dir (its log included),
+  // holds these bytes: the simulator's "no plaintext on any disk".
+  bool holds(std::string_view needle, const std::string& db_dir) const;
 
   void setFull(bool full) { full_ = full; }
   bool full() const { return full_; }

@@ -48,6 +48,7 @@ SimHost::SimHost(SimWorld& world, size_t index, std::string name, std::string ad
       index_(index),
       name_(std::move(name)),
       id_(nodeIdFromPublicKey(key.public_key)),
+      public_key_(key.public_key),
       address_(std::move(address)),
       setup_(std::move(setup)),
       config_(std::move(config)),

@@ -76,6 +76,9 @@ class SimHost {
   SimRuntime& runtime() { return runtime_; }
   const SimRuntime& runtime() const { return runtime_; }
   SimDisk& disk() { return disk_; }
+  const SimDisk& disk() const { return disk_; }
+  // The machine's node key (public half): what an admin seals its secrets to.
+  const PublicKey& publicKey() const { return public_key_; }
   HostClock& clock() { return clock_; }
   const HostClock& clock() const { return clock_; }
   // A slow (CPU-starved) host: its timers fire and its packets arrive up to slow_ms late.
@@ -99,6 +102,7 @@ class SimHost {
   size_t index_;
   std::string name_;
   std::string id_;
+  PublicKey public_key_{};
   std::string address_;
   HostSetup setup_;
   config::NodeConfig config_;

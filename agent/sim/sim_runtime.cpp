@@ -46,6 +46,11 @@ Status SimRuntime::start(const std::string& instance) {
   if (h == handles_.end()) return Status::notFound("no instance " + instance);
   if (live(instance) != nullptr) return Status::ok();
   SimProcess p;
+  for (const auto& name : h->second.spec.secrets.names()) {
+    auto v = open_secret_ ? open_secret_(name) : Result<SecretValue>(Status::denied("no opener"));
+    if (!v) return Status::invalid("daemon '" + h->second.spec.name + "': " + v.status().message());
+    p.secret_hashes[name] = blake2b256(asBytes(v->view()));
+  }
   p.pid = next_pid_++;
   p.instance = instance;
   p.daemon = h->second.spec.name;
@@ -262,6 +267,7 @@ void SimRuntime::check(const std::string& instance, const spec::HealthCheck&,
 void SimRuntime::detachAgent() {
   ++agent_generation_;
   exit_cb_ = nullptr;
+  open_secret_ = nullptr;
   records_ = nullptr;
   handles_.clear();
 }

@@ -49,6 +49,9 @@ struct SimProcess {
   bool stop_requested = false;
   int64_t exited_ms = -1;
   runtime::ExitInfo exit;
+  // The secrets it started with: BLAKE2b-256 of each value (the ground truth "the daemon
+  // read the right value" is checked against), never the value.
+  std::map<std::string, Hash256> secret_hashes;
   bool reaped = false;  // an agent saw the exit (callback delivered), or the machine died
 };
 
@@ -63,6 +66,7 @@ class SimRuntime final : public runtime::Runtime {
 
   // ---- runtime::Runtime ----
   void setExitCallback(ExitCallback cb) override { exit_cb_ = std::move(cb); }
+  void setSecretOpener(SecretOpener opener) override { open_secret_ = std::move(opener); }
   Status create(const std::string& instance, const spec::DaemonSpec& spec) override;
   Status start(const std::string& instance) override;
   Status stop(const std::string& instance, int64_t grace_ms = -1) override;
@@ -123,6 +127,7 @@ class SimRuntime final : public runtime::Runtime {
   Rng rng_;
   SimRuntimeOptions options_;
   ExitCallback exit_cb_;
+  SecretOpener open_secret_;
   runtime::InstanceStore* records_ = nullptr;
   std::map<std::string, Handle> handles_;
   std::map<std::string, int64_t> removed_at_ms_;

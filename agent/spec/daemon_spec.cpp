@@ -1,6 +1,8 @@
 // DaemonSpec: enum names, signals, validation (one spec, and a set), the canonical form.
 #include "agent/spec/daemon_spec.h"
 
+#include "agent/core/sealed_secret.h"
+
 #include <csignal>
 
 #include <algorithm>
@@ -103,6 +105,7 @@ bool allTextUtf8(const DaemonSpec& s) {
             isWireText(s.placement.near);
   for (const auto& a : s.command) ok = ok && isWireText(a);
   for (const auto& [k, v] : s.env) ok = ok && isWireText(k) && isWireText(v);
+  for (const auto& [k, v] : s.secrets.env) ok = ok && isWireText(k);  // the names are checked as names
   for (const auto& c : s.placement.constraints) {
     ok = ok && isWireText(c.label);
     for (const auto& v : c.values) ok = ok && isWireText(v);
@@ -205,6 +208,23 @@ Status validateSupervision(const DaemonSpec& s) {
   if (!validName(v.group)) {
     return Status::invalid("supervision.group: '" + v.group +
                            "' is not a valid group name (1-63 characters: letters, digits, '-', '_', '.')");
+  }
+  return Status::ok();
+}
+
+Status validateSecretUses(const DaemonSpec& s) {
+  const SecretUses& u = s.secrets;
+  for (const auto& [var, secret] : u.env) {
+    if (var.empty() || var.find('=') != std::string::npos || hasNul(var)) {
+      return Status::invalid("env: bad variable name '" + var + "'");
+    }
+    if (s.env.count(var)) return Status::invalid("env." + var + ": both a value and a secret");
+    MESHOS_RETURN_IF_ERROR(validateSecretName(secret).withContext("env." + var + ".secret"));
+  }
+  for (const auto& f : u.files) MESHOS_RETURN_IF_ERROR(validateSecretName(f).withContext("secret_files"));
+  for (const auto& [name, seq] : u.versions) MESHOS_RETURN_IF_ERROR(validateSecretName(name).withContext("secret versions"));
+  if (u.names().size() > kMaxSecretsPerDaemon || u.versions.size() > kMaxSecretsPerDaemon) {
+    return Status::invalid("secrets: more than " + std::to_string(kMaxSecretsPerDaemon) + " secrets in one daemon");
   }
   return Status::ok();
 }
@@ -335,6 +355,7 @@ Status validateInner(const DaemonSpec& s) {
                            "service)");
   }
   MESHOS_RETURN_IF_ERROR(validateSupervision(s));
+  MESHOS_RETURN_IF_ERROR(validateSecretUses(s));
   return validatePortsAndUpdate(s);
 }
 
@@ -449,12 +470,19 @@ DaemonSpec normalized(DaemonSpec s) {
   std::sort(s.depends_on.begin(), s.depends_on.end(),
             [](const Dependency& a, const Dependency& b) { return a.name < b.name; });
   std::sort(s.ports.begin(), s.ports.end(), [](const Port& a, const Port& b) { return a.name < b.name; });
+  sortUnique(s.secrets.files);
   if (auto sig = signalNumber(s.stop_signal); sig) {
     for (const auto& [n, v] : kSignals) {
       if (v == *sig) s.stop_signal = "SIG" + std::string(n);
     }
   }
   return s;
+}
+
+std::vector<std::string> SecretUses::names() const {
+  std::set<std::string> all(files.begin(), files.end());
+  for (const auto& [var, secret] : env) all.insert(secret);
+  return {all.begin(), all.end()};
 }
 
 bool canonicalEqual(const DaemonSpec& a, const DaemonSpec& b) {

@@ -175,6 +175,23 @@ struct Supervision {
   bool operator==(const Supervision&) const = default;
 };
 
+// Sealed secrets the daemon reads (docs/SECRETS.md): `env.VAR = { secret = "db" }` puts a
+// secret's value in a variable, `secret_files = ["db"]` writes it to $MESHOS_SECRETS_DIR/db
+// (mode 0400). A spec names secrets; their values never enter it.
+struct SecretUses {
+  std::map<std::string, std::string> env;  // variable -> secret name
+  std::vector<std::string> files;          // secret names (sorted by normalized())
+  // Set by the desired-state fold, never by an admin: the commit that last sealed each
+  // secret used, so that a rotation changes the spec and its instances are replaced (a
+  // rolling update, like any other change).
+  std::map<std::string, uint64_t> versions;
+
+  bool empty() const { return env.empty() && files.empty() && versions.empty(); }
+  std::vector<std::string> names() const;  // every secret used, sorted, once
+  bool operator==(const SecretUses&) const = default;
+};
+inline constexpr size_t kMaxSecretsPerDaemon = 32;
+
 struct LogRotation {
   int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
   int64_t keep_files = 3;                // rotated files kept besides the current one
@@ -208,6 +225,7 @@ struct DaemonSpec {
   std::vector<Port> ports;  // sorted by name (normalized)
   UpdateStrategy update;
   Supervision supervision;
+  SecretUses secrets;
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;

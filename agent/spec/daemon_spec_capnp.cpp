@@ -69,6 +69,23 @@ std::optional<int64_t> unsetOrOpt(int64_t v) {
   return v == -1 ? std::nullopt : std::optional<int64_t>(v);
 }
 
+void fillSecrets(proto::SecretUses::Builder b, const SecretUses& u) {
+  auto env = b.initEnv(static_cast<unsigned>(u.env.size()));
+  unsigned i = 0;
+  for (const auto& [var, secret] : u.env) {
+    env[i].setKey(var);
+    env[i++].setValue(secret);
+  }
+  auto files = b.initFiles(static_cast<unsigned>(u.files.size()));
+  for (i = 0; i < files.size(); ++i) files.set(i, u.files[i]);
+  auto versions = b.initVersions(static_cast<unsigned>(u.versions.size()));
+  i = 0;
+  for (const auto& [name, seq] : u.versions) {
+    versions[i].setName(name);
+    versions[i++].setSeq(seq);
+  }
+}
+
 }  // namespace
 
 void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
@@ -160,6 +177,7 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
     v.setRestartWindowMs(s.supervision.restart_window_ms);
     v.setRestartWithDependency(s.supervision.restart_with_dependency);
   }
+  if (!s.secrets.empty()) fillSecrets(b.initSecrets(), s.secrets);
   if (!s.ports.empty()) {
     auto list = b.initPorts(static_cast<unsigned>(s.ports.size()));
     for (unsigned i = 0; i < list.size(); ++i) {
@@ -171,6 +189,17 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
 }
 
 namespace {
+
+// Bounded before anything is copied; validate() checks the names.
+Status readSecrets(proto::SecretUses::Reader u, SecretUses& out) {
+  if (u.getEnv().size() + u.getFiles().size() + u.getVersions().size() > 3 * kMaxSecretsPerDaemon) {
+    return Status::invalid("secrets: too many entries");
+  }
+  for (auto e : u.getEnv()) out.env[text(e.getKey())] = text(e.getValue());
+  for (auto f : u.getFiles()) out.files.push_back(text(f));
+  for (auto v : u.getVersions()) out.versions[text(v.getName())] = v.getSeq();
+  return Status::ok();
+}
 
 Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
   DaemonSpec s;
@@ -288,6 +317,7 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
     s.supervision = Supervision{text(v.getGroup()), *g, v.getRestartIntensity(), v.getRestartWindowMs(),
                                 v.getRestartWithDependency()};
   }
+  if (r.hasSecrets()) MESHOS_RETURN_IF_ERROR(readSecrets(r.getSecrets(), s.secrets));
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;
 }

@@ -240,10 +240,19 @@ void readDaemon(const toml::table& t, std::string_view source, DaemonSpec& s, St
   r.strings("command", s.command);
   if (const toml::table* env = r.table("env")) {
     for (const auto& [k, v] : *env) {
-      if (!v.is_string()) return r.failAt(v.source(), "env." + std::string(k.str()), "expected a string");
-      s.env[std::string(k.str())] = v.as_string()->get();
+      if (v.is_string()) {
+        s.env[std::string(k.str())] = v.as_string()->get();
+        continue;
+      }
+      const toml::table* ref = v.as_table();
+      const toml::node* name = ref ? ref->get("secret") : nullptr;
+      if (ref == nullptr || ref->size() != 1 || name == nullptr || !name->is_string()) {
+        return r.failAt(v.source(), "env." + std::string(k.str()), "expected a string or { secret = \"NAME\" }");
+      }
+      s.secrets.env[std::string(k.str())] = name->as_string()->get();
     }
   }
+  r.strings("secret_files", s.secrets.files);
   r.str("workdir", s.workdir);
   r.str("user", s.user);
   r.integer("replicas", s.replicas, kReplicas);

@@ -62,16 +62,6 @@ Result<Bytes> readWholeFile(const std::filesystem::path& path) {
   return Bytes(b.begin(), b.end());
 }
 
-Result<json> callJson(const std::filesystem::path& socket, const control::RequestFiller& fill) {
-  auto reply = control::callAgent(socket, fill);
-  if (!reply) return reply.status();
-  try {
-    return json::parse(reply->body);
-  } catch (const std::exception& e) {
-    return Status::corruption(std::string("agent reply is not JSON: ") + e.what());
-  }
-}
-
 // Folds one already-verified commit into `base`, skipping trust operations: the tool does
 // not know the genesis trust set, and the daemons are what it diffs against.
 Status foldVerified(BaseState& base, const DecodedCommit& d) {
@@ -97,6 +87,16 @@ Status foldVerified(BaseState& base, const DecodedCommit& d) {
 }
 
 }  // namespace
+
+Result<json> callJson(const std::filesystem::path& socket, const control::RequestFiller& fill) {
+  auto reply = control::callAgent(socket, fill);
+  if (!reply) return reply.status();
+  try {
+    return json::parse(reply->body);
+  } catch (const std::exception& e) {
+    return Status::corruption(std::string("agent reply is not JSON: ") + e.what());
+  }
+}
 
 Result<BaseState> baseFromCommitFiles(const std::vector<std::filesystem::path>& files) {
   BaseState base;
@@ -181,7 +181,10 @@ std::vector<Operation> diffDaemons(const DesiredState& current,
   }
   for (const auto& [name, s] : by_name) {
     auto it = current.daemons.find(name);
-    if (it == current.daemons.end() || !spec::canonicalEqual(it->second.spec, *s)) {
+    // The fold stamps secret versions on a spec; a file never states them.
+    spec::DaemonSpec now = it == current.daemons.end() ? spec::DaemonSpec{} : it->second.spec;
+    now.secrets.versions.clear();
+    if (it == current.daemons.end() || !spec::canonicalEqual(now, *s)) {
       ops.push_back(OpPutDaemon{*s});
     }
   }
@@ -204,6 +207,10 @@ Result<Operation> parseOp(std::string_view text, int64_t now_ms) {
     auto n = parseInt(w[2], "scale replicas");
     if (!n) return n.status();
     return Operation{OpScale{w[1], *n}};
+  }
+  if (k == "remove-secret") {
+    MESHOS_RETURN_IF_ERROR(need(1));
+    return Operation{OpRemoveSecret{w[1]}};
   }
   if (k == "remove") {
     MESHOS_RETURN_IF_ERROR(need(1));
@@ -274,6 +281,14 @@ Status writeCommitFile(const std::filesystem::path& path, const Commit& commit) 
 
 Status writeCommitBytes(const std::filesystem::path& path, ByteView b) {
   return writeFileAtomically(path, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 0644);
+}
+
+Result<SealedSecret> readSealedSecretFile(const std::filesystem::path& path) {
+  auto bytes = readWholeFile(path);
+  if (!bytes) return bytes.status();
+  auto s = decodeSealedSecret(*bytes);
+  if (!s) return s.status().withContext(path.string());
+  return s;
 }
 
 Result<DecodedCommit> readCommitFile(const std::filesystem::path& path) {

@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/commits/commit_log.h"
+#include "agent/control/control_client.h"
 #include "agent/core/status.h"
 
 namespace meshos::admin {
@@ -38,9 +41,12 @@ std::vector<commits::Operation> diffDaemons(const commits::DesiredState& current
 //   "scale NAME N" | "remove NAME" | "pause NAME" | "resume NAME" | "restart NAME" |
 //   "kill-relocation NAME" | "drain NODE DEADLINE" | "undrain NODE" |
 //   "freeze EXPIRY [REASON...]" | "thaw" | "add-admin-key BASE64" | "remove-admin-key BASE64" |
-//   "set-threshold N"
+//   "set-threshold N" | "remove-secret NAME"
 // DEADLINE / EXPIRY: absolute wall-clock ms, or "+N" seconds after `now_ms`.
 Result<commits::Operation> parseOp(std::string_view text, int64_t now_ms);
+
+// A file `meshos-admin secret seal` wrote.
+Result<SealedSecret> readSealedSecretFile(const std::filesystem::path& path);
 
 Status writeCommitFile(const std::filesystem::path& path, const commits::Commit& commit);
 Status writeCommitBytes(const std::filesystem::path& path, ByteView bytes);
@@ -52,6 +58,9 @@ Result<commits::TrustSet> readTrustFile(const std::filesystem::path& path, uint3
 // A 32-byte random cluster (gossip keyring) key as one base64 line, mode 0600. Refuses to
 // overwrite an existing file.
 Status writeClusterKeyFile(const std::filesystem::path& path);
+
+// One control call whose reply body is JSON.
+Result<nlohmann::json> callJson(const std::filesystem::path& socket, const control::RequestFiller& fill);
 
 // Human text for `show`.
 std::string describeCommit(const commits::DecodedCommit& d, const commits::TrustSet* trust);

@@ -13,6 +13,7 @@
 #include "agent/spec/daemon_spec.h"
 #include "tools/admin/admin.h"
 #include "tools/admin/admin_members.h"
+#include "tools/admin/admin_secrets.h"
 #include "tools/inspect/cli_guard.h"
 
 using namespace meshos;
@@ -34,7 +35,7 @@ int64_t wallNowMs() {
 
 struct SignOptions {
   std::string key, file, agent, parent, output, cluster, note;
-  std::vector<std::string> ops, state_files;
+  std::vector<std::string> ops, state_files, secrets;
   uint64_t seq = 0;
   bool keep_missing = false;
 };
@@ -76,6 +77,12 @@ int signCommitCmd(const SignOptions& o) {
   c.issued_at_ms = now;
   c.issuer = key->public_key;
   c.note = o.note;
+  // Secrets first: the daemons that use them are checked against them.
+  for (const auto& path : o.secrets) {
+    auto sealed = admin::readSealedSecretFile(path);
+    if (!sealed) return fail(sealed.status());
+    c.operations.push_back(OpPutSecret{std::move(*sealed)});
+  }
   if (!o.file.empty()) {
     std::ifstream in(o.file);
     if (!in) return fail(Status::notFound("cannot open " + o.file));
@@ -280,6 +287,7 @@ int adminMain(int argc, char** argv) {
   sign->add_option("--key", so.key, "admin key file")->required();
   sign->add_option("--file", so.file, "desired daemons ([[daemon]] tables)");
   sign->add_option("--op", so.ops, "a single operation, e.g. \"scale web 3\" (repeatable)");
+  sign->add_option("--secret", so.secrets, "a sealed-secret file to put (meshos-admin secret seal; repeatable)");
   sign->add_option("--agent", so.agent, "control socket to read the current state from");
   sign->add_option("--state", so.state_files, "commit files of the log so far, in order");
   sign->add_option("--parent", so.parent, "parent commit hash (hex), offline");
@@ -324,6 +332,7 @@ int adminMain(int argc, char** argv) {
   keyring->add_flag("--json", as_json);
 
   auto membership = admin::addMembershipCommands(app);
+  auto secrets = admin::addSecretCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -359,6 +368,7 @@ int adminMain(int argc, char** argv) {
   if (head->parsed()) return headCmd(socket, as_json);
   if (keyring->parsed()) return keyringCmd(keyring_action, keyring_key, socket, reason, as_json);
   if (int rc = membership(); rc >= 0) return rc;
+  if (int rc = secrets(); rc >= 0) return rc;
   return 2;
 }
 

@@ -730,8 +730,8 @@ def live_node(c, name=None):
 
 def cmd_apply(args):
     c = load(args)
-    if bool(args.file) == bool(args.op):
-        raise Fail("apply needs a desired-state FILE or one or more --op \"OP ARGS\" (not both)", EXIT_USAGE)
+    if (args.file and args.op) or not (args.file or args.op or args.secret):
+        raise Fail("apply needs a desired-state FILE or one or more --op \"OP ARGS\" (not both), or --secret", EXIT_USAGE)
     if args.file and not os.path.isfile(args.file):
         raise Fail(f"{args.file}: no such file", EXIT_USAGE)
     n = live_node(c, args.node)
@@ -745,6 +745,8 @@ def cmd_apply(args):
             cmd.append("--keep-missing")
     for op in args.op or []:
         cmd += ["--op", op]
+    for sealed in args.secret or []:
+        cmd += ["--secret", os.path.abspath(sealed)]
     if args.note:
         cmd += ["--note", args.note]
     r = run(cmd, check=False)
@@ -1216,6 +1218,7 @@ def parser():
     s.add_argument("file", nargs="?")
     s.add_argument("--op", action="append", help='an operation, e.g. "drain n3 +300" (repeatable)')
     s.add_argument("--keep-missing", action="store_true", help="do not remove daemons absent from FILE")
+    s.add_argument("--secret", action="append", help="a sealed-secret file to put (meshos-admin secret seal; repeatable)")
     s.add_argument("--node", help="submit through this node (default: the first that answers)")
     s.add_argument("--note", help="free text kept in the commit")
     s.add_argument("--wait", type=float, default=5, help="seconds to wait for every agent to have it (default 5)")

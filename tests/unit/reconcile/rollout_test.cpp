@@ -73,6 +73,23 @@ TEST_CASE("rollout: max_unavailable instances at once; an updating node counts u
   CHECK(turn[0] != order[0]->id);
 }
 
+TEST_CASE("rollout: a node still down replacing for an earlier version counts against the next one") {
+  // Found by the simulation with full disks: a node took version 15 and could not start it
+  // (its instance record could not be written); version 22 came, and the first node in its
+  // order replaced too, since the stuck node was later in that order.
+  World w(5);
+  const auto in = w.inputs("id1");
+  const auto order = rolloutOrder(in);
+  const std::string first = order[0]->id, last = order[4]->id;
+  w.reports[last] = state::DaemonReport{0, 0, 1, 0, 15, 0};  // down, on another version
+  CHECK(w.step(first) == RolloutStep::kWait);
+  CHECK(decideRollout(w.inputs(first)).why == "waiting for n" + last.substr(2));
+  w.reports[last] = state::DaemonReport{1, 1, 1, kNow - 60'000, 15, 0};  // up again: no longer counts
+  CHECK(w.step(first) == RolloutStep::kUpdate);
+  w.reports[last] = state::DaemonReport{0, 0, 1, 0, kNew, 0};  // starting the target: not a replacement in flight
+  CHECK(w.step(first) == RolloutStep::kUpdate);
+}
+
 TEST_CASE("rollout: min_ready_ms holds the next node") {
   World w(3);
   w.strategy.min_ready_ms = 5'000;

@@ -51,6 +51,29 @@ Hash256 fixedHash(uint8_t fill) {
 
 std::string hex(std::string_view bytes) { return toHex(ByteView(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())); }
 
+// Sealed secrets. A box is randomized (a fresh sender key each time), so the encoding is
+// pinned with a stand-in box, and the sealing itself with a box made once, outside meshos,
+// with libsodium alone (crypto_box_seal of "meshos-secret-v1" 0x00 "db" 0x00 "hunter2" to
+// the X25519 form of fixedKey(0x05)): it must open to "hunter2", and not under another name.
+void addSecretVectors(std::map<std::string, std::string>& v) {
+  constexpr std::string_view kFixedBox =
+      "a2d8b305854668d772cb9a490c30b73ee5f6e2ef58c7a104ecf628df9f6b1d3a70474b295583316b669df66cb77738b3d97a7942dd49"
+      "32abb8e7d1e5bd31417c778c31627418fb33391e7e";
+  SealedSecret s{"db", {{SecretRecipient::kNode, fixedKey(0x05).public_key, *fromHex(kFixedBox)}}};
+  auto opened = openSecret(s, fixedKey(0x05), nullptr);
+  REQUIRE(opened);
+  CHECK(opened->view() == "hunter2");
+  s.name = "dc";
+  CHECK_FALSE(openSecret(s, fixedKey(0x05), nullptr));
+  SealedSecret standin{"db", {{SecretRecipient::kNode, fixedKey(0x05).public_key, Bytes(72, 0x33)},
+                              {SecretRecipient::kCluster, fixedKey(0x06).public_key, Bytes(70, 0x44)}}};
+  const Bytes encoded = commits::encodeSealedSecret(standin);
+  v["secret.sealed.encoded"] = toHex(encoded);
+  auto back = commits::decodeSealedSecret(encoded);
+  REQUIRE(back);
+  CHECK(*back == standin);
+}
+
 // What nodes send each other and what the control socket carries: gossip packets and
 // stream frames (the envelope sealed with a fixed key and nonce), a node's report, the
 // commit-sync messages, a daemon spec's canonical bytes (hashed into the desired state) and
@@ -237,6 +260,7 @@ std::map<std::string, std::string> computeVectors() {
   }
   v["placement.hash.node.n1"] = std::to_string(placement::hashString("n1", placement::kNodeSeed));
   addWireVectors(v);
+  addSecretVectors(v);
   return v;
 }
 
