@@ -32,7 +32,7 @@ void Pass::prepareNodes(const std::vector<NodeView>& input) {
   for (uint32_t i = 0; i < n; ++i) {
     const NodeView& v = *nodes_[i].view;
     node_hash_[i] = nodes_[i].hash;
-    base_ok_[i] = v.alive && v.active ? 1 : 0;
+    base_ok_[i] = v.alive && v.active && v.unhealthy.empty() ? 1 : 0;
     cpu_left_[i] = std::max<int64_t>(0, v.cpu_millicores);
     memory_left_[i] = std::max<int64_t>(0, v.memory_bytes);
     zero_score_.set(i, scorerFor(spec::PlacementStrategy::kSpread).score(kReservesNothing, v, load_[i], input_nodes_));

@@ -85,7 +85,7 @@ struct PreparedNode {
   std::vector<std::string_view> caps;   // sorted, unique
 };
 
-// The part of feasibility that does not depend on the pass: alive, active, capabilities,
+// The part of feasibility that does not depend on the pass: alive, active, healthy, capabilities,
 // labels. True when the node passes; otherwise *why (when given) says the first failure.
 inline bool staticOk(const PreparedNode& n, const DaemonRequest& d, std::string* why) {
   const NodeView& v = *n.view;
@@ -95,6 +95,10 @@ inline bool staticOk(const PreparedNode& n, const DaemonRequest& d, std::string*
   }
   if (!v.active) {
     if (why) *why = "not active (draining or in maintenance)";
+    return false;
+  }
+  if (!v.unhealthy.empty()) {
+    if (why) *why = "unhealthy: " + v.unhealthy;
     return false;
   }
   for (const auto& cap : d.placement.capabilities) {

@@ -161,7 +161,7 @@ uint64_t hashNode(const NodeView& n, bool with_coordinate) {
   Hasher h(0x6e6f64655f766965ULL);
   h.add(n.id);
   h.add(n.name);
-  h.add(uint64_t{n.alive} | (uint64_t{n.active} << 1));
+  h.add(uint64_t{n.alive} | (uint64_t{n.active} << 1) | (uint64_t{n.unhealthy.empty()} << 2));
   h.add(n.labels.size());
   for (const auto& [k, v] : n.labels) {
     h.add(k);

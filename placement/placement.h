@@ -52,6 +52,7 @@ struct NodeView {
   std::string name;
   bool alive = true;   // membership says alive (not suspect, dead or left)
   bool active = true;  // maintenance state "active" (not draining, not in maintenance)
+  std::string unhealthy;  // not "": a critical daemon is quarantined there (why); nothing is placed
   std::map<std::string, std::string> labels;
   std::vector<std::string> capabilities;  // sorted
   int64_t cpu_millicores = 0;             // capacity

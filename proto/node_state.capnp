@@ -66,5 +66,6 @@ struct NodeState {
   isolated @14 :Bool;               # sees fewer than half the members it knew: starts nothing
   moves @15 :List(Move);            # sorted by daemon; at most one per daemon
   viewDigest @16 :UInt64;           # the placement view this node plans from (see planLocal)
-  storageFailing @17 :Bool;         # its chain writes fail (disk full, I/O error): degraded
+  storageFailing @17 :Bool;
+  unhealthy @18 :Text;              # a critical daemon is quarantined: why ("" = healthy)         # its chain writes fail (disk full, I/O error): degraded
 }

@@ -136,6 +136,7 @@ struct Supervision {
   restartIntensity @2 :Int64;
   restartWindowMs @3 :Int64;
   restartWithDependency @4 :Bool;
+  critical @5 :Bool;           # quarantined: the node is unhealthy for placement
 }
 
 enum OnUpdateFailure { pause @0; rollback @1; }

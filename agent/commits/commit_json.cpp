@@ -71,7 +71,8 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
                         {"strategy", spec::groupStrategyName(v.strategy)},
                         {"restart_intensity", v.restart_intensity},
                         {"restart_window_ms", v.restart_window_ms},
-                        {"restart_with_dependency", v.restart_with_dependency}};
+                        {"restart_with_dependency", v.restart_with_dependency},
+                        {"critical", v.critical}};
   }
   if (!s.secrets.empty()) j["secrets"] = secretUsesToJson(s.secrets);
   return j;

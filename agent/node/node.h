@@ -282,6 +282,8 @@ class Node {
   // The set this node runs (local daemons + placed ones) into the state; reconcile then
   // asks the executor to apply it.
   void updateRunSet();
+  // Why this node is unhealthy for placement (a critical daemon quarantined), or "".
+  std::string criticalQuarantine() const;
   state::NodeReport buildReport() const;
   // Publishes this node's state by gossip when it changed.
   void publishNodeState();

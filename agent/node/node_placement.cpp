@@ -113,6 +113,20 @@ std::map<std::string, reconcile::LocalDaemon> Node::placedInstances() const {
   return local;
 }
 
+// A critical daemon quarantined here: the node is unhealthy for placement until it runs
+// again (its cooldown, or an operator's start).
+std::string Node::criticalQuarantine() const {
+  for (const auto& s : run_specs_) {
+    if (!s.supervision.critical) continue;
+    for (const auto& [id, inst] : state_.instances) {
+      if (inst.daemon == s.name && inst.state == state::InstanceState::kQuarantined) {
+        return "critical daemon " + s.name + " is quarantined";
+      }
+    }
+  }
+  return "";
+}
+
 state::NodeReport Node::buildReport() const {
   state::NodeReport r;
   r.version = MESHOS_VERSION;
@@ -133,6 +147,7 @@ state::NodeReport Node::buildReport() const {
   r.isolated = plan_.isolated;
   r.view_digest = plan_.view_digest;
   r.storage_failing = storage_failure_.has_value();
+  r.unhealthy = criticalQuarantine();
   if (rebalancer_) r.moves = rebalancer_->moves();
   if (commit_log_) {
     auto head = commit_log_->head();
@@ -387,6 +402,7 @@ nlohmann::json Node::membersJson() {
     if (n.contains("node_state")) {
       const auto& r = n["node_state"];
       m["maintenance"] = r["maintenance"];
+      m["unhealthy"] = r["unhealthy"];
       m["instances"] = r["instances"];
       m["ready"] = r["ready"];
       m["commit_seq"] = r["commit_head"]["seq"];

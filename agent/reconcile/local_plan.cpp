@@ -38,6 +38,7 @@ std::vector<placement::NodeView> nodeViews(const std::vector<PeerView>& nodes) {
     v.name = n.name;
     v.alive = n.state == state::MemberState::kAlive;
     v.active = n.report->maintenance == state::Maintenance::kActive;
+    v.unhealthy = n.report->unhealthy;
     v.labels = n.report->labels;
     v.capabilities = n.report->capabilities;
     v.cpu_millicores = n.report->cpu_millicores;
@@ -63,6 +64,7 @@ uint64_t viewDigest(const std::vector<PeerView>& nodes) {
     h.updateU64(r.capabilities.size());
     for (const auto& c : r.capabilities) h.update(asBytes(c));
     h.updateU64(static_cast<uint64_t>(r.cpu_millicores)).updateU64(static_cast<uint64_t>(r.memory_bytes));
+    h.update(asBytes(r.unhealthy)).updateU64(r.unhealthy.size());
     h.updateU64(r.moves.size());
     for (const auto& [d, to] : r.moves) h.update(asBytes(d)).update(asBytes(to));
   }

@@ -172,6 +172,9 @@ struct Supervision {
   int64_t restart_intensity = 0;        // 0: no limit; more failures in the window quarantine the group
   int64_t restart_window_ms = 60'000;
   bool restart_with_dependency = false;  // restarted when a daemon it depends on restarts
+  // While quarantined (its own crash loop, or its group's intensity), the node reports
+  // itself unhealthy and placement puts nothing on it.
+  bool critical = false;
   bool operator==(const Supervision&) const = default;
 };
 

@@ -176,6 +176,7 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
     v.setRestartIntensity(s.supervision.restart_intensity);
     v.setRestartWindowMs(s.supervision.restart_window_ms);
     v.setRestartWithDependency(s.supervision.restart_with_dependency);
+    v.setCritical(s.supervision.critical);
   }
   if (!s.secrets.empty()) fillSecrets(b.initSecrets(), s.secrets);
   if (!s.ports.empty()) {
@@ -315,7 +316,7 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
     auto g = enumFrom<GroupStrategy>(static_cast<uint16_t>(v.getStrategy()), 3, "supervision.strategy");
     if (!g) return g.status();
     s.supervision = Supervision{text(v.getGroup()), *g, v.getRestartIntensity(), v.getRestartWindowMs(),
-                                v.getRestartWithDependency()};
+                                v.getRestartWithDependency(), v.getCritical()};
   }
   if (r.hasSecrets()) MESHOS_RETURN_IF_ERROR(readSecrets(r.getSecrets(), s.secrets));
   MESHOS_RETURN_IF_ERROR(validate(s));

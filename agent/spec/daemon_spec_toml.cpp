@@ -162,6 +162,7 @@ void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* e
     q.integer("restart_intensity", s.supervision.restart_intensity, kIntensity);
     q.integer("restart_window_ms", s.supervision.restart_window_ms, kWindowMs);
     q.boolean("restart_with_dependency", s.supervision.restart_with_dependency);
+    q.boolean("critical", s.supervision.critical);
   });
   subTable(r, source, "logs", err, [&](TomlTable& q) {
     q.integer("max_bytes", s.logs.max_bytes, kLogBytes);

@@ -98,6 +98,7 @@ Bytes encodeNodeReport(const NodeReport& r) {
   b.setIsolated(r.isolated);
   b.setViewDigest(r.view_digest);
   b.setStorageFailing(r.storage_failing);
+  if (!r.unhealthy.empty()) b.setUnhealthy(r.unhealthy);
   auto moves = b.initMoves(static_cast<unsigned>(r.moves.size()));
   i = 0;
   for (const auto& [daemon, to] : r.moves) {
@@ -113,7 +114,7 @@ namespace {
 // Every name and label ends up in JSON (the members and placement views); one that is not
 // UTF-8 would make rendering them fail on every node.
 bool allTextUtf8(const NodeReport& r) {
-  bool ok = isWireText(r.version) && isWireText(r.inventory.arch) && isWireText(r.inventory.os);
+  bool ok = isWireText(r.version) && isWireText(r.inventory.arch) && isWireText(r.inventory.os) && isWireText(r.unhealthy);
   for (const auto& [k, v] : r.labels) ok = ok && isWireText(k) && isWireText(v);
   for (const auto& c : r.capabilities) ok = ok && isWireText(c);
   for (const auto& [name, d] : r.daemons) ok = ok && isWireText(name);
@@ -181,6 +182,7 @@ Result<NodeReport> decodeNodeReport(ByteView bytes) {
     r.isolated = m.getIsolated();
     r.view_digest = m.getViewDigest();
     r.storage_failing = m.getStorageFailing();
+    r.unhealthy = std::string(m.getUnhealthy().cStr(), m.getUnhealthy().size());
     if (m.getMoves().size() > kMaxReportMoves) return Status::invalid("node state has too many moves");
     for (auto mv : m.getMoves()) {
       std::string daemon = mv.getDaemon(), to = mv.getTo();
@@ -210,7 +212,8 @@ nlohmann::json nodeReportToJson(const NodeReport& r) {
                       {"instances", r.instances},
                       {"ready", r.ready},
                       {"isolated", r.isolated},
-                      {"storage_failing", r.storage_failing}};
+                      {"storage_failing", r.storage_failing},
+                      {"unhealthy", r.unhealthy}};
   if (r.coordinate) {
     j["coordinate"] = {{"vec", r.coordinate->vec}, {"height", r.coordinate->height},
                        {"adjustment", r.coordinate->adjustment}, {"error", r.coordinate->error}};

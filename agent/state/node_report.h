@@ -75,6 +75,9 @@ struct NodeReport {
   // Its chain writes fail (disk full, an I/O error): it runs, degraded, and refuses the
   // requests it would have to audit.
   bool storage_failing = false;
+  // Not "" while a critical daemon is quarantined here ("critical daemon db is quarantined:
+  // ..."): placement puts nothing on the node meanwhile.
+  std::string unhealthy;
   friend bool operator==(const NodeReport&, const NodeReport&) = default;
 };
 

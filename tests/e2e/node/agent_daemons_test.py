@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lib import AGENT, INSPECT, Workspace, run_tests, wait_for  # noqa: E402
+from lib import AGENT, FAST_BACKOFF, INSPECT, Workspace, run_tests, wait_for  # noqa: E402
 
 PY = os.path.realpath(sys.executable)
 LOCAL = '[runtime]\nlocal = "local.toml"\n'
@@ -222,12 +222,7 @@ def test_a_crash_loop_is_counted_and_quarantined():
 name = "crasher"
 command = ["/bin/sh", "-c", "echo crashing; exit 3", "{ws.marker}"]
 restart = "always"
-[daemon.backoff]
-initial_ms = 20
-factor = 1.0
-max_ms = 20
-jitter = 0.0
-[daemon.crash_loop]
+{FAST_BACKOFF}[daemon.crash_loop]
 max_crashes = 4
 window_ms = 30000
 cooldown_ms = 600000

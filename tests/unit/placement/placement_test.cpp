@@ -126,6 +126,14 @@ TEST_CASE("alive and active: dead, draining and maintenance nodes are excluded")
   CHECK(reason(w, "draining") == "not active (draining or in maintenance)");
 }
 
+TEST_CASE("healthy: a node whose critical daemon is quarantined is excluded, with why") {
+  auto sick = node("sick");
+  sick.unhealthy = "critical daemon guard is quarantined";
+  const auto w = of(assign({sick, node("ok")}, {daemon("web", 2)}), "web");
+  CHECK(w.nodes == std::vector<std::string>{"ok"});
+  CHECK(reason(w, "sick") == "unhealthy: critical daemon guard is quarantined");
+}
+
 TEST_CASE("resources: reservations of daemons placed earlier in the pass count against capacity") {
   std::vector<NodeView> nodes = {node("n1", {}, 1000, int64_t{1} << 30)};
   std::vector<DaemonRequest> ds;

@@ -39,13 +39,22 @@ TEST_CASE("a group parses, round trips and leaves the defaults' bytes alone") {
   CHECK(canonicalBytes(plain) != canonicalBytes(db));
 }
 
+TEST_CASE("critical parses alone (no group needed) and round trips") {
+  auto r = parseDaemonsToml(daemon("guard", "critical = true"), "local.toml");
+  REQUIRE(r.isOk());
+  CHECK(r->at(0).supervision.critical);
+  auto back = fromBytes(canonicalBytes(r->at(0)));
+  REQUIRE(back.isOk());
+  CHECK(back->supervision.critical);
+}
+
 TEST_CASE("bad supervision is refused with the key and the reason") {
   CHECK(contains(errorOf(daemon("a", "strategy = \"one-for-all\"")), "supervision.strategy: needs a group"));
   CHECK(contains(errorOf(daemon("a", "restart_intensity = 2")), "supervision.restart_intensity: needs a group"));
   CHECK(contains(errorOf(daemon("a", "group = \"g\"\nstrategy = \"all\"")), "strategy"));
   CHECK(contains(errorOf(daemon("a", "group = \"g\"\nrestart_window_ms = 5")), "restart_window_ms"));
   CHECK(contains(errorOf(daemon("a", "group = \"no spaces\"")), "not a valid group name"));
-  CHECK(contains(errorOf(daemon("a", "group = \"g\"\ncritical = true")), "critical"));
+  CHECK(contains(errorOf(daemon("a", "critical = 1")), "supervision.critical"));
   CHECK(contains(errorOf("[[daemon]]\nname = \"j\"\nkind = \"job\"\ncommand = [\"/bin/true\"]\n"
                          "[daemon.supervision]\ngroup = \"g\"\n"),
                  "only a service"));
