@@ -76,26 +76,25 @@ uint64_t viewDigest(const std::vector<PeerView>& nodes) {
 void requireSecretHolders(const commits::DesiredState& desired, std::vector<placement::NodeView>& views,
                           std::vector<placement::DaemonRequest>& requests) {
   if (desired.secrets.empty()) return;
-  std::map<std::string, std::set<std::string>> holders;  // secret sealed to nodes -> their ids
-  for (const auto& [name, secret] : desired.secrets) {
-    if (sealedToCluster(secret.sealed)) continue;
-    auto& ids = holders[name];
-    for (const auto& c : secret.sealed.copies) ids.insert(nodeIdFromPublicKey(c.key));
-  }
-  bool used = false;
+  // Only the secrets a daemon uses, sealed to nodes: their holders' ids (hashed from the
+  // keys) are computed once per plan.
+  std::map<std::string, std::set<std::string>> holders;
   for (auto& r : requests) {
     auto d = desired.daemons.find(r.name);
-    if (d == desired.daemons.end()) continue;
+    if (d == desired.daemons.end() || d->second.spec.secrets.versions.empty()) continue;
     for (const auto& [name, seq] : d->second.spec.secrets.versions) {
-      if (!holders.count(name)) continue;
+      auto s = desired.secrets.find(name);
+      if (s == desired.secrets.end() || sealedToCluster(s->second.sealed)) continue;
+      if (auto [ids, fresh] = holders.try_emplace(name); fresh) {
+        for (const auto& c : s->second.sealed.copies) ids->second.insert(nodeIdFromPublicKey(c.key));
+      }
       r.placement.capabilities.push_back(secretCapability(name));
-      used = true;
     }
     std::sort(r.placement.capabilities.begin(), r.placement.capabilities.end());
     r.placement.capabilities.erase(std::unique(r.placement.capabilities.begin(), r.placement.capabilities.end()),
                                    r.placement.capabilities.end());
   }
-  if (!used) return;
+  if (holders.empty()) return;
   for (auto& v : views) {
     for (const auto& [name, ids] : holders)
       if (ids.count(v.id)) v.capabilities.push_back(secretCapability(name));

@@ -86,6 +86,16 @@ inventory_interval_ms = 1000
   CHECK(c->probes.inventory_interval_ms == 1000);
 }
 
+TEST_CASE("[secrets]: paths are anchored to the file, and files_dir may not be under data_dir") {
+  auto c = parseNodeConfig("[node]\ndata_dir = \"data\"\n[secrets]\ncluster_key_file = \"cluster.secret\"\nfiles_dir = \"/dev/shm/x\"\n",
+                           "/srv/n1/node.toml");
+  REQUIRE(c.isOk());
+  CHECK(*c->secrets.cluster_key_file == "/srv/n1/cluster.secret");
+  CHECK(*c->secrets.files_dir == "/dev/shm/x");
+  auto under = errorOf("[node]\ndata_dir = \"/var/lib/m\"\n[secrets]\nfiles_dir = \"/var/lib/m/secrets\"\n");
+  CHECK(under.find("secrets.files_dir: must not be under node.data_dir") != std::string::npos);
+}
+
 TEST_CASE("unknown keys are named with their line") {
   auto m = errorOf("[node]\nname = \"a\"\ncolour = \"blue\"\n");
   CHECK(contains(m, "node.toml:3: node.colour: unknown key"));
