@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "agent/runtime/supervisor_records.h"
 
@@ -230,6 +231,12 @@ Status Supervisor::apply(std::vector<spec::DaemonSpec> desired, bool settle_left
       }
     }
   }
+  for (const auto& id : std::exchange(exited_while_down_, {})) {
+    ExitInfo lost;
+    lost.code_known = false;
+    lost.detail = "exited while the agent was down (exit code unknown)";
+    if (Instance* inst = findInstance(id)) afterExit(*inst, lost);
+  }
   // Whatever a previous agent left that nobody wants now: stop it (once the caller's view
   // has settled; until then it keeps waiting).
   if (settle_leftovers) {
@@ -313,10 +320,9 @@ void Supervisor::addInstance(Daemon& d, const std::string& id, Execution* exec, 
       transition(ref, InstanceState::kFailed, c.message());
       return;
     }
-    ExitInfo lost;
-    lost.code_known = false;
-    lost.detail = "exited while the agent was down (exit code unknown)";
-    afterExit(ref, lost);
+    // Its exit is decided once the whole set is added: its group's strategy and its
+    // dependents' restarts reach members not added yet (re-adopted ones included).
+    exited_while_down_.push_back(id);
     return;
   }
   Status c = runtime_.create(id, d.spec);
@@ -417,12 +423,13 @@ Result<std::string> Supervisor::newExecution(Daemon& d, const std::string& trigg
 // ---------------------------------------------------------------------------------------
 // Waiting for dependencies, launching.
 
-void Supervisor::beginWaiting(Instance& inst, state::ActionCause cause) {
+void Supervisor::beginWaiting(Instance& inst, state::ActionCause cause, bool restart) {
   cancelTimer(inst);
   inst.cause = cause;
   asked_.erase(inst.id);  // a new wait: asked for again when its dependencies allow
   inst.waiting_since_ms = clock_.monotonicMs();
   inst.ignored_deps.clear();
+  inst.restart_wait = restart;
   transition(inst, InstanceState::kWaiting,
              inst.spec.depends_on.empty() ? "starting" : "waiting for dependencies");
   if (!applying_) evaluateWaiting();
@@ -482,6 +489,10 @@ void Supervisor::evaluateWaiting() {
       int64_t next_check = -1;
       for (const auto& dep : inst->spec.depends_on) {
         if (inst->ignored_deps.count(dep.name) != 0 || dependencySatisfied(dep)) continue;
+        if (inst->restart_wait) {  // the dependency restarts by policy too: no deadline
+          ready = false;
+          continue;
+        }
         const int64_t waited = now - inst->waiting_since_ms;
         if (waited >= dep.timeout_ms) {
           const std::string msg = "dependency '" + dep.name + "' not " +

@@ -211,7 +211,9 @@ class Supervisor {
   // recorded exit code, or lost). True when there was one.
   bool adoptExecutions(Daemon& d);
   void removeDaemonWhenStopped(const std::string& name);
-  void beginWaiting(Instance& inst, state::ActionCause cause);
+  // restart: a restart, which waits for its dependencies with no deadline.
+  void beginWaiting(Instance& inst, state::ActionCause cause, bool restart = false);
+  void relaunch(Instance& inst);
   void evaluateWaiting();
   bool dependencySatisfied(const spec::Dependency& dep) const;
   // Starts the process (asks for it, when routed; the cause is the instance's).
@@ -264,6 +266,7 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Daemon>> daemons_;
   std::map<std::string, InstanceRecord> recovered_;  // by instance, until apply adopts them
   std::vector<std::string> adopted_;
+  std::vector<std::string> exited_while_down_;  // recorded instances found gone, during an apply
   std::set<std::string> stopping_daemons_;  // removed by apply; stopped dependents first
   struct GroupState {
     std::deque<int64_t> restarts;  // monotonic times of member restarts in the window

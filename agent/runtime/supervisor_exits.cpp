@@ -130,7 +130,7 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
     if (inst->group_hold) {
       resumeGroup(groupOf(*inst));  // starts with its group, in order
     } else {
-      beginWaiting(*inst, inst->cause);  // the restart's cause: a change, an operator, a dependency
+      beginWaiting(*inst, inst->cause, true);  // the restart's cause: a change, an operator, a dependency
     }
   } else if (inst->held) {
     transition(*inst, inst->held_state, inst->reason);
@@ -141,6 +141,19 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
   evaluateWaiting();
 }
 
+// A restart waits for its dependencies as a first start does, but with no deadline (they
+// restart by policy too): a dependent whose dependency is down with it (a group restarted
+// in order, starts a full disk refused, a crash while the agent was down) comes up after it.
+void Supervisor::relaunch(Instance& inst) {
+  inst.cause = state::ActionCause::kPolicy;
+  const auto& deps = inst.spec.depends_on;
+  if (std::all_of(deps.begin(), deps.end(), [&](const spec::Dependency& d) { return dependencySatisfied(d); })) {
+    launch(inst);
+    return;
+  }
+  beginWaiting(inst, state::ActionCause::kPolicy, true);
+}
+
 void Supervisor::relaunchAfter(Instance& inst, int64_t delay_ms) {
   cancelTimer(inst);
   auto launchLater = [this, id = inst.id] {
@@ -149,8 +162,7 @@ void Supervisor::relaunchAfter(Instance& inst, int64_t delay_ms) {
     i->timer = 0;
     if (i->state != InstanceState::kBackingOff && i->state != InstanceState::kQuarantined) return;
     i->backoff_ms = 0;
-    i->cause = state::ActionCause::kPolicy;
-    launch(*i);
+    relaunch(*i);
   };
   if (delay_ms <= 0) {
     launchLater();
@@ -227,8 +239,7 @@ void Supervisor::afterExit(Instance& inst, const ExitInfo& info) {
       Instance* i = findInstance(id);
       if (i == nullptr || i->state != InstanceState::kBackingOff) return;
       i->timer = 0;
-      i->cause = state::ActionCause::kPolicy;
-      launch(*i);
+      relaunch(*i);
     });
     return;
   }

@@ -118,7 +118,7 @@ void Supervisor::resumeGroup(const std::string& group) {
     for (auto& [id, inst] : m->instances) {
       if (!inst->group_hold) continue;
       inst->group_hold = false;
-      beginWaiting(*inst, state::ActionCause::kPolicy);
+      beginWaiting(*inst, state::ActionCause::kPolicy, true);
     }
   }
 }

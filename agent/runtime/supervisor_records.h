@@ -25,6 +25,7 @@ struct Supervisor::Instance {
   TimerId timer = 0;
   int64_t waiting_since_ms = 0;
   std::set<std::string> ignored_deps;
+  bool restart_wait = false;  // a restart waiting for its dependencies: no timeout applies
   int64_t started_mono_ms = 0;
   bool forced_failure = false;
   bool restart_after_stop = false;

@@ -37,7 +37,8 @@ struct AgentClusterOptions {
   uint16_t port = 7946;
 };
 
-// Ground truth about one daemon, over the live simulated processes.
+// Ground truth about one placed daemon, over the live simulated processes (a machine's local
+// daemons are its own: not counted).
 struct DaemonActual {
   std::map<std::string, uint32_t> running_on;  // host name -> live processes
   std::map<std::string, uint32_t> ready_on;    // host name -> those past their readiness delay

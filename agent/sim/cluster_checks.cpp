@@ -43,7 +43,7 @@ std::map<std::string, DaemonActual> AgentCluster::actual() const {
   const int64_t now = nowMs();
   for (const auto& h : hosts_) {
     for (const auto& [pid, p] : h->runtime().processes()) {
-      if (!p.alive) continue;
+      if (!p.alive || h->isLocalDaemon(p.daemon)) continue;
       DaemonActual& a = out[p.daemon];
       ++a.running_on[h->name()];
       ++a.running;
@@ -118,7 +118,8 @@ Status AgentCluster::checkReplicaBound() {
   std::map<std::string, uint32_t> live;
   for (size_t i = 0; i < hosts_.size(); ++i) {
     if (stranded.count(i) != 0) continue;
-    for (const auto& [name, count] : hosts_[i]->runtime().liveByDaemon()) live[name] += count;
+    for (const auto& [name, count] : hosts_[i]->runtime().liveByDaemon())
+      if (!hosts_[i]->isLocalDaemon(name)) live[name] += count;
   }
   for (const auto& [name, count] : live) {
     // Removed everywhere for longer than the window: none may run.

@@ -4,6 +4,7 @@
 
 #include "agent/core/node_identity.h"
 #include "agent/runtime/instance_store.h"
+#include "agent/spec/daemon_spec.h"
 
 namespace meshos::sim {
 
@@ -66,6 +67,20 @@ SimHost::SimHost(SimWorld& world, size_t index, std::string name, std::string ad
 }
 
 SimHost::~SimHost() { teardown(); }
+
+bool SimHost::isLocalDaemon(const std::string& daemon) const {
+  if (!config_.runtime.local) return false;
+  auto text = disk_.memFiles().read(*config_.runtime.local);
+  if (!text) return false;
+  if (*text != local_text_) {
+    local_text_ = *text;
+    local_names_.clear();
+    auto specs = spec::parseDaemonsToml(*text, config_.runtime.local->string());
+    if (specs)
+      for (const auto& s : *specs) local_names_.insert(s.name);
+  }
+  return local_names_.count(daemon) != 0;
+}
 
 node::Node* SimHost::node() { return agent_ ? agent_->node.get() : nullptr; }
 const node::Node* SimHost::node() const { return agent_ ? agent_->node.get() : nullptr; }

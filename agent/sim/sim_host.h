@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,9 @@ class SimHost {
   const SimDisk& disk() const { return disk_; }
   // The machine's node key (public half): what an admin seals its secrets to.
   const PublicKey& publicKey() const { return public_key_; }
+  // A daemon of the machine's local daemons file ([runtime] local, as its disk holds it):
+  // the machine's own, never placed, so outside the cluster's replica counts.
+  bool isLocalDaemon(const std::string& daemon) const;
   HostClock& clock() { return clock_; }
   const HostClock& clock() const { return clock_; }
   // A slow (CPU-starved) host: its timers fire and its packets arrive up to slow_ms late.
@@ -115,6 +119,8 @@ class SimHost {
   int64_t slow_ms_ = 0;
   uint64_t starts_ = 0;
   HostObserver observer_;
+  mutable std::string local_text_;  // the local daemons file last read, and its names
+  mutable std::set<std::string> local_names_;
 };
 
 }  // namespace meshos::sim

@@ -40,6 +40,13 @@ bool allReady(Harness& h) {
          h.stateOf("c#0") == InstanceState::kReady;
 }
 
+// Every member ready, each with a new process.
+bool allRestarted(Harness& h, const Pids& before) {
+  const Pids now = pids(h);
+  return allReady(h) && now.a > 0 && now.b > 0 && now.c > 0 && now.a != before.a && now.b != before.b &&
+         now.c != before.c;
+}
+
 // Where in the transition log each instance last started (a "started pid" transition).
 size_t lastStart(const Harness& h, const std::string& instance) {
   size_t at = 0;
@@ -70,10 +77,7 @@ std::string lastRestart(Harness& h, const std::string& instance) {
 TEST_CASE("one-for-all: one member crashes, every member restarts, in dependency order") {
   Harness h;
   const Pids before = killMiddle(h, spec::GroupStrategy::kOneForAll);
-  REQUIRE(h.runUntil([&] {
-    const Pids now = pids(h);
-    return allReady(h) && now.a != before.a && now.b != before.b && now.c != before.c && now.a > 0 && now.c > 0;
-  }, 5000));
+  REQUIRE(h.runUntil([&] { return allRestarted(h, before); }, 5000));
   CHECK(lastStart(h, "a#0") < lastStart(h, "c#0"));
   CHECK(lastRestart(h, "b#0").rfind("crashed", 0) == 0);
   CHECK(lastRestart(h, "a#0").rfind("group g (one-for-all): b#0 crashed", 0) == 0);
@@ -157,4 +161,49 @@ TEST_CASE("restart intensity: too many restarts quarantine the whole group until
   REQUIRE(h.sup().start("c"));
   REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
   CHECK(!h.sup().groups()[0].quarantined);
+}
+
+TEST_CASE("a restart waits for its dependencies, past their timeout: a dependent never comes up before them") {
+  // Found by sim-agent-groups: a member whose restart came after its backoff started at
+  // once, before the dependency it was restarted with (down too, backing off longer).
+  Harness h;
+  auto a = member("a", "g", spec::GroupStrategy::kOneForOne);
+  a.backoff.initial_ms = 1500;  // a comes back slowly
+  a.backoff.max_ms = 1500;
+  a.backoff.jitter = 0;
+  auto b = member("b", "g", spec::GroupStrategy::kOneForOne);
+  b.depends_on.push_back(spec::Dependency{"a", spec::DependencyCondition::kStarted, 300});
+  REQUIRE(h.sup().apply({a, b}));
+  REQUIRE(h.runUntil([&] { return h.stateOf("a#0") == InstanceState::kReady && h.stateOf("b#0") == InstanceState::kReady; }, 5000));
+  const int a_pid = h.pidOf("a#0"), b_pid = h.pidOf("b#0");
+  ::kill(a_pid, SIGKILL);
+  REQUIRE(h.runUntil([&] { return h.stateOf("a#0") == InstanceState::kBackingOff; }, 3000));
+  ::kill(b_pid, SIGKILL);
+  REQUIRE(h.runUntil([&] { return h.stateOf("b#0") == InstanceState::kWaiting; }, 3000));
+  CHECK(h.pidOf("b#0") <= 0);  // its own backoff over, it waits for a; longer than a's timeout
+  REQUIRE(h.runUntil([&] { return h.stateOf("a#0") == InstanceState::kReady && h.stateOf("b#0") == InstanceState::kReady; }, 5000));
+  CHECK(lastStart(h, "a#0") < lastStart(h, "b#0"));
+  CHECK(h.rec.failuresOf("dependency") == 0);
+}
+
+TEST_CASE("re-adoption: a member that exited while the agent was down restarts its group, in order") {
+  // Found by sim-agent-groups: its exit was decided before the members after it were
+  // re-adopted, so they kept running.
+  Harness h;
+  REQUIRE(h.sup().apply(trio(spec::GroupStrategy::kRestForOne)));
+  REQUIRE(h.runUntil([&] { return allReady(h); }, 5000));
+  const Pids before = pids(h);
+  h.closeKeepRunning();
+  ::kill(before.a, SIGKILL);
+  REQUIRE(h.runUntil([&] { return !pidAlive(before.a); }, 3000));
+  int status = 0;
+  ::waitpid(before.a, &status, 0);  // it was our child in this test process
+  h.open();
+  REQUIRE(h.sup().recover());
+  REQUIRE(h.sup().apply(trio(spec::GroupStrategy::kRestForOne)));
+  CHECK(h.rec.failuresOf("exited-while-down") == 1);
+  REQUIRE(h.runUntil([&] { return allRestarted(h, before); }, 5000));
+  CHECK(lastStart(h, "a#0") < lastStart(h, "b#0"));
+  CHECK(lastRestart(h, "c#0").rfind("group g (rest-for-one): a#0", 0) == 0);
+  h.shutdown(true);
 }
