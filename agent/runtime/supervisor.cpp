@@ -431,7 +431,7 @@ void Supervisor::beginWaiting(Instance& inst, state::ActionCause cause, bool res
   inst.ignored_deps.clear();
   inst.restart_wait = restart;
   transition(inst, InstanceState::kWaiting,
-             inst.spec.depends_on.empty() ? "starting" : "waiting for dependencies");
+             inst.nextSpec().depends_on.empty() ? "starting" : "waiting for dependencies");
   if (!applying_) evaluateWaiting();
 }
 
@@ -487,7 +487,7 @@ void Supervisor::evaluateWaiting() {
       bool ready = true;
       bool failed = false;
       int64_t next_check = -1;
-      for (const auto& dep : inst->spec.depends_on) {
+      for (const auto& dep : inst->nextSpec().depends_on) {
         if (inst->ignored_deps.count(dep.name) != 0 || dependencySatisfied(dep)) continue;
         if (inst->restart_wait) {  // the dependency restarts by policy too: no deadline
           ready = false;

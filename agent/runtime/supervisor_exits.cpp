@@ -130,7 +130,9 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
     if (inst->group_hold) {
       resumeGroup(groupOf(*inst));  // starts with its group, in order
     } else {
-      beginWaiting(*inst, inst->cause, true);  // the restart's cause: a change, an operator, a dependency
+      // The restart's cause: a change, an operator, a dependency. A changed spec starts as a
+      // first start does (a dependency it adds may never come: its timeout applies).
+      beginWaiting(*inst, inst->cause, inst->cause != state::ActionCause::kChange);
     }
   } else if (inst->held) {
     transition(*inst, inst->held_state, inst->reason);
@@ -146,7 +148,7 @@ void Supervisor::onProcessExit(const std::string& instance, const ExitInfo& info
 // in order, starts a full disk refused, a crash while the agent was down) comes up after it.
 void Supervisor::relaunch(Instance& inst) {
   inst.cause = state::ActionCause::kPolicy;
-  const auto& deps = inst.spec.depends_on;
+  const auto& deps = inst.nextSpec().depends_on;
   if (std::all_of(deps.begin(), deps.end(), [&](const spec::Dependency& d) { return dependencySatisfied(d); })) {
     launch(inst);
     return;

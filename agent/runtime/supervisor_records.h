@@ -44,6 +44,8 @@ struct Supervisor::Instance {
   std::optional<ExitInfo> last_exit;
   std::string execution;  // job/cron: the execution this instance runs
   std::vector<std::string> limit_warnings;  // of its last start (limits = "best-effort")
+  // The spec its next start runs: a changed one waits for its own dependencies.
+  const spec::DaemonSpec& nextSpec() const { return pending_spec ? *pending_spec : spec; }
   bool has_process() const {
     return state == InstanceState::kStarting || state == InstanceState::kRunning ||
            state == InstanceState::kReady || state == InstanceState::kStopping ||

@@ -207,3 +207,18 @@ TEST_CASE("re-adoption: a member that exited while the agent was down restarts i
   CHECK(lastRestart(h, "c#0").rfind("group g (rest-for-one): a#0", 0) == 0);
   h.shutdown(true);
 }
+
+TEST_CASE("a changed spec starts as a first start does: a dependency it adds that never comes fails it in time") {
+  // It waited for the old spec's dependencies (none here) and started at once.
+  Harness h;
+  auto a = member("a", "g", spec::GroupStrategy::kOneForOne);
+  auto never = service("never", {"sleep", "30"});
+  never.replicas = 0;  // no instance ever starts
+  REQUIRE(h.sup().apply({a, never}));
+  REQUIRE(h.waitState("a#0", InstanceState::kReady));
+  a.depends_on.push_back(spec::Dependency{"never", spec::DependencyCondition::kStarted, 300});
+  a.command = {"sleep", "31"};
+  REQUIRE(h.sup().apply({a, never}));
+  REQUIRE(h.waitState("a#0", InstanceState::kFailed));
+  CHECK(h.rec.failuresOf("dependency") == 1);
+}
