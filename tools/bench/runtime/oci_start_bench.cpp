@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "agent/runtime/oci_config.h"
+#include "tests/temp_dir.h"
 
 extern char** environ;
 
@@ -52,9 +53,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "oci_start_bench: runc needs root\n");
     return 2;
   }
-  char tmpl[] = "/tmp/meshos-oci-bench-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) return 1;
-  const std::filesystem::path dir = tmpl, rootfs = dir / "rootfs";
+  const meshos::testing::TempDir tmp("meshos-oci-bench");  // removed on every return
+  const std::filesystem::path dir = tmp.path, rootfs = dir / "rootfs";
   std::filesystem::create_directories(rootfs / "bin");
   std::filesystem::copy_file(busybox, rootfs / "bin/busybox");
   std::filesystem::create_symlink("busybox", rootfs / "bin/sleep");
@@ -91,7 +91,6 @@ int main(int argc, char** argv) {
       ::waitpid(pid, nullptr, 0);
     }
   }
-  std::filesystem::remove_all(dir);
   if (oci.empty()) {
     std::fprintf(stderr, "oci_start_bench: runc started no container (%d failures)\n", failures);
     return 1;
