@@ -113,6 +113,21 @@ struct DaemonSpec {
   supervision @44 :Supervision;  # null: the defaults (no group)
 
   secrets @45 :SecretUses;  # null: none
+
+  runtime @46 :RuntimeKind;     # process (the default) or oci
+  container @47 :Container;     # null: the defaults (runtime = "oci" needs one)
+}
+
+enum RuntimeKind { process @0; oci @1; }
+enum ContainerNetwork { host @0; none @1; }
+
+# [daemon.container]: what a daemon with runtime = "oci" runs in (docs/RUNTIME.md).
+struct Container {
+  rootfs @0 :Text;
+  image @1 :Text;              # "<OCI layout path>:<tag>"
+  network @2 :ContainerNetwork;
+  capabilities @3 :List(Text);
+  writableRootfs @4 :Bool;
 }
 
 # Sealed secrets a daemon reads (names only; docs/SECRETS.md).

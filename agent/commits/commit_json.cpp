@@ -75,6 +75,12 @@ json daemonSpecToJson(const spec::DaemonSpec& s) {
                         {"critical", v.critical}};
   }
   if (!s.secrets.empty()) j["secrets"] = secretUsesToJson(s.secrets);
+  if (s.runtime != spec::RuntimeKind::kProcess) {
+    j["runtime"] = spec::runtimeKindName(s.runtime);
+    j["container"] = {{"rootfs", s.container.rootfs}, {"image", s.container.image},
+                      {"network", spec::containerNetworkName(s.container.network)},
+                      {"capabilities", s.container.capabilities}, {"writable_rootfs", s.container.writable_rootfs}};
+  }
   return j;
 }
 

@@ -227,7 +227,11 @@ std::string cgroupParentProblem(const std::string& p) {
 void readRuntime(TomlTable& r, RuntimeSection& s) {
   nonEmptyPath(r, "local", s.local);
   r.str("cgroup_parent", s.cgroup_parent);
+  r.str("oci", s.oci);
   if (r.failed()) return;
+  if (s.oci.empty() || (s.oci.find('/') != std::string::npos && s.oci[0] != '/')) {
+    r.failHere("oci", "expected a program name or an absolute path, got \"" + s.oci + "\"");
+  }
   if (std::string why = cgroupParentProblem(s.cgroup_parent); !why.empty()) {
     r.failHere("cgroup_parent", why + (s.cgroup_parent.empty() ? "" : ", got \"" + s.cgroup_parent + "\""));
   }
@@ -433,7 +437,8 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "retry_max_ms = " << d.executor.retry_max_ms << "\n\n"
     << "[runtime]\n"
     << "# local = \"daemons.toml\"      # daemons this node runs outside placement ([[daemon]] tables)\n"
-    << "cgroup_parent = \"" << d.runtime.cgroup_parent << "\"      # the cgroup sub-tree of this agent's daemons\n\n"
+    << "cgroup_parent = \"" << d.runtime.cgroup_parent << "\"      # the cgroup sub-tree of this agent's daemons\n"
+    << "oci = \"" << d.runtime.oci << "\"                  # OCI runtime for runtime = \"oci\" daemons (runc, crun)\n\n"
     << "[log]\n"
     << "level = \"" << d.log.level << "\"               # trace debug info warn error off\n"
     << "format = \"" << d.log.format << "\"              # text json\n\n"

@@ -91,6 +91,9 @@ struct RuntimeSection {
   // cgroup v2 sub-tree for this agent's instances, under the cgroup root: a relative path of
   // [A-Za-z0-9._-] segments, no "." or ".." (several agents on one host: one each).
   std::string cgroup_parent = "meshos";
+  // The OCI runtime binary for `runtime = "oci"` daemons (runc or crun): a name in PATH
+  // or an absolute path.
+  std::string oci = "runc";
   bool operator==(const RuntimeSection&) const = default;
 };
 

@@ -12,7 +12,9 @@
 #include "agent/net/systemd_notify.h"
 #include "agent/net/uv_loop.h"
 #include "agent/node/node.h"
+#include "agent/runtime/oci_runtime.h"
 #include "agent/runtime/process_runtime.h"
+#include "agent/runtime/runtime_switch.h"
 #include "probes/inventory.h"
 
 namespace meshos::net {
@@ -176,7 +178,15 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     return 1;
   }
   spdlog::info("runtime: {}", processes.cgroupStatus());
-  node::NodeServices services{sv.env, sv.transport, sv.identities, processes, **instances};
+  runtime::OciRuntimeOptions oo;
+  oo.data_dir = ro.data_dir;
+  oo.oci = cfg.runtime.oci;
+  oo.cgroup_parent = ro.cgroup_parent;
+  runtime::OciRuntime containers(loop, sv.clock, **instances, oo);
+  // Without an OCI runtime the agent runs on: container daemons fail to create, saying why.
+  if (Status s = containers.init(); !s) spdlog::info("runtime: {}", s.message());
+  runtime::RuntimeSwitch runtimes(processes, containers);
+  node::NodeServices services{sv.env, sv.transport, sv.identities, runtimes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
   // The first stage of every shutdown (a signal, `meshos-admin leave`): systemd hears it too.
   services.close_control = [&control, &http, &dns, &systemd] {
@@ -194,7 +204,9 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
                           {"requests", c.requests}, {"malformed", c.malformed}, {"oversized", c.oversized},
                           {"refused_connections", c.refused_connections}, {"refused_requests", n->accessRefusals()}};
   });
-  node->addSnapshotSection("runtime", [&processes] { return nlohmann::json{{"cgroups", processes.cgroupStatus()}}; });
+  node->addSnapshotSection("runtime", [&processes, &containers] {
+    return nlohmann::json{{"cgroups", processes.cgroupStatus()}, {"containers", containers.statusText()}};
+  });
   if (http) {
     http->setEvents(&node->events());
     node->addSnapshotSection("http", [&http] { return http->toJson(); });
@@ -205,6 +217,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     signals.close();
     hangup.close();
     processes.close();  // daemons keep running for the next agent
+    containers.close();
   });
   if (Status s = node->start(); !s) {
     spdlog::critical("{}", s.toString());
@@ -214,6 +227,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
     signals.close();
     hangup.close();
     processes.close();
+    containers.close();
     uv_run(loop, UV_RUN_DEFAULT);
     node.reset();  // before the runtime it uses
     return statusFor(s);

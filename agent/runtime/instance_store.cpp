@@ -13,6 +13,7 @@ namespace meshos::runtime {
 // Journal format, one line per operation, fields separated by a tab:
 //   S<TAB>instance=..<TAB>daemon=..<TAB>spec_hash=..<TAB>pid=..<TAB>pgid=..<TAB>
 //     start_ticks=..<TAB>started_wall_ms=..<TAB>cgroup_path=..<TAB>log_path=..   (saved)
+//     [<TAB>runtime=oci]                                        (a container; absent otherwise)
 //   E<TAB>instance=..                                                             (erased)
 // The last line about an instance wins. Values never hold a tab or a newline (save()
 // refuses them).
@@ -31,7 +32,10 @@ bool applyField(InstanceRecord& r, const std::string& k, const std::string& v, i
     else if (k == "started_wall_ms") r.started_wall_ms = std::stoll(v);
     else if (k == "cgroup_path") r.cgroup_path = v;
     else if (k == "log_path") r.log_path = v;
-    else return true;  // unknown keys are ignored (a newer agent's)
+    else if (k == "runtime") {
+      r.runtime = v;  // optional: absent for a host process
+      return true;
+    } else return true;  // unknown keys are ignored (a newer agent's)
   } catch (const std::exception&) {
     return false;
   }
@@ -150,7 +154,7 @@ Status FileInstanceStore::compactIfNeeded() {
 }
 
 Status FileInstanceStore::save(const InstanceRecord& r) {
-  for (const std::string* v : {&r.instance, &r.daemon, &r.spec_hash, &r.cgroup_path, &r.log_path}) {
+  for (const std::string* v : {&r.instance, &r.daemon, &r.spec_hash, &r.cgroup_path, &r.log_path, &r.runtime}) {
     if (v->find_first_of("\t\n") != std::string::npos) {
       return Status::invalid("instance record of " + r.instance + ": a value holds a tab or newline");
     }
@@ -161,7 +165,8 @@ Status FileInstanceStore::save(const InstanceRecord& r) {
                      "\tpgid=" + std::to_string(r.pgid) +
                      "\tstart_ticks=" + std::to_string(r.start_ticks) +
                      "\tstarted_wall_ms=" + std::to_string(r.started_wall_ms) +
-                     "\tcgroup_path=" + r.cgroup_path + "\tlog_path=" + r.log_path + "\n";
+                     "\tcgroup_path=" + r.cgroup_path + "\tlog_path=" + r.log_path +
+                     (r.runtime.empty() ? "" : "\truntime=" + r.runtime) + "\n";
   MESHOS_RETURN_IF_ERROR(append(line));
   live_[r.instance] = std::move(line);
   return compactIfNeeded();

@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "agent/runtime/cgroups.h"
+#include "agent/runtime/instance_files.h"
 #include "probes/health_check.h"
 
 namespace meshos::runtime {
@@ -159,11 +160,7 @@ void ProcessRuntime::onAdoptedExit(uv_poll_t* h, int, int) {
     int fd = p.pidfd;
     p.pidfd = -1;
     p.poll = nullptr;
-    h->data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
-    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
-      ::close(static_cast<int>(reinterpret_cast<intptr_t>(hh->data)));
-      delete reinterpret_cast<uv_poll_t*>(hh);
-    });
+    closePidfdWatch(h, fd);
     rt->onExit(n, std::move(info));
     return;
   }

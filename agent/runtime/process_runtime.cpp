@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "agent/runtime/cgroups.h"
+#include "agent/runtime/instance_files.h"
 #include "probes/health_check.h"
 
 namespace meshos::runtime {
@@ -107,11 +108,7 @@ void ProcessRuntime::close() {
       p->handle = nullptr;
     }
     if (p->poll != nullptr) {
-      p->poll->data = reinterpret_cast<void*>(static_cast<intptr_t>(p->pidfd));
-      uv_close(reinterpret_cast<uv_handle_t*>(p->poll), [](uv_handle_t* h) {
-        ::close(static_cast<int>(reinterpret_cast<intptr_t>(h->data)));
-        delete reinterpret_cast<uv_poll_t*>(h);
-      });
+      closePidfdWatch(p->poll, p->pidfd);
       p->poll = nullptr;
       p->pidfd = -1;
     }

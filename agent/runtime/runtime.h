@@ -92,6 +92,7 @@ struct InstanceRecord {
   int64_t started_wall_ms = 0;
   std::string cgroup_path;
   std::string log_path;
+  std::string runtime;  // "" for a host process, "oci" for a container
 };
 
 class Runtime {

@@ -608,7 +608,8 @@ void Supervisor::launchNow(Instance& inst) {
     e->started_wall_ms = clock_.wallMs();
   }
   auto st = runtime_.status(inst.id);
-  const std::string pid = st ? std::to_string(st->pid) : "?";
+  // A container's pid is known once its OCI runtime has created it (tens of ms later).
+  const std::string pid = !st ? "pid ?" : st->pid > 0 ? "pid " + std::to_string(st->pid) : "(pid to come)";
   if (st && !st->limit_warnings.empty() && st->limit_warnings != inst.limit_warnings) {
     // limits = "best-effort": running without some of them. Recorded once, not per restart.
     std::string all;
@@ -617,9 +618,9 @@ void Supervisor::launchNow(Instance& inst) {
   }
   inst.limit_warnings = st ? st->limit_warnings : std::vector<std::string>{};
   if (inst.spec.health.startup) {
-    transition(inst, InstanceState::kStarting, "started pid " + pid);
+    transition(inst, InstanceState::kStarting, "started " + pid);
   } else {
-    transition(inst, InstanceState::kRunning, "started pid " + pid);
+    transition(inst, InstanceState::kRunning, "started " + pid);
   }
   startProbes(inst);
   evaluateWaiting();

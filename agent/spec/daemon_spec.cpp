@@ -32,6 +32,8 @@ std::string_view limitsModeName(LimitsMode m) { return nameOf(kLimitsModes, m); 
 std::string_view protocolName(PortProtocol p) { return nameOf(kProtocols, p); }
 std::string_view onUpdateFailureName(OnUpdateFailure f) { return nameOf(kOnUpdateFailure, f); }
 std::string_view groupStrategyName(GroupStrategy g) { return nameOf(kGroupStrategies, g); }
+std::string_view runtimeKindName(RuntimeKind k) { return nameOf(kRuntimeKinds, k); }
+std::string_view containerNetworkName(ContainerNetwork n) { return nameOf(kContainerNetworks, n); }
 
 // ---------------------------------------------------------------------------------------
 // Signals.
@@ -102,7 +104,8 @@ bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos;
 // UTF-8 only; TOML guarantees it, Cap'n Proto Text does not.
 bool allTextUtf8(const DaemonSpec& s) {
   bool ok = isWireText(s.name) && isWireText(s.workdir) && isWireText(s.user) && isWireText(s.schedule) && isWireText(s.stop_signal) &&
-            isWireText(s.placement.near);
+            isWireText(s.placement.near) && isWireText(s.container.rootfs) && isWireText(s.container.image);
+  for (const auto& c : s.container.capabilities) ok = ok && isWireText(c);
   for (const auto& a : s.command) ok = ok && isWireText(a);
   for (const auto& [k, v] : s.env) ok = ok && isWireText(k) && isWireText(v);
   for (const auto& [k, v] : s.secrets.env) ok = ok && isWireText(k);  // the names are checked as names
@@ -208,6 +211,47 @@ Status validateSupervision(const DaemonSpec& s) {
   if (!validName(v.group)) {
     return Status::invalid("supervision.group: '" + v.group +
                            "' is not a valid group name (1-63 characters: letters, digits, '-', '_', '.')");
+  }
+  return Status::ok();
+}
+
+// A capability by its kernel name: "CAP_" and upper-case letters, digits and '_' (the
+// runtime checks it is one the kernel defines).
+bool capabilityShaped(const std::string& c) {
+  if (c.size() < 5 || c.size() > 40 || c.rfind("CAP_", 0) != 0) return false;
+  return std::all_of(c.begin() + 4, c.end(), [](char ch) { return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_'; });
+}
+
+Status validateContainer(const DaemonSpec& s) {
+  const Container& c = s.container;
+  if (s.runtime == RuntimeKind::kProcess) {
+    if (c != Container{}) return Status::invalid("container: needs runtime = \"oci\"");
+    return Status::ok();
+  }
+  if (c.rootfs.empty() == c.image.empty()) {
+    return Status::invalid("container: runtime = \"oci\" needs exactly one of rootfs and image");
+  }
+  if (!c.rootfs.empty() && (c.rootfs[0] != '/' || hasNul(c.rootfs))) {
+    return Status::invalid("container.rootfs: must be an absolute path, got '" + c.rootfs + "'");
+  }
+  if (!c.image.empty()) {
+    const size_t colon = c.image.rfind(':');
+    if (c.image[0] != '/' || hasNul(c.image) || colon == std::string::npos || colon + 1 == c.image.size() ||
+        c.image.find('/', colon) != std::string::npos) {
+      return Status::invalid("container.image: expected \"<absolute path of an OCI image layout>:<tag>\", got '" +
+                             c.image + "'");
+    }
+  }
+  if (!s.secrets.empty()) {
+    return Status::invalid("secrets: a container (runtime = \"oci\") gets no secrets yet; run it as a process");
+  }
+  for (const auto* check : {&s.health.startup, &s.health.liveness, &s.health.readiness}) {
+    if (c.network == ContainerNetwork::kNone && check->has_value() && (*check)->type != CheckType::kExec) {
+      return Status::invalid("health: a tcp or http check cannot reach a container with network = \"none\" (use an exec check)");
+    }
+  }
+  for (const std::string& cap : c.capabilities) {
+    if (!capabilityShaped(cap)) return Status::invalid("container.capabilities: '" + cap + "' is not a capability name (CAP_...)");
   }
   return Status::ok();
 }
@@ -355,6 +399,7 @@ Status validateInner(const DaemonSpec& s) {
                            "service)");
   }
   MESHOS_RETURN_IF_ERROR(validateSupervision(s));
+  MESHOS_RETURN_IF_ERROR(validateContainer(s));
   MESHOS_RETURN_IF_ERROR(validateSecretUses(s));
   return validatePortsAndUpdate(s);
 }
@@ -471,6 +516,7 @@ DaemonSpec normalized(DaemonSpec s) {
             [](const Dependency& a, const Dependency& b) { return a.name < b.name; });
   std::sort(s.ports.begin(), s.ports.end(), [](const Port& a, const Port& b) { return a.name < b.name; });
   sortUnique(s.secrets.files);
+  sortUnique(s.container.capabilities);
   if (auto sig = signalNumber(s.stop_signal); sig) {
     for (const auto& [n, v] : kSignals) {
       if (v == *sig) s.stop_signal = "SIG" + std::string(n);

@@ -35,6 +35,8 @@ enum class LimitsMode { kEnforce, kBestEffort };
 enum class PortProtocol { kTcp, kUdp };
 enum class OnUpdateFailure { kPause, kRollback };
 enum class GroupStrategy { kOneForOne, kOneForAll, kRestForOne };
+enum class RuntimeKind { kProcess, kOci };
+enum class ContainerNetwork { kHost, kNone };
 
 std::string_view kindName(DaemonKind k);            // "service" | "job" | "cron"
 std::string_view restartPolicyName(RestartPolicy p);  // "always" | "on-failure" | "never"
@@ -48,6 +50,8 @@ std::string_view limitsModeName(LimitsMode m);        // "enforce" | "best-effor
 std::string_view protocolName(PortProtocol p);        // "tcp" | "udp"
 std::string_view onUpdateFailureName(OnUpdateFailure f);  // "pause" | "rollback"
 std::string_view groupStrategyName(GroupStrategy g);  // "one-for-one" | "one-for-all" | "rest-for-one"
+std::string_view runtimeKindName(RuntimeKind k);      // "process" | "oci"
+std::string_view containerNetworkName(ContainerNetwork n);  // "host" | "none"
 
 struct Resources {
   int64_t cpu_millicores = 0;  // reserved for placement; 0 = none requested
@@ -195,6 +199,18 @@ struct SecretUses {
 };
 inline constexpr size_t kMaxSecretsPerDaemon = 32;
 
+// What a daemon with `runtime = "oci"` runs in ([daemon.container], docs/RUNTIME.md
+// "Containers"): a root filesystem given as a directory or unpacked from an OCI image
+// layout, the host's network or none, the capabilities it keeps (none by default).
+struct Container {
+  std::string rootfs;  // an absolute directory on the host
+  std::string image;   // "<absolute path of an OCI image layout>:<tag>"
+  ContainerNetwork network = ContainerNetwork::kHost;
+  std::vector<std::string> capabilities;  // "CAP_NET_BIND_SERVICE", ... (sorted by normalized())
+  bool writable_rootfs = false;
+  bool operator==(const Container&) const = default;
+};
+
 struct LogRotation {
   int64_t max_bytes = 10 * 1024 * 1024;  // rotate a log file past this size
   int64_t keep_files = 3;                // rotated files kept besides the current one
@@ -229,6 +245,8 @@ struct DaemonSpec {
   UpdateStrategy update;
   Supervision supervision;
   SecretUses secrets;
+  RuntimeKind runtime = RuntimeKind::kProcess;
+  Container container;  // runtime = "oci" only
 
   // Field-by-field equality (defaulted); use canonicalEqual() to ignore ordering noise.
   bool operator==(const DaemonSpec&) const = default;

@@ -179,6 +179,16 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
     v.setCritical(s.supervision.critical);
   }
   if (!s.secrets.empty()) fillSecrets(b.initSecrets(), s.secrets);
+  b.setRuntime(static_cast<proto::RuntimeKind>(s.runtime));
+  if (s.container != Container{}) {
+    auto c = b.initContainer();
+    c.setRootfs(s.container.rootfs);
+    c.setImage(s.container.image);
+    c.setNetwork(static_cast<proto::ContainerNetwork>(s.container.network));
+    auto caps = c.initCapabilities(static_cast<unsigned>(s.container.capabilities.size()));
+    for (unsigned i = 0; i < caps.size(); ++i) caps.set(i, s.container.capabilities[i]);
+    c.setWritableRootfs(s.container.writable_rootfs);
+  }
   if (!s.ports.empty()) {
     auto list = b.initPorts(static_cast<unsigned>(s.ports.size()));
     for (unsigned i = 0; i < list.size(); ++i) {
@@ -190,6 +200,23 @@ void toCapnp(proto::DaemonSpec::Builder b, const DaemonSpec& s) {
 }
 
 namespace {
+
+Status readContainer(proto::DaemonSpec::Reader r, DaemonSpec& s) {
+  auto kind = enumFrom<RuntimeKind>(static_cast<uint16_t>(r.getRuntime()), 2, "runtime");
+  if (!kind) return kind.status();
+  s.runtime = *kind;
+  if (!r.hasContainer()) return Status::ok();
+  auto c = r.getContainer();
+  auto network = enumFrom<ContainerNetwork>(static_cast<uint16_t>(c.getNetwork()), 2, "container.network");
+  if (!network) return network.status();
+  if (c.getCapabilities().size() > 64) return Status::invalid("container.capabilities: too many entries");
+  s.container.rootfs = text(c.getRootfs());
+  s.container.image = text(c.getImage());
+  s.container.network = *network;
+  for (auto cap : c.getCapabilities()) s.container.capabilities.push_back(text(cap));
+  s.container.writable_rootfs = c.getWritableRootfs();
+  return Status::ok();
+}
 
 // Bounded before anything is copied; validate() checks the names.
 Status readSecrets(proto::SecretUses::Reader u, SecretUses& out) {
@@ -223,13 +250,9 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
   MESHOS_ENUM(s.placement.strategy, PlacementStrategy, getStrategy, 3, "placement.strategy")
   s.placement.near = text(r.getNear());
   for (auto c : r.getConstraints()) {
-    Constraint k;
-    k.label = text(c.getLabel());
     auto op = enumFrom<ConstraintOp>(static_cast<uint16_t>(c.getOp()), 3, "constraint op");
     if (!op) return op.status();
-    k.op = *op;
-    k.values = textList(c.getValues());
-    s.placement.constraints.push_back(std::move(k));
+    s.placement.constraints.push_back(Constraint{text(c.getLabel()), *op, textList(c.getValues())});
   }
   s.placement.capabilities = textList(r.getCapabilities());
   s.placement.max_per_node = r.getMaxPerNode();
@@ -319,6 +342,7 @@ Result<DaemonSpec> fromCapnpInner(proto::DaemonSpec::Reader r) {
                                 v.getRestartWithDependency(), v.getCritical()};
   }
   if (r.hasSecrets()) MESHOS_RETURN_IF_ERROR(readSecrets(r.getSecrets(), s.secrets));
+  MESHOS_RETURN_IF_ERROR(readContainer(r, s));
   MESHOS_RETURN_IF_ERROR(validate(s));
   return s;
 }

@@ -102,7 +102,8 @@ void subTable(TomlTable& r, std::string_view source, std::string_view key, Statu
   q.finish();
 }
 
-// resources, backoff, crash_loop, limits, permissions, update, supervision, logs: flat tables.
+// resources, backoff, crash_loop, limits, permissions, update, supervision, container, logs:
+// flat tables.
 void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* err) {
   subTable(r, source, "resources", err, [&](TomlTable& q) {
     q.integer("cpu_millicores", s.resources.cpu_millicores, kMillicores);
@@ -163,6 +164,13 @@ void readNumbers(TomlTable& r, std::string_view source, DaemonSpec& s, Status* e
     q.integer("restart_window_ms", s.supervision.restart_window_ms, kWindowMs);
     q.boolean("restart_with_dependency", s.supervision.restart_with_dependency);
     q.boolean("critical", s.supervision.critical);
+  });
+  subTable(r, source, "container", err, [&](TomlTable& q) {
+    q.str("rootfs", s.container.rootfs);
+    q.str("image", s.container.image);
+    q.enumeration("network", s.container.network, kContainerNetworks);
+    q.strings("capabilities", s.container.capabilities);
+    q.boolean("writable_rootfs", s.container.writable_rootfs);
   });
   subTable(r, source, "logs", err, [&](TomlTable& q) {
     q.integer("max_bytes", s.logs.max_bytes, kLogBytes);
@@ -264,6 +272,7 @@ void readDaemon(const toml::table& t, std::string_view source, DaemonSpec& s, St
   r.integer("job_retries", s.job_retries, kRetries);
   r.enumeration("missed_runs", s.missed_runs, kMissed);
   r.enumeration("restart", s.restart, kPolicies);
+  r.enumeration("runtime", s.runtime, kRuntimeKinds);
   readNumbers(r, source, s, err);
   readPlacement(r, source, s.placement, err);
   readHealth(r, source, s.health, err);

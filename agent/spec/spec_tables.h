@@ -55,6 +55,10 @@ constexpr NameTable<GroupStrategy, 3> kGroupStrategies = {{{GroupStrategy::kOneF
                                                           {GroupStrategy::kOneForAll, "one-for-all"},
                                                           {GroupStrategy::kRestForOne, "rest-for-one"}}};
 
+constexpr NameTable<RuntimeKind, 2> kRuntimeKinds = {{{RuntimeKind::kProcess, "process"}, {RuntimeKind::kOci, "oci"}}};
+constexpr NameTable<ContainerNetwork, 2> kContainerNetworks = {
+    {{ContainerNetwork::kHost, "host"}, {ContainerNetwork::kNone, "none"}}};
+
 // Ranges shared by the TOML parser (which reports the line) and validate().
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kMaxBytes = int64_t{1} << 50;

@@ -13,6 +13,7 @@
 
 #include "agent/runtime/oci_config.h"
 #include "tests/temp_dir.h"
+#include "tests/unit/runtime/busybox_rootfs.h"
 
 using namespace meshos;
 using namespace meshos::runtime;
@@ -50,12 +51,6 @@ std::string run(const std::string& cmd) {
   while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
   ::pclose(f);
   return out;
-}
-
-std::string busyboxPath() {
-  for (const char* p : {"/bin/busybox", "/usr/bin/busybox"})
-    if (::access(p, X_OK) == 0) return p;
-  return "";
 }
 
 }  // namespace
@@ -139,18 +134,12 @@ TEST_CASE("oci config: what cannot be expressed is refused, named") {
 }
 
 TEST_CASE("oci config: runc runs it (busybox: user, no capabilities, read-only root, loopback only, memory limit)") {
-  const std::string busybox = busyboxPath();
-  if (::geteuid() != 0 || run("command -v runc").empty() || busybox.empty()) {
-    MESSAGE("skipped: needs root, runc and busybox-static (tools/dev deps installs them)");
+  if (const std::string why = meshos::testing::containerSkipReason(); !why.empty()) {
+    MESSAGE("skipped: " << why);
     return;
   }
   meshos::testing::TempDir tmp("meshos-oci");
-  const auto rootfs = tmp.path / "rootfs";
-  std::filesystem::create_directories(rootfs / "bin");
-  std::filesystem::copy_file(busybox, rootfs / "bin/busybox");
-  for (const char* applet : {"sh", "cat", "id", "ls", "grep", "touch"})
-    std::filesystem::create_symlink("busybox", rootfs / "bin" / applet);
-  for (const char* dir : {"proc", "dev", "sys", "tmp"}) std::filesystem::create_directories(rootfs / dir);
+  const auto rootfs = meshos::testing::makeBusyboxRootfs(tmp.path);
 
   auto s = box();
   s.limits.memory_max = 48 << 20;

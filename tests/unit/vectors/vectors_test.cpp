@@ -159,6 +159,15 @@ void addWireVectors(std::map<std::string, std::string>& v) {
   auto ports_back = spec::fromBytes(with_ports);
   REQUIRE(ports_back.isOk());
   CHECK(ports_back->ports == s.ports);
+  // Containers (issue 20): runtime and [daemon.container], pinned on a copy.
+  spec::DaemonSpec boxed = s;
+  boxed.runtime = spec::RuntimeKind::kOci;
+  boxed.container = spec::Container{"/srv/web/rootfs", "", spec::ContainerNetwork::kNone, {"CAP_NET_BIND_SERVICE"}, false};
+  const Bytes with_container = spec::canonicalBytes(boxed);
+  v["spec.canonical.container"] = toHex(with_container);
+  auto container_back = spec::fromBytes(with_container);
+  REQUIRE(container_back.isOk());
+  CHECK(container_back->container == boxed.container);
   // Rollout records (issue 18): what a node runs mid-rollout, kept in its state store.
   reconcile::RolloutRecord rollout{0x1122334455667788, s, s, 0x0102030405060708, 0};
   rollout.previous->command = {"/usr/bin/web", "--old"};
