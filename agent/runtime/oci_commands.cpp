@@ -28,6 +28,11 @@ std::vector<std::string> OciCommands::argv(const std::vector<std::string>& args,
   return out;
 }
 
+bool OciCommands::hasState(const std::string& id) const {
+  struct stat st{};
+  return ::lstat((root_ + "/" + id).c_str(), &st) == 0;
+}
+
 namespace {
 
 struct Launch {

@@ -30,6 +30,9 @@ class OciCommands {
     root_ = std::move(root);
   }
   const std::string& binary() const { return binary_; }
+  // Whether the OCI runtime keeps state for a container of this name: runc and crun keep
+  // it in <root>/<id>. A name without state needs no delete before its run.
+  bool hasState(const std::string& id) const;
   // binary, its global options (state root; error log when log_path is set), then args.
   std::vector<std::string> argv(const std::vector<std::string>& args, const std::string& log_path = "") const;
   // Runs asynchronously; stdout and stderr go to out_fd (the instance's log: a detached

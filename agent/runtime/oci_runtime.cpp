@@ -254,9 +254,14 @@ void OciRuntime::failStart(const std::string& instance, const std::string& why) 
 
 void OciRuntime::launch(const std::string& instance) {
   Box& b = *boxes_.at(instance);
+  if (cli_.hasState(containerId(instance))) {
+    // A container of this name that nobody recorded (an agent died before it could): it
+    // is deleted first, then this one runs (deleteContainer() calls back here).
+    b.waiting_for_delete = true;
+    return deleteContainer(instance);
+  }
   b.waiting_for_delete = false;
   b.before_run = false;
-  const int log_fd = ::open(b.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   const uint64_t launch = b.launch;
   auto answered = [this, alive = std::weak_ptr<bool>(alive_), instance, launch](const OciCommandResult& r) {
     if (alive.expired()) return;
@@ -267,20 +272,13 @@ void OciRuntime::launch(const std::string& instance) {
     }
     onLaunched(instance, r);
   };
+  const int log_fd = ::open(b.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   Status spawned = Status::unavailable(errnoText("open " + b.log_path));
   if (log_fd >= 0) {
-    // delete, then run: a container of this name that nobody recorded is gone first.
-    const std::vector<std::string> args{"run", "--detach", "--bundle", b.bundle, "--pid-file", b.bundle + "/pid", containerId(instance)};
-    spawned = cli_.run(loop_, {"delete", "--force", containerId(instance)}, -1, "", [this, alive = std::weak_ptr<bool>(alive_), args, log_fd, instance, answered](const OciCommandResult&) {
-      if (alive.expired()) {
-        ::close(log_fd);
-        return;
-      }
-      Status s = cli_.run(loop_, args, log_fd, boxes_.count(instance) ? boxes_.at(instance)->bundle + "/oci.log" : "", answered);
-      ::close(log_fd);
-      if (!s) answered(OciCommandResult{-1, 0, s.message()});
-    });
-    if (!spawned) ::close(log_fd);
+    const std::vector<std::string> args{"run", "--detach", "--bundle", b.bundle, "--pid-file", b.bundle + "/pid",
+                                        containerId(instance)};
+    spawned = cli_.run(loop_, args, log_fd, b.bundle + "/oci.log", answered);
+    ::close(log_fd);
   }
   if (!spawned) {
     (void)timers_.after(0, [answered, why = spawned.message()] { answered(OciCommandResult{-1, 0, why}); });
@@ -432,7 +430,11 @@ void OciRuntime::deleteContainer(const std::string& instance) {
     if (alive.expired()) return;
     deleting_.erase(instance);
     auto f = boxes_.find(instance);
-    if (f != boxes_.end() && f->second->waiting_for_delete) launch(instance);
+    if (f != boxes_.end() && f->second->waiting_for_delete && !cli_.hasState(containerId(instance))) {
+      launch(instance);
+    } else if (f != boxes_.end() && f->second->waiting_for_delete) {
+      failStart(instance, "a container named " + containerId(instance) + " exists and cannot be deleted");
+    }
   });
   if (!s) deleting_.erase(instance);
 }
