@@ -36,6 +36,7 @@ struct OciRuntime::Box {
   bool waiting_for_delete = false;  // a launch waits for the container's `delete` to end
   bool before_run = false;     // started, but `<oci> run` not spawned yet (image, delete)
   bool adopted = false;
+  bool paused = false;         // frozen by `<oci> pause`
   bool stop_requested = false;
   int64_t stop_grace_ms = 0;   // of a stop asked while launching
   TimerId kill_timer = 0;

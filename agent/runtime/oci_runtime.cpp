@@ -382,11 +382,17 @@ void OciRuntime::sendSignal(Box& b, int sig) {
   if (b.pidfd >= 0) (void)::syscall(SYS_pidfd_send_signal, b.pidfd, sig, nullptr, 0);
 }
 
+void OciRuntime::pauseContainer(Box& b, bool pause) {
+  b.paused = pause;
+  (void)cli_.run(loop_, {pause ? "pause" : "resume", containerId(b.instance)}, -1, "", [](const OciCommandResult&) {});
+}
+
 void OciRuntime::beginStop(Box& b, int64_t grace_ms) {
   b.state = ProcessState::kStopping;
   auto sig = spec::signalNumber(b.spec.stop_signal);
   sendSignal(b, sig ? *sig : SIGTERM);
-  sendSignal(b, SIGCONT);
+  // A paused container is thawed to act on it (the signal waits for it meanwhile).
+  if (b.paused) pauseContainer(b, false);
   const std::string name = b.instance;
   b.kill_timer = timers_.after(grace_ms, [this, name] {
     auto f = boxes_.find(name);

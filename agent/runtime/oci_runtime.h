@@ -14,7 +14,8 @@
 // Once the OCI runtime has detached, the container's init is a child of the agent (its
 // child subreaper): its exit is watched through a pidfd and its status read with
 // waitid(), so the exit code is known. Then `<oci> delete --force` removes what is left.
-// A stop sends the spec's stop signal to the init, SIGKILL after the grace. exec and exec
+// A stop sends the spec's stop signal to the init, SIGKILL after the grace; a pause
+// (SIGSTOP / SIGCONT through signal()) freezes and thaws the whole container. exec and exec
 // health checks run inside with `<oci> exec`; TCP and HTTP checks reach the host network.
 // A new agent re-adopts a container its predecessor recorded when `<oci> state` says it
 // runs with the recorded pid and the pid's start time matches (its exit code is then
@@ -98,6 +99,7 @@ class OciRuntime final : public Runtime {
   static void onPidfd(uv_poll_t* handle, int status, int events);
   void onExit(const std::string& instance, ExitInfo info);
   void sendSignal(Box& b, int sig);
+  void pauseContainer(Box& b, bool pause);  // `<oci> pause` / `resume`: the cgroup freezer
   void beginStop(Box& b, int64_t grace_ms);
   void deleteContainer(const std::string& instance);
   void armLogCheck();

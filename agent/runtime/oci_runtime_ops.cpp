@@ -45,8 +45,15 @@ Status OciRuntime::remove(const std::string& instance) {
 Status OciRuntime::signal(const std::string& instance, int sig) {
   auto it = boxes_.find(instance);
   if (it == boxes_.end()) return Status::notFound("no instance " + instance);
-  if (it->second->pidfd < 0) return Status::unavailable("instance " + instance + " is not running");
-  sendSignal(*it->second, sig);
+  Box& b = *it->second;
+  if (b.pidfd < 0) return Status::unavailable("instance " + instance + " is not running");
+  if (sig == SIGSTOP || sig == SIGCONT) {
+    // A pause is the whole container's: runc freezes its cgroup (a SIGSTOP would stop
+    // pid 1 alone).
+    pauseContainer(b, sig == SIGSTOP);
+    return Status::ok();
+  }
+  sendSignal(b, sig);
   return Status::ok();
 }
 
@@ -156,6 +163,7 @@ Status OciRuntime::adopt(const InstanceRecord& rec, const spec::DaemonSpec& spec
   b.start_ticks = rec.start_ticks;
   b.started_wall_ms = rec.started_wall_ms;
   b.adopted = true;
+  b.paused = status == "paused";
   b.state = ProcessState::kRunning;
   watch(b);
   return Status::ok();

@@ -108,6 +108,7 @@ struct InstanceSnapshot {
   std::string group;               // [daemon.supervision] group, "" for none
   std::string strategy;            // its strategy ("one-for-one" without a group)
   std::string last_restart;        // why it last restarted, "" if never
+  spec::RuntimeKind runtime = spec::RuntimeKind::kProcess;  // a process or an OCI container
 };
 
 // A supervision group as the supervisor holds it.

@@ -324,6 +324,7 @@ std::vector<InstanceSnapshot> Supervisor::snapshot() const {
       s.group = d->spec.supervision.group;
       s.strategy = std::string(spec::groupStrategyName(d->spec.supervision.strategy));
       s.last_restart = inst->last_restart;
+      s.runtime = inst->spec.runtime;
       out.push_back(std::move(s));
     }
   }
@@ -344,6 +345,7 @@ nlohmann::json Supervisor::snapshotJson(bool with_stats) const {
         {"reason", s.reason},
     };
     if (!s.warnings.empty()) j["warnings"] = s.warnings;
+    if (s.runtime != spec::RuntimeKind::kProcess) j["runtime"] = spec::runtimeKindName(s.runtime);
     if (!s.group.empty()) {
       j["group"] = s.group;
       j["strategy"] = s.strategy;

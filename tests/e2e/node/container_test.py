@@ -110,6 +110,17 @@ memory_max = 33554432
             wait_for(lambda: "up as 65534 in web#0" in a.inspect("logs", "web#0").stdout, 5, "web's first line in its log")
             out = a.inspect("--reason", "e2e", "daemon", "exec", "web#0", "--", "/bin/cat", "/proc/1/cmdline").stdout
             assert "while true" in out, out  # inside: pid 1 is the container's own shell
+            assert web["runtime"] == "oci", web
+
+            # A pause freezes the whole container (runc's freezer), a resume thaws it.
+            state_dir = os.path.join(a.dir, "data", "runtime", "oci", "state")
+            def runc_status():
+                r = subprocess.run(["runc", "--root", state_dir, "state", "web+0"], capture_output=True, text=True)
+                return json.loads(r.stdout)["status"] if r.returncode == 0 else r.stderr
+            a.inspect("--reason", "e2e", "daemon", "pause", "web")
+            wait_for(lambda: runc_status() == "paused", 10, "web+0 paused")
+            a.inspect("--reason", "e2e", "daemon", "resume", "web")
+            wait_for(lambda: runc_status() == "running", 10, "web+0 running again")
 
             # The memory limit: the hog is killed at it, and its exit says so.
             wait_for(lambda: "memory limit" in instances(a).get("hog#0", {}).get("last_exit", ""), 20,
