@@ -182,6 +182,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   oo.data_dir = ro.data_dir;
   oo.oci = cfg.runtime.oci;
   oo.cgroup_parent = ro.cgroup_parent;
+  oo.secrets_dir = ro.secrets_dir;
   runtime::OciRuntime containers(loop, sv.clock, **instances, oo);
   // Without an OCI runtime the agent runs on: container daemons fail to create, saying why.
   if (Status s = containers.init(); !s) spdlog::info("runtime: {}", s.message());

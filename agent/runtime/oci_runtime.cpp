@@ -27,6 +27,7 @@ using detail::rotateLogFile;
 namespace {
 
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kSecretsMount = "/run/secrets";
 
 std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -172,6 +173,13 @@ Status OciRuntime::prepare(Box& b) const {
   oci.gid = b.gid;
   oci.env = b.env;
   oci.capabilities = b.spec.container.capabilities;
+  if (!b.spec.secrets.files.empty()) {
+    // Opened at each start (a rotation needs no agent restart), gone when it ends (onExit).
+    auto dir = writeSecretFiles(options_.secrets_dir, open_secret_, b.instance, b.spec, b.uid, b.gid);
+    if (!dir) return dir.status();
+    oci.mounts.push_back(OciMount{kSecretsMount, *dir, true});
+    oci.env.push_back(std::string("MESHOS_SECRETS_DIR=") + kSecretsMount);
+  }
   oci.cgroups_path = "/" + options_.cgroup_parent + "/" + b.instance;
   auto config = ociConfig(b.run_spec, oci);
   if (!config) return config.status();
@@ -372,6 +380,7 @@ void OciRuntime::onExit(const std::string& instance, ExitInfo info) {
                   " bytes): " + info.detail;
   }
   if (b.pid > 0) deleteContainer(instance);
+  removeSecretFilesOf(options_.secrets_dir, instance);  // the plaintext lives as long as the container
   b.state = ProcessState::kExited;
   b.exit = info;
   (void)store_.erase(instance);

@@ -15,8 +15,10 @@
 // child subreaper): its exit is watched through a pidfd and its status read with
 // waitid(), so the exit code is known. Then `<oci> delete --force` removes what is left.
 // A stop sends the spec's stop signal to the init, SIGKILL after the grace; a pause
-// (SIGSTOP / SIGCONT through signal()) freezes and thaws the whole container. exec and exec
-// health checks run inside with `<oci> exec`; TCP and HTTP checks reach the host network.
+// (SIGSTOP / SIGCONT through signal()) freezes and thaws the whole container. secret_files
+// are written as for a process (outside the data directory, 0400, owned by the container's
+// user) and mounted read-only at /run/secrets. exec and exec health checks run inside
+// with `<oci> exec`; TCP and HTTP checks reach the host network.
 // A new agent re-adopts a container its predecessor recorded when `<oci> state` says it
 // runs with the recorded pid and the pid's start time matches (its exit code is then
 // unknown, as for any re-adopted process).
@@ -47,6 +49,7 @@ struct OciRuntimeOptions {
   std::string cgroup_root = "/sys/fs/cgroup";  // where stats and memory-limit kills are read
   std::string cgroup_parent = "meshos";
   int64_t log_check_interval_ms = 1000;
+  std::string secrets_dir;  // secret_files: <secrets_dir>/<instance>/, mounted read-only
 };
 
 class OciRuntime final : public Runtime {
@@ -64,7 +67,7 @@ class OciRuntime final : public Runtime {
   const std::string& statusText() const { return status_text_; }
 
   void setExitCallback(ExitCallback cb) override { exit_cb_ = std::move(cb); }
-  void setSecretOpener(SecretOpener) override {}
+  void setSecretOpener(SecretOpener opener) override { open_secret_ = std::move(opener); }
   Status create(const std::string& instance, const spec::DaemonSpec& spec) override;
   Status start(const std::string& instance) override;
   Status stop(const std::string& instance, int64_t grace_ms = -1) override;
@@ -114,6 +117,7 @@ class OciRuntime final : public Runtime {
   std::unique_ptr<OciImages> images_;
   CgroupLayout cgroup_layout_;
   ExitCallback exit_cb_;
+  SecretOpener open_secret_;
   std::map<std::string, std::unique_ptr<Box>> boxes_;
   std::set<std::string> deleting_;  // containers whose `delete` runs now
   TimerId log_timer_ = 0;

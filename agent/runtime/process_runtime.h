@@ -153,6 +153,15 @@ class ProcessRuntime final : public Runtime {
 // InvalidArgument with the reason.
 Status validateCgroupParent(std::string_view parent);
 
+// An instance's secret_files (docs/SECRETS.md), for both host runtimes: each opened and
+// written to <secrets_dir>/<instance>/<name>, 0400 and the directory 0500, owned by uid
+// and gid when given. Returns the directory; an error names the secret or the file.
+Result<std::string> writeSecretFiles(const std::string& secrets_dir, const Runtime::SecretOpener& opener,
+                                     const std::string& instance, const spec::DaemonSpec& spec,
+                                     std::optional<uint32_t> uid, std::optional<uint32_t> gid);
+// Removes them (when the instance's process has ended).
+void removeSecretFilesOf(const std::string& secrets_dir, const std::string& instance);
+
 // /proc/<pid>/stat field 22 (start time in clock ticks since boot); -1 if no such process.
 int64_t processStartTicks(int pid);
 

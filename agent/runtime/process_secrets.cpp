@@ -68,34 +68,48 @@ Result<std::unique_ptr<ProcessRuntime::LaunchSecrets>> ProcessRuntime::openSecre
     out->env.push_back(std::move(entry));
   }
   if (uses.files.empty()) return out;
-  if (options_.secrets_dir.empty()) return Status::invalid(who + "secret_files: this node has no secrets directory");
-  const std::string dir = options_.secrets_dir + "/" + p.instance;
-  std::error_code ec;
-  std::filesystem::create_directories(options_.secrets_dir, ec);
-  (void)::chmod(options_.secrets_dir.c_str(), 0711);  // daemons may pass through, not list
-  removeSecretFiles(p.instance);
-  if (::mkdir(dir.c_str(), 0700) != 0) return Status::io(errnoText("mkdir " + dir)).withContext(who + "secret_files");
-  for (const auto& name : uses.files) {
-    auto v = open(name);
-    if (!v) return v.status();
-    MESHOS_RETURN_IF_ERROR(writeSecretFile(dir + "/" + name, v->view(), p.uid, p.gid).withContext(who + "secret_files"));
-  }
-  if (p.uid && ::chown(dir.c_str(), *p.uid, p.gid.value_or(0)) != 0) {
-    return Status::io(errnoText("chown " + dir)).withContext(who + "secret_files");
-  }
-  (void)::chmod(dir.c_str(), 0500);
-  out->env.push_back("MESHOS_SECRETS_DIR=" + dir);
+  auto dir = writeSecretFiles(options_.secrets_dir, open_secret_, p.instance, p.spec, p.uid, p.gid);
+  if (!dir) return dir.status();
+  out->env.push_back("MESHOS_SECRETS_DIR=" + *dir);
   return out;
 }
 
 void ProcessRuntime::removeSecretFiles(const std::string& instance) {
-  if (options_.secrets_dir.empty()) return;
-  const std::filesystem::path dir = options_.secrets_dir + "/" + instance;
+  removeSecretFilesOf(options_.secrets_dir, instance);
+}
+
+void removeSecretFilesOf(const std::string& secrets_dir, const std::string& instance) {
+  if (secrets_dir.empty()) return;
+  const std::filesystem::path dir = secrets_dir + "/" + instance;
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) return;
   (void)::chmod(dir.c_str(), 0700);
   std::filesystem::remove_all(dir, ec);
   if (ec) spdlog::warn("secrets of {}: cannot remove {}: {}", instance, dir.string(), ec.message());
+}
+
+Result<std::string> writeSecretFiles(const std::string& secrets_dir, const Runtime::SecretOpener& opener,
+                                     const std::string& instance, const spec::DaemonSpec& spec,
+                                     std::optional<uint32_t> uid, std::optional<uint32_t> gid) {
+  const std::string who = "daemon '" + spec.name + "': ";
+  if (secrets_dir.empty()) return Status::invalid(who + "secret_files: this node has no secrets directory");
+  const std::string dir = secrets_dir + "/" + instance;
+  std::error_code ec;
+  std::filesystem::create_directories(secrets_dir, ec);
+  (void)::chmod(secrets_dir.c_str(), 0711);  // daemons may pass through, not list
+  removeSecretFilesOf(secrets_dir, instance);
+  if (::mkdir(dir.c_str(), 0700) != 0) return Status::io(errnoText("mkdir " + dir)).withContext(who + "secret_files");
+  for (const auto& name : spec.secrets.files) {
+    if (!opener) return Status::invalid(who + "secret " + name + ": this runtime has no keys to open secrets");
+    auto v = opener(name);
+    if (!v) return Status::invalid(who + v.status().message());
+    MESHOS_RETURN_IF_ERROR(writeSecretFile(dir + "/" + name, v->view(), uid, gid).withContext(who + "secret_files"));
+  }
+  if (uid && ::chown(dir.c_str(), *uid, gid.value_or(0)) != 0) {
+    return Status::io(errnoText("chown " + dir)).withContext(who + "secret_files");
+  }
+  (void)::chmod(dir.c_str(), 0500);
+  return dir;
 }
 
 }  // namespace meshos::runtime

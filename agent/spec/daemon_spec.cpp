@@ -242,8 +242,9 @@ Status validateContainer(const DaemonSpec& s) {
                              c.image + "'");
     }
   }
-  if (!s.secrets.empty()) {
-    return Status::invalid("secrets: a container (runtime = \"oci\") gets no secrets yet; run it as a process");
+  if (!s.secrets.env.empty()) {
+    return Status::invalid("env: a container (runtime = \"oci\") gets secrets as files only (secret_files, "
+                           "read-only at /run/secrets): a variable's value would be written to its bundle");
   }
   for (const auto* check : {&s.health.startup, &s.health.liveness, &s.health.readiness}) {
     if (c.network == ContainerNetwork::kNone && check->has_value() && (*check)->type != CheckType::kExec) {

@@ -3,7 +3,8 @@
 // or as the start's exit, never left half made; an exit code is known; a container that
 // ignores its stop signal is killed at the end of its grace; a stale container of the same
 // name (an agent that died before recording it) does not block a start; a container that
-// ended while the agent was down is not adopted, and its state is deleted; logs rotate.
+// ended while the agent was down is not adopted, and its state is deleted; logs rotate;
+// secret files reach the container alone.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -189,4 +190,40 @@ TEST_CASE("oci runtime: a container's log rotates like a process's") {
   LogQuery tail;
   tail.tail_lines = 1;
   CHECK(o.f.runtime().logs("chatty#0", tail)->data == "line 799\n");
+}
+
+TEST_CASE("oci runtime: secret_files are mounted read-only at /run/secrets, written nowhere else, gone at the end") {
+  Oci o;
+  OCI_OR_SKIP(o);
+  auto* oci = dynamic_cast<OciRuntime*>(&o.f.runtime());
+  REQUIRE(oci != nullptr);
+  const std::string value = "correct horse battery staple";
+  oci->setSecretOpener([&](const std::string& name) -> Result<SecretValue> {
+    if (name != "db") return Status::notFound("no secret " + name);
+    return SecretValue(Bytes(value.begin(), value.end()));
+  });
+  auto s = o.f.service("reader");
+  s.user = "nobody";
+  s.secrets.files = {"db"};
+  REQUIRE(o.f.runtime().create("reader#0", s));
+  REQUIRE(o.f.runtime().start("reader#0"));
+  REQUIRE(o.f.runUntil([&] { return o.pidOf("reader#0") > 0; }, 10'000));
+  std::optional<ExecResult> out;
+  REQUIRE(o.f.runtime().exec("reader#0", {"/bin/sh", "-c", "id -u; cat $MESHOS_SECRETS_DIR/db; echo; echo x > /run/secrets/db || echo read-only"},
+                             5'000, 4096, [&](Result<ExecResult> r) { out = *r; }));
+  REQUIRE(o.f.runUntil([&] { return out.has_value(); }, 10'000));
+  CHECK(out->output.find("65534\n" + value + "\n") == 0);
+  CHECK(out->output.find("read-only") != std::string::npos);
+  // Not in the bundle, runc's state or the instance records.
+  for (const auto& dir : {o.f.dataDir() + "/runtime/oci", o.f.dataDir() + "/runtime/instances"}) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      if (!e.is_regular_file()) continue;
+      std::ifstream in(e.path());
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      CHECK_MESSAGE(text.find(value) == std::string::npos, e.path());
+    }
+  }
+  REQUIRE(o.f.runtime().stop("reader#0"));
+  REQUIRE(o.exited("reader#0"));
+  CHECK(!std::filesystem::exists(o.f.secretsDir() + "/reader#0"));
 }

@@ -77,6 +77,7 @@ class LoopFixture {
   std::string skipReason() const { return ""; }
   InstanceStore& store() { return *store_; }
   std::string dataDir() const { return dir_.path.string(); }
+  std::string secretsDir() const { return dir_.path.string() + "/secrets"; }
 
  protected:
   uv_loop_t& loop_init() {
@@ -146,6 +147,7 @@ class OciFixture : public LoopFixture {
     OciRuntimeOptions o;
     o.data_dir = dir_.path.string();
     o.cgroup_parent = "meshos-contract";
+    o.secrets_dir = secretsDir();
     rt_ = std::make_unique<OciRuntime>(&loop_, clock_, *store_, o);
     REQUIRE(rt_->init());
   }

@@ -62,7 +62,11 @@ TEST_CASE("bad container settings are refused with the key and the reason") {
                          "[daemon.container]\nrootfs = \"/a\"\nnetwork = \"none\"\n"
                          "[daemon.health.readiness]\ntype = \"tcp\"\nport = 80\n"),
                  "cannot reach a container with network = \"none\""));
-  CHECK(contains(errorOf("[[daemon]]\nname = \"web\"\ncommand = [\"/bin/httpd\"]\nruntime = \"oci\"\nsecret_files = [\"db\"]\n"
-                         "[daemon.container]\nrootfs = \"/a\"\n"),
-                 "gets no secrets yet"));
+  CHECK(contains(errorOf("[[daemon]]\nname = \"web\"\ncommand = [\"/bin/httpd\"]\nruntime = \"oci\"\n"
+                         "env = { PW = { secret = \"db\" } }\n[daemon.container]\nrootfs = \"/a\"\n"),
+                 "gets secrets as files only"));
+  CHECK(parseDaemonsToml("[[daemon]]\nname = \"web\"\ncommand = [\"/bin/httpd\"]\nruntime = \"oci\"\n"
+                         "secret_files = [\"db\"]\n[daemon.container]\nrootfs = \"/a\"\n",
+                         "local.toml")
+            .isOk());
 }
