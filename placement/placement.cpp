@@ -143,6 +143,13 @@ DaemonRequest requestFromSpec(const spec::DaemonSpec& spec) {
   }
   r.resources = spec.resources;
   r.placement = spec.placement;
+  if (spec.runtime == spec::RuntimeKind::kOci) {
+    // A container runs only where the node says it can (an OCI runtime found at start).
+    auto& caps = r.placement.capabilities;
+    const std::string needed = "runtime:" + std::string(spec::runtimeKindName(spec.runtime));
+    auto at = std::lower_bound(caps.begin(), caps.end(), needed);
+    if (at == caps.end() || *at != needed) caps.insert(at, needed);
+  }
   r.depends_on.reserve(spec.depends_on.size());
   for (const auto& dep : spec.depends_on) r.depends_on.push_back(dep.name);
   return r;

@@ -99,7 +99,7 @@ Result<std::string> printableName(std::string_view s, std::string_view what) {
   return std::string(s);
 }
 
-constexpr std::string_view kDetectedPrefixes[] = {"arch:", "os:", "cpus:"};
+constexpr std::string_view kDetectedPrefixes[] = {"arch:", "os:", "cpus:", "runtime:"};
 
 }  // namespace
 
@@ -291,9 +291,13 @@ bool isDetectedCapability(std::string_view name) {
 }
 
 std::vector<std::string> capabilitiesFor(const std::vector<std::string>& configured,
-                                         const state::Inventory& inventory) {
+                                         const state::Inventory& inventory,
+                                         const std::vector<std::string>& from_runtime) {
   std::vector<std::string> out;
-  out.reserve(configured.size() + 3);
+  out.reserve(configured.size() + 3 + from_runtime.size());
+  for (const auto& c : from_runtime) {
+    if (c.rfind("runtime:", 0) == 0) out.push_back(c);
+  }
   for (const auto& c : configured) {
     if (!isDetectedCapability(c)) out.push_back(c);
   }

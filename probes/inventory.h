@@ -82,9 +82,11 @@ Status validateCapability(std::string_view name);
 bool isDetectedCapability(std::string_view name);
 
 // Sorted, unique: the configured capabilities (those with a detected prefix are dropped)
-// plus "arch:<arch>", "os:<os>", "cpus:<n>" (each only when known).
+// plus "arch:<arch>", "os:<os>", "cpus:<n>" (each only when known) and what the node's
+// runtime can run ("runtime:oci"; other entries of from_runtime are ignored).
 std::vector<std::string> capabilitiesFor(const std::vector<std::string>& configured,
-                                         const state::Inventory& inventory);
+                                         const state::Inventory& inventory,
+                                         const std::vector<std::string>& from_runtime = {});
 
 // Capacity offered to placement (NodeReport.cpu_millicores / memory_bytes).
 struct CapacityOverride {

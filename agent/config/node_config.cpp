@@ -86,6 +86,12 @@ void readNode(TomlTable& r, NodeSection& s) {
       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' || ch == ':';
     });
     if (!ok) return r.fail(n, "capabilities", "\"" + c + "\": a capability is 1-64 characters of letters, digits, '.', '_', '-' or ':'");
+    // The agent detects these (probes::capabilitiesFor): a node cannot claim them.
+    for (std::string_view detected : {"arch:", "os:", "cpus:", "runtime:"}) {
+      if (c.rfind(detected, 0) == 0) {
+        return r.fail(n, "capabilities", "\"" + c + "\": " + std::string(detected) + " capabilities are detected by the agent, not configured");
+      }
+    }
     s.capabilities.push_back(c);
   }
   readLabels(r, s);
@@ -399,7 +405,7 @@ std::string defaultConfigText(const std::string& name, const std::filesystem::pa
     << "data_dir = \"" << data_dir.string() << "\"  # node key, RocksDB, runtime state\n"
     << "labels = {}                  # e.g. { zone = \"a\", disk = \"ssd\" }\n"
     << "tick_interval_ms = " << d.node.tick_interval_ms << "       # 10 .. 60000\n"
-    << "capabilities = []            # offered to placement, e.g. [\"gpu\"]; arch:, os:, cpus: are added\n"
+    << "capabilities = []            # offered to placement, e.g. [\"gpu\"]; arch:, os:, cpus:, runtime:oci are added\n"
     << "cpu_millicores = " << d.node.cpu_millicores << "           # capacity offered to placement; 0: the CPU count x 1000\n"
     << "memory_bytes = " << d.node.memory_bytes << "             # 0: the memory of the host\n"
     << "handoff_deadline_ms = " << d.node.handoff_deadline_ms

@@ -189,6 +189,7 @@ int runNode(uv_loop_t* loop, Services& sv, config::NodeConfig config, NodeIdenti
   runtime::RuntimeSwitch runtimes(processes, containers);
   node::NodeServices services{sv.env, sv.transport, sv.identities, runtimes, **instances};
   services.sample_inventory = [dir = cfg.node.data_dir] { return probes::sampleInventory(dir, "/proc"); };
+  if (containers.available()) services.runtime_capabilities = {"runtime:oci"};
   // The first stage of every shutdown (a signal, `meshos-admin leave`): systemd hears it too.
   services.close_control = [&control, &http, &dns, &systemd] {
     systemd.stopping("the staged shutdown began");

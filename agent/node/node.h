@@ -68,6 +68,9 @@ struct NodeServices {
   int64_t chain_sync_delay_ms = 1;          // on the loop: how long a sync takes
   // Samples the inventory (runs on env.workers); an error is a failed sample.
   std::function<Result<state::Inventory>()> sample_inventory;
+  // Capabilities the runtime gives this node ("runtime:oci" where containers can run),
+  // gossiped with the detected ones; placement puts a container daemon only there.
+  std::vector<std::string> runtime_capabilities;
   // Stops accepting control requests (the first shutdown stage); may be empty.
   std::function<void()> close_control;
   // Who may do what on the control socket ([control] readers, operators, admins, resolved

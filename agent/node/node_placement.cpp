@@ -140,7 +140,7 @@ state::NodeReport Node::buildReport() const {
     r.cpu_millicores = cap.cpu_millicores;
     r.memory_bytes = cap.memory_bytes;
   }
-  r.capabilities = probes::capabilitiesFor(config_.node.capabilities, r.inventory);
+  r.capabilities = probes::capabilitiesFor(config_.node.capabilities, r.inventory, services_.runtime_capabilities);
   if (vivaldi_) r.coordinate = vivaldi_->coordinate();
   r.maintenance = plan_.maintenance;
   r.maintenance_seq = plan_.maintenance_seq;

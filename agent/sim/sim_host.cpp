@@ -105,6 +105,7 @@ Status SimHost::start() {
   node::NodeServices services{agent->env, agent->transport, world_.identities, runtime_, *agent->instances};
   services.database = databaseOptions(disk_.databaseEnv());
   services.chain_writes_on_loop = true;
+  services.runtime_capabilities = {"runtime:oci"};  // the simulated runtime runs containers too
   services.chain_sync_delay_ms = kChainSyncDelayMs;
   services.sample_inventory = [this]() -> Result<state::Inventory> {
     state::Inventory inv;

@@ -217,6 +217,9 @@ TEST_CASE("placement keys of [node]: capabilities, capacity, handoff deadline") 
   CHECK(c->node.handoff_deadline_ms == 5000);
   CHECK(contains(errorOf("[node]\ncapabilities = [\"has space\"]\n"), "node.toml:2: node.capabilities: \"has space\""));
   CHECK(contains(errorOf("[node]\ncapabilities = [\"\"]\n"), "node.capabilities"));
+  CHECK(contains(errorOf("[node]\ncapabilities = [\"runtime:oci\"]\n"),
+                 "node.toml:2: node.capabilities: \"runtime:oci\": runtime: capabilities are detected by the agent"));
+  CHECK(contains(errorOf("[node]\ncapabilities = [\"arch:arm64\"]\n"), "arch: capabilities are detected"));
   CHECK(contains(errorOf("[node]\ncapabilities = [3]\n"), "node.capabilities[0]: expected a string"));
   CHECK(contains(errorOf("[node]\ncpu_millicores = -1\n"), "node.cpu_millicores: must be between 0"));
   CHECK(contains(errorOf("[node]\nmemory_bytes = \"1G\"\n"), "node.memory_bytes: expected an integer"));

@@ -56,6 +56,19 @@ TEST_CASE("requestFromSpec: replicas for services, one for jobs and crons, depen
   CHECK(requestFromSpec(s).replicas == 1);
 }
 
+TEST_CASE("requestFromSpec: a container needs a node with runtime:oci, and the reason names it") {
+  spec::DaemonSpec s;
+  s.name = "web";
+  s.placement.capabilities = {"gpu", "zone:a"};
+  s.runtime = spec::RuntimeKind::kOci;
+  s.container.rootfs = "/srv/web";
+  auto r = requestFromSpec(s);
+  CHECK(r.placement.capabilities == std::vector<std::string>{"gpu", "runtime:oci", "zone:a"});
+  s.runtime = spec::RuntimeKind::kProcess;
+  s.container = {};
+  CHECK(requestFromSpec(s).placement.capabilities == std::vector<std::string>{"gpu", "zone:a"});
+}
+
 TEST_CASE("constraint equals: a matching label passes; another value or no label is excluded with why") {
   std::vector<NodeView> nodes = {node("n1", {{"zone", "a"}}), node("n2", {{"zone", "b"}}), node("n3")};
   auto d = daemon("web", 3);

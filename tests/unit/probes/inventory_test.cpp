@@ -134,6 +134,9 @@ TEST_CASE("capabilities: configured plus detected, sorted and unique") {
   CHECK(caps == std::vector<std::string>{"arch:x86_64", "cpus:4", "gpu", "os:linux", "ssd"});
   // Nothing detected yet: only the configured ones.
   CHECK(capabilitiesFor({"b", "a"}, state::Inventory{}) == std::vector<std::string>{"a", "b"});
+  // What the runtime can run: runtime:oci from the agent, never from the config.
+  CHECK(capabilitiesFor({"runtime:oci", "a"}, state::Inventory{}) == std::vector<std::string>{"a"});
+  CHECK(capabilitiesFor({"a"}, state::Inventory{}, {"runtime:oci", "gpu"}) == std::vector<std::string>{"a", "runtime:oci"});
 
   CHECK(validateCapability("gpu").isOk());
   CHECK(validateCapability("net/10g").isOk());
