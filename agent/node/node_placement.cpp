@@ -409,6 +409,7 @@ nlohmann::json Node::membersJson() {
       m["load1"] = r["inventory"]["load1"];
       m["memory_used_bytes"] = r["inventory"]["memory_used_bytes"];
       m["memory_total_bytes"] = r["inventory"]["memory_total_bytes"];
+      m["capabilities"] = r["capabilities"];  // configured and detected (arch:, runtime:oci, ...)
     }
   }
   return j;

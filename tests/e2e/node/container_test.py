@@ -111,6 +111,9 @@ memory_max = 33554432
             out = a.inspect("--reason", "e2e", "daemon", "exec", "web#0", "--", "/bin/cat", "/proc/1/cmdline").stdout
             assert "while true" in out, out  # inside: pid 1 is the container's own shell
             assert web["runtime"] == "oci", web
+            # The node tells placement it can run containers.
+            wait_for(lambda: "runtime:oci" in a.inspect_json("members")["members"][0].get("capabilities", []), 10,
+                     "runtime:oci among n1's capabilities")
 
             # A pause freezes the whole container (runc's freezer), a resume thaws it.
             state_dir = os.path.join(a.dir, "data", "runtime", "oci", "state")
