@@ -170,7 +170,7 @@ def test_the_example_runs_from_its_image():
         assert made.returncode == 0, made.stderr
         port = free_port()
         with open(os.path.join(examples, "container.toml")) as f:
-            text = f.read().replace("/var/tmp/meshos-busybox:latest", made.stdout.strip()).replace("8080", str(port))
+            text = f.read().replace("/var/tmp/meshos-busybox:latest", made.stdout.strip()).replace("8081", str(port))
         a = ws.agent("n1", '[runtime]\nlocal = "local.toml"\n')
         with open(os.path.join(a.dir, "local.toml"), "w") as f:
             f.write(text)

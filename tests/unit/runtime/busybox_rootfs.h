@@ -25,6 +25,16 @@ inline std::string containerSkipReason() {
   return "";
 }
 
+// runc makes a container's parent cgroups (<hierarchy>/<parent>) and leaves them when it
+// deletes the container: a test removes its own, empty, once its containers are gone.
+inline void removeCgroupParent(const std::string& parent) {
+  std::error_code ec;
+  for (const auto& h : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
+    std::filesystem::remove(h.path() / parent, ec);  // rmdir: only when empty
+  }
+  std::filesystem::remove(std::filesystem::path("/sys/fs/cgroup") / parent, ec);
+}
+
 inline std::filesystem::path makeBusyboxRootfs(const std::filesystem::path& dir) {
   const auto rootfs = dir / "rootfs";
   std::filesystem::create_directories(rootfs / "bin");

@@ -36,7 +36,9 @@ struct Watched {
     return st ? st->pid : 0;
   }
   bool running(const std::string& instance, int64_t ms = 10'000) {
-    return f.runUntil([&] { return pidOf(instance) > 0; }, ms);
+    const bool ok = f.runUntil([&] { return pidOf(instance) > 0 || !exits[instance].empty(); }, ms) && pidOf(instance) > 0;
+    if (!ok && !exits[instance].empty()) MESSAGE(instance << " ended before it ran: " << exits[instance].front().detail);
+    return ok;
   }
   std::optional<bool> checkOnce(const std::string& instance, std::vector<std::string> argv) {
     spec::HealthCheck c;

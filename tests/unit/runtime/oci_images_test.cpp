@@ -119,4 +119,5 @@ TEST_CASE("oci images: a busybox layout is unpacked once, and its containers run
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
+  meshos::testing::removeCgroupParent("meshos-images-test");
 }

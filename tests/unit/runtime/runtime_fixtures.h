@@ -133,9 +133,12 @@ class OciFixture : public LoopFixture {
     }, 10'000);
     pause(300);  // the containers' delete
     rt_->close();
+    meshos::testing::removeCgroupParent(cgroupParent());
   }
   std::string skipReason() const { return skip_; }
   Runtime& runtime() { return *rt_; }
+  // Its own, so that test runs side by side never share a container's cgroup.
+  static std::string cgroupParent() { return "meshos-contract-" + std::to_string(::getpid()); }
   spec::DaemonSpec service(const std::string& name) {
     spec::DaemonSpec s = serviceSpec(name);
     s.runtime = spec::RuntimeKind::kOci;
@@ -146,7 +149,7 @@ class OciFixture : public LoopFixture {
     if (rt_) rt_->close();
     OciRuntimeOptions o;
     o.data_dir = dir_.path.string();
-    o.cgroup_parent = "meshos-contract";
+    o.cgroup_parent = cgroupParent();
     o.secrets_dir = secretsDir();
     rt_ = std::make_unique<OciRuntime>(&loop_, clock_, *store_, o);
     REQUIRE(rt_->init());

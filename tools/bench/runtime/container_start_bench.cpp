@@ -148,5 +148,6 @@ int main(int argc, char** argv) {
   rt->close();
   b.timers->close();
   uv_run(&b.loop, UV_RUN_DEFAULT);
+  meshos::testing::removeCgroupParent("meshos-bench");
   return 0;
 }
