@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <sys/stat.h>
 
 #include "agent/runtime/process_internal.h"
 
@@ -112,6 +113,21 @@ Result<ResourceStats> readResourceStats(int pid, const StatsFiles& files) {
     }
   }
   return s;
+}
+
+std::string findInPath(const std::string& name, const std::string& search_path) {
+  auto executable = [](const std::string& p) {
+    struct stat st{};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (name.find('/') != std::string::npos) return executable(name) ? name : "";
+  std::stringstream path(search_path);
+  std::string dir;
+  while (std::getline(path, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (executable(candidate)) return candidate;
+  }
+  return "";
 }
 
 ExecResult toExecResult(const probes::CommandResult& r) {

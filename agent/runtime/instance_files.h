@@ -31,6 +31,10 @@ struct StatsFiles {
 // has no /proc entry.
 Result<ResourceStats> readResourceStats(int pid, const StatsFiles& files);
 
+// `name` if it holds a '/' and is an executable file, else the first executable `name` in
+// search_path (an empty entry is the current directory); "" when none.
+std::string findInPath(const std::string& name, const std::string& search_path);
+
 // An exec's answer as the Runtime interface gives it.
 ExecResult toExecResult(const probes::CommandResult& r);
 

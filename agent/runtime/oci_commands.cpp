@@ -1,5 +1,7 @@
 #include "agent/runtime/oci_commands.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +16,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "agent/runtime/instance_files.h"
+#include "agent/runtime/process_internal.h"
 
 extern char** environ;
 
@@ -41,11 +46,11 @@ struct Launch {
   std::function<void(const OciCommandResult&)> done;
 };
 
-std::string readText(const std::string& path, size_t max = 64 * 1024) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > max) text.erase(0, text.size() - max);
-  return text;
+// The last 64 KiB of a command's error log: where its last error is.
+std::string logTail(const std::string& path) {
+  constexpr int64_t kMax = 64 * 1024;
+  const int64_t size = std::max<int64_t>(0, detail::fileSize(path));
+  return detail::readRange(path, std::max<int64_t>(0, size - kMax), kMax);
 }
 
 }  // namespace
@@ -106,7 +111,7 @@ Status runProgram(uv_loop_t* loop, const std::vector<std::string>& argv, int out
     r.exit_code = sig != 0 ? -1 : static_cast<int>(status);
     r.term_signal = sig;
     if (!r.ok()) {
-      r.error = l->log_path.empty() ? "" : lastOciError(readText(l->log_path));
+      r.error = l->log_path.empty() ? "" : lastOciError(logTail(l->log_path));
       if (r.error.empty()) r.error = sig != 0 ? "killed by signal " + std::to_string(sig) : "exited " + std::to_string(status);
     }
     auto done = std::move(l->done);
@@ -172,19 +177,10 @@ Result<std::string> OciCommands::runAndWait(const std::vector<std::string>& args
 }
 
 std::string findExecutable(const std::string& name) {
-  auto executable = [](const std::string& p) {
-    struct stat st{};
-    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
-  };
-  if (name.find('/') != std::string::npos) return executable(name) ? name : "";
   const char* env = std::getenv("PATH");
-  std::stringstream path(env != nullptr ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  std::string dir;
-  while (std::getline(path, dir, ':')) {
-    if (!dir.empty() && executable(dir + "/" + name)) return dir + "/" + name;
-  }
-  return "";
+  return detail::findInPath(name, env != nullptr ? env : detail::kDefaultPath);
 }
+
 
 namespace {
 

@@ -63,7 +63,7 @@ std::string containerId(const std::string& instance);
 // program's output ("" when none).
 std::string lastOciError(const std::string& log_text);
 
-// `name` if it holds a '/', else the first executable `name` in PATH; "" when none.
+// detail::findInPath() in the agent's own PATH.
 std::string findExecutable(const std::string& name);
 
 // The uid and gid a container's process runs as: "" is root; "uid" or "uid:gid" as given;

@@ -18,18 +18,17 @@
 #include "agent/runtime/instance_files.h"
 #include "agent/runtime/oci_box.h"
 #include "agent/runtime/oci_config.h"
-#include "agent/runtime/process_runtime.h"
+#include "agent/runtime/process_internal.h"
 
 namespace meshos::runtime {
 
+using detail::errnoText;
+using detail::kDefaultPath;
 using detail::rotateLogFile;
 
 namespace {
 
-constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kSecretsMount = "/run/secrets";
-
-std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // Whether the container can find its program: a path in the root filesystem, or a name
 // in one of the container's PATH directories (symbolic links inside count as there).
@@ -44,14 +43,13 @@ bool programInRootfs(const std::string& rootfs, const std::string& program, cons
   return false;
 }
 
-// A limit this layout cannot apply, named by planInstanceCgroups() ("memory_max: ..."), is
+// A limit whose controller this host lacks (planInstanceCgroups() names it unavailable) is
 // left out of the container's configuration when limits are best-effort.
-spec::DaemonSpec withoutUnavailableLimits(spec::DaemonSpec s, const std::vector<std::string>& unavailable) {
-  for (const std::string& u : unavailable) {
-    if (u.rfind("memory_max", 0) == 0) s.limits.memory_max.reset();
-    if (u.rfind("cpu_max_millicores", 0) == 0) s.limits.cpu_max_millicores.reset();
-    if (u.rfind("pids_max", 0) == 0) s.limits.pids_max.reset();
-  }
+spec::DaemonSpec withoutUnavailableLimits(spec::DaemonSpec s, const CgroupLayout& layout) {
+  auto missing = [&](CgroupController c) { return layout.home(c).version == 0; };
+  if (missing(CgroupController::kMemory)) s.limits.memory_max.reset();
+  if (missing(CgroupController::kCpu)) s.limits.cpu_max_millicores.reset();
+  if (missing(CgroupController::kPids)) s.limits.pids_max.reset();
   return s;
 }
 
@@ -125,7 +123,7 @@ Status OciRuntime::create(const std::string& instance, const spec::DaemonSpec& s
   b->instance = instance;
   b->spec = spec;
   b->spec_hash = specHash(spec);
-  std::map<std::string, std::string> env{{"PATH", kPath}, {"HOME", "/"}, {"MESHOS_DAEMON", spec.name},
+  std::map<std::string, std::string> env{{"PATH", kDefaultPath}, {"HOME", "/"}, {"MESHOS_DAEMON", spec.name},
                                          {"MESHOS_INSTANCE", instance}};
   for (const auto& [k, v] : spec.env) env[k] = v;
   for (const auto& [k, v] : env) b->env.push_back(k + "=" + v);
@@ -153,7 +151,7 @@ Status OciRuntime::create(const std::string& instance, const spec::DaemonSpec& s
     return Status::invalid(who + "limits cannot be enforced here: " + b->cgroups.unavailable.front());
   }
   for (const std::string& u : b->cgroups.unavailable) b->limit_warnings.push_back(u + " (not applied)");
-  b->run_spec = withoutUnavailableLimits(spec, b->cgroups.unavailable);
+  b->run_spec = withoutUnavailableLimits(spec, cgroup_layout_);
   b->bundle = options_.data_dir + "/runtime/oci/bundles/" + instance;
   b->log_path = options_.data_dir + "/runtime/logs/" + instance + ".log";
   boxes_[instance] = std::move(b);

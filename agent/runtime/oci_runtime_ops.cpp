@@ -8,7 +8,7 @@
 
 #include "agent/runtime/instance_files.h"
 #include "agent/runtime/oci_box.h"
-#include "agent/runtime/process_runtime.h"
+#include "agent/runtime/process_internal.h"
 #include "probes/health_check.h"
 
 namespace meshos::runtime {
@@ -19,7 +19,7 @@ namespace {
 
 // The OCI runtime itself runs on the host, as the agent; what it runs is inside.
 probes::CommandContext hostContext() {
-  return probes::CommandContext{{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, "/", {}, {}};
+  return probes::CommandContext{{std::string("PATH=") + kDefaultPath}, "/", {}, {}};
 }
 
 }  // namespace

@@ -205,16 +205,7 @@ Status ProcessRuntime::create(const std::string& instance, const spec::DaemonSpe
     }
     p->exe = prog;
   } else {
-    std::stringstream path(search_path);
-    std::string dir;
-    while (std::getline(path, dir, ':')) {
-      std::string cand = (dir.empty() ? "." : dir) + "/" + prog;
-      struct stat st{};
-      if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(cand.c_str(), X_OK) == 0) {
-        p->exe = cand;
-        break;
-      }
-    }
+    p->exe = findInPath(prog, search_path);
     if (p->exe.empty()) {
       return Status::invalid("daemon '" + spec.name + "': command: '" + prog +
                              "' not found in PATH (" + search_path + ")");
