@@ -386,6 +386,7 @@ memory_max = 67108864
                             timeout_s=20, what="the kill at memory_max in the failure chain")
         hit = [r["payload"] for r in recs if "killed at memory limit" in str(r["payload"])][0]
         assert "memory_max 67108864 bytes" in str(hit), hit
+        print(f"failure record: {hit}")
         assert a.stop() == 0
         for hierarchy in ("memory", "unified", ""):  # the per-test parent, empty once the hog is gone
             parent = os.path.join("/sys/fs/cgroup", hierarchy, f"meshos-e2e-{os.getpid()}")
