@@ -175,6 +175,13 @@ Status ChainStore::reopen() {
   return last_open_error_;
 }
 
+std::optional<uint64_t> ChainStore::freeBytes() const {
+  rocksdb::Env* env = options_.env != nullptr ? options_.env : rocksdb::Env::Default();
+  uint64_t free = 0;
+  if (!env->GetFreeSpace(path_.string(), &free).ok()) return std::nullopt;
+  return free;
+}
+
 Status ChainStore::checkOpen() const {
   if (db_ == nullptr) return Status::unavailable("chain database is not open: " + last_open_error_.message());
   return Status::ok();

@@ -102,6 +102,9 @@ class ChainStore final : public KvStore {
   // resumable), so the writer closes and reopens the database: recovery replays the WAL
   // and the retried batch rewrites the same keys. Readers wait while it happens.
   Status reopen();
+  // Free bytes on the database's file system (statvfs, or the simulated disk), if known: a
+  // writer fenced by a full disk reopens once this grows rather than at every retry.
+  std::optional<uint64_t> freeBytes() const;
 
   // ---- state area, any thread ----
   Status putState(std::string_view key, std::string_view value) override;  // synced

@@ -347,12 +347,41 @@ std::optional<ChainWriter::GroupWrite> ChainWriter::finalCheckpoints() {
   return w;
 }
 
+ChainWriter::Step ChainWriter::retryLater(GroupWrite w) {
+  Step st{Step::kRetry, w.backoff_ms};
+  w.backoff_ms = std::min(w.backoff_ms * 2, options_.retry_max_ms);
+  retry_ = std::move(w);
+  return st;
+}
+
+void ChainWriter::noteFence(const Status& why) {
+  Fence f;
+  if (why.message().starts_with("disk full")) f.free_bytes = store_.freeBytes();
+  f.since_ms = clock_.monotonicMs();
+  fence_ = f;
+}
+
+bool ChainWriter::mayReopen() const {
+  if (!fence_ || !fence_->free_bytes) return true;
+  if (clock_.monotonicMs() - fence_->since_ms >= kFenceRecheckMs) return true;
+  const std::optional<uint64_t> now = store_.freeBytes();
+  return !now || *now > *fence_->free_bytes;
+}
+
 ChainWriter::Step ChainWriter::attempt(GroupWrite w) {
+  // A fenced database (the last reopen could not open it for writing) is reopened before
+  // the write; on a full disk only once space may be back, and quietly until then.
+  if (fence_ && !mayReopen()) return retryLater(std::move(w));
   ++w.attempt;
   if (w.attempt > 1) {
     for (ChainName c : w.chains) ++writer_[chainIndex(c)].retries;
   }
-  Status s = store_.writeBatch(*w.batch, /*sync=*/true);
+  Status s;
+  if (fence_) {
+    s = store_.reopen();
+    if (s) fence_.reset();
+  }
+  if (!fence_) s = store_.writeBatch(*w.batch, /*sync=*/true);
   if (s) {
     acknowledge(w);
     if (w.final_checkpoints) {
@@ -371,13 +400,17 @@ ChainWriter::Step ChainWriter::attempt(GroupWrite w) {
     if (weak.expired()) return;
     if (callbacks_.on_write_failed) callbacks_.on_write_failed(f);
   });
-  // A database whose write failed keeps refusing writes: the retry goes to a reopened one.
-  Status r = store_.reopen();
-  if (!r) spdlog::debug("chain database reopen failed: {}", r.toString());
-  Step st{Step::kRetry, w.backoff_ms};
-  w.backoff_ms = std::min(w.backoff_ms * 2, options_.retry_max_ms);
-  retry_ = std::move(w);
-  return st;
+  if (fence_) {
+    noteFence(s);  // the reopen failed, and s says why
+  } else {
+    // A database whose write failed keeps refusing writes: the retry goes to a reopened one.
+    Status r = store_.reopen();
+    if (!r) {
+      spdlog::debug("chain database reopen failed: {}", r.toString());
+      noteFence(r);
+    }
+  }
+  return retryLater(std::move(w));
 }
 
 void ChainWriter::acknowledge(const GroupWrite& w) {

@@ -61,8 +61,8 @@ struct ChainWriterOptions {
   // back to max_records.
   std::array<uint64_t, kChainCount> max_records{0, 0, 0};
   int64_t retry_initial_ms = 10;
-  // Short, so writes resume within a quarter second of space returning; a retry on a full
-  // disk costs one failed reopen.
+  // Short, so writes resume within a quarter second of space returning; while the disk
+  // stays full a retry costs one free-space check (see ChainWriter::Fence).
   int64_t retry_max_ms = 250;
   // Null: a writer thread. Set: writes run on the loop through these timers (see above).
   Timers* loop_timers = nullptr;
@@ -217,6 +217,11 @@ class ChainWriter {
   std::optional<GroupWrite> finalCheckpoints();
   // One attempt; on success acks and prunes, on failure reports, reopens, keeps it in retry_.
   Step attempt(GroupWrite write);
+  // Keeps the write for a later attempt, after its backoff (which then doubles).
+  Step retryLater(GroupWrite write);
+  // After a reopen that could not open for writing: what a retry needs to try again.
+  void noteFence(const Status& why);
+  bool mayReopen() const;
   void acknowledge(const GroupWrite& write);
   void kickLoop(int64_t delay_ms);  // loop mode: schedules writeStep()
   Status closeOnLoop();
@@ -249,6 +254,16 @@ class ChainWriter {
   bool final_requested_ = false;  // drain, checkpoint, then exit
   bool final_done_ = false;
   std::optional<GroupWrite> retry_;  // writer context only
+  // Writer context: the database is fenced (open read-only, the last reopen failed). On a
+  // full disk a reopen costs two database opens, so a retry reopens only once free space
+  // grew past what it was at the fence, when free space cannot be read, or after
+  // kFenceRecheckMs (space can come back as inodes, which free bytes do not show).
+  static constexpr int64_t kFenceRecheckMs = 5000;
+  struct Fence {
+    std::optional<uint64_t> free_bytes;  // set only when the disk was full
+    int64_t since_ms = 0;                // monotonic
+  };
+  std::optional<Fence> fence_;
   TimerId loop_timer_ = 0;           // loop mode
 
   // Writer thread only (the atomics are read by the loop for the summary).

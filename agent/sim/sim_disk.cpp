@@ -38,6 +38,13 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
     return s;
   }
 
+  // A full simulated disk has nothing free; otherwise plenty.
+  rocksdb::IOStatus GetFreeSpace(const std::string&, const rocksdb::IOOptions&, uint64_t* free,
+                                 rocksdb::IODebugContext*) override {
+    *free = disk_.full() ? 0 : (uint64_t{1} << 40);
+    return rocksdb::IOStatus::OK();
+  }
+
   rocksdb::IOStatus refuse() const {
     if (!disk_.full()) return rocksdb::IOStatus::OK();
     disk_.countRefused();

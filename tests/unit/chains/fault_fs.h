@@ -45,6 +45,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     return n;
   }
 
+  // A full disk has nothing free; otherwise the real file system's answer.
+  rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& o, uint64_t* free,
+                                 rocksdb::IODebugContext* dbg) override {
+    if (!disk_full) return target()->GetFreeSpace(path, o, free, dbg);
+    *free = 0;
+    return rocksdb::IOStatus::OK();
+  }
+
   rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
