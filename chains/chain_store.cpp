@@ -8,14 +8,12 @@
 #include <algorithm>
 
 #include "chains/rocks_logger.h"
+#include "chains/rocks_slice.h"
 
 namespace meshos::chains {
 
 namespace {
 constexpr std::string_view kStateCfName = "state";
-
-rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
-std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
 // The database's options and column families, the same for opening and repairing.
 struct DbLayout {

@@ -11,16 +11,15 @@
 #include <thread>
 #include <vector>
 
+#include "chains/rocks_slice.h"
+
 namespace meshos::chains {
 
 namespace {
 
-std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-
 constexpr size_t kMaxVerifyThreads = 4;
 
 std::string shortHash(const Hash256& h) { return toHex(ByteView(h.data(), 8)); }
-
 
 // One record of a batch: where its raw bytes sit in the batch's arena, and what the
 // decode-and-hash step found. Only fixed-size results are kept, so nothing points into a
@@ -36,7 +35,6 @@ struct Item {
   Hash256 stored_hash{};
   Hash256 computed{};
 };
-
 
 // A run of consecutive records, read and then decoded and hashed as one unit.
 struct Batch {

@@ -6,11 +6,9 @@
 #include <algorithm>
 #include <chrono>
 
-namespace meshos::chains {
+#include "chains/rocks_slice.h"
 
-namespace {
-rocksdb::Slice slice(const std::string& s) { return {s.data(), s.size()}; }
-}  // namespace
+namespace meshos::chains {
 
 Status ChainWriterOptions::validate() const {
   if (checkpoint_every < 1 || checkpoint_every > 1'000'000'000) {

@@ -1,10 +1,11 @@
 // TempDir: a fresh directory under /tmp for one test, removed with everything in it when
-// the test ends. Shared by every test binary.
+// the test ends; writeFile for the files a test puts there. Shared by every test binary.
 #pragma once
 
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -27,5 +28,11 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 };
+
+// Writes a file whole (a fixture's input).
+inline void writeFile(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+}
 
 }  // namespace meshos::testing

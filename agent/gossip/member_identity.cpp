@@ -11,14 +11,15 @@ namespace {
 
 constexpr size_t kSweepEvery = 4096;  // inserts between sweeps of expired entries
 
-struct IdHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 }  // namespace
 
 struct MemberIdentityPool::State {
+  // Inside State, not in the anonymous namespace: State's field may not use a type of
+  // internal linkage when this file is compiled as part of a unity build (ASan replay).
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   mutable std::mutex mu;
   // By id; more than one entry when a member moved (a new address) or was renamed.
   std::unordered_map<std::string, std::vector<std::weak_ptr<const MemberIdentity>>, IdHash, std::equal_to<>> by_id;

@@ -30,8 +30,8 @@ using meshos::sim::testing::simSeeds;
 
 namespace {
 
-constexpr size_t kHosts = 3;
-constexpr int64_t kFaultsMs = 60'000;
+constexpr size_t kGroupHosts = 3;
+constexpr int64_t kGroupFaultsMs = 60'000;
 constexpr int64_t kQuarantineStopMs = 1'000;
 
 struct GroupDef {
@@ -243,8 +243,8 @@ TEST_CASE("sim-agent groups: one group per strategy on 3 nodes, members killed u
     AgentClusterOptions options;
     options.configure = [](size_t, config::NodeConfig& cfg) { cfg.runtime.local = cfg.node.data_dir / "local.toml"; };
     AgentCluster c(seed, options);
-    c.addHosts(kHosts);
-    for (size_t i = 0; i < kHosts; ++i) {
+    c.addHosts(kGroupHosts);
+    for (size_t i = 0; i < kGroupHosts; ++i) {
       SimHost& h = c.host(i);
       REQUIRE(h.disk().files().writeAtomically(*h.config().runtime.local, localDaemonsToml(), 0644));
     }
@@ -255,7 +255,7 @@ TEST_CASE("sim-agent groups: one group per strategy on 3 nodes, members killed u
     FaultPlanOptions fo;
     fo.kinds = *parseFaultKinds("crash,disk-full,kill");
     fo.begin_ms = c.nowMs();
-    fo.end_ms = c.nowMs() + kFaultsMs;
+    fo.end_ms = c.nowMs() + kGroupFaultsMs;
     FaultPlan plan(c, c.forkRng(), fo);
     plan.schedule();
     Rng pace = c.forkRng();

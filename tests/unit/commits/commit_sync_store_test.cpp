@@ -15,19 +15,6 @@ using namespace meshos::commits::testing;
 namespace {
 using TempDir = meshos::testing::TempDir;
 
-// A linear chain of n commits signed by `k`, starting at genesis.
-std::vector<Bytes> chainOf(const SigningKey& k, size_t n, const std::string& tag,
-                           const Hash256& start = {}, uint64_t first_seq = 1) {
-  std::vector<Bytes> out;
-  Hash256 parent = start;
-  for (size_t i = 0; i < n; ++i) {
-    uint64_t seq = first_seq + i;
-    Commit c = makeCommit(seq, parent, {OpPutDaemon{daemon(tag + std::to_string(seq))}});
-    out.push_back(signedBytes(c, {&k}));
-    parent = commitHash(c);
-  }
-  return out;
-}
 
 void feed(CommitLog& log, const std::vector<Bytes>& bs) {
   for (const auto& b : bs) {

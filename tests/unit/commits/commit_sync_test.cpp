@@ -100,17 +100,6 @@ struct Wire {
   }
 };
 
-std::vector<Bytes> chainOf(const SigningKey& k, size_t n, const std::string& tag, const Hash256& start = {},
-                           uint64_t first_seq = 1) {
-  std::vector<Bytes> out;
-  Hash256 parent = start;
-  for (size_t i = 0; i < n; ++i) {
-    Commit c = makeCommit(first_seq + i, parent, {OpPutDaemon{daemon(tag + std::to_string(first_seq + i))}});
-    out.push_back(signedBytes(c, {&k}));
-    parent = commitHash(c);
-  }
-  return out;
-}
 
 void submitAll(SyncNode& n, const std::vector<Bytes>& commits, bool announce = false) {
   for (const auto& c : commits) {

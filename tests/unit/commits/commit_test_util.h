@@ -44,6 +44,20 @@ inline Bytes signedBytes(Commit c, const std::vector<const SigningKey*>& signers
   return encodeCommit(c);
 }
 
+// A linear chain of n commits signed by `k`, from `start` (genesis by default).
+inline std::vector<Bytes> chainOf(const SigningKey& k, size_t n, const std::string& tag,
+                                  const Hash256& start = {}, uint64_t first_seq = 1) {
+  std::vector<Bytes> out;
+  Hash256 parent = start;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t seq = first_seq + i;
+    Commit c = makeCommit(seq, parent, {OpPutDaemon{daemon(tag + std::to_string(seq))}});
+    out.push_back(signedBytes(c, {&k}));
+    parent = commitHash(c);
+  }
+  return out;
+}
+
 inline CommitLogConfig config(const TrustSet& trust) {
   CommitLogConfig c;
   c.cluster_id = "test";

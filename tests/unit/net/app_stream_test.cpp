@@ -194,7 +194,7 @@ TEST_CASE("app streams (core): a node with another key cannot call a channel") {
 
 namespace {
 
-struct Harness {
+struct AppStreamHarness {
   uv_loop_t loop{};
   SystemClock clock;
   std::unique_ptr<UvTimers> timers;
@@ -207,7 +207,7 @@ struct Harness {
   std::vector<std::unique_ptr<net::GossipTransport>> transports;
   meshos::testing::TempDir tmp{"meshos-gossip-app"};
 
-  Harness() {
+  AppStreamHarness() {
     REQUIRE(initCrypto().isOk());
     uv_loop_init(&loop);
     timers = std::make_unique<UvTimers>(&loop);
@@ -219,7 +219,7 @@ struct Harness {
     transports.push_back(std::make_unique<net::GossipTransport>(&loop, *timers, clock));
     return *transports.back();
   }
-  ~Harness() {
+  ~AppStreamHarness() {
     for (auto& t : transports) t->close();
     timers->close();
     poster->close();
@@ -316,7 +316,7 @@ struct SilentServer {
 }  // namespace
 
 TEST_CASE("app streams over loopback: echo, errors, bounds, bad frames") {
-  Harness h;
+  AppStreamHarness h;
   Keyring ring({generateClusterKey()});
   GossipService a(*h.env, h.transport(), h.pool, serviceOptions("a", 11, ring));
   auto ob = serviceOptions("b", 12, ring);

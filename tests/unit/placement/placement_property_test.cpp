@@ -14,15 +14,6 @@ using namespace meshos::placement::testing;
 
 namespace {
 
-struct Seeds {
-  uint64_t first;
-  int count;
-};
-Seeds seeds(uint64_t base, int count) {
-  if (const char* s = std::getenv("MESHOS_SEED")) return {std::strtoull(s, nullptr, 0), 1};
-  return {base, count};
-}
-
 uint32_t limitOf(const DaemonRequest& d) {
   return static_cast<uint32_t>(std::max<int64_t>(1, d.placement.max_per_node));
 }

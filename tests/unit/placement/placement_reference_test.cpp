@@ -187,15 +187,6 @@ std::map<std::string, RefResult> referenceAssign(const std::vector<NodeView>& in
   return out;
 }
 
-struct Seeds {
-  uint64_t first;
-  int count;
-};
-Seeds seeds(uint64_t base, int count) {
-  if (const char* s = std::getenv("MESHOS_SEED")) return {std::strtoull(s, nullptr, 0), 1};
-  return {base, count};
-}
-
 std::string describeRef(const std::map<std::string, RefResult>& r) {
   std::string out;
   for (const auto& [name, d] : r) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,6 +14,16 @@
 #include "placement/placement.h"
 
 namespace meshos::placement::testing {
+
+// A sweep's seeds: count of them from base, or MESHOS_SEED alone.
+struct Seeds {
+  uint64_t first;
+  int count;
+};
+inline Seeds seeds(uint64_t base, int count) {
+  if (const char* s = std::getenv("MESHOS_SEED")) return {std::strtoull(s, nullptr, 0), 1};
+  return {base, count};
+}
 
 inline NodeView node(std::string id, std::map<std::string, std::string> labels = {},
                      int64_t cpu = 0, int64_t memory = 0) {

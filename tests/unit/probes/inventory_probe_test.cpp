@@ -17,10 +17,7 @@ using namespace meshos::probes;
 
 namespace {
 
-void writeFile(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-}
+using meshos::testing::writeFile;
 
 // Runs the loop until done() or a deadline (a timer that stops the loop).
 template <class F>

@@ -23,10 +23,7 @@ const char* kMeminfo =
     "HugePages_Total:       0\n"
     "Hugepagesize:       2048 kB\n";
 
-void writeFile(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-}
+using meshos::testing::writeFile;
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "agent/reconcile/local_plan.h"
+#include "tests/unit/reconcile/decision_of.h"
 
 using namespace meshos;
 using namespace meshos::reconcile;
@@ -62,12 +63,7 @@ void agree(LocalInputs& in) {
     if (n.report) n.report->view_digest = digest;
 }
 
-const DaemonDecision& decision(const LocalPlan& p, const std::string& name) {
-  auto it = std::find_if(p.decisions.begin(), p.decisions.end(),
-                         [&](const DaemonDecision& d) { return d.daemon == name; });
-  REQUIRE(it != p.decisions.end());
-  return *it;
-}
+using meshos::reconcile::testing::decision;
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "agent/reconcile/local_rebalancer.h"
+#include "tests/unit/reconcile/decision_of.h"
 
 using namespace meshos;
 using namespace meshos::reconcile;
@@ -56,11 +57,7 @@ PeerView& node(LocalInputs& in, const std::string& id) {
   return *it;
 }
 
-const DaemonDecision& decision(const LocalPlan& p, const std::string& name) {
-  auto it = std::find_if(p.decisions.begin(), p.decisions.end(), [&](const DaemonDecision& d) { return d.daemon == name; });
-  REQUIRE(it != p.decisions.end());
-  return *it;
-}
+using meshos::reconcile::testing::decision;
 
 // The id of the node `web` (1 replica) is assigned to, and of one it is not.
 std::pair<std::string, std::string> holderAndOther(const commits::DesiredState& d, size_t n) {

@@ -5,15 +5,6 @@
 
 #include "tests/unit/runtime/harness.h"
 
-namespace {
-// The real file system, for the instance journal.
-meshos::FileSystem& posixFs() {
-  static meshos::PosixFileSystem fs;
-  return fs;
-}
-}  // namespace
-
-
 using namespace meshos;
 using namespace meshos::runtime;
 using namespace meshos::runtime::testing;

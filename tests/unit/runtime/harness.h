@@ -28,6 +28,12 @@
 
 namespace meshos::runtime::testing {
 
+// The real file system, for the instance journal.
+inline FileSystem& posixFs() {
+  static PosixFileSystem fs;
+  return fs;
+}
+
 inline bool pidAlive(int pid) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0) return false;

@@ -2,15 +2,6 @@
 // rotation by size keeping N files.
 #include "tests/unit/runtime/harness.h"
 
-namespace {
-// The real file system, for the instance journal.
-meshos::FileSystem& posixFs() {
-  static meshos::PosixFileSystem fs;
-  return fs;
-}
-}  // namespace
-
-
 using namespace meshos;
 using namespace meshos::runtime;
 using namespace meshos::runtime::testing;

@@ -12,14 +12,14 @@ using meshos::spec::testing::errorOf;
 
 namespace {
 
-std::string daemon(const std::string& top, const std::string& container) {
+std::string containerDaemon(const std::string& top, const std::string& container) {
   return "[[daemon]]\nname = \"web\"\ncommand = [\"/bin/httpd\", \"-f\"]\n" + top + "\n[daemon.container]\n" + container + "\n";
 }
 
 }  // namespace
 
 TEST_CASE("a container daemon parses and round trips; a process daemon's bytes are unchanged") {
-  auto r = parseDaemonsToml(daemon("runtime = \"oci\"", "rootfs = \"/srv/web\"\nnetwork = \"none\"\n"
+  auto r = parseDaemonsToml(containerDaemon("runtime = \"oci\"", "rootfs = \"/srv/web\"\nnetwork = \"none\"\n"
                                    "capabilities = [\"CAP_NET_BIND_SERVICE\", \"CAP_CHOWN\"]\nwritable_rootfs = true"),
                             "local.toml");
   REQUIRE(r.isOk());
@@ -41,23 +41,23 @@ TEST_CASE("a container daemon parses and round trips; a process daemon's bytes a
   plain.command = {"/bin/httpd", "-f"};
   CHECK(canonicalBytes(process) == canonicalBytes(plain));
   CHECK(canonicalBytes(process) != canonicalBytes(s));
-  auto image = parseDaemonsToml(daemon("runtime = \"oci\"", "image = \"/srv/images/web:1.2\""), "local.toml");
+  auto image = parseDaemonsToml(containerDaemon("runtime = \"oci\"", "image = \"/srv/images/web:1.2\""), "local.toml");
   REQUIRE(image.isOk());
   CHECK(image->at(0).container.image == "/srv/images/web:1.2");
 }
 
 TEST_CASE("bad container settings are refused with the key and the reason") {
-  CHECK(contains(errorOf(daemon("", "rootfs = \"/srv/web\"")), "container: needs runtime = \"oci\""));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "")), "exactly one of rootfs and image"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "rootfs = \"/a\"\nimage = \"/b:1\"")), "exactly one of rootfs and image"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "rootfs = \"srv/web\"")), "container.rootfs: must be an absolute path"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "image = \"/srv/web\"")), "container.image: expected"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "image = \"web:1\"")), "container.image: expected"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "rootfs = \"/a\"\ncapabilities = [\"NET_ADMIN\"]")),
+  CHECK(contains(errorOf(containerDaemon("", "rootfs = \"/srv/web\"")), "container: needs runtime = \"oci\""));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "")), "exactly one of rootfs and image"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "rootfs = \"/a\"\nimage = \"/b:1\"")), "exactly one of rootfs and image"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "rootfs = \"srv/web\"")), "container.rootfs: must be an absolute path"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "image = \"/srv/web\"")), "container.image: expected"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "image = \"web:1\"")), "container.image: expected"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "rootfs = \"/a\"\ncapabilities = [\"NET_ADMIN\"]")),
                  "'NET_ADMIN' is not a capability name"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "rootfs = \"/a\"\nnetwork = \"bridge\"")), "network"));
-  CHECK(contains(errorOf(daemon("runtime = \"docker\"", "rootfs = \"/a\"")), "runtime"));
-  CHECK(contains(errorOf(daemon("runtime = \"oci\"", "rootfs = \"/a\"\nports = 1")), "ports"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "rootfs = \"/a\"\nnetwork = \"bridge\"")), "network"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"docker\"", "rootfs = \"/a\"")), "runtime"));
+  CHECK(contains(errorOf(containerDaemon("runtime = \"oci\"", "rootfs = \"/a\"\nports = 1")), "ports"));
   CHECK(contains(errorOf("[[daemon]]\nname = \"web\"\ncommand = [\"/bin/httpd\"]\nruntime = \"oci\"\n"
                          "[daemon.container]\nrootfs = \"/a\"\nnetwork = \"none\"\n"
                          "[daemon.health.readiness]\ntype = \"tcp\"\nport = 80\n"),

@@ -8,11 +8,11 @@ using namespace meshos::spec;
 using namespace meshos::spec::testing;
 
 namespace {
-const std::string kHead = "[[daemon]]\nname = \"web\"\ncommand = [\"/bin/true\"]\n";
+const std::string kSecretsHead = "[[daemon]]\nname = \"web\"\ncommand = [\"/bin/true\"]\n";
 }
 
 TEST_CASE("secret references parse from env and secret_files, and round-trip through Cap'n Proto") {
-  auto r = parseDaemonsToml(kHead + "env = { A = \"plain\", PW = { secret = \"db\" } }\nsecret_files = [\"tls\", \"db\"]\n",
+  auto r = parseDaemonsToml(kSecretsHead + "env = { A = \"plain\", PW = { secret = \"db\" } }\nsecret_files = [\"tls\", \"db\"]\n",
                             "local.toml");
   REQUIRE(r);
   const DaemonSpec& s = r->at(0);
@@ -26,7 +26,7 @@ TEST_CASE("secret references parse from env and secret_files, and round-trip thr
 }
 
 TEST_CASE("a spec without secrets keeps its canonical bytes") {
-  auto r = parseDaemonsToml(kHead, "local.toml");
+  auto r = parseDaemonsToml(kSecretsHead, "local.toml");
   REQUIRE(r);
   DaemonSpec with = r->at(0);
   with.secrets.env["PW"] = "db";
@@ -36,10 +36,10 @@ TEST_CASE("a spec without secrets keeps its canonical bytes") {
 }
 
 TEST_CASE("bad secret references are refused, named") {
-  CHECK(contains(errorOf(kHead + "env = { PW = { secret = 3 } }\n"), "env.PW: expected a string or { secret = \"NAME\" }"));
-  CHECK(contains(errorOf(kHead + "env = { PW = { secret = \"db\", x = 1 } }\n"), "env.PW"));
-  CHECK(contains(errorOf(kHead + "env = { PW = { secret = \"../x\" } }\n"), "env.PW.secret: '../x' is not a valid secret name"));
-  CHECK(contains(errorOf(kHead + "secret_files = [\"a/b\"]\n"), "secret_files: 'a/b' is not a valid secret name"));
+  CHECK(contains(errorOf(kSecretsHead + "env = { PW = { secret = 3 } }\n"), "env.PW: expected a string or { secret = \"NAME\" }"));
+  CHECK(contains(errorOf(kSecretsHead + "env = { PW = { secret = \"db\", x = 1 } }\n"), "env.PW"));
+  CHECK(contains(errorOf(kSecretsHead + "env = { PW = { secret = \"../x\" } }\n"), "env.PW.secret: '../x' is not a valid secret name"));
+  CHECK(contains(errorOf(kSecretsHead + "secret_files = [\"a/b\"]\n"), "secret_files: 'a/b' is not a valid secret name"));
   DaemonSpec s;
   s.name = "web";
   s.command = {"/bin/true"};
