@@ -476,7 +476,10 @@ void ChainWriter::maybePrune(ChainName chain) {
     spdlog::warn("chain {}: pruning write failed (will try again): {}", chainNameString(chain),
                  s.toString());
     Status r = store_.reopen();
-    if (!r) spdlog::warn("chain database reopen failed: {}", r.toString());
+    if (!r) {
+      spdlog::warn("chain database reopen failed: {}", r.toString());
+      noteFence(r);  // the next write waits for space like any other
+    }
     return;
   }
   wc.pruned += new_first - wc.first_seq;

@@ -14,8 +14,8 @@ constexpr size_t kSweepEvery = 4096;  // inserts between sweeps of expired entri
 }  // namespace
 
 struct MemberIdentityPool::State {
-  // Inside State, not in the anonymous namespace: State's field may not use a type of
-  // internal linkage when this file is compiled as part of a unity build (ASan replay).
+  // Inside State, not in the anonymous namespace: in a unity build (tools/dev's) this file
+  // is an included one, and GCC refuses a field whose type has internal linkage there.
   struct IdHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -5,7 +5,7 @@ A Debian host may hold its memory, cpu and pids controllers in cgroup v1 hierarc
 project's CI machine does: its cgroup2 mount offers no controllers), and a controller
 cannot move to cgroup2 while any v1 group uses it. So this test boots Debian's own kernel
 under QEMU (software emulation, no network device), with an initramfs it writes itself:
-busybox, the nine modules that mount the host's root read-only over virtio-9p, and an init
+busybox, the modules that mount the host's root read-only over virtio-9p, and an init
 that mounts a pure cgroup2 hierarchy at /sys/fs/cgroup, chroots into the host's root and
 runs the same limits test the host runs (e2e_runtime_limits), with MESHOS_LIMITS_REQUIRE=2:
 every controller must be on cgroup v2 there, or the test fails instead of skipping. Then the
@@ -13,13 +13,13 @@ whole agent's memory hog test (agent_daemons_test.py): a real meshos-agent, its 
 at memory_max, and the kill in its failure chain.
 
 Needs root (the guest reads the host's root as root), qemu-system-x86_64 and a kernel
-unpacked by `tools/dev deps` (MESHOS_VM_KERNEL, default ~/.cache/meshos/vm-kernel).
+unpacked by `tools/dev test` (MESHOS_VM_KERNEL, default ~/.cache/meshos/vm-kernel: vmlinuz,
+and modules/ with the modules and their load order, `order`).
 Without them it says what is missing and is skipped (exit 77).
 """
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,12 +27,13 @@ import time
 
 SKIP = 77
 BOOT_TIMEOUT_S = 240
-# Load order: each module after the ones it depends on (their .modinfo "depends=").
-MODULES = [
-    "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
-    "netfs", "fscache", "9pnet", "9pnet_virtio", "9p",
-]
 DONE = "MESHOS-VM-EXIT"
+
+
+def modules(kernel):
+    """The modules to load, in load order, as tools/dev listed them."""
+    with open(os.path.join(kernel, "modules", "order")) as f:
+        return f.read().split()
 
 
 def kernel_dir():
@@ -69,8 +70,8 @@ def guest_steps(limits_test):
     ]
 
 
-def init_script(steps):
-    inserts = "\n".join(f"insmod /mods/{m}.ko || fail 'insmod {m}'" for m in MODULES)
+def init_script(steps, names):
+    inserts = "\n".join(f"insmod /mods/{m}.ko || fail 'insmod {m}'" for m in names)
     runs = "\n".join(f"chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp HOME=/tmp "
                      f"/bin/sh -c '{command}'\necho \"{DONE} {name} $?\"" for name, command in steps)
     # The guest's own /proc, /sys, /dev and /tmp cover the host's in the chroot; cgroup2
@@ -96,10 +97,11 @@ def initramfs(kernel, steps):
         entries = [("bin", 0o40755, b""), ("bin/busybox", 0o100755, f.read())]
     for d in ("proc", "sys", "dev", "host", "mods"):
         entries.append((d, 0o40755, b""))
-    for m in MODULES:
+    names = modules(kernel)
+    for m in names:
         with open(os.path.join(kernel, "modules", m + ".ko"), "rb") as f:
             entries.append((f"mods/{m}.ko", 0o100644, f.read()))
-    entries.append(("init", 0o100755, init_script(steps).encode()))
+    entries.append(("init", 0o100755, init_script(steps, names).encode()))
     return cpio_newc(entries)
 
 
@@ -109,8 +111,8 @@ def missing_requirements(kernel, limits_test):
     for tool in ("qemu-system-x86_64", "busybox"):
         if shutil.which(tool) is None:
             return f"no {tool} (tools/dev deps installs it)"
-    if not os.path.isfile(os.path.join(kernel, "vmlinuz")):
-        return f"no kernel in {kernel} (tools/dev deps unpacks one)"
+    if not os.path.isfile(os.path.join(kernel, "vmlinuz")) or not os.path.isfile(os.path.join(kernel, "modules", "order")):
+        return f"no kernel in {kernel} (tools/dev test unpacks one)"
     for var, path in (("MESHOS_LIMITS_TEST", limits_test), ("MESHOS_AGENT", os.environ.get("MESHOS_AGENT")),
                       ("MESHOS_INSPECT", os.environ.get("MESHOS_INSPECT"))):
         if not path or not os.path.isfile(path):
